@@ -1,0 +1,76 @@
+"""BatchNorm re-estimation ("UpdateVar" in the paper): for each target fault rate p', run the training
+images through the frozen network with drop-connect at p' and record fresh BN running statistics.
+
+Our choices where the paper is silent: statistics are an exact average over the pass (momentum=None)
+rather than an exponential one; images are not augmented; one fresh mask per batch, as in training.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dse.checkpoint import bn_buffers, load_bn_buffers
+from dse.data import normalize
+from dse.device import autocast
+from dse.dropconnect import add_dropconnect, remove_dropconnect
+from dse.mapping import MappingPolicy
+
+DEFAULT_RATES = (0.0, 0.1, 0.2, 0.3)
+
+
+def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def calibrate_bn(
+    model: nn.Module,
+    images: Tensor,
+    rates=DEFAULT_RATES,
+    policy: MappingPolicy | str = "default",
+    *,
+    max_images: int | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[float, dict[str, Tensor]]:
+    """BN statistics per rate in `rates`, from uint8 `images` (N x 3 x 32 x 32). The model's weights and
+    its own BN statistics are left exactly as they were."""
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(seed)
+    if max_images is not None and max_images < len(images):
+        images = images[torch.randperm(len(images), generator=g)[:max_images]]
+    saved = bn_buffers(model)
+    layers = _bn_layers(model)
+    momenta = [bn.momentum for bn in layers]
+    was_training = model.training
+    out: dict[float, dict[str, Tensor]] = {}
+    try:
+        for rate in tqdm(list(rates), desc="calibrating BN", unit="rate", disable=not progress, leave=False):
+            torch.manual_seed(seed)  # the drop-connect masks of the pass
+            add_dropconnect(model, rate, policy)
+            for bn in layers:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average over the whole pass
+            model.train()
+            for i in range(0, len(images), batch_size):
+                x = normalize(images[i : i + batch_size].to(device))
+                with autocast(device):
+                    model(x)
+            remove_dropconnect(model)
+            out[float(rate)] = bn_buffers(model)
+    finally:
+        remove_dropconnect(model)
+        for bn, m in zip(layers, momenta):
+            bn.momentum = m
+        load_bn_buffers(model, saved)
+        model.train(was_training)
+    return out
+
+
+def nearest_rate(available, rate: float) -> float | None:
+    """The calibrated rate closest to `rate` (None when nothing was calibrated)."""
+    available = sorted(available)
+    return min(available, key=lambda r: (abs(r - rate), r)) if available else None

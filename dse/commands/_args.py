@@ -1,0 +1,83 @@
+"""Argument types shared by the commands: each rejects a bad value with one line naming it."""
+from __future__ import annotations
+
+import argparse
+import math
+
+from dse.errors import DSEError
+
+
+def _wrap(check):
+    def parse(text):
+        try:
+            return check(text)
+        except DSEError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return v
+
+
+def rate(text: str) -> float:
+    """A probability in [0, 1)."""
+    from dse.dropconnect import check_rate
+
+    return _wrap(lambda t: check_rate(t, "rate"))(text)
+
+
+def rate_list(text: str) -> list[float]:
+    """Comma-separated rates, e.g. 0,0.1,0.2,0.3."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates in [0, 1), got {text!r}")
+    return sorted({rate(p.strip()) for p in parts})
+
+
+def width(text: str) -> float:
+    from dse.models import check_width
+
+    return _wrap(check_width)(text)
+
+
+def network(text: str) -> str:
+    from dse.models import check_network
+
+    return _wrap(check_network)(text.lower())
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

@@ -1,0 +1,44 @@
+"""`python -m dse calibrate CKPT`: (re)compute BN statistics for target fault rates, in place."""
+from __future__ import annotations
+
+from dse.commands import _args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("calibrate", help="re-estimate BatchNorm statistics per target fault rate")
+    p.add_argument("checkpoint", help="checkpoint (.safetensors)")
+    p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
+    p.add_argument("--fault-rates", type=_args.rate_list, default=[0.0, 0.1, 0.2, 0.3])
+    p.add_argument("--calib-images", type=_args.positive_int, default=None,
+                   help="training images per pass (default: all)")
+    p.add_argument("--seed", type=_args.nonneg_int, default=0)
+    _args.add_device(p)
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    import time
+
+    from dse.calibrate import calibrate_bn
+    from dse.checkpoint import load_checkpoint, save_checkpoint
+    from dse.data import load_cifar10
+    from dse.device import pick_device
+
+    ckpt = load_checkpoint(args.checkpoint)
+    device = pick_device(args.device)
+    data = load_cifar10(args.data)
+    model = ckpt.build_model().to(device, memory_format=__import__("torch").channels_last)
+    t0 = time.perf_counter()
+    stats = calibrate_bn(model, data.train_x, args.fault_rates, ckpt.meta["mapping"], max_images=args.calib_images,
+                         seed=args.seed, device=device, progress=not args.json)
+    merged = {**ckpt.bn_stats, **stats}  # new rates replace old ones, others are kept
+    meta = {**ckpt.meta, "calibration": {"rates": sorted(merged), "images": args.calib_images or len(data.train_x),
+                                          "seed": args.seed, "time_s": round(time.perf_counter() - t0, 2),
+                                          "dataset": data.fingerprint}}
+    half = ckpt.meta.get("dtype") == "float16"
+    save_checkpoint(args.checkpoint, ckpt.state, meta, merged, half=half)
+    if not args.json:
+        print(f"calibrated {args.checkpoint} for fault rates {', '.join(f'{r:g}' for r in args.fault_rates)} "
+              f"in {meta['calibration']['time_s']}s")
+    return meta["calibration"]

@@ -1,0 +1,98 @@
+"""`python -m dse cost`: latency and energy of one design point on ISAAC, paper mode beside isaac mode.
+Without --network (or with --table) it prints both models for every network at the paper's widths."""
+from __future__ import annotations
+
+import argparse
+
+from dse.commands import _args
+from dse.mapping import POLICIES
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "cost",
+        help="latency/energy per image on ISAAC (paper's Table II method and our crossbar mapping)",
+        description="Latency (ns) and energy (uJ) for one 32x32 image on the ISAAC RRAM accelerator. "
+        "paper: the paper's Table II method; isaac: our crossbar-mapping model. "
+        "Without --network, prints the side-by-side table for all networks at widths 1.0-1.6.",
+    )
+    p.add_argument("--network", type=_args.network, help="resnet20, vgg13 or mobilenetv2")
+    p.add_argument("--width", type=_args.width, default=1.0, help="channel widening factor (default 1.0)")
+    p.add_argument("--shortcut-kernel", type=_args.positive_int, default=1,
+                   help="ResNet20 projection shortcut kernel, 1 or 3 (default 1)")
+    p.add_argument("--mapping", choices=list(POLICIES), default="default",
+                   help="which layers live on the crossbar (default: the paper's, 1x1 convs and linears off)")
+    p.add_argument("--cost-model", choices=["paper", "isaac", "both"], default="both")
+    p.add_argument("--table", action="store_true", help="paper vs isaac for all networks at widths 1.0-1.6")
+    _args.add_json(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> dict:
+    from dse import cost  # torch import deferred until the command runs
+
+    if args.table or args.network is None:
+        rows = cost.compare(policy=args.mapping)
+        if not args.json:
+            print_table(rows, args.mapping)
+        return {"policy": args.mapping, "table": rows}
+    models = ["paper", "isaac"] if args.cost_model == "both" else [args.cost_model]
+    result = {m: cost.estimate(args.network, args.width, args.shortcut_kernel, args.mapping, m)
+              for m in models}
+    if not args.json:
+        print(f"{args.network}  width {args.width:g}  shortcut kernel {args.shortcut_kernel}  "
+              f"mapping {args.mapping}  (per 32x32 image)")
+        if "isaac" in result:
+            _print_layers(result["isaac"]["layers"])
+        else:
+            _print_counts(result["paper"]["layers"])
+        for m in models:
+            _print_totals(m, result[m])
+    return result
+
+
+def _print_layers(layers: list[dict]) -> None:
+    print(f"{'layer':<26} {'k':>2} {'in':>5} {'out':>5} {'pos':>5} {'MACs':>11} {'device':<9} "
+          f"{'xbars':>5} {'util':>5} {'latency ns':>12} {'energy uJ':>10}")
+    for r in layers:
+        xbar = r["device"] == "crossbar"
+        print(f"{r['name']:<26} {r['kernel']:>2} {r['in_channels']:>5} {r['out_channels']:>5} "
+              f"{r['positions']:>5} {r['macs']:>11,} {r['device']:<9} "
+              f"{r['crossbars'] if xbar else '-':>5} {format(r['utilisation'], '.0%') if xbar else '-':>5} "
+              f"{r['latency_ns']:>12,.0f} {r['energy_uj']:>10.3f}")
+
+
+def _print_counts(layers: list[dict]) -> None:
+    print(f"{'layer':<26} {'k':>2} {'in':>5} {'out':>5} {'pos':>5} {'MACs':>11} {'weights':>9} on crossbar")
+    for r in layers:
+        print(f"{r['name']:<26} {r['kernel']:>2} {r['in_channels']:>5} {r['out_channels']:>5} "
+              f"{r['positions']:>5} {r['macs']:>11,} {r['weights']:>9,} "
+              f"{'yes' if r['on_crossbar'] else 'no'}")
+
+
+def _print_totals(model: str, result: dict) -> None:
+    t = result["totals"]
+    if model == "paper":
+        print(f"paper: {t['macs']:,} MACs (ptflops)  latency {t['latency_ns']:.2f} ns  "
+              f"energy {t['energy_uj']:.2f} uJ")
+        print(f"       units: {result['units']}")
+        return
+    print(f"isaac: latency {t['latency_ns']:,.0f} ns (one image, layer after layer)  "
+          f"interval {t['interval_ns']:,.0f} ns (pipelined)  energy {t['energy_uj']:.2f} uJ")
+    print(f"       crossbar {t['latency_crossbar_ns']:,.0f} ns / {t['energy_crossbar_uj']:.2f} uJ, "
+          f"processor {t['latency_processor_ns']:,.0f} ns / {t['energy_processor_uj']:.2f} uJ "
+          f"({t['processor_energy_share']:.0%} of energy)")
+    print(f"       {t['crossbars']} crossbars ({t['cell_utilisation']:.0%} of cells used), {t['imas']} IMAs, "
+          f"{t['tiles']} tiles, {t['chips']} chip(s)")
+
+
+def print_table(rows: list[dict], policy: str = "default") -> None:
+    print(f"per 32x32 image; mapping {policy}; paper = Table II method, isaac = crossbar mapping")
+    print(f"{'network':<12} {'width':>5} {'MACs (M)':>9} {'paper ns':>9} {'paper uJ':>9} {'isaac ns':>11} "
+          f"{'interval ns':>11} {'isaac uJ':>9} {'cpu share':>9} {'xbars':>6}")
+    for r in rows:
+        print(f"{r['network']:<12} {r['width']:>5.1f} {r['macs'] / 1e6:>9.2f} {r['paper_latency_ns']:>9.2f} "
+              f"{r['paper_energy_uj']:>9.2f} {r['isaac_latency_ns']:>11,.0f} "
+              f"{r['isaac_interval_ns']:>11,.0f} "
+              f"{r['isaac_energy_uj']:>9.2f} {r['isaac_processor_energy_share']:>9.0%} {r['crossbars']:>6}")

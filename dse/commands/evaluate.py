@@ -1,0 +1,58 @@
+"""`python -m dse evaluate CKPT --fault-rate F ...`: Monte-Carlo accuracy under crossbar faults."""
+from __future__ import annotations
+
+from dse.commands import _args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy under SA1/SA0 faults over many simulated crossbars")
+    p.add_argument("checkpoint", help="checkpoint (.safetensors)")
+    p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
+    p.add_argument("--fault-rate", type=_args.rate, action="append", required=True,
+                   help="fault rate f in [0, 1); repeat for several")
+    p.add_argument("--instances", type=_args.positive_int, default=100, help="crossbar instances (max if adaptive)")
+    p.add_argument("--adaptive", type=_args.positive_float, default=None, metavar="HALF_WIDTH",
+                   help="stop once the 95%% CI half-width (accuracy points) is below this")
+    p.add_argument("--min-instances", type=_args.positive_int, default=20)
+    p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
+    p.add_argument("--fault-model", default="sa1", help="sa1 (weight reads 0) or sa0 (reads max magnitude)")
+    p.add_argument("--no-recalibrate", action="store_true", help="use the trained BN statistics at every rate")
+    p.add_argument("--no-rescale", action="store_true", help="drop the 1/(1-f) scale at inference")
+    p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
+    p.add_argument("--batch-size", type=_args.positive_int, default=500)
+    _args.add_device(p)
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    import warnings
+
+    from dse.checkpoint import load_checkpoint
+    from dse.data import load_cifar10
+    from dse.device import pick_device
+    from dse.evaluate import Protocol, evaluate
+
+    protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
+                        seed=args.seed, fault_model=args.fault_model, recalibrate=not args.no_recalibrate,
+                        rescale=not args.no_rescale, test_images=args.test_images).check()
+    ckpt = load_checkpoint(args.checkpoint)
+    device = pick_device(args.device)
+    data = load_cifar10(args.data)
+    warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
+                          batch_size=args.batch_size)
+    result["warnings"] = sorted({str(w.message) for w in caught})
+    if not args.json:
+        for w in result["warnings"]:
+            print(f"warning: {w}")
+        print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
+              f"({result['mapping']}); {result['results'][0]['test_images']} test images")
+        print(f"  fault-free: float {result['fault_free_accuracy']}%  8-bit {result['fault_free_quantized_accuracy']:.2f}%")
+        print(f"  {'fault':>6} {'n':>4} {'mean':>7} {'95% CI':>15} {'std':>6} {'p5':>7} {'worst':>7} {'time':>7}")
+        for r in result["results"]:
+            ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
+            print(f"  {r['fault_rate']:>6.3g} {r['n']:>4} {r['mean']:>7.2f} {ci:>15} {r['std']:>6.2f} "
+                  f"{r['p5']:>7.2f} {r['worst']:>7.2f} {r['time_s']:>6.1f}s")
+    return result

@@ -1,0 +1,32 @@
+"""`python -m dse info CKPT`: what a checkpoint holds, after verifying it."""
+from __future__ import annotations
+
+from dse.commands import _args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("info", help="show a checkpoint's metadata (verifies the file)")
+    p.add_argument("checkpoint", help="checkpoint (.safetensors)")
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from dse.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.build_model()  # proves the weights fit the declared network
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("history", "optimizer_groups", "config")}
+    meta["parameters"] = sum(p.numel() for p in model.parameters())
+    if not args.json:
+        m = meta
+        print(f"{ckpt.path}")
+        print(f"  network {m['network']}  width {m['width']:g}  shortcut {m['shortcut_kernel']}x{m['shortcut_kernel']}"
+              f"  mapping {m['mapping']}  drop-connect {m['dropconnect']:g}  seed {m['seed']}")
+        print(f"  parameters {m['parameters']:,}  stored as {m.get('dtype')}  complete {m.get('complete', True)}")
+        print(f"  epochs {m.get('epochs_done')}/{m.get('epochs')}  train time {m.get('train_time_s')}s"
+              f"  fault-free test accuracy {m.get('test_accuracy')}%")
+        print(f"  BN calibrated for fault rates {', '.join(f'{r:g}' for r in m.get('calibrated_rates', [])) or 'none'}")
+        ds = m.get("dataset", {})
+        print(f"  data {ds.get('source')} (fingerprint {ds.get('fingerprint')})  versions {m.get('versions')}")
+    return meta

@@ -1,0 +1,61 @@
+"""`python -m dse train`: train one design point with drop-connect, calibrate its BN, write a checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dse.commands import _args
+
+
+def add_parser(sub) -> None:
+    from dse.train import Recipe
+
+    d = Recipe()
+    p = sub.add_parser("train", help="train a network with drop-connect and write a checkpoint")
+    p.add_argument("--network", type=_args.network, default="resnet20", help="resnet20, vgg13 or mobilenetv2")
+    p.add_argument("--width", type=_args.width, default=1.0, help="width multiplier (channels int(c*w))")
+    p.add_argument("--shortcut-kernel", type=int, default=1, help="ResNet20 projection shortcut kernel: 1 or 3")
+    p.add_argument("--mapping", default="default", help="crossbar mapping policy (default, 1x1-on-crossbar, ...)")
+    p.add_argument("--dropconnect", type=_args.rate, default=0.0, help="drop-connect rate p in [0, 1)")
+    p.add_argument("--epochs", type=_args.positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=_args.positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=_args.positive_float, default=d.lr, help="peak learning rate")
+    p.add_argument("--data", default=None, help="CIFAR-10: batches folder, image tree or .tar.gz (or $DSE_DATA)")
+    p.add_argument("--download", action="store_true", help="download the original CIFAR-10 into --data")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint path (.safetensors)")
+    p.add_argument("--seed", type=_args.nonneg_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from <out>.partial after an interruption")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    p.add_argument("--fault-rates", type=_args.rate_list, default=[0.0, 0.1, 0.2, 0.3],
+                   help="fault rates p' to calibrate BN for, comma-separated (empty run: --no-calibrate)")
+    p.add_argument("--no-calibrate", action="store_true", help="skip BN re-estimation")
+    p.add_argument("--calib-images", type=_args.positive_int, default=None,
+                   help="training images per calibration pass (default: all)")
+    p.add_argument("--max-train-images", type=_args.positive_int, default=None, help="train on a subset")
+    _args.add_device(p)
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from dse.data import load_cifar10
+    from dse.device import pick_device
+    from dse.errors import DSEError
+    from dse.mapping import MappingPolicy
+    from dse.models import build_model
+    from dse.train import Recipe, TrainConfig, train
+
+    MappingPolicy.parse(args.mapping)
+    build_model(args.network, args.width, args.shortcut_kernel)  # validates the combination up front
+    if args.out.suffix != ".safetensors":
+        raise DSEError(f"--out must end in .safetensors, got {str(args.out)!r}")
+    device = pick_device(args.device)
+    cfg = TrainConfig(
+        network=args.network, width=args.width, shortcut_kernel=args.shortcut_kernel, mapping=args.mapping,
+        dropconnect=args.dropconnect, seed=args.seed,
+        recipe=Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+        calib_rates=() if args.no_calibrate else tuple(args.fault_rates), calib_images=args.calib_images,
+        max_train_images=args.max_train_images,
+    )
+    data = load_cifar10(args.data, download=args.download)
+    log = (lambda s: None) if args.json else print
+    return train(cfg, data, args.out, device=device, resume=args.resume, overwrite=args.overwrite, log=log)

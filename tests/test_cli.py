@@ -1,0 +1,60 @@
+"""The CLI end to end on a tiny image tree: train -> info -> calibrate -> evaluate, plus bad input."""
+import json
+
+import pytest
+
+from dse.cli import main
+from tests.test_data import make_tree
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_tree(tmp_path_factory.mktemp("cli") / "data", per_class=6)
+
+
+def run_json(capsys, *argv):
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
+    monkeypatch.setenv("DSE_DATA", str(tree))
+    ckpt = str(tmp_path / "m.safetensors")
+    meta = run_json(capsys, "train", "--network", "resnet20", "--width", "0.5", "--shortcut-kernel", "3",
+                    "--dropconnect", "0.3", "--epochs", "1", "--batch-size", "20", "--out", ckpt,
+                    "--fault-rates", "0,0.1", "--device", "cpu")
+    assert meta["complete"] and meta["shortcut_kernel"] == 3 and meta["calibration"]["rates"] == [0.0, 0.1]
+    info = run_json(capsys, "info", ckpt)
+    assert info["dropconnect"] == 0.3 and info["parameters"] > 0 and "optimizer_groups" not in info
+    cal = run_json(capsys, "calibrate", ckpt, "--fault-rates", "0.2", "--calib-images", "30")
+    assert cal["rates"] == [0.0, 0.1, 0.2]
+    ev = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.1", "--fault-rate", "0.15", "--instances", "3")
+    assert [r["n"] for r in ev["results"]] == [3, 3]
+    assert any("0.15" in w for w in ev["warnings"])  # 0.15 was not calibrated
+    assert main(["evaluate", ckpt, "--fault-rate", "0.1", "--instances", "2"]) == 0  # human-readable table
+    assert "95% CI" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--network", "resnet56", "--out", "x.safetensors"], "unknown network 'resnet56'"),
+    (["train", "--width", "-1", "--out", "x.safetensors"], "width must be a positive finite number"),
+    (["train", "--width", "nan", "--out", "x.safetensors"], "width must be a positive finite number"),
+    (["train", "--dropconnect", "1", "--out", "x.safetensors"], "rate must be in [0, 1)"),
+    (["train", "--epochs", "0", "--out", "x.safetensors"], "positive integer"),
+    (["train", "--network", "vgg13", "--shortcut-kernel", "3", "--out", "x.safetensors"], "not available for vgg13"),
+    (["train", "--out", "x.pt"], "must end in .safetensors"),
+    (["evaluate", "nope.safetensors", "--fault-rate", "0.1"], "does not exist"),
+    (["evaluate", "nope.safetensors", "--fault-rate", "1.0"], "rate must be in [0, 1)"),
+    (["evaluate", "nope.safetensors", "--fault-rate", "abc"], "got 'abc'"),
+    (["info", "missing.safetensors"], "does not exist"),
+    (["train", "--out", "x.safetensors", "--data", "/no/such/dir"], "does not exist"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        code = main(argv)
+        raise SystemExit(code)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing half-written

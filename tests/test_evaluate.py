@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from dse.checkpoint import load_checkpoint
+from dse.errors import DSEError
+from dse.evaluate import Evaluator, Protocol, evaluate, summarize
+from dse.train import Recipe, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data):
+    out = tmp_path_factory.mktemp("ev") / "m.safetensors"
+    cfg = TrainConfig(network="resnet20", width=0.5, dropconnect=0.2, seed=0,
+                      recipe=Recipe(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5),
+                      calib_rates=(0.0, 0.3), calib_images=256)
+    train(cfg, tiny_data, out, progress=False, log=lambda *_: None)
+    return load_checkpoint(out)
+
+
+def test_summary_statistics():
+    accs = [90.0, 91.0, 89.5, 92.0, 90.5]
+    s = summarize(accs)
+    a = np.array(accs)
+    assert s["mean"] == pytest.approx(a.mean()) and s["std"] == pytest.approx(a.std(ddof=1))
+    assert s["ci95"] == pytest.approx(stats.t.ppf(0.975, 4) * a.std(ddof=1) / np.sqrt(5))
+    assert s["worst"] == 89.5 and s["best"] == 92.0 and s["p5"] == pytest.approx(np.percentile(a, 5))
+
+
+def test_fixed_protocol_reports_every_instance(trained, tiny_data):
+    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=5), progress=False)
+    r0, r3 = res["results"]
+    assert r0["n"] == 1 and r0["mean"] == res["fault_free_quantized_accuracy"]  # no faults: one network
+    assert r3["n"] == 5 and len(r3["accuracies"]) == 5 and r3["bn_rate"] == 0.3
+    assert r3["worst"] <= r3["mean"] <= r3["best"]
+    assert len(set(r3["accuracies"])) > 1  # instances differ
+    assert res["fault_free_accuracy"] == trained.meta["test_accuracy"]
+
+
+def test_results_are_reproducible_and_seed_dependent(trained, tiny_data):
+    run = lambda seed: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.2],  # noqa: E731
+                                Protocol(instances=3, seed=seed), progress=False)["results"][0]["accuracies"]
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+def test_heavy_faults_hurt_accuracy(trained, tiny_data):
+    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.9], Protocol(instances=3), progress=False)
+    assert res["results"][1]["mean"] < res["results"][0]["mean"]
+
+
+def test_adaptive_stops_early(trained, tiny_data):
+    p = Protocol(instances=60, adaptive=50.0, min_instances=4)  # a loose target is met at the minimum
+    r = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], p, progress=False)["results"][0]
+    assert r["n"] == 4 and r["protocol"] == "adaptive(50.0)"
+
+
+def test_uncalibrated_rate_warns_and_uses_the_nearest(trained, tiny_data):
+    ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
+    with pytest.warns(UserWarning, match="using those for 0.3"):
+        assert ev.use_bn_for(0.25) == 0.3
+    assert ev.use_bn_for(0.25, recalibrate=False) is None
+
+
+def test_evaluation_never_changes_the_weights(trained, tiny_data):
+    ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
+    before = {k: v.clone() for k, v in ev.model.named_parameters()}
+    ev.run(0.3, Protocol(instances=2), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in ev.model.named_parameters())
+
+
+@pytest.mark.parametrize("p, match", [
+    (Protocol(instances=0), "instances"),
+    (Protocol(adaptive=-1.0), "adaptive"),
+    (Protocol(fault_model="sa9"), "fault model"),
+])
+def test_bad_protocols(p, match):
+    with pytest.raises(DSEError, match=match):
+        p.check()
+
+
+def test_bad_fault_rate(trained, tiny_data):
+    ev = Evaluator(trained, tiny_data.test_x[:10], tiny_data.test_y[:10])
+    with pytest.raises(DSEError, match="fault rate must be in"):
+        ev.run(1.0, Protocol(instances=2), progress=False)

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from dse.checkpoint import load_checkpoint
+from dse.errors import DSEError
+from dse.train import Recipe, TrainConfig, lr_at, partial_path, train
+
+
+def config(**kw):
+    recipe = Recipe(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5)
+    return TrainConfig(network="resnet20", width=0.5, dropconnect=0.3, seed=1, recipe=recipe,
+                       calib_rates=(0.0, 0.2), calib_images=128, **kw)
+
+
+def quiet(*_):
+    pass
+
+
+def test_training_learns_and_writes_a_complete_checkpoint(tmp_path, tiny_data):
+    out = tmp_path / "m.safetensors"
+    meta = train(config(), tiny_data, out, progress=False, log=quiet)
+    ck = load_checkpoint(out)
+    assert ck.meta["complete"] and ck.meta["epochs_done"] == 3
+    assert ck.meta["test_accuracy"] == meta["test_accuracy"] > 25  # chance is 10%
+    assert ck.meta["calibrated_rates"] == [0.0, 0.2] and ck.meta["calibration"]["images"] == 128
+    assert ck.meta["dataset"]["fingerprint"] == tiny_data.fingerprint
+    assert ck.meta["versions"]["torch"] == torch.__version__
+    assert not partial_path(out).exists()
+    assert not any(k.startswith("optim") for k in ck.extra)  # no optimizer state in a finished checkpoint
+
+
+def test_resume_equals_uninterrupted(tmp_path, tiny_data):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    train(config(), tiny_data, a, progress=False, log=quiet)
+    train(config(), tiny_data, b, progress=False, log=quiet, stop_after_epochs=1)  # "interrupted"
+    assert partial_path(b).exists() and not b.exists()
+    assert load_checkpoint(partial_path(b)).meta["epochs_done"] == 1
+    train(config(), tiny_data, b, progress=False, log=quiet, resume=True)
+    sa, sb = load_checkpoint(a), load_checkpoint(b)
+    for k, v in sa.state.items():
+        assert torch.allclose(v, sb.state[k], atol=1e-6), k
+    assert sa.meta["test_accuracy"] == sb.meta["test_accuracy"]
+
+
+def test_existing_checkpoint_is_not_overwritten_by_accident(tmp_path, tiny_data):
+    out = tmp_path / "m.safetensors"
+    cfg = config()
+    cfg.recipe.epochs = 1
+    train(cfg, tiny_data, out, progress=False, log=quiet)
+    with pytest.raises(DSEError, match="exists; pass --resume"):
+        train(cfg, tiny_data, out, progress=False, log=quiet)
+    assert train(cfg, tiny_data, out, progress=False, log=quiet, resume=True)["complete"]
+
+
+def test_resume_refuses_another_configuration(tmp_path, tiny_data):
+    out = tmp_path / "m.safetensors"
+    train(config(), tiny_data, out, progress=False, log=quiet, stop_after_epochs=1)
+    other = config()
+    other.dropconnect = 0.1
+    with pytest.raises(DSEError, match="different configuration"):
+        train(other, tiny_data, out, progress=False, log=quiet, resume=True)
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path, tiny_data):
+    cfg = config()
+    cfg.recipe.lr = float("inf")
+    with pytest.raises(DSEError, match="diverged at epoch 1"):
+        train(cfg, tiny_data, tmp_path / "m.safetensors", progress=False, log=quiet)
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    lrs = [lr_at(s, 100, 10, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(x >= y for x, y in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01
