@@ -36,6 +36,7 @@ class Checkpoint:
     bn_stats: dict[float, dict[str, Tensor]] = field(default_factory=dict)  # rate -> BN buffers
     extra: dict[str, Tensor] = field(default_factory=dict)  # e.g. optimizer state of a partial file
     path: str = ""
+    sha256: str = ""  # digest of every tensor: identifies exactly these weights
 
     def build_model(self) -> nn.Module:
         """The network of this checkpoint with its weights loaded (strict: every key and shape must match)."""
@@ -169,7 +170,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if _digest(tensors) != header["sha256"]:
         raise DSEError(f"{path} is corrupted: its tensors do not match the recorded sha256")
     meta = check_meta(header["dse"], str(path))
-    ckpt = Checkpoint(meta=meta, state={}, path=str(path))
+    ckpt = Checkpoint(meta=meta, state={}, path=str(path), sha256=header["sha256"])
     for k, t in tensors.items():
         kind, _, rest = k.partition("/")
         if kind == "model":

@@ -132,17 +132,44 @@ class Evaluator:
 
 
 def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, protocol: Protocol | None = None,
-             device="cpu", progress: bool = True, batch_size: int = 500) -> dict:
-    """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies."""
+             device="cpu", progress: bool = True, batch_size: int = 500,
+             on_result: Callable[[dict], None] | None = None,
+             on_instance: Callable[[float, int, float], None] | None = None) -> dict:
+    """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies.
+    on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar."""
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = test_x[: protocol.test_images], test_y[: protocol.test_images]
     ev = Evaluator(ckpt, test_x, test_y, device, batch_size)
     ev.use_bn_for(0.0, protocol.recalibrate)
     quantized = ev.accuracy(ev.injector.weights(None, 0.0))
-    results = [ev.run(f, protocol, progress) for f in fault_rates]
+    results = []
+    for f in fault_rates:
+        cb = (lambda i, acc, f=f: on_instance(f, i, acc)) if on_instance else None
+        results.append(ev.run(f, protocol, progress, on_instance=cb))
+        if on_result:
+            on_result({**results[-1], "fault_free_quantized_accuracy": quantized})
     m = ckpt.meta
     return {"checkpoint": ckpt.path, "network": m["network"], "width": m["width"],
             "shortcut_kernel": m["shortcut_kernel"], "mapping": m["mapping"], "dropconnect": m["dropconnect"],
             "fault_free_accuracy": m.get("test_accuracy"), "fault_free_quantized_accuracy": quantized,
             "protocol": asdict(protocol), "results": results}
+
+
+def layer_sensitivity(ev: Evaluator, rate: float, instances: int = 3, seed: int = 0,
+                      on_layer: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Accuracy with faults at `rate` in one crossbar layer at a time (others fault-free, 8-bit): which
+    layers a chip's defects hurt most. Uses the BN statistics for p' = rate, as a full evaluation does."""
+    rate = check_rate(rate, "fault rate")
+    ev.use_bn_for(rate)
+    clean = ev.accuracy(ev.injector.weights(None, 0.0))
+    rows = []
+    names = list(ev.injector.layers)
+    for k, name in enumerate(names):
+        accs = [ev.accuracy(ev.injector.weights(i, rate, seed, only=name)) for i in range(instances)]
+        acc = float(np.mean(accs))
+        rows.append({"layer": name, "weights": int(np.prod(ev.injector.shape_of[name])), "accuracy": acc,
+                     "drop": clean - acc})
+        if on_layer:
+            on_layer(k + 1, len(names))
+    return rows

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -61,6 +62,27 @@ def instance_seed(base_seed: int, instance: int, shapes: list[tuple[int, ...]]) 
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
 
 
+def draw_uniforms(shapes: dict[str, tuple[int, ...]], instance: int, seed: int = 0) -> dict[str, Tensor]:
+    """One uniform draw per crossbar cell, layer by layer in order; a cell is faulty at rate f when its
+    draw is below f. Drawn on the CPU so that CPU and CUDA runs see identical maps."""
+    g = torch.Generator().manual_seed(instance_seed(seed, instance, list(shapes.values())))
+    return {name: torch.rand(shape, generator=g) for name, shape in shapes.items()}
+
+
+def crossbar_shapes(model: nn.Module, policy: MappingPolicy | str = "default") -> dict[str, tuple[int, ...]]:
+    """Weight shapes of the crossbar layers (works on a model built on the meta device)."""
+    return {name: tuple(m.weight.shape) for name, m in crossbar_layers(model, policy).items()}
+
+
+def tile_fault_map(shapes: dict[str, tuple[int, ...]], layer: str, instance: int, rate: float, seed: int = 0,
+                   tile: int = 128) -> np.ndarray:
+    """The first crossbar tile of `layer` as the crossbar sees it: rows = inputs (in x k x k), columns =
+    outputs; True where a cell is stuck. For teaching: what one chip's defects look like."""
+    u = draw_uniforms(shapes, instance, seed)[layer]
+    matrix = u.flatten(1).T  # (in*k*k) x out, one weight per cell
+    return (matrix[:tile, :tile] < rate).numpy()
+
+
 class FaultInjector:
     """Holds one model's quantised crossbar weights; builds the faulty weights of any instance."""
 
@@ -69,17 +91,11 @@ class FaultInjector:
         self.quantized: dict[str, tuple[Tensor, Tensor]] = {
             name: quantize(m.weight, bits) for name, m in self.layers.items()
         }
-        self.shapes = [tuple(m.weight.shape) for m in self.layers.values()]
+        self.shape_of = {name: tuple(m.weight.shape) for name, m in self.layers.items()}
         self.dtype = next(model.parameters()).dtype
 
-    def uniforms(self, instance: int, seed: int = 0) -> dict[str, Tensor]:
-        """One uniform draw per crossbar cell; a cell is faulty at rate f when its draw is below f.
-        Drawn on the CPU so that CPU and CUDA runs see identical maps."""
-        g = torch.Generator().manual_seed(instance_seed(seed, instance, self.shapes))
-        return {name: torch.rand(q.shape, generator=g) for name, (q, _) in self.quantized.items()}
-
     def fault_maps(self, instance: int, rate: float, seed: int = 0) -> dict[str, Tensor]:
-        return {name: u < rate for name, u in self.uniforms(instance, seed).items()}
+        return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
 
     def weights(
         self,
@@ -88,15 +104,18 @@ class FaultInjector:
         seed: int = 0,
         fault_model: str = "sa1",
         rescale: bool = True,
+        only: str | None = None,
     ) -> dict[str, Tensor]:
         """`{"layer.weight": tensor}` for functional_call. instance=None gives the fault-free
-        quantised weights. rescale keeps the drop-connect 1/(1-f) scale on (as the paper does)."""
+        quantised weights. rescale keeps the drop-connect 1/(1-f) scale on (as the paper does).
+        only="layer" puts faults (and the rescale) in that one layer, for per-layer sensitivity."""
         apply = FAULT_MODELS[check_fault_model(fault_model)]
         maps = self.fault_maps(instance, rate, seed) if instance is not None and rate > 0 else None
         scale_f = 1.0 / (1.0 - rate) if rescale else 1.0
         out = {}
         for name, (levels, scale) in self.quantized.items():
-            if maps is not None:
+            hit = maps is not None and (only is None or only == name)
+            if hit:
                 levels = apply(levels, maps[name].to(levels.device))
-            out[f"{name}.weight"] = (levels * (scale * scale_f)).to(self.dtype)
+            out[f"{name}.weight"] = (levels * (scale * (scale_f if hit else 1.0))).to(self.dtype)
         return out

@@ -121,10 +121,12 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
     stop_after_epochs: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train, calibrate BN, and write the checkpoint `out`; returns its metadata."""
+    """Train, calibrate BN, and write the checkpoint `out`; returns its metadata.
+    on_epoch(record) and on_step(done, total) report progress (the app's jobs use them)."""
     out = Path(out)
     device = torch.device(device)
     check_rate(cfg.dropconnect)
@@ -202,6 +204,8 @@ def train(
             scaler.update()
             loss_sum += loss.detach().float()
             correct += (logits.argmax(1) == y).sum()
+            if on_step:
+                on_step(step + 1, total)
         train_loss = loss_sum.item() / steps_per_epoch
         if not math.isfinite(train_loss):
             kept = f"last good state kept in {part}" if part.exists() else "no earlier epoch to keep"

@@ -48,7 +48,7 @@ def test_maps_reproducible_by_seed_and_shared_by_same_shapes():
     assert any(not torch.equal(ma[k], a.fault_maps(6, 0.1, seed=7)[k]) for k in ma)
     assert any(not torch.equal(ma[k], a.fault_maps(5, 0.1, seed=8)[k]) for k in ma)
     other = FaultInjector(model(0, width=1.2))
-    assert instance_seed(7, 5, a.shapes) != instance_seed(7, 5, other.shapes)
+    assert instance_seed(7, 5, list(a.shape_of.values())) != instance_seed(7, 5, list(other.shape_of.values()))
 
 
 def test_maps_nest_across_rates():

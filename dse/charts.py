@@ -1,0 +1,98 @@
+"""Plotly figures of the explorer (plain functions of DataFrames, so the app only lays them out)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+AXIS = {"latency_ns": "latency per image (ns)", "energy_uj": "energy per image (uJ)",
+        "accuracy": "accuracy (%)", "fault_rate": "SA1 fault rate", "dropconnect": "drop-connect rate p"}
+
+
+def empty(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14))
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=320)
+    return fig
+
+
+def accuracy_vs_fault_rate(curves: pd.DataFrame, title: str) -> go.Figure:
+    """One line per drop-connect rate, 95% CI as error bars (the paper's Figs. 3-5)."""
+    if curves.empty:
+        return empty("no evaluations for this architecture yet")
+    d = curves.assign(p=curves.dropconnect.map(lambda p: f"p={p:g}"))
+    fig = px.line(d, x="fault_rate", y="mean", color="p", error_y="ci95", markers=True,
+                  hover_data={"n": True, "worst": ":.2f", "ci95": ":.2f", "p": False},
+                  labels={**AXIS, "mean": AXIS["accuracy"], "p": "drop-connect"}, title=title)
+    fig.update_layout(height=380, legend_title_text="drop-connect")
+    return fig
+
+
+def dropconnect_heatmap(curves: pd.DataFrame, title: str) -> go.Figure:
+    """Accuracy over drop-connect rate x fault rate, best drop-connect rate per fault rate marked (Fig. 6)."""
+    if curves.empty:
+        return empty("no evaluations for this architecture yet")
+    grid = curves.pivot_table(index="dropconnect", columns="fault_rate", values="mean")
+    fig = px.imshow(grid.values, x=[f"{f:g}" for f in grid.columns], y=[f"{p:g}" for p in grid.index],
+                    color_continuous_scale="Viridis", aspect="auto", text_auto=".1f", origin="lower",
+                    labels={"x": AXIS["fault_rate"], "y": AXIS["dropconnect"], "color": "accuracy %"}, title=title)
+    best = grid.idxmax(axis=0)
+    fig.add_trace(go.Scatter(x=[f"{f:g}" for f in best.index], y=[f"{p:g}" for p in best.values], mode="markers",
+                             marker=dict(symbol="star", size=18, color="red", line=dict(color="white", width=1)),
+                             name="best p per fault rate"))
+    fig.update_layout(height=380, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: str | None,
+           recommended: str | None, fault_rate: float) -> go.Figure:
+    """Accuracy against cost for all evaluated design points; front, selection and recommendation marked."""
+    t = table.dropna(subset=["accuracy", objective])
+    if t.empty:
+        return empty(f"no design point evaluated at fault rate {fault_rate:g} yet")
+    hover = {"label": True, "ci95": ":.2f", "worst": ":.2f", "n": True, objective: ":.4g", "network": False}
+    fig = px.scatter(t, x=objective, y="accuracy", color="network", hover_name="label", hover_data=hover,
+                     labels=AXIS, title=f"accuracy vs {objective.split('_')[0]} at fault rate {fault_rate:g}")
+    f = front.sort_values(objective)
+    fig.add_trace(go.Scatter(x=f[objective], y=f["accuracy"], mode="lines", line=dict(color="black", dash="dot"),
+                             line_shape="hv", name="Pareto front", hoverinfo="skip"))
+    for pid, name, style in ((selected, "selected", dict(symbol="circle-open", size=22, color="red", line=dict(width=3))),
+                             (recommended, "recommended", dict(symbol="star", size=20, color="gold",
+                                                                line=dict(color="black", width=1)))):
+        hit = t[t.point_id == pid] if pid else t.iloc[0:0]
+        if not hit.empty:
+            fig.add_trace(go.Scatter(x=hit[objective], y=hit["accuracy"], mode="markers", marker=style, name=name,
+                                     hovertext=hit["label"]))
+    fig.update_layout(height=420)
+    return fig
+
+
+def mapping_comparison(ev: pd.DataFrame, title: str) -> go.Figure:
+    """1x1 layers on the processor vs on the crossbar (the paper's Fig. 7)."""
+    if ev.empty:
+        return empty("needs this point trained under both mappings")
+    fig = px.line(ev, x="fault_rate", y="mean", color="mapping", error_y="ci95", markers=True,
+                  labels={**AXIS, "mean": AXIS["accuracy"]}, title=title)
+    fig.update_layout(height=380)
+    return fig
+
+
+def fault_map(faulty: np.ndarray, title: str) -> go.Figure:
+    """One crossbar tile: rows are inputs (in x k x k), columns are outputs; dark cells are stuck."""
+    fig = px.imshow(faulty.astype(np.uint8), color_continuous_scale=[[0, "#f2f2f2"], [1, "#b2182b"]],
+                    labels={"x": "column (output channel)", "y": "row (input x kernel position)", "color": "stuck"},
+                    title=title)
+    fig.update_coloraxes(showscale=False)
+    fig.update_layout(height=460)
+    return fig
+
+
+def sensitivity(df: pd.DataFrame, title: str) -> go.Figure:
+    """Accuracy drop when only one layer has faults."""
+    if df.empty:
+        return empty("run the sensitivity analysis to see this chart")
+    fig = px.bar(df, x="layer", y="drop", hover_data={"accuracy": ":.2f", "weights": True},
+                 labels={"drop": "accuracy drop (points)", "layer": "crossbar layer"}, title=title)
+    fig.update_layout(height=380, xaxis_tickangle=-45)
+    return fig

@@ -1,0 +1,196 @@
+"""Background jobs: train or evaluate one design point in a separate process, with its state,
+progress, ETA and errors in the results store. The app and sweeps only submit and watch; a worker
+(`python -m dse worker JOB_ID`) does the work. Two requests for the same work share one job."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from dse.errors import DSEError
+from dse.store import DesignPoint, Store
+
+
+KINDS = ("train", "evaluate", "sensitivity")
+
+
+class Cancelled(Exception):
+    """Raised inside a worker when its job is cancelled (SIGTERM)."""
+
+
+def checkpoint_name(point: DesignPoint, seed: int = 0) -> str:
+    return (f"{point.network}-w{point.width:g}-k{point.shortcut_kernel}-{point.mapping}"
+            f"-p{point.dropconnect:g}-s{seed}.safetensors")
+
+
+def train_config(point: DesignPoint, *, epochs: int, data: str, out_dir: str, seed: int = 0,
+                 calib_images: int | None = None, device: str = "auto") -> dict:
+    return {"point": asdict(point), "epochs": epochs,
+            "data": str(data), "out": str(Path(out_dir) / checkpoint_name(point, seed)), "seed": seed,
+            "calib_images": calib_images, "device": device}
+
+
+def evaluate_config(checkpoint: str, fault_rates, *, data: str, instances: int = 100,
+                    adaptive: float | None = None, seed: int = 0, device: str = "auto",
+                    test_images: int | None = None) -> dict:
+    return {"checkpoint": str(checkpoint), "fault_rates": sorted(float(f) for f in fault_rates), "data": str(data),
+            "instances": instances, "adaptive": adaptive, "seed": seed, "device": device, "test_images": test_images}
+
+
+def sensitivity_config(checkpoint: str, fault_rate: float, *, data: str, instances: int = 3,
+                       test_images: int | None = 2000, seed: int = 0, device: str = "auto") -> dict:
+    return {"checkpoint": str(checkpoint), "fault_rate": float(fault_rate), "data": str(data),
+            "instances": instances, "test_images": test_images, "seed": seed, "device": device}
+
+
+def submit(store: Store, kind: str, point: DesignPoint, config: dict, source: str = "app",
+           spawn: bool = True) -> tuple[str, bool]:
+    """Record the job and start its worker process if it is new; returns (job id, started)."""
+    if kind not in KINDS:
+        raise DSEError(f"unknown job kind {kind!r}; use one of {', '.join(KINDS)}")
+    jid, new = store.submit_job(kind, point.point_id, config, source)
+    if new and spawn:
+        start_worker(store, jid)
+    return jid, new
+
+
+def start_worker(store: Store, jid: str) -> subprocess.Popen:
+    """A detached process (own session), so closing the app's browser tab or a rerun does not kill it."""
+    log = store.path.parent / "logs" / f"{jid}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as f:
+        return subprocess.Popen([sys.executable, "-m", "dse", "worker", jid, "--store", str(store.path)],
+                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+def cancel(store: Store, jid: str) -> None:
+    job = store.job(jid)
+    if job is None or job["state"] not in ("queued", "running"):
+        return
+    store.update_job(jid, state="cancelled", message="cancelled")
+    if job["pid"]:
+        try:
+            os.kill(int(job["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+class _Progress:
+    """Writes progress to the store at most every `every` seconds, with an ETA from the rate so far."""
+
+    def __init__(self, store: Store, jid: str, every: float = 1.0):
+        self.store, self.jid, self.every = store, jid, every
+        self.t0, self.last = time.time(), 0.0
+
+    def __call__(self, fraction: float, message: str, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        eta = (now - self.t0) * (1 - fraction) / fraction if fraction > 0 else None
+        self.store.update_job(self.jid, progress=min(1.0, fraction), message=message, eta_s=eta)
+
+
+def run_job(store: Store, jid: str) -> None:
+    """The worker body: claim the job, do it, record the outcome (done, failed with its error, cancelled)."""
+    job = store.claim_job(jid, os.getpid())
+    if job is None:
+        return  # already taken, done or cancelled
+
+    def on_term(signum, frame):
+        raise Cancelled()
+
+    signal.signal(signal.SIGTERM, on_term)
+    progress = _Progress(store, jid)
+    try:
+        {"train": _train, "evaluate": _evaluate, "sensitivity": _sensitivity}[job["kind"]](store, job, progress)
+        store.update_job(jid, state="done", progress=1.0, message="done", eta_s=0)
+    except Cancelled:
+        store.update_job(jid, state="cancelled", message="cancelled")
+    except DSEError as e:
+        store.update_job(jid, state="failed", error=str(e), message="failed")
+    except Exception as e:  # a worker must record any failure, not die silently
+        traceback.print_exc()
+        store.update_job(jid, state="failed", error=f"{type(e).__name__}: {e}", message="failed")
+
+
+def _train(store: Store, job: dict, progress: _Progress) -> None:
+    from dse.data import load_cifar10
+    from dse.device import pick_device
+    from dse.train import Recipe, TrainConfig, train
+
+    c = job["config"]
+    p = DesignPoint(**c["point"])
+    cfg = TrainConfig(network=p.network, width=p.width, shortcut_kernel=p.shortcut_kernel, mapping=p.mapping,
+                      dropconnect=p.dropconnect, seed=c["seed"], recipe=Recipe(epochs=c["epochs"]),
+                      calib_images=c.get("calib_images"), max_train_images=c.get("max_train_images"))
+    if c.get("batch_size"):
+        cfg.recipe.batch_size = c["batch_size"]
+    progress(0.0, "loading data", force=True)
+    data = load_cifar10(c["data"])
+    out = Path(c["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    train(cfg, data, out, device=pick_device(c.get("device", "auto")), resume=True, progress=False,
+          on_step=lambda done, total: progress(0.95 * done / total, f"step {done}/{total}"),
+          log=lambda s: print(s, flush=True))
+    progress(0.97, "registering checkpoint", force=True)
+    store.add_checkpoint(out)
+
+
+def _evaluate(store: Store, job: dict, progress: _Progress) -> None:
+    from dse.checkpoint import load_checkpoint
+    from dse.data import load_cifar10
+    from dse.device import pick_device
+    from dse.evaluate import Protocol, evaluate
+
+    c = job["config"]
+    ck = load_checkpoint(c["checkpoint"])
+    pid = store.add_checkpoint(c["checkpoint"])
+    protocol = Protocol(instances=c["instances"], adaptive=c.get("adaptive"), seed=c["seed"],
+                        test_images=c.get("test_images")).check()
+    data = load_cifar10(c["data"])
+    rates = c["fault_rates"]
+    per_rate = protocol.instances
+
+    def on_instance(rate, i, acc):
+        k = rates.index(rate)
+        progress((k + i / per_rate) / len(rates), f"fault rate {rate:g}: crossbar {i}/{per_rate}")
+
+    def on_result(r):
+        store.add_evaluation(pid, ck.sha256, r, asdict(protocol), r["fault_free_quantized_accuracy"])
+
+    evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.get("device", "auto")), progress=False,
+             on_result=on_result, on_instance=on_instance)
+
+
+def _sensitivity(store: Store, job: dict, progress: _Progress) -> None:
+    import json
+
+    from dse.checkpoint import load_checkpoint
+    from dse.data import load_cifar10
+    from dse.device import pick_device
+    from dse.evaluate import Evaluator, layer_sensitivity
+
+    c = job["config"]
+    ck = load_checkpoint(c["checkpoint"])
+    data = load_cifar10(c["data"])
+    n = c.get("test_images") or len(data.test_x)
+    ev = Evaluator(ck, data.test_x[:n], data.test_y[:n], pick_device(c.get("device", "auto")))
+    rows = layer_sensitivity(ev, c["fault_rate"], c["instances"], c["seed"],
+                             on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
+    store.update_job(job["job_id"], result=json.dumps(rows))
+
+
+def retry(store: Store, jid: str) -> None:
+    """Queue a failed or cancelled job again and start a worker for it."""
+    job = store.job(jid)
+    if job is None or job["state"] not in ("failed", "cancelled"):
+        return
+    store.update_job(jid, state="queued", error=None, progress=0.0, message="queued (retry)", pid=None)
+    start_worker(store, jid)

@@ -1,0 +1,321 @@
+"""The results store: one SQLite file (WAL mode, short transactions, busy timeout) holding design
+points, their evaluations, their costs and the background jobs that fill them. Backend only: the app
+reads it through pandas and never writes SQL of its own.
+
+A design point is (network, width, shortcut kernel, mapping policy, drop-connect rate); its id is a
+hash of those, so the same configuration always lands on the same row, whoever writes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dse.errors import DSEError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS design_points (
+    point_id TEXT PRIMARY KEY,
+    network TEXT NOT NULL, width REAL NOT NULL, shortcut_kernel INTEGER NOT NULL,
+    mapping TEXT NOT NULL, dropconnect REAL NOT NULL,
+    checkpoint TEXT,               -- path of the trained model, NULL while untrained
+    checkpoint_sha TEXT,           -- the checkpoint's tensor digest: which weights the results belong to
+    seed INTEGER, epochs INTEGER, train_time_s REAL,
+    fault_free_accuracy REAL,      -- float weights, BN statistics for p' = 0
+    calibrated_rates TEXT,         -- JSON list
+    error TEXT,                    -- why the checkpoint could not be read, if it could not
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    point_id TEXT NOT NULL REFERENCES design_points(point_id),
+    checkpoint_sha TEXT NOT NULL,
+    fault_rate REAL NOT NULL, fault_model TEXT NOT NULL, protocol TEXT NOT NULL, seed INTEGER NOT NULL,
+    recalibrate INTEGER NOT NULL, rescale INTEGER NOT NULL, test_images INTEGER NOT NULL,
+    n INTEGER NOT NULL, mean REAL, std REAL, ci95 REAL, ci_low REAL, ci_high REAL,
+    p5 REAL, worst REAL, best REAL, quantized_accuracy REAL, bn_rate REAL,
+    accuracies TEXT NOT NULL,      -- JSON list, one accuracy per crossbar instance
+    time_s REAL, updated REAL NOT NULL,
+    PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images)
+);
+CREATE TABLE IF NOT EXISTS costs (
+    network TEXT NOT NULL, width REAL NOT NULL, shortcut_kernel INTEGER NOT NULL, mapping TEXT NOT NULL,
+    cost_model TEXT NOT NULL, latency_ns REAL NOT NULL, energy_uj REAL NOT NULL,
+    crossbars INTEGER, chips INTEGER, detail TEXT NOT NULL,
+    PRIMARY KEY (network, width, shortcut_kernel, mapping, cost_model)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,            -- train | evaluate
+    point_id TEXT NOT NULL,
+    config TEXT NOT NULL,          -- JSON: everything the worker needs
+    state TEXT NOT NULL,           -- queued | running | done | failed | cancelled
+    progress REAL NOT NULL DEFAULT 0, message TEXT, eta_s REAL, pid INTEGER, error TEXT,
+    source TEXT,                   -- app | sweep | cli
+    result TEXT,                   -- JSON, for jobs whose answer is small (layer sensitivity)
+    created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id);
+"""
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    network: str
+    width: float
+    shortcut_kernel: int = 1
+    mapping: str = "default"
+    dropconnect: float = 0.0
+
+    @property
+    def point_id(self) -> str:
+        return point_id(self.network, self.width, self.shortcut_kernel, self.mapping, self.dropconnect)
+
+
+def point_id(network: str, width: float, shortcut_kernel: int, mapping: str, dropconnect: float) -> str:
+    key = f"{network}|{float(width):.4f}|{int(shortcut_kernel)}|{mapping}|{float(dropconnect):.4f}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def job_id(kind: str, config: dict) -> str:
+    """The same work asked twice (two sessions, a double click, a sweep) gets the same id."""
+    return hashlib.sha256(f"{kind}|{json.dumps(config, sort_keys=True)}".encode()).hexdigest()[:16]
+
+
+def default_store_path() -> Path:
+    return Path(os.environ.get("DSE_STORE", "runs/results.sqlite"))
+
+
+def _finite(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+class Store:
+    """A handle on one store file; every call opens a short-lived connection (safe across threads and
+    processes, which is how Streamlit sessions and workers use it)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, timeout_s: float = 30.0):
+        self.path = Path(path) if path is not None else default_store_path()
+        self.timeout_s = timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=self.timeout_s)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                db.executescript(SCHEMA)  # idempotent; runs in its own transaction
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.commit()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as e:
+            if _is_corrupt(e):
+                raise DSEError(f"results store {self.path} is corrupt ({e})") from None
+            raise
+
+    @contextlib.contextmanager
+    def connect(self):
+        """One transaction: committed on success, rolled back on error, connection always closed."""
+        try:
+            db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            raise DSEError(f"cannot open results store {self.path}: {e}") from None
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("BEGIN IMMEDIATE")  # take the write lock up front: no deadlock between two writers
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if _is_corrupt(e):
+                raise DSEError(f"results store {self.path} is corrupt ({e}); rebuild it with `python -m dse store rebuild`") from None
+            raise
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def read_sql(self, sql: str, params=()) -> pd.DataFrame:
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout_s)
+        try:
+            return pd.read_sql_query(sql, db, params=params)
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ design points
+    def upsert_point(self, point: DesignPoint, **fields) -> str:
+        pid = point.point_id
+        row = {**asdict(point), "point_id": pid, "updated": time.time(), **fields}
+        for key in ("calibrated_rates",):
+            if key in row and not isinstance(row[key], str):
+                row[key] = json.dumps(row[key])
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        update = ", ".join(f"{c}=excluded.{c}" for c in row if c != "point_id")
+        with self.connect() as db:
+            db.execute(f"INSERT INTO design_points ({cols}) VALUES ({marks}) "
+                       f"ON CONFLICT(point_id) DO UPDATE SET {update}", tuple(row.values()))
+        return pid
+
+    def add_checkpoint(self, path: str | os.PathLike) -> str:
+        """Register a trained checkpoint as its design point (reads and verifies the file)."""
+        from dse.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(path)
+        m = ck.meta
+        point = DesignPoint(m["network"], float(m["width"]), int(m["shortcut_kernel"]), m["mapping"],
+                            float(m["dropconnect"]))
+        return self.upsert_point(
+            point, checkpoint=str(path), checkpoint_sha=ck.sha256, seed=m.get("seed"), epochs=m.get("epochs"),
+            train_time_s=m.get("train_time_s"), fault_free_accuracy=m.get("test_accuracy"),
+            calibrated_rates=m.get("calibrated_rates", []), error=None)
+
+    def points(self) -> pd.DataFrame:
+        return self.read_sql("SELECT * FROM design_points ORDER BY network, width, shortcut_kernel, mapping, dropconnect")
+
+    # ------------------------------------------------------------------ evaluations
+    def add_evaluation(self, point_id: str, checkpoint_sha: str, result: dict, protocol: dict,
+                       quantized_accuracy: float | None = None) -> None:
+        """One fault rate's Monte-Carlo result, as produced by dse.evaluate (a complete result only)."""
+        row = {
+            "point_id": point_id, "checkpoint_sha": checkpoint_sha, "fault_rate": float(result["fault_rate"]),
+            "fault_model": result["fault_model"], "protocol": result["protocol"], "seed": int(result["seed"]),
+            "recalibrate": int(bool(protocol.get("recalibrate", True))), "rescale": int(bool(result["rescale"])),
+            "test_images": int(result["test_images"]), "n": int(result["n"]),
+            **{k: _finite(result.get(k)) for k in ("mean", "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best")},
+            "quantized_accuracy": quantized_accuracy, "bn_rate": result.get("bn_rate"),
+            "accuracies": json.dumps(result["accuracies"]), "time_s": result.get("time_s"), "updated": time.time(),
+        }
+        with self.connect() as db:
+            db.execute(f"INSERT OR REPLACE INTO evaluations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                       tuple(row.values()))
+
+    def evaluations(self) -> pd.DataFrame:
+        """Every evaluation joined with its design point (only those of the point's current checkpoint)."""
+        return self.read_sql(
+            "SELECT p.network, p.width, p.shortcut_kernel, p.mapping, p.dropconnect, p.fault_free_accuracy, "
+            "e.* FROM evaluations e JOIN design_points p ON p.point_id = e.point_id "
+            "AND p.checkpoint_sha = e.checkpoint_sha ORDER BY p.network, p.width, p.dropconnect, e.fault_rate")
+
+    # ------------------------------------------------------------------ costs
+    def add_cost(self, network: str, width: float, shortcut_kernel: int, mapping: str, cost_model: str,
+                 estimate: dict) -> None:
+        t = estimate.get("totals", estimate)
+        with self.connect() as db:
+            db.execute("INSERT OR REPLACE INTO costs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (network, float(width), int(shortcut_kernel), mapping, cost_model, float(t["latency_ns"]),
+                        float(t["energy_uj"]), t.get("crossbars"), t.get("chips"), json.dumps(estimate)))
+
+    def costs(self) -> pd.DataFrame:
+        return self.read_sql("SELECT network, width, shortcut_kernel, mapping, cost_model, latency_ns, energy_uj, "
+                             "crossbars, chips FROM costs")
+
+    # ------------------------------------------------------------------ jobs
+    def submit_job(self, kind: str, point_id_: str, config: dict, source: str = "app") -> tuple[str, bool]:
+        """Record a job unless the same one is queued, running or done; returns (job id, newly queued).
+        A failed or cancelled job is queued again (a retry)."""
+        jid = job_id(kind, config)
+        now = time.time()
+        with self.connect() as db:
+            row = db.execute("SELECT state FROM jobs WHERE job_id = ?", (jid,)).fetchone()
+            if row and row[0] in (*ACTIVE, "done"):
+                return jid, False
+            db.execute("INSERT OR REPLACE INTO jobs (job_id, kind, point_id, config, state, progress, message, "
+                       "eta_s, pid, error, source, created, updated) VALUES (?, ?, ?, ?, 'queued', 0, 'queued', "
+                       "NULL, NULL, NULL, ?, ?, ?)", (jid, kind, point_id_, json.dumps(config, sort_keys=True),
+                                                      source, now, now))
+        return jid, True
+
+    def update_job(self, jid: str, **fields) -> None:
+        fields["updated"] = time.time()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.connect() as db:
+            db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", (*fields.values(), jid))
+
+    def claim_job(self, jid: str, pid: int) -> dict | None:
+        """Atomically move a queued job to running for worker `pid`; None if someone else has it."""
+        with self.connect() as db:
+            cur = db.execute("UPDATE jobs SET state='running', pid=?, message='starting', updated=? "
+                             "WHERE job_id=? AND state='queued'", (pid, time.time(), jid))
+            if cur.rowcount != 1:
+                return None
+            row = db.execute("SELECT kind, point_id, config FROM jobs WHERE job_id=?", (jid,)).fetchone()
+        return {"job_id": jid, "kind": row[0], "point_id": row[1], "config": json.loads(row[2])}
+
+    def job(self, jid: str) -> dict | None:
+        with self.connect() as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (jid,)).fetchone()
+        return dict(row) if row else None
+
+    def jobs(self) -> pd.DataFrame:
+        self.reap_dead_jobs()
+        return self.read_sql("SELECT * FROM jobs ORDER BY created DESC")
+
+    def reap_dead_jobs(self) -> int:
+        """A job marked running whose worker process is gone (killed, machine restarted) is failed."""
+        df = self.read_sql("SELECT job_id, pid FROM jobs WHERE state = 'running' AND pid IS NOT NULL")
+        dead = [r.job_id for r in df.itertuples() if not process_alive(int(r.pid))]
+        for jid in dead:
+            self.update_job(jid, state="failed", error="the worker process stopped without finishing")
+        return len(dead)
+
+
+def _is_corrupt(e: Exception) -> bool:
+    return "not a database" in str(e) or "malformed" in str(e)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of this very process counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def open_store(path: str | os.PathLike | None = None) -> Store:
+    """Open the store; a corrupt file is moved aside (kept, renamed .corrupt-<time>) and a fresh one
+    started, to be refilled from the checkpoints."""
+    path = Path(path) if path is not None else default_store_path()
+    try:
+        store = Store(path)
+        with store.connect() as db:
+            ok = db.execute("PRAGMA quick_check").fetchone()[0]
+        if ok == "ok":
+            return store
+    except DSEError:  # raised for corruption only; other errors (locked, permissions) propagate
+        pass
+    except sqlite3.DatabaseError as e:
+        if not _is_corrupt(e):
+            raise
+    return rebuild(path, tag="corrupt")
+
+
+def rebuild(path: str | os.PathLike, tag: str = "old") -> Store:
+    """A fresh, empty store at `path`; an existing file is moved aside (`.<tag>-<time>`), never deleted."""
+    path = Path(path)
+    if path.exists():
+        path.rename(path.with_name(f"{path.name}.{tag}-{int(time.time())}"))
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return Store(path)

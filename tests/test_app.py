@@ -1,0 +1,102 @@
+"""The page logic with Streamlit's AppTest, on small stores built by tests/fixtures.py."""
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dse.store import DesignPoint, Store
+from tests.fixtures import POINTS, accuracy_model, build_store
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def app(tmp_path, monkeypatch, data: str = "") -> AppTest:
+    monkeypatch.setenv("DSE_STORE", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("DSE_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("DSE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DSE_DATA", data)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    return at.run()
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return build_store(tmp_path, evaluate_missing=(POINTS[2],))[0]
+
+
+def test_opens_on_the_store_and_shows_the_selected_point(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    assert not at.exception
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)  # the default selection
+    assert metric(at, "Accuracy under faults") == f"{accuracy_model(p, 0.1):.2f}%"
+    assert metric(at, "Fault-free accuracy") == f"{accuracy_model(p, 0.0):.2f}%"
+    base = accuracy_model(DesignPoint("resnet20", 1.0, 1, "default", 0.0), 0.0)
+    assert metric(at, "Loss vs fault-free baseline") == f"{base - accuracy_model(p, 0.1):.2f} pts"
+    assert metric(at, "Latency (paper)") == "15.74 ns"
+
+
+def test_controls_change_the_shown_point(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.select_slider(key="dropconnect").set_value(0.0).run()
+    at.sidebar.select_slider(key="fault_rate").set_value(0.3).run()
+    assert not at.exception
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.0)
+    assert metric(at, "Accuracy under faults") == f"{accuracy_model(p, 0.3):.2f}%"
+    at.sidebar.radio(key="cost_model").set_value("isaac").run()
+    assert metric(at, "Latency (isaac)").endswith("ms")
+
+
+def test_only_valid_combinations_can_be_chosen(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    assert [r for r in at.sidebar.radio if r.key == "shortcut_kernel"]
+    at.sidebar.selectbox(key="network").set_value("vgg13").run()
+    assert not at.exception
+    assert not [r for r in at.sidebar.radio if r.key == "shortcut_kernel"]  # VGG13 has no shortcuts
+    assert metric(at, "Latency (paper)") == "87.83 ns"
+
+
+def test_missing_point_offers_training(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.select_slider(key="width").set_value(1.4).run()
+    assert "train" not in [b.key for b in at.button]
+    assert any("give a CIFAR-10 data path" in i.value for i in at.info)  # no data yet: says what is needed
+    at = app(tmp_path, monkeypatch, data=str(tmp_path / "no-such-data"))
+    at.sidebar.select_slider(key="width").set_value(1.4).run()
+    assert "missing" in " ".join(c.value for c in at.caption)
+    at.button(key="train").click().run()
+    assert not at.exception
+    jobs = Store(tmp_path / "results.sqlite").jobs()
+    assert len(jobs) == 1 and jobs.kind.iloc[0] == "train"
+
+
+def test_trained_but_unevaluated_point_offers_evaluation(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch, data="somewhere")
+    at.sidebar.radio(key="mapping").set_value("1x1-on-crossbar").run()
+    assert metric(at, "Accuracy under faults") == "—"
+    assert "Evaluate at 10% faults" in at.button(key="evaluate").label
+
+
+def test_recommendation_picks_the_cheapest_point_meeting_the_target(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.number_input(key="target").set_value(89.0).run()  # only the 1.6x point reaches 89% at 10% faults
+    assert "resnet20 1.6x k1 p=0.3**" in at.success[0].value
+    at.number_input(key="target").set_value(88.6).run()  # now the cheaper 1.0x p=0.3 (88.8%) qualifies
+    assert "resnet20 1x k1 p=0.3**" in at.success[0].value
+    at.number_input(key="target").set_value(99.0).run()
+    assert "No evaluated design reaches" in at.warning[0].value
+
+
+def test_damaged_checkpoint_is_shown_and_the_rest_works(tmp_path, monkeypatch, store):
+    bad = tmp_path / "checkpoints" / "broken.safetensors"
+    bad.write_bytes(b"\x80\x04 not a checkpoint")
+    at = app(tmp_path, monkeypatch)
+    assert not at.exception
+    assert any("broken.safetensors" in w.value and "pickle" in w.value for w in at.warning)
+    assert metric(at, "Accuracy under faults") != "—"

@@ -1,0 +1,109 @@
+import json
+import multiprocessing as mp
+
+import pytest
+
+from dse.catalog import sync
+from dse.checkpoint import load_checkpoint, save_checkpoint
+from dse.store import DesignPoint, Store, open_store
+from tests.fixtures import POINTS, build_store, write_checkpoint
+
+
+def test_round_trip(tmp_path):
+    store, _ = build_store(tmp_path)
+    points = store.points()
+    assert len(points) == len(POINTS)
+    ev = store.evaluations()
+    assert len(ev) == 4 * len(POINTS)
+    row = ev[(ev.dropconnect == 0.3) & (ev.mapping == "default") & (ev.width == 1.0) & (ev.fault_rate == 0.2)].iloc[0]
+    assert row.n == 10 and len(json.loads(row.accuracies)) == 10
+    costs = store.costs()
+    assert set(costs.cost_model) == {"paper", "isaac"} and len(costs) == 2 * 3  # three architectures
+
+
+def test_same_config_same_row(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    p = DesignPoint("vgg13", 1.0)
+    store.upsert_point(p, fault_free_accuracy=90.0)
+    store.upsert_point(DesignPoint("vgg13", 1.0000001), fault_free_accuracy=91.0)
+    df = store.points()
+    assert len(df) == 1 and df.fault_free_accuracy.iloc[0] == 91.0
+
+
+def test_retrained_checkpoint_hides_stale_evaluations(tmp_path):
+    store, ckdir = build_store(tmp_path)
+    p = POINTS[1]
+    path = ckdir / "resnet20-w1-k1-default-p0.3.safetensors"
+    ck = load_checkpoint(path)
+    state = {k: v + 1 if v.is_floating_point() else v for k, v in ck.state.items()}
+    save_checkpoint(path, state, ck.meta)  # "retrained": new weights, new digest
+    store.add_checkpoint(path)
+    assert not (store.evaluations().point_id == p.point_id).any()
+    assert (store.evaluations().point_id == POINTS[0].point_id).sum() == 4
+
+
+def _writer(path, start, n):
+    store = Store(path, timeout_s=60)
+    for i in range(start, start + n):
+        store.upsert_point(DesignPoint("resnet20", 1.0 + i / 1000), fault_free_accuracy=float(i))
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "s.sqlite"
+    Store(path)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, k * 150, 150)) for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(Store(path).points()) == 300
+
+
+def test_corrupt_store_is_moved_aside_and_rebuilt(tmp_path):
+    store, ckdir = build_store(tmp_path)
+    path = store.path
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"results.sqlite{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"garbage" * 1000)
+    fresh = open_store(path)
+    assert fresh.points().empty
+    assert list(tmp_path.glob("results.sqlite.corrupt-*"))  # the damaged file is kept for inspection
+    report = sync(fresh, [ckdir])
+    assert report["points"] == len(POINTS) and not report["problems"]
+
+
+def test_damaged_checkpoint_is_reported_and_others_still_load(tmp_path):
+    ckdir = tmp_path / "ck"
+    good = write_checkpoint(ckdir, POINTS[0], 90.0)
+    bad = write_checkpoint(ckdir, POINTS[1], 90.0)
+    bad.write_bytes(bad.read_bytes()[:100])
+    report = sync(Store(tmp_path / "s.sqlite"), [ckdir])
+    assert report["points"] == 1 and len(report["problems"]) == 1 and bad.name in report["problems"][0]
+    assert good.exists()
+
+
+def test_jobs_are_shared_and_retried(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    cfg = {"a": 1}
+    jid, new = store.submit_job("train", "p", cfg)
+    assert new
+    assert store.submit_job("train", "p", {"a": 1}) == (jid, False)  # a second session asking shares the job
+    assert store.claim_job(jid, 1) is not None and store.claim_job(jid, 2) is None
+    store.update_job(jid, state="failed", error="boom")
+    assert store.submit_job("train", "p", cfg) == (jid, True)  # a failed job can be retried
+
+
+def test_dead_worker_is_noticed(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    jid, _ = store.submit_job("train", "p", {})
+    store.claim_job(jid, 2 ** 22 + 12345)  # no such process
+    df = store.jobs()
+    assert df.loc[df.job_id == jid, "state"].item() == "failed"
+
+
+def test_evaluation_rows_need_a_complete_result(tmp_path):
+    store, _ = build_store(tmp_path)
+    with pytest.raises(KeyError):
+        store.add_evaluation(POINTS[0].point_id, "x", {"fault_rate": 0.1}, {})
