@@ -17,14 +17,12 @@ import streamlit as st
 
 from dse import catalog, charts, explore, jobs
 from dse.errors import DSEError
-from dse.mapping import POLICIES
-from dse.models import list_models, shortcut_kernels
 from dse.store import DesignPoint, open_store
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
 
 NETWORK_NAMES = {"resnet20": "ResNet20", "vgg13": "VGG13 (BN)", "mobilenetv2": "MobileNetV2"}
-MAPPINGS = {"default": "1x1 convs on the processor (paper)", "1x1-on-crossbar": "1x1 convs on the crossbar"}
+MAPPING_NAMES = {"default": "1x1 convs on the processor (paper)", "1x1-on-crossbar": "1x1 convs on the crossbar"}
 RUNS_DIR = Path(os.environ.get("DSE_RUNS", "runs"))
 
 
@@ -65,10 +63,13 @@ def evaluations_csv(_store, version: str) -> bytes:
 
 
 @st.cache_data(show_spinner=False)
-def point_cost(network: str, width: float, shortcut_kernel: int, mapping: str, cost_model: str) -> dict:
-    from dse.cost import estimate
-
-    return estimate(network, width, shortcut_kernel, mapping, cost_model)
+def point_cost(_store, point: DesignPoint, cost_model: str) -> dict:
+    """Totals from the store when known (no torch import), else computed once and stored."""
+    totals = explore.stored_cost(_store, point, cost_model)
+    if totals is None:
+        catalog.ensure_costs(_store, [point])
+        totals = explore.stored_cost(_store, point, cost_model)
+    return totals
 
 
 @st.cache_data(show_spinner=False)
@@ -88,16 +89,14 @@ def sidebar() -> dict:
     """The user's choices; only valid combinations can be picked."""
     sb = st.sidebar
     sb.header("Design point")
-    names = list_models()
-    network = sb.selectbox("Network", names, index=names.index("resnet20"), format_func=NETWORK_NAMES.get,
-                           key="network")
+    network = sb.selectbox("Network", explore.NETWORKS, format_func=NETWORK_NAMES.get, key="network")
     width = sb.select_slider("Width multiplier", explore.WIDTHS, value=1.0, format_func=lambda w: f"{w:g}x",
                              key="width")
-    kernels = shortcut_kernels(network)
+    kernels = explore.SHORTCUT_KERNELS[network]
     sk = sb.radio("Shortcut kernel", kernels, format_func=lambda k: f"{k}x{k}", horizontal=True,
                   key="shortcut_kernel") if len(kernels) > 1 else kernels[0]
     dropconnect = sb.select_slider("Drop-connect rate p", explore.DROPCONNECT_RATES, value=0.3, key="dropconnect")
-    mapping = sb.radio("1x1 convolutions", list(MAPPINGS), format_func=MAPPINGS.get, key="mapping")
+    mapping = sb.radio("1x1 convolutions", explore.MAPPINGS, format_func=MAPPING_NAMES.get, key="mapping")
     sb.header("Chip")
     fault_rate = sb.select_slider("SA1 fault rate f", explore.FAULT_RATES, value=0.1,
                                   format_func=lambda f: f"{f:.0%}", key="fault_rate")
@@ -129,8 +128,8 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     s = explore.status(table, p)
     title = explore.label(asdict(p))
     st.subheader(f"{title} on a chip with {f:.0%} SA1 faults")
-    cost = point_cost(p.network, p.width, p.shortcut_kernel, p.mapping, ui["cost_model"])["totals"]
-    isaac = point_cost(p.network, p.width, p.shortcut_kernel, p.mapping, "isaac")["totals"]
+    cost = point_cost(store, p, ui["cost_model"])
+    isaac = point_cost(store, p, "isaac")
     if s.error:
         st.error(f"This design point's checkpoint cannot be used: {s.error}")
     c = st.columns(6)
@@ -240,6 +239,9 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     from dse.faults import tile_fault_map
 
     p, f = ui["point"], ui["fault_rate"]
+    if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
+        st.caption("A picture of SA1 defects on one crossbar tile, and which layers they hurt most.")
+        return
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Crossbar layer", list(shapes), key="teach_layer")

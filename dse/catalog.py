@@ -29,13 +29,16 @@ def sync(store: Store, dirs: list[Path] | None = None) -> dict:
     dirs = default_checkpoint_dirs() if dirs is None else dirs
     report = {"points": 0, "evaluations": 0, "problems": []}
     shas: dict[str, tuple[str, str]] = {}  # checkpoint sha256 -> (point id, path)
+    known = {r.checkpoint: r for r in store.points().itertuples() if isinstance(r.checkpoint, str)}
     for d in dirs:
         for path in sorted(Path(d).glob("*.safetensors")):
             try:
-                pid = store.add_checkpoint(path)
-                from dse.checkpoint import load_checkpoint
-
-                shas[load_checkpoint(path).sha256] = (pid, str(path))
+                row = known.get(str(path))
+                if row is not None and row.file_stamp == file_stamp(path):
+                    pid, sha = row.point_id, row.checkpoint_sha  # unchanged since it was read and verified
+                else:
+                    pid, sha = store.add_checkpoint(path, stamp=file_stamp(path))
+                shas[sha] = (pid, str(path))
                 report["points"] += 1
             except DSEError as e:
                 report["problems"].append(str(e))
@@ -47,6 +50,12 @@ def sync(store: Store, dirs: list[Path] | None = None) -> dict:
                 report["problems"].append(str(e))
     ensure_costs(store)
     return report
+
+
+def file_stamp(path: Path) -> str:
+    """Size and modification time: a changed file is read and verified again."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def import_manifest(store: Store, path: Path, shas: dict[str, tuple[str, str]]) -> int:

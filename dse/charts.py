@@ -38,9 +38,12 @@ def dropconnect_heatmap(curves: pd.DataFrame, title: str) -> go.Figure:
                     color_continuous_scale="Viridis", aspect="auto", text_auto=".1f", origin="lower",
                     labels={"x": AXIS["fault_rate"], "y": AXIS["dropconnect"], "color": "accuracy %"}, title=title)
     best = grid.idxmax(axis=0)
+    # an open square around the best cell keeps its value readable
     fig.add_trace(go.Scatter(x=[f"{f:g}" for f in best.index], y=[f"{p:g}" for p in best.values], mode="markers",
-                             marker=dict(symbol="star", size=18, color="red", line=dict(color="white", width=1)),
-                             name="best p per fault rate"))
+                             marker=dict(symbol="square-open", size=34, color="red", line=dict(width=3)),
+                             name="best p per fault rate", hoverinfo="skip"))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
     fig.update_layout(height=380, legend=dict(orientation="h", y=-0.25))
     return fig
 

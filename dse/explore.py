@@ -2,6 +2,7 @@
 design-point table at a fault rate, a point's status, fronts and the recommendation."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,11 @@ import pandas as pd
 from dse.pareto import cheapest_meeting, pareto_front
 from dse.store import DesignPoint, Store
 
+# the design space the explorer offers (torch-free, so the page renders without importing torch;
+# tests/test_explore.py checks it against the model registry)
+NETWORKS = ("resnet20", "vgg13", "mobilenetv2")
+SHORTCUT_KERNELS = {"resnet20": (1, 3), "vgg13": (1,), "mobilenetv2": (1,)}
+MAPPINGS = ("default", "1x1-on-crossbar")
 WIDTHS = (1.0, 1.2, 1.4, 1.6)  # the paper's widths
 DROPCONNECT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 FAULT_RATES = (0.0, 0.1, 0.2, 0.3)  # the calibrated rates p'
@@ -126,3 +132,11 @@ def recommend(table: pd.DataFrame, target: float, objective: str = "latency_ns")
         return None
     row = cheapest_meeting(t, target, cost=objective, accuracy="accuracy")
     return None if row is None else dict(row)
+
+
+def stored_cost(store: Store, point: DesignPoint, cost_model: str) -> dict | None:
+    """The point's cost totals from the store, when they were computed before."""
+    df = store.read_sql("SELECT detail FROM costs WHERE network=? AND ABS(width-?)<1e-6 AND shortcut_kernel=? "
+                        "AND mapping=? AND cost_model=?",
+                        (point.network, point.width, point.shortcut_kernel, point.mapping, cost_model))
+    return None if df.empty else json.loads(df.detail.iloc[0])["totals"]

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS design_points (
     mapping TEXT NOT NULL, dropconnect REAL NOT NULL,
     checkpoint TEXT,               -- path of the trained model, NULL while untrained
     checkpoint_sha TEXT,           -- the checkpoint's tensor digest: which weights the results belong to
+    file_stamp TEXT,               -- size:mtime of the file when it was verified
     seed INTEGER, epochs INTEGER, train_time_s REAL,
     fault_free_accuracy REAL,      -- float weights, BN statistics for p' = 0
     calibrated_rates TEXT,         -- JSON list
@@ -170,18 +171,20 @@ class Store:
                        f"ON CONFLICT(point_id) DO UPDATE SET {update}", tuple(row.values()))
         return pid
 
-    def add_checkpoint(self, path: str | os.PathLike) -> str:
-        """Register a trained checkpoint as its design point (reads and verifies the file)."""
+    def add_checkpoint(self, path: str | os.PathLike, stamp: str | None = None) -> tuple[str, str]:
+        """Register a trained checkpoint as its design point (reads and verifies the file);
+        returns (point id, checkpoint sha256)."""
         from dse.checkpoint import load_checkpoint
 
         ck = load_checkpoint(path)
         m = ck.meta
         point = DesignPoint(m["network"], float(m["width"]), int(m["shortcut_kernel"]), m["mapping"],
                             float(m["dropconnect"]))
-        return self.upsert_point(
-            point, checkpoint=str(path), checkpoint_sha=ck.sha256, seed=m.get("seed"), epochs=m.get("epochs"),
-            train_time_s=m.get("train_time_s"), fault_free_accuracy=m.get("test_accuracy"),
+        pid = self.upsert_point(
+            point, checkpoint=str(path), checkpoint_sha=ck.sha256, file_stamp=stamp, seed=m.get("seed"),
+            epochs=m.get("epochs"), train_time_s=m.get("train_time_s"), fault_free_accuracy=m.get("test_accuracy"),
             calibrated_rates=m.get("calibrated_rates", []), error=None)
+        return pid, ck.sha256
 
     def points(self) -> pd.DataFrame:
         return self.read_sql("SELECT * FROM design_points ORDER BY network, width, shortcut_kernel, mapping, dropconnect")
