@@ -151,7 +151,7 @@ def _evaluate(store: Store, job: dict, progress: _Progress) -> None:
 
     c = job["config"]
     ck = load_checkpoint(c["checkpoint"])
-    pid = store.add_checkpoint(c["checkpoint"])
+    pid, _ = store.add_checkpoint(c["checkpoint"])
     protocol = Protocol(instances=c["instances"], adaptive=c.get("adaptive"), seed=c["seed"],
                         test_images=c.get("test_images")).check()
     data = load_cifar10(c["data"])
