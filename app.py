@@ -236,12 +236,11 @@ def pareto_section(store, ui: dict, table: pd.DataFrame) -> None:
 
 
 def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
-    from dse.faults import tile_fault_map
-
     p, f = ui["point"], ui["fault_rate"]
     if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
         st.caption("A picture of SA1 defects on one crossbar tile, and which layers they hurt most.")
         return
+    from dse.faults import tile_fault_map  # imports torch: only once the section is opened
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Crossbar layer", list(shapes), key="teach_layer")

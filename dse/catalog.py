@@ -81,8 +81,6 @@ def import_manifest(store: Store, path: Path, shas: dict[str, tuple[str, str]]) 
 
 def ensure_costs(store: Store, points: list[DesignPoint] | None = None) -> None:
     """Both cost models for every design point in the store (or those given) that lacks them."""
-    from dse.cost import estimate
-
     if points is None:
         df = store.points()
         points = [DesignPoint(r.network, r.width, int(r.shortcut_kernel), r.mapping, r.dropconnect)
@@ -92,5 +90,7 @@ def ensure_costs(store: Store, points: list[DesignPoint] | None = None) -> None:
     for p in points:
         for model in COST_MODELS:
             if (p.network, round(p.width, 4), p.shortcut_kernel, p.mapping, model) not in have:
+                from dse.cost import estimate  # torch: only when a cost is actually missing
+
                 est = estimate(p.network, p.width, p.shortcut_kernel, p.mapping, model)
                 store.add_cost(p.network, p.width, p.shortcut_kernel, p.mapping, model, est)

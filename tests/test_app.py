@@ -100,3 +100,22 @@ def test_damaged_checkpoint_is_shown_and_the_rest_works(tmp_path, monkeypatch, s
     assert not at.exception
     assert any("broken.safetensors" in w.value and "pickle" in w.value for w in at.warning)
     assert metric(at, "Accuracy under faults") != "—"
+
+
+def test_first_render_from_a_filled_store_needs_no_torch(tmp_path, store):
+    """Startup speed by construction: with the store filled (second start on), the first page renders
+    without importing torch (the slowest import by far) or reading any checkpoint."""
+    import subprocess
+    import sys
+
+    from dse.catalog import sync
+
+    sync(store, [tmp_path / "checkpoints"])  # what the first start does
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({APP!r}, default_timeout=120).run(); "
+            "assert not at.exception, at.exception; print('torch' in sys.modules)")
+    env = {**__import__("os").environ, "DSE_STORE": str(tmp_path / "results.sqlite"),
+           "DSE_CHECKPOINTS": str(tmp_path / "checkpoints"), "DSE_RUNS": str(tmp_path / "runs")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
