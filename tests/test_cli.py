@@ -26,8 +26,9 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     assert meta["complete"] and meta["shortcut_kernel"] == 3 and meta["calibration"]["rates"] == [0.0, 0.1]
     info = run_json(capsys, "info", ckpt)
     assert info["dropconnect"] == 0.3 and info["parameters"] > 0 and "optimizer_groups" not in info
-    cal = run_json(capsys, "calibrate", ckpt, "--fault-rates", "0.2", "--calib-images", "30")
-    assert cal["rates"] == [0.0, 0.1, 0.2]
+    cal = run_json(capsys, "calibrate", ckpt, "--fault-rates", "0,0.2", "--calib-images", "30")
+    assert cal["rates"] == [0.0, 0.1, 0.2] and cal["images"] == 30
+    assert 0 <= cal["test_accuracy"] <= 100 and run_json(capsys, "info", ckpt)["test_accuracy"] == cal["test_accuracy"]
     ev = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.1", "--fault-rate", "0.15", "--instances", "3")
     assert [r["n"] for r in ev["results"]] == [3, 3]
     assert any("0.15" in w for w in ev["warnings"])  # 0.15 was not calibrated

@@ -20,15 +20,18 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     import time
 
+    import torch
+
     from dse.calibrate import calibrate_bn
-    from dse.checkpoint import load_checkpoint, save_checkpoint
+    from dse.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint
     from dse.data import load_cifar10
     from dse.device import pick_device
+    from dse.train import accuracy
 
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)
     data = load_cifar10(args.data)
-    model = ckpt.build_model().to(device, memory_format=__import__("torch").channels_last)
+    model = ckpt.build_model().to(device, memory_format=torch.channels_last)
     t0 = time.perf_counter()
     stats = calibrate_bn(model, data.train_x, args.fault_rates, ckpt.meta["mapping"], max_images=args.calib_images,
                          seed=args.seed, device=device, progress=not args.json)
@@ -36,9 +39,13 @@ def run(args) -> dict:
     meta = {**ckpt.meta, "calibration": {"rates": sorted(merged), "images": args.calib_images or len(data.train_x),
                                           "seed": args.seed, "time_s": round(time.perf_counter() - t0, 2),
                                           "dataset": data.fingerprint}}
+    if 0.0 in stats:  # the fault-free baseline uses the p' = 0 statistics, as after training
+        meta.setdefault("test_accuracy_trained_bn", ckpt.meta.get("test_accuracy"))
+        load_bn_buffers(model, stats[0.0])
+        meta["test_accuracy"] = round(accuracy(model, data.test_x, data.test_y, device), 3)
     half = ckpt.meta.get("dtype") == "float16"
     save_checkpoint(args.checkpoint, ckpt.state, meta, merged, half=half)
     if not args.json:
         print(f"calibrated {args.checkpoint} for fault rates {', '.join(f'{r:g}' for r in args.fault_rates)} "
-              f"in {meta['calibration']['time_s']}s")
-    return meta["calibration"]
+              f"in {meta['calibration']['time_s']}s; fault-free test accuracy {meta.get('test_accuracy')}%")
+    return {**meta["calibration"], "test_accuracy": meta.get("test_accuracy")}
