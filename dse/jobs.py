@@ -1,6 +1,8 @@
 """Background jobs: train or evaluate one design point in a separate process, with its state,
 progress, ETA and errors in the results store. The app and sweeps only submit and watch; a worker
-(`python -m dse worker JOB_ID`) does the work. Two requests for the same work share one job."""
+(`python -m dse worker JOB_ID`) does the work. Two requests for the same work share one job.
+The work itself (`execute`) never touches the store, so a sweep can run it in a process pool or as a
+Ray task on another node and have the driver `record` the result."""
 from __future__ import annotations
 
 import os
@@ -11,6 +13,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from dse.errors import DSEError
 from dse.store import DesignPoint, Store
@@ -109,7 +112,9 @@ def run_job(store: Store, jid: str) -> None:
     signal.signal(signal.SIGTERM, on_term)
     progress = _Progress(store, jid)
     try:
-        {"train": _train, "evaluate": _evaluate, "sensitivity": _sensitivity}[job["kind"]](store, job, progress)
+        result = execute(job["kind"], job["config"], progress)
+        progress(0.99, "recording results", force=True)
+        record(store, jid, job["kind"], result)
         store.update_job(jid, state="done", progress=1.0, message="done", eta_s=0)
     except Cancelled:
         store.update_job(jid, state="cancelled", message="cancelled")
@@ -120,38 +125,85 @@ def run_job(store: Store, jid: str) -> None:
         store.update_job(jid, state="failed", error=f"{type(e).__name__}: {e}", message="failed")
 
 
-def _train(store: Store, job: dict, progress: _Progress) -> None:
+# =============================================================================================
+# The work itself, apart from the store: `execute` runs anywhere (a worker process, a sweep's
+# process pool, a Ray task on another node) and returns a small JSON-able result; `record` writes
+# that result into the store on the machine that owns it.
+# =============================================================================================
+
+
+def _no_progress(fraction: float, message: str, force: bool = False) -> None:
+    pass
+
+
+def execute(kind: str, config: dict, progress: Callable[..., None] | None = None) -> dict:
+    """Do one job's work without touching the results store; returns what `record` needs."""
+    if kind not in KINDS:
+        raise DSEError(f"unknown job kind {kind!r}; use one of {', '.join(KINDS)}")
+    return {"train": _train, "evaluate": _evaluate, "sensitivity": _sensitivity}[kind](config, progress or _no_progress)
+
+
+def record(store: Store, jid: str, kind: str, result: dict) -> None:
+    """Write one finished job's result into the store (the checkpoint must be readable from here)."""
+    import json
+
+    if kind == "train":
+        store.add_checkpoint(result["checkpoint"])
+    elif kind == "evaluate":
+        pid, _ = store.add_checkpoint(result["checkpoint"])
+        for r in result["results"]:  # keyed by the weights evaluated, even if the file changed since
+            store.add_evaluation(pid, result["checkpoint_sha"], r, result["protocol"], r["fault_free_quantized_accuracy"])
+    elif kind == "sensitivity":
+        store.update_job(jid, result=json.dumps(result["rows"]))
+
+
+def train_recipe(config: dict):
+    """The TrainConfig a train job's config describes (keys beyond train_config's are optional)."""
+    from dse.calibrate import DEFAULT_RATES
+    from dse.train import Recipe, TrainConfig
+
+    p = DesignPoint(**config["point"])
+    recipe = Recipe(epochs=config["epochs"])
+    for key in ("batch_size", "lr"):
+        if config.get(key):
+            setattr(recipe, key, config[key])
+    return TrainConfig(network=p.network, width=p.width, shortcut_kernel=p.shortcut_kernel, mapping=p.mapping,
+                       dropconnect=p.dropconnect, seed=config["seed"], recipe=recipe,
+                       calib_rates=tuple(config.get("calib_rates") or DEFAULT_RATES),
+                       calib_images=config.get("calib_images"), max_train_images=config.get("max_train_images"))
+
+
+def _train(c: dict, progress) -> dict:
+    from dse.checkpoint import load_checkpoint
     from dse.data import load_cifar10
     from dse.device import pick_device
-    from dse.train import Recipe, TrainConfig, train
+    from dse.train import train
 
-    c = job["config"]
-    p = DesignPoint(**c["point"])
-    cfg = TrainConfig(network=p.network, width=p.width, shortcut_kernel=p.shortcut_kernel, mapping=p.mapping,
-                      dropconnect=p.dropconnect, seed=c["seed"], recipe=Recipe(epochs=c["epochs"]),
-                      calib_images=c.get("calib_images"), max_train_images=c.get("max_train_images"))
-    if c.get("batch_size"):
-        cfg.recipe.batch_size = c["batch_size"]
+    cfg = train_recipe(c)
+    out = Path(c["out"])
+    if out.exists():  # train(resume=True) keeps a finished file as it is: make sure it is this job's
+        meta = load_checkpoint(out).meta
+        if meta.get("config") != cfg.identity():
+            raise DSEError(f"{out} already holds a model trained with other settings "
+                           f"({meta.get('epochs')} epochs, recipe {meta.get('recipe')}); "
+                           "use another checkpoint folder or delete the file")
     progress(0.0, "loading data", force=True)
     data = load_cifar10(c["data"])
-    out = Path(c["out"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    train(cfg, data, out, device=pick_device(c.get("device", "auto")), resume=True, progress=False,
-          on_step=lambda done, total: progress(0.95 * done / total, f"step {done}/{total}"),
-          log=lambda s: print(s, flush=True))
-    progress(0.97, "registering checkpoint", force=True)
-    store.add_checkpoint(out)
+    meta = train(cfg, data, out, device=pick_device(c.get("device", "auto")), resume=True, progress=False,
+                 on_step=lambda done, total: progress(0.95 * done / total, f"step {done}/{total}"),
+                 log=lambda s: print(s, flush=True))
+    return {"checkpoint": str(out), "test_accuracy": meta.get("test_accuracy"),
+            "train_time_s": meta.get("train_time_s")}
 
 
-def _evaluate(store: Store, job: dict, progress: _Progress) -> None:
+def _evaluate(c: dict, progress) -> dict:
     from dse.checkpoint import load_checkpoint
     from dse.data import load_cifar10
     from dse.device import pick_device
     from dse.evaluate import Protocol, evaluate
 
-    c = job["config"]
     ck = load_checkpoint(c["checkpoint"])
-    pid, _ = store.add_checkpoint(c["checkpoint"])
     protocol = Protocol(instances=c["instances"], adaptive=c.get("adaptive"), seed=c["seed"],
                         test_images=c.get("test_images")).check()
     data = load_cifar10(c["data"])
@@ -162,29 +214,26 @@ def _evaluate(store: Store, job: dict, progress: _Progress) -> None:
         k = rates.index(rate)
         progress((k + i / per_rate) / len(rates), f"fault rate {rate:g}: crossbar {i}/{per_rate}")
 
-    def on_result(r):
-        store.add_evaluation(pid, ck.sha256, r, asdict(protocol), r["fault_free_quantized_accuracy"])
+    out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.get("device", "auto")),
+                   progress=False, on_instance=on_instance)
+    quantized = out["fault_free_quantized_accuracy"]
+    return {"checkpoint": str(c["checkpoint"]), "checkpoint_sha": ck.sha256, "protocol": asdict(protocol),
+            "results": [{**r, "fault_free_quantized_accuracy": quantized} for r in out["results"]]}
 
-    evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.get("device", "auto")), progress=False,
-             on_result=on_result, on_instance=on_instance)
 
-
-def _sensitivity(store: Store, job: dict, progress: _Progress) -> None:
-    import json
-
+def _sensitivity(c: dict, progress) -> dict:
     from dse.checkpoint import load_checkpoint
     from dse.data import load_cifar10
     from dse.device import pick_device
     from dse.evaluate import Evaluator, layer_sensitivity
 
-    c = job["config"]
     ck = load_checkpoint(c["checkpoint"])
     data = load_cifar10(c["data"])
     n = c.get("test_images") or len(data.test_x)
     ev = Evaluator(ck, data.test_x[:n], data.test_y[:n], pick_device(c.get("device", "auto")))
     rows = layer_sensitivity(ev, c["fault_rate"], c["instances"], c["seed"],
                              on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
-    store.update_job(job["job_id"], result=json.dumps(rows))
+    return {"rows": rows}
 
 
 def retry(store: Store, jid: str) -> None:

@@ -1,0 +1,40 @@
+"""`python -m dse reproduce`: a grid end to end (train, calibrate, evaluate), then the paper's figures
+and a Markdown summary that compares our numbers with the paper's."""
+from __future__ import annotations
+
+from dse.commands import _args
+from dse.commands.sweep import add_sweep_options
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("reproduce", help="run the paper's grid (or the default one), then figures and a summary")
+    p.add_argument("--grid", default="default",
+                   help="paper (the paper's full grid), default (the grid of checkpoints/) or a spec file")
+    add_sweep_options(p)
+    p.add_argument("--out", default=None, help="report folder (default: runs/reproduce/GRID)")
+    p.add_argument("--report-only", action="store_true", help="skip the sweep; report what the store has")
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from pathlib import Path
+
+    from dse.commands.sweep import spec_from_args
+    from dse.reproduce import reproduce
+    from dse.store import Store
+
+    spec = spec_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / "reproduce" / spec.name
+    log = (lambda s: None) if args.json else print
+    result = reproduce(spec, Store(args.store), out, run=not args.report_only, backend=args.backend,
+                       workers=args.workers, address=args.address, progress=not (args.no_progress or args.json),
+                       log=log)
+    if not args.json:
+        sweep = result["sweep"]
+        if sweep:
+            print(f"sweep {sweep['spec']}: {sweep['done']} done, {sweep['failed']} failed, "
+                  f"{sweep['skipped']} already done")
+        print(f"wrote {result['summary']} and {len(result['figures'])} figure files"
+              + ("" if result["png"] else " (HTML only: PNG export unavailable)"))
+    return result

@@ -1,0 +1,85 @@
+"""`python -m dse sweep SPEC`: expand a grid spec into train and evaluate jobs and run those the results
+store does not have done, on this machine or on a Ray cluster."""
+from __future__ import annotations
+
+from dse.commands import _args
+
+
+def add_sweep_options(p) -> None:
+    """Options shared by `sweep` and `reproduce`."""
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: this machine (default); ray: Ray tasks on a cluster")
+    p.add_argument("--address", default=None,
+                   help="ray backend: auto (a running cluster) or ray://HOST:10001; default: start a local Ray")
+    p.add_argument("--workers", type=_args.positive_int, default=1,
+                   help="local backend: worker processes (1: one job after another in this process)")
+    p.add_argument("--data", default=None, help="CIFAR-10 source, overriding the spec's (or $DSE_DATA)")
+    p.add_argument("--checkpoint-dir", default=None, help="where checkpoints go, overriding the spec's "
+                   "(a folder every node sees)")
+    p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _args.add_device(p)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="run a grid of train and evaluate jobs from a spec file")
+    p.add_argument("spec", help="sweep spec (.toml, or .yaml with PyYAML), or a packaged grid: default, paper")
+    add_sweep_options(p)
+    p.add_argument("--dry-run", action="store_true", help="list the jobs and what the store has; run nothing")
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def spec_from_args(args):
+    """The spec named on the command line, with the command line's overrides."""
+    from dataclasses import replace
+
+    from dse.sweep import _device, load_spec
+
+    spec = load_spec(args.spec if hasattr(args, "spec") else args.grid)
+    changes = {}
+    if args.checkpoint_dir:
+        changes["checkpoint_dir"] = args.checkpoint_dir
+    if args.device != "auto":
+        changes["device"] = _device("--device", args.device)
+    if args.data:
+        changes["data"] = args.data
+    return replace(spec, **changes)
+
+
+def run(args) -> dict:
+    import json
+
+    from dse.errors import DSEError
+    from dse.store import Store
+    from dse.sweep import expand, run_sweep
+
+    spec = spec_from_args(args)
+    store = Store(args.store)
+    if args.dry_run:
+        plan = expand(spec)
+        store.reap_dead_jobs()
+        jobs = store.jobs()
+        states = dict(zip(jobs.job_id, jobs.state))
+        rows = [{"job_id": j.job_id, "job": j.label, "state": states.get(j.job_id, "new"), "deps": list(j.deps)}
+                for j in plan]
+        if not args.json:
+            for r in rows:
+                print(f"{r['job_id']}  {r['state']:<9}  {r['job']}")
+            print(f"{len(rows)} jobs, {sum(r['state'] == 'done' for r in rows)} done")
+        return {"spec": spec.name, "jobs": rows}
+    log = (lambda s: None) if args.json else print
+    summary = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
+                        progress=not (args.no_progress or args.json), log=log)
+    if not args.json:
+        print(f"sweep {summary['spec']}: {summary['done']} done, {summary['failed']} failed, "
+              f"{summary['cancelled']} cancelled, {summary['skipped']} already done ({summary['time_s']:.0f} s); "
+              f"results in {summary['store']}")
+        for f in summary["failures"]:
+            print(f"  {f['state']}: {f['job']}: {f['error']}")
+    if summary["failed"] or summary["cancelled"]:
+        if args.json:
+            print(json.dumps(summary, indent=2, sort_keys=True))
+        raise DSEError(f"{summary['failed'] + summary['cancelled']} of {summary['ran']} jobs did not finish; "
+                       "run the same command again to retry them")
+    return summary

@@ -1,0 +1,410 @@
+"""`reproduce`: run a grid end to end (dse.sweep), then draw the paper's figures from the results store
+and write a Markdown summary that sets our numbers beside the paper's claims and its Table II.
+
+Figures (HTML always; PNG too where plotly's image export works, which needs kaleido and a browser):
+accuracy vs fault rate per network (one line per drop-connect rate, Figs. 3-5), the best drop-connect
+rate per fault rate (Fig. 6), widths, shortcut kernels and, where the grid has it, the 1x1 mapping (Fig. 7).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dse.store import Store
+from dse.sweep import SweepSpec
+
+# The paper's results, restated from its text (Xiang et al., "Drop-Connect as a Fault-Tolerance Approach
+# for RRAM-based Deep Neural Network Accelerators"). Accuracies are CIFAR-10 top-1 in percent; "loss"
+# is accuracy points below the same network without faults. Each entry's check reads our results.
+PAPER_CLAIMS = {
+    "small-faults": "With drop-connect, VGG13 and MobileNetV2 lose under 2 points against the fault-free "
+                    "network at fault rates up to 10%; at 20% and 30% the losses grow to 4-10 and 6-20 points.",
+    "mobilenet-30": "MobileNetV2 (point-wise layers off the crossbar) loses under 1 point even at a 30% fault rate.",
+    "best-p-above-f": "The best drop-connect rate for a fault rate is higher than that fault rate.",
+    "high-p-hurts": "Drop-connect rates above 0.3-0.4 cost accuracy even without faults.",
+    "resnet20-widened": "ResNet20 is the hard case. Widened, it loses about 0.2 / 3 / 7 points at 10% / 20% / 30% "
+                        "fault rates; the paper quotes about 79% for the original network without drop-connect "
+                        "at 30%.",
+    "widening": "Widening by 20% / 60% gives up to 4 / 12.5 more points than 1.0x, at up to 42.6% / 153.3% "
+                "more latency and energy.",
+    "vgg13-wide": "Widened VGG13 stays at 90% or more (under 2 points lost) for fault rates 0-30%; its gains "
+                  "flatten beyond 1.4x.",
+    "shortcut-3x3": "ResNet20 with 3x3 shortcuts on the crossbar reaches accuracy comparable to the widened networks.",
+    "1x1-on-crossbar": "Putting the 1x1 layers on the crossbar too (drop-connect and faults there) loses accuracy "
+                       "dramatically (Fig. 7).",
+}
+# Table II cells the paper gives (ns and uJ per image; its header's "s" and "kW" are mislabelled, see dse/cost.py)
+PAPER_TABLE_II = {
+    ("resnet20", 1.0): (15.74, 113.32), ("resnet20", 1.2): (22.13, 159.28), ("resnet20", 1.4): (29.80, 214.53),
+    ("resnet20", 1.6): (39.11, 281.56), ("vgg13", 1.0): (87.83, 632.16),
+}
+TOLERANCE = 2.0  # accuracy points: "agrees" when ours is as good as the paper's figure or within this
+ARCH = ["network", "width", "shortcut_kernel", "mapping"]
+
+
+# =============================================================================================
+# Results of one grid, from the store
+# =============================================================================================
+
+
+def grid_results(store: Store, spec: SweepSpec) -> pd.DataFrame:
+    """One row per (design point of the grid, fault rate): the paper's protocol (SA1, recalibrated BN,
+    rescaled), the evaluation with most instances on most images, with the point's fault-free accuracy."""
+    from dse.explore import best_evaluations
+
+    wanted = {(p.point_id, f) for p, rates in spec.points() for f in rates}
+    ev = store.evaluations()
+    ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
+    ev = best_evaluations(ev)
+    cols = ARCH + ["dropconnect", "fault_rate", "mean", "ci95", "n", "worst", "test_images", "fault_free_accuracy",
+                   "point_id"]
+    if ev.empty:
+        return pd.DataFrame(columns=cols)
+    keep = [(pid, round(f, 6)) in {(a, round(b, 6)) for a, b in wanted} for pid, f in zip(ev.point_id, ev.fault_rate)]
+    return ev[keep][cols].reset_index(drop=True)
+
+
+def _arch(df: pd.DataFrame, network: str, width: float | None = None, kernel: int = 1,
+          mapping: str = "default") -> pd.DataFrame:
+    sel = (df.network == network) & (df.shortcut_kernel == kernel) & (df.mapping == mapping)
+    if width is not None:
+        sel &= np.isclose(df.width, width)
+    return df[sel]
+
+
+def base_width(df: pd.DataFrame, network: str) -> float | None:
+    """1.0x when the grid has it, else the narrowest width it has for the network."""
+    w = sorted(_arch(df, network).width.unique())
+    return 1.0 if any(np.isclose(w, 1.0)) else (w[0] if w else None)
+
+
+def best_over_p(df: pd.DataFrame) -> pd.Series:
+    """For one architecture: the best mean accuracy over drop-connect rates at each fault rate."""
+    return df.groupby("fault_rate")["mean"].max() if not df.empty else pd.Series(dtype=float)
+
+
+def fault_free(df: pd.DataFrame) -> float | None:
+    """The architecture's accuracy without faults: its model trained without drop-connect (p = 0), else
+    the best fault-free accuracy over its drop-connect rates."""
+    if df.empty:
+        return None
+    plain = df[np.isclose(df.dropconnect, 0)].fault_free_accuracy.dropna()
+    vals = plain if not plain.empty else df.fault_free_accuracy.dropna()
+    return float(vals.max()) if not vals.empty else None
+
+
+def losses(df: pd.DataFrame) -> dict[float, float]:
+    base, best = fault_free(df), best_over_p(df)
+    return {} if base is None else {round(f, 6): base - a for f, a in best.items()}
+
+
+# =============================================================================================
+# The claims, checked
+# =============================================================================================
+
+
+def _fmt(d: dict[float, float]) -> str:
+    return ", ".join(f"{v:.1f} at {f:g}" for f, v in sorted(d.items())) or "-"
+
+
+def check_claims(df: pd.DataFrame) -> list[dict]:
+    """Our finding and a verdict (agrees / differs / partly / not measured) for each claim."""
+    from dse.cost import paper_cost
+
+    out = []
+
+    def add(key, ours, verdict):
+        out.append({"claim": key, "paper": PAPER_CLAIMS[key], "ours": ours, "verdict": verdict})
+
+    # small faults: VGG13 and MobileNetV2 under 2 points at <= 10%
+    parts, ok = [], []
+    for net in ("vgg13", "mobilenetv2"):
+        loss = losses(_arch(df, net, base_width(df, net)))
+        if loss:
+            parts.append(f"{net} loss {_fmt(loss)}")
+            ok += [v < 2 for f, v in loss.items() if 0 < f <= 0.1 + 1e-9]
+    add("small-faults", "; ".join(parts) or "no results for it",
+        "not measured" if not ok else "agrees" if all(ok) else "differs")
+
+    loss = losses(_arch(df, "mobilenetv2", base_width(df, "mobilenetv2")))
+    at30 = loss.get(0.3)
+    add("mobilenet-30", f"loss {at30:.1f} at 0.3" if at30 is not None else "no results for it",
+        "not measured" if at30 is None else "agrees" if at30 < 1 else "differs")
+
+    # best p per fault rate, and p >= 0.4 without faults
+    found, above, hurt_rows = [], [], []
+    for net in sorted(df.network.unique()):
+        a = _arch(df, net, base_width(df, net))
+        if a.dropconnect.nunique() < 2:
+            continue
+        grid = a.pivot_table(index="dropconnect", columns="fault_rate", values="mean")
+        for f in grid.columns:
+            if f > 0:
+                p = float(grid[f].idxmax())
+                found.append(f"{net} f={f:g}: p={p:g}")
+                above.append(p > f)
+        ff = a.groupby("dropconnect").fault_free_accuracy.max()
+        if 0.0 in ff.index and any(ff.index >= 0.4 - 1e-9):
+            hurt_rows += [(net, p, ff[0.0] - ff[p]) for p in ff.index if p >= 0.4 - 1e-9]
+    add("best-p-above-f", "; ".join(found) or "needs two or more drop-connect rates",
+        "not measured" if not above else "agrees" if all(above) else "partly" if any(above) else "differs")
+    add("high-p-hurts", "; ".join(f"{n} p={p:g}: {d:+.1f} below p=0" for n, p, d in hurt_rows)
+        or "needs p=0 and p>=0.4 in the grid",
+        "not measured" if not hurt_rows else "agrees" if all(d > 0 for *_, d in hurt_rows) else "differs")
+
+    # ResNet20: widened losses against the paper's 0.2 / 3 / 7
+    widths = sorted(_arch(df, "resnet20").width.unique())
+    wide = widths[-1] if len(widths) > 1 else None
+    paper = {0.1: 0.2, 0.2: 3.0, 0.3: 7.0}
+    if wide is not None:
+        loss = losses(_arch(df, "resnet20", wide))
+        plain = _arch(df, "resnet20", base_width(df, "resnet20"))
+        plain = plain[np.isclose(plain.dropconnect, 0) & np.isclose(plain.fault_rate, 0.3)]
+        orig = f"; 1.0x without drop-connect at 0.3: {plain['mean'].iloc[0]:.1f}%" if not plain.empty else ""
+        checks = [loss[f] <= paper[f] + TOLERANCE for f in paper if f in loss]
+        add("resnet20-widened", f"{wide:g}x loss {_fmt(loss)}{orig}",
+            "not measured" if not checks else "agrees" if all(checks) else "partly" if any(checks) else "differs")
+    else:
+        add("resnet20-widened", "needs ResNet20 at two or more widths", "not measured")
+
+    # widening: accuracy gains (ours) and cost increases (paper mode, for the grid's networks)
+    cost = []
+    for net in sorted(df.network.unique()):
+        base = paper_cost(net, 1.0)
+        for w in (1.2, 1.6):
+            c = paper_cost(net, w)
+            cost.append(f"{net} {w:g}x +{100 * (c['latency_ns'] / base['latency_ns'] - 1):.1f}%")
+    gains = []
+    for net in sorted(df.network.unique()):
+        ref = best_over_p(_arch(df, net, 1.0))
+        for w in (1.2, 1.6):
+            other = best_over_p(_arch(df, net, w))
+            common = ref.index.intersection(other.index)
+            if len(common):
+                gains.append((net, w, float((other[common] - ref[common]).max())))
+    ours = "; ".join(filter(None, [
+        ("latency and energy " + ", ".join(cost)) if cost else "",
+        ("accuracy gain up to " + ", ".join(f"{n} {w:g}x {g:+.1f}" for n, w, g in gains)) if gains else ""]))
+    add("widening", ours or "no results for it", "not measured" if not gains else
+        "agrees" if all(0 < g <= {1.2: 4, 1.6: 12.5}[w] + TOLERANCE for _, w, g in gains) else "differs")
+
+    vw = sorted(_arch(df, "vgg13").width.unique())
+    if len(vw) > 1:
+        best = best_over_p(_arch(df, "vgg13", vw[-1]))
+        add("vgg13-wide", f"{vw[-1]:g}x: worst over fault rates {best.min():.1f}%",
+            "agrees" if best.min() >= 90 else "differs")
+    else:
+        add("vgg13-wide", "needs VGG13 at two or more widths", "not measured")
+
+    k3 = best_over_p(_arch(df, "resnet20", 1.0, kernel=3))
+    wide_best = [best_over_p(_arch(df, "resnet20", w)) for w in widths if w > 1]
+    if not k3.empty and wide_best:
+        gaps = [float((w_[k3.index.intersection(w_.index)] - k3[k3.index.intersection(w_.index)]).max())
+                for w_ in wide_best]
+        gap = max(gaps)
+        add("shortcut-3x3", f"widened ResNet20 ahead of 3x3 shortcuts by at most {gap:.1f} points",
+            "agrees" if gap <= TOLERANCE else "differs")
+    else:
+        add("shortcut-3x3", "needs ResNet20 with 3x3 shortcuts and a widened ResNet20", "not measured")
+
+    on = _arch(df, "resnet20", 1.0, mapping="1x1-on-crossbar")
+    if not on.empty:
+        off = _arch(df, "resnet20", 1.0)
+        off = off[off.dropconnect.isin(on.dropconnect.unique())]
+        m = on.merge(off, on=["dropconnect", "fault_rate"], suffixes=("_on", "_off"))
+        if not m.empty:
+            top = m[m.fault_rate == m.fault_rate.max()]
+            drop = float((top.mean_off - top.mean_on).max())
+            add("1x1-on-crossbar", f"1x1 on the crossbar: {drop:.1f} points below the default mapping at fault "
+                f"rate {top.fault_rate.max():g}", "agrees" if drop > TOLERANCE else "differs")
+        else:
+            add("1x1-on-crossbar", "needs both mappings at the same drop-connect rate", "not measured")
+    else:
+        add("1x1-on-crossbar", "needs ResNet20 with mapping 1x1-on-crossbar", "not measured")
+    return out
+
+
+def table_ii(spec: SweepSpec) -> pd.DataFrame:
+    """Paper-mode latency and energy of the paper's Table II cells and of every architecture in the grid."""
+    from dse.cost import paper_cost
+
+    archs = {(n, w, 1) for n, w in PAPER_TABLE_II}
+    archs |= {(p.network, p.width, p.shortcut_kernel) for p, _ in spec.points()}
+    rows = []
+    for net, w, k in sorted(archs):
+        c = paper_cost(net, w, k)
+        paper = PAPER_TABLE_II.get((net, w)) if k == 1 else None
+        rows.append({"network": net, "width": w, "shortcut_kernel": k, "macs": c["macs"],
+                     "latency_ns": c["latency_ns"], "energy_uj": c["energy_uj"],
+                     "paper_latency": paper[0] if paper else None, "paper_energy": paper[1] if paper else None})
+    t = pd.DataFrame(rows)
+    t["latency_diff_pct"] = 100 * (t.latency_ns / t.paper_latency - 1)
+    t["energy_diff_pct"] = 100 * (t.energy_uj / t.paper_energy - 1)
+    return t
+
+
+# =============================================================================================
+# Figures
+# =============================================================================================
+
+
+def figures(df: pd.DataFrame) -> dict:
+    """name -> plotly figure, for whatever the grid's results support."""
+    import plotly.express as px
+
+    from dse import charts
+
+    figs = {}
+    for net in sorted(df.network.unique()):
+        w = base_width(df, net)
+        a = _arch(df, net, w)
+        if a.empty:
+            continue
+        figs[f"accuracy-{net}"] = charts.accuracy_vs_fault_rate(
+            a, f"{net} {w:g}x: accuracy vs fault rate, one line per drop-connect rate")
+        if a.dropconnect.nunique() > 1:
+            figs[f"best-dropconnect-{net}"] = charts.dropconnect_heatmap(
+                a, f"{net} {w:g}x: accuracy over drop-connect rate and fault rate (star: best p)")
+
+    def best_lines(rows: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+        parts = [best_over_p(d).rename("mean").reset_index().assign(variant=name) for name, d in rows if not d.empty]
+        return pd.concat(parts) if parts else pd.DataFrame()
+
+    wide = [(net, f"{w:g}x", _arch(df, net, w)) for net in sorted(df.network.unique())
+            for w in sorted(_arch(df, net).width.unique())]
+    wide = [r for r in wide if sum(r[0] == x[0] for x in wide) > 1]
+    if wide:
+        d = pd.concat([best_lines([(v, a)]).assign(network=n) for n, v, a in wide])
+        figs["widths"] = px.line(d, x="fault_rate", y="mean", color="variant", facet_col="network", markers=True,
+                                 labels={"fault_rate": "SA1 fault rate", "mean": "accuracy (%)", "variant": "width"},
+                                 title="Widening: best accuracy over drop-connect rates, per width")
+    k3 = _arch(df, "resnet20", 1.0, kernel=3)
+    if not k3.empty:
+        rows = [("1.0x, 1x1 shortcuts", _arch(df, "resnet20", 1.0)), ("1.0x, 3x3 shortcuts", k3)]
+        rows += [(f"{w:g}x, 1x1 shortcuts", _arch(df, "resnet20", w))
+                 for w in sorted(_arch(df, "resnet20").width.unique()) if w > 1]
+        figs["shortcuts"] = px.line(best_lines(rows), x="fault_rate", y="mean", color="variant", markers=True,
+                                    labels={"fault_rate": "SA1 fault rate", "mean": "accuracy (%)"},
+                                    title="ResNet20: 3x3 shortcuts on the crossbar vs widening (best over p)")
+    on = _arch(df, "resnet20", 1.0, mapping="1x1-on-crossbar")
+    if not on.empty:
+        both = pd.concat([on, _arch(df, "resnet20", 1.0)])
+        both = both[both.dropconnect.isin(on.dropconnect.unique())]
+        figs["mapping"] = charts.mapping_comparison(both, "ResNet20 1.0x: 1x1 layers off vs on the crossbar (Fig. 7)")
+    return figs
+
+
+def write_figures(figs: dict, out: Path) -> tuple[list[str], str | None]:
+    """HTML for every figure (plotly.js written once beside them); PNG while plotly's image export works.
+    Returns (files written, why PNG is missing or None)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files, png_problem = [], None
+    for name, fig in figs.items():
+        fig.write_html(out / f"{name}.html", include_plotlyjs="directory")
+        files.append(f"{name}.html")
+        if png_problem is None:
+            try:
+                fig.write_image(out / f"{name}.png", width=900, height=500)
+                files.append(f"{name}.png")
+            except Exception as e:  # kaleido (and the browser it drives) missing: HTML only
+                png_problem = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return files, png_problem
+
+
+# =============================================================================================
+# The summary
+# =============================================================================================
+
+
+def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+
+
+def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], table: pd.DataFrame,
+                     files: list[str], png_problem: str | None, sweep: dict | None) -> str:
+    from dse.explore import label
+
+    r, p = spec.recipe, spec.protocol
+    lines = [f"# Reproduction: grid `{spec.name}`", "",
+             f"Written {_dt.datetime.now().isoformat(timespec='seconds')} from {spec.source or 'a spec'}. "
+             f"Recipe: {r['epochs']} epochs, batch {r['batch_size']}, peak lr {r['lr']:g}. Protocol: "
+             f"{p['instances']} crossbars per fault rate" + (f" (adaptive, CI half-width {p['adaptive']:g})"
+                                                           if p['adaptive'] else "")
+             + f", {p['test_images'] or 'all'} test images, fault-map seed {p['seed']}.", ""]
+    if sweep:
+        lines += [f"Jobs: {sweep['jobs']} in the grid, {sweep['skipped']} already done, {sweep['done']} run now, "
+                  f"{sweep['failed']} failed, {sweep['cancelled']} cancelled ({sweep['backend']} backend, "
+                  f"{sweep['time_s']:.0f} s).", ""]
+        for f in sweep["failures"][:10]:
+            lines.append(f"- {f['state']}: {f['job']}: {f['error']}")
+        lines.append("")
+    lines += ["## Accuracy under faults", "",
+              "Mean accuracy (%) over the crossbar instances, one row per design point, one column per fault rate.", ""]
+    if df.empty:
+        lines += ["No evaluations of this grid in the store yet.", ""]
+    else:
+        wide = df.assign(point=[label(row) for _, row in df.iterrows()]).pivot_table(
+            index="point", columns="fault_rate", values="mean", sort=False)
+        wide.columns = [f"f={c:g}" for c in wide.columns]
+        ff = df.groupby(df.apply(label, axis=1), sort=False).fault_free_accuracy.first()
+        wide.insert(0, "fault-free float", ff.reindex(wide.index))
+        lines += [_md_table(wide.reset_index()), ""]
+        lines += ["## Best drop-connect rate per fault rate", ""]
+        rows = []
+        for net in sorted(df.network.unique()):
+            a = _arch(df, net, base_width(df, net))
+            for f, g in a.groupby("fault_rate"):
+                best = g.loc[g["mean"].idxmax()]
+                rows.append({"network": f"{net} {base_width(df, net):g}x", "fault rate": f"{f:g}",
+                             "best p": f"{best.dropconnect:g}", "accuracy": float(best["mean"]),
+                             "loss vs fault-free": (fault_free(a) - best["mean"]) if fault_free(a) is not None else None})
+        lines += [_md_table(pd.DataFrame(rows)), ""]
+    lines += ["## The paper's claims against ours", "",
+              f"Verdicts: *agrees* when ours is as good as the paper's figure or within {TOLERANCE:g} points; "
+              "*not measured* when the grid lacks the design points. Tiny or short runs will differ.", ""]
+    lines += [_md_table(pd.DataFrame(claims)[["paper", "ours", "verdict"]]), ""]
+    lines += ["## Table II: latency and energy on ISAAC (paper mode)", "",
+              "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.cost.paper_cost.", ""]
+    t = table.assign(width=table.width.map(lambda w: f"{w:g}x"), macs=table.macs.map(lambda m: f"{m:,}"))
+    lines += [_md_table(t, ".2f"), ""]
+    lines += ["## Figures", ""]
+    lines += [f"- [{f}](figures/{f})" for f in files if f.endswith(".html")] or ["- none: no evaluations yet"]
+    if png_problem:
+        lines += ["", f"PNG export was not available ({png_problem}); the figures are HTML only. "
+                      "`pip install kaleido` (with Chrome or Chromium present) adds PNGs."]
+    return "\n".join(lines) + "\n"
+
+
+def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | None = None) -> dict:
+    """Figures, results.csv and summary.md for the grid, from whatever the store holds now."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    df = grid_results(store, spec)
+    df.to_csv(out / "results.csv", index=False)
+    files, png_problem = write_figures(figures(df), out / "figures")
+    claims = check_claims(df)
+    table = table_ii(spec)
+    (out / "summary.md").write_text(summary_markdown(spec, df, claims, table, files, png_problem, sweep))
+    return {"out": str(out), "summary": str(out / "summary.md"), "figures": [str(out / "figures" / f) for f in files],
+            "png": png_problem is None, "png_problem": png_problem, "evaluations": len(df),
+            "claims": {c["claim"]: c["verdict"] for c in claims}, "sweep": sweep, "spec": asdict(spec)["name"]}
+
+
+def reproduce(spec: SweepSpec, store: Store, out: str | os.PathLike, *, run: bool = True, **sweep_kwargs) -> dict:
+    """The grid end to end: sweep (unless run=False), then the report."""
+    from dse.sweep import run_sweep
+
+    sweep = run_sweep(spec, store, **sweep_kwargs) if run else None
+    return report(store, spec, out, sweep)

@@ -1,0 +1,328 @@
+"""Sweeps: spec parsing and expansion, dedup against the store, a sweep killed mid-way and rerun, the Ray
+backend against the local one, and `reproduce` on a tiny grid. One tiny design point (ResNet20 0.5x,
+1 epoch of 40 images, 2 crossbars on 20 test images) keeps the real runs short."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dse import jobs
+from dse.backends import make_backend
+from dse.cli import main
+from dse.errors import DSEError
+from dse.store import DesignPoint, Store
+from dse.sweep import expand, load_spec, parse_spec, run_sweep
+from tests.test_data import make_tree
+
+TINY = """
+name = "tiny"
+data = "{data}"
+checkpoint_dir = "{ckpt}"
+device = "cpu"
+fault_rates = [0.0, 0.1]
+[recipe]
+epochs = 1
+batch_size = 20
+calib_images = 20
+[protocol]
+instances = 2
+test_images = 20
+[[grid]]
+network = ["resnet20"]
+width = [0.5]        # not 0.25: torch 2.14's CPU conv backward crashes on its 4-channel layers
+dropconnect = [0.3]
+"""
+TIMING = {"time_s", "updated"}  # columns that differ between two runs of the same work
+
+
+def write_spec(path: Path, data: Path, ckpt: Path) -> Path:
+    path.write_text(TINY.format(data=data, ckpt=ckpt))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_tree(tmp_path_factory.mktemp("sweep") / "data", per_class=4)
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, tree):
+    """The tiny sweep run once on the local backend, in this process, with one torch thread: float sums
+    depend on the thread count, and a Ray task that reserves one CPU gets one thread."""
+    root = tmp_path_factory.mktemp("local")
+    spec = load_spec(write_spec(root / "tiny.toml", tree, root / "ck"))
+    store = Store(root / "s.sqlite")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.time()
+        summary = run_sweep(spec, store, progress=False, log=lambda s: None)
+        print(f"local tiny sweep: {time.time() - t0:.1f}s")
+    finally:
+        torch.set_num_threads(threads)
+    return spec, store, summary
+
+
+# ================================================================================ spec and expansion
+SPEC = """
+fault_rates = [0.0, 0.1]
+[recipe]
+epochs = 2
+batch_size = 64
+[axes]
+network = ["resnet20", "vgg13"]
+width = [1.0]
+shortcut_kernel = [1, 3]
+dropconnect = [0.0, 0.3]
+[[grid]]
+network = "resnet20"
+shortcut_kernel = 3
+dropconnect = [0.3, 0.5]
+fault_rates = [0.05]
+"""
+
+
+def parse(text: str):
+    import tomllib
+
+    return parse_spec(tomllib.loads(text))
+
+
+def test_spec_expands_into_deduplicated_jobs_with_dependencies():
+    spec = parse(SPEC)
+    points = dict(spec.points())
+    # k3 expands for ResNet20 only; the second block's (resnet20, k3, p=0.3) is the first's, rates unioned
+    assert len(points) == 4 + 2 + 1
+    assert all(p.shortcut_kernel == 1 for p in points if p.network == "vgg13")
+    assert points[DesignPoint("resnet20", 1.0, 3, "default", 0.3)] == (0.0, 0.05, 0.1)
+    assert points[DesignPoint("resnet20", 1.0, 3, "default", 0.5)] == (0.05,)
+    plan = expand(spec, data="/data/cifar")
+    trains = {j.job_id: j for j in plan if j.kind == "train"}
+    evals = [j for j in plan if j.kind == "evaluate"]
+    assert len(trains) == 7 and len(evals) == sum(len(r) for r in points.values())
+    assert len({j.job_id for j in plan}) == len(plan)
+    for j in evals:  # each evaluation depends on its own point's training, which comes first in the plan
+        (dep,) = j.deps
+        assert trains[dep].point == j.point and plan.index(trains[dep]) < plan.index(j)
+        assert j.config["checkpoint"] == trains[dep].config["out"] and len(j.config["fault_rates"]) == 1
+    t = next(iter(trains.values())).config
+    assert t["epochs"] == 2 and t["batch_size"] == 64 and "lr" not in t and t["data"] == "/data/cifar"
+    assert Path(t["out"]).is_absolute()
+    k3 = trains[next(j.deps[0] for j in evals if j.point.dropconnect == 0.5)].config
+    assert k3["calib_rates"] == [0.0, 0.05, 0.1, 0.2, 0.3]  # BN calibrated for 0.05 too
+    assert [j.job_id for j in expand(parse(SPEC), data="/data/cifar")] == [j.job_id for j in plan]
+
+
+def test_sweep_jobs_are_the_apps_jobs():
+    """The same work asked by the app and by a sweep hashes to the same job id."""
+    spec = parse('fault_rates = [0.1]\n[axes]\nnetwork = "resnet20"\ndropconnect = 0.3\n'
+                 '[protocol]\ninstances = 100\n[recipe]\nepochs = 30')
+    train, ev = expand(spec, data="/d")
+    point = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    app_train = jobs.train_config(point, epochs=30, data="/d", out_dir=str(Path("runs/checkpoints").absolute()))
+    app_eval = jobs.evaluate_config(app_train["out"], [0.1], data="/d", instances=100)
+    assert train.config == app_train and ev.config == app_eval
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[axes]\nnetwork = "resnet20"\nwidth = -1',
+     "sweep spec axes.width: width must be a positive finite number, got -1"),
+    ('[axes]\nnetwork = ["resnet21"]', "sweep spec axes.network: unknown network 'resnet21'"),
+    ('[axes]\nnetwork = "resnet20"\ndropconnect = [0.1, 1.0]', "sweep spec axes.dropconnect: drop-connect rate must be in [0, 1), got 1.0"),
+    ('[axes]\nnetwork = "resnet20"\nmapping = "bogus"', "sweep spec axes.mapping: unknown mapping policy 'bogus'"),
+    ('[axes]\nnetwork = "vgg13"\nshortcut_kernel = 3', "sweep spec axes.shortcut_kernel: shortcut kernel 3 is not available for vgg13"),
+    ('[axes]\nnetwork = "resnet20"\nwidth = []', "sweep spec axes.width: is empty"),
+    ('[axes]\nnetwork = "resnet20"\nwidth = "1.0"', "sweep spec axes.width: expected a number, got '1.0'"),
+    ('[axes]\nnetwork = "resnet20"\nwidth = 0.01', "sweep spec axes.width: width 0.01 leaves a layer"),
+    ('[axes]\nnetwork = "resnet20"\ndropconect = 0.3', "sweep spec axes.dropconect: unknown key"),
+    ('[axes]\nwidth = 1.0', "sweep spec axes: has no network axis"),
+    ('fault_rates = []\n[axes]\nnetwork = "resnet20"', "sweep spec fault_rates: is empty"),
+    ('fault_rates = [0.1, 2]\n[axes]\nnetwork = "resnet20"', "sweep spec fault_rates: fault rate must be in [0, 1), got 2"),
+    ('name = "x"', "sweep spec grid: no grid"),
+    ('[[grid]]\nnetwork = "vgg13"\n[[grid]]\nnetwork = "vgg13"\nwidth = 0', "sweep spec grid[2].width"),
+    ('epochs = 3\n[axes]\nnetwork = "vgg13"', "sweep spec epochs: unknown key"),
+    ('[recipe]\nepochs = 0\n[axes]\nnetwork = "vgg13"', "sweep spec recipe.epochs: expected a positive integer, got 0"),
+    ('[protocol]\ninstances = "many"\n[axes]\nnetwork = "vgg13"', "sweep spec protocol.instances: expected a positive integer"),
+    ('[resources]\ntrain_gpus = -1\n[axes]\nnetwork = "vgg13"', "sweep spec resources.train_gpus: expected a non-negative"),
+    ('device = "tpu"\n[axes]\nnetwork = "vgg13"', "sweep spec device: unknown device 'tpu'"),
+])
+def test_bad_spec_values_name_the_key(text, message):
+    with pytest.raises(DSEError) as e:
+        parse(text)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_packaged_grids_and_file_errors(tmp_path, capsys):
+    default, paper = load_spec("default"), load_spec("paper")
+    assert len(default.points()) == 15 and len(expand(default, data="/d")) == 15 * 5
+    assert len(paper.points()) == 3 * 4 * 6 + 4 * 6 + 6  # k3 for ResNet20 only, plus Fig. 7's mapping
+    assert paper.recipe["epochs"] > default.recipe["epochs"] and paper.checkpoint_dir != default.checkpoint_dir
+    (tmp_path / "bad.toml").write_text("network = [")
+    for argv, message in ((["sweep", str(tmp_path / "bad.toml")], "not valid TOML"),
+                          (["sweep", "nope"], "not found; give a .toml file or one of: default, paper"),
+                          (["sweep", "default", "--dry-run", "--data", str(tmp_path), "--device", "gpu"],
+                           "sweep spec --device: unknown device 'gpu'")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+
+
+def test_ray_backend_without_ray_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(DSEError, match=r"pip install 'rram-dse\[ray\]'"):
+        make_backend("ray", parse('[axes]\nnetwork = "vgg13"'))
+
+
+# ================================================================================ real runs
+def test_sweep_runs_then_skips_what_is_done(local_run):
+    spec, store, summary = local_run
+    assert summary["jobs"] == 3 and summary["done"] == 3 and summary["failed"] == 0, summary["failures"]
+    js = store.jobs()
+    assert set(js.state) == {"done"} and set(js.source) == {"sweep"}  # the app's Jobs view lists them
+    ev = store.evaluations()
+    assert sorted(ev.fault_rate) == [0.0, 0.1] and list(ev.n) == [1, 2] and (ev.test_images == 20).all()
+    before = js.sort_values("job_id").reset_index(drop=True)
+    again = run_sweep(spec, store, progress=False, log=lambda s: None)
+    assert again["skipped"] == 3 and again["ran"] == 0
+    assert store.jobs().sort_values("job_id").reset_index(drop=True).equals(before)
+
+
+def test_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path, tree):
+    spec_path = write_spec(tmp_path / "tiny.toml", tree, tmp_path / "ck")
+    store_path = tmp_path / "s.sqlite"
+    env = {**os.environ, "DSE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "dse", "sweep", str(spec_path), "--store", str(store_path), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0, watch = time.time(), None
+        while time.time() - t0 < 240:
+            if watch is None and store_path.exists():
+                watch = Store(store_path)
+            if watch is not None and (watch.read_sql("SELECT state FROM jobs").state == "done").any():
+                break
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.1)
+        else:
+            pytest.fail("no job finished within 240 s")
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    finally:
+        proc.kill()
+        proc.wait()
+    store = Store(store_path)
+
+    def rows(where):
+        db = sqlite3.connect(store_path)
+        try:
+            return db.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY job_id").fetchall()
+        finally:
+            db.close()
+
+    finished = rows("state = 'done'")
+    kinds = [r[1] for r in finished]
+    assert "train" in kinds and len(finished) < 3  # killed mid-way
+    ckpt = Path(json.loads(finished[kinds.index("train")][3])["out"])
+    stamp = (ckpt.stat().st_mtime_ns, ckpt.read_bytes())
+
+    rerun = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    summary = json.loads(rerun.stdout)
+    assert summary["skipped"] == len(finished) and summary["done"] == 3 - len(finished)
+    assert set(store.jobs().state) == {"done"}
+    # the finished jobs were not redone: their rows (state, times, pid) and the checkpoint are as they were
+    done_before = ", ".join(f"'{r[0]}'" for r in finished)
+    assert rows(f"job_id IN ({done_before})") == finished
+    assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == stamp
+    assert sorted(store.evaluations().fault_rate) == [0.0, 0.1]
+
+
+def test_ray_backend_fills_the_store_as_the_local_one(local_run, tmp_path, tree, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray runs workers at nice 15: starved on a busy machine
+    spec, local_store, _ = local_run
+    from dataclasses import replace
+
+    ray_spec = replace(spec, checkpoint_dir=str(tmp_path / "ck"))  # a fresh folder: really train again
+    store = Store(tmp_path / "ray.sqlite")
+    t0 = time.time()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        print(f"ray.init: {time.time() - t0:.1f}s")
+        summary = run_sweep(ray_spec, store, backend="ray", progress=False, log=lambda s: None)
+    finally:
+        ray.shutdown()
+    print(f"ray tiny sweep incl. init and shutdown: {time.time() - t0:.1f}s")
+    assert summary["done"] == 3 and summary["failed"] == 0, summary["failures"]
+    assert set(store.jobs().state) == {"done"}
+
+    def table(s):
+        ev = s.read_sql("SELECT * FROM evaluations ORDER BY point_id, fault_rate")
+        return ev.drop(columns=sorted(TIMING))
+
+    assert table(store).equals(table(local_store))  # same weights (sha), same accuracies, same protocol
+    cols = ["point_id", "checkpoint_sha", "fault_free_accuracy", "calibrated_rates", "epochs", "seed"]
+    assert store.points()[cols].equals(local_store.points()[cols])
+
+
+def test_reproduce_writes_figures_and_summary(local_run, tmp_path, capsys):
+    spec, store, _ = local_run
+    out = tmp_path / "report"
+    assert main(["reproduce", "--grid", spec.source, "--store", str(store.path), "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sweep"]["skipped"] == 3 and result["sweep"]["ran"] == 0  # the sweep found it all done
+    assert result["evaluations"] == 2
+    files = {Path(f).name for f in result["figures"]}
+    assert {"accuracy-resnet20.html"} <= files and (out / "figures" / "plotly.min.js").exists()
+    assert result["png"] == any(f.endswith(".png") for f in files)
+    summary = (out / "summary.md").read_text()
+    assert "# Reproduction: grid `tiny`" in summary and "resnet20 0.5x k1 p=0.3" in summary
+    assert "## Table II" in summary and "| resnet20 | 1x | 1 | 41,214,602 | 15.74 | 113.32 | 15.74 |" in summary
+    assert "| resnet20 | 0.5x | 1 |" in summary  # the grid's own architecture priced too
+    assert "The best drop-connect rate for a fault rate is higher" in summary  # the claims, restated
+    assert result["claims"]["1x1-on-crossbar"] == "not measured"
+    assert (out / "results.csv").read_text().count("\n") == 3
+
+
+def synthetic_results():
+    """Results shaped like grid_results', with the paper's trends built in: drop-connect protects,
+    p = 0.5 costs accuracy without faults, 1x1 layers on the crossbar hurt, widening helps."""
+    import pandas as pd
+
+    rows = []
+    for net, width, kernel, mapping in [("resnet20", 1.0, 1, "default"), ("resnet20", 1.0, 3, "default"),
+                                        ("resnet20", 1.0, 1, "1x1-on-crossbar"), ("resnet20", 1.6, 1, "default"),
+                                        ("mobilenetv2", 1.0, 1, "default")]:
+        for p in (0.0, 0.3, 0.5):
+            fault_free = 92 - 10 * max(0.0, p - 0.3) + 2 * (width - 1) + (kernel == 3)
+            for f in (0.0, 0.1, 0.2, 0.3):
+                acc = fault_free - 40 * f * (1 - p) - (20 * f if mapping != "default" else 0)
+                rows.append(dict(network=net, width=width, shortcut_kernel=kernel, mapping=mapping, dropconnect=p,
+                                 fault_rate=f, mean=acc, ci95=0.5, n=100, worst=acc - 2, test_images=10000,
+                                 fault_free_accuracy=fault_free, point_id=f"{net}-{width}-{kernel}-{mapping}-{p}"))
+    return pd.DataFrame(rows)
+
+
+def test_claims_and_figures_from_results(monkeypatch):
+    from dse import cost
+    from dse.reproduce import PAPER_CLAIMS, check_claims, figures
+
+    monkeypatch.setattr(cost, "paper_cost", lambda net, w=1.0, k=1: {"latency_ns": w * w, "energy_uj": w * w})
+    df = synthetic_results()
+    claims = {c["claim"]: c for c in check_claims(df)}
+    assert set(claims) == set(PAPER_CLAIMS)
+    verdicts = {k: c["verdict"] for k, c in claims.items()}
+    assert verdicts["high-p-hurts"] == "agrees"  # p=0.5 is 2 points below p=0 without faults
+    assert verdicts["1x1-on-crossbar"] == "agrees" and "6.0 points below" in claims["1x1-on-crossbar"]["ours"]
+    assert verdicts["mobilenet-30"] == "differs"  # best at 0.3 is p=0.5: 90 - 6 = 84 against 92
+    assert verdicts["vgg13-wide"] == "not measured" and verdicts["small-faults"] == "differs"
+    assert "resnet20 1.6x +156.0%" in claims["widening"]["ours"]  # from the (stubbed) paper-mode cost
+    assert verdicts["shortcut-3x3"] == "agrees"  # k3 is 1 point up, 1.6x is 1.2 up
+    assert verdicts["best-p-above-f"] == "agrees"  # best p: 0.3 at f=0.1 and 0.2, 0.5 at f=0.3
+    assert sorted(figures(df)) == ["accuracy-mobilenetv2", "accuracy-resnet20", "best-dropconnect-mobilenetv2",
+                                   "best-dropconnect-resnet20", "mapping", "shortcuts", "widths"]
