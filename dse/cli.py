@@ -10,7 +10,7 @@ import sys
 from dse.errors import DSEError
 
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
-COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce"]
+COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dse.calibrate import DEFAULT_RATES, calibrate_bn
@@ -91,6 +91,21 @@ def accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device, b
         correct += (logits.argmax(1) == y[i : i + batch_size].to(device)).sum().item()
     model.train(was)
     return 100.0 * correct / len(x_uint8)
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, x_uint8: Tensor,
+               y: Tensor, generator: torch.Generator, recipe: Recipe, device: torch.device) -> tuple[Tensor, Tensor]:
+    """One step of the recipe on a uint8 batch (crop+flip, normalise, forward, backward, update); returns
+    (loss, logits). The trainer's loop body, shared with the benchmark so that it times this very code."""
+    x = normalize(random_crop_flip(x_uint8, generator, recipe.crop_pad))
+    with autocast(device):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss, logits
 
 
 def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
@@ -193,15 +208,8 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, r.lr)
             idx = order[i * r.batch_size : (i + 1) * r.batch_size]
-            x = normalize(random_crop_flip(train_x[idx], g, r.crop_pad))
             y = train_y[idx]
-            with autocast(device):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=r.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device)
             loss_sum += loss.detach().float()
             correct += (logits.argmax(1) == y).sum()
             if on_step:

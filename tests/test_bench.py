@@ -1,0 +1,128 @@
+"""The benchmark command as a smoke test on tiny synthetic data (structure, never timings), and the fast
+evaluation path it measures: the BN-folded forward must give the plain model's answers."""
+import json
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from dse.bench import measure, synthetic_data, untrained_checkpoint
+from dse.cli import main
+from dse.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
+from dse.faults import FaultInjector
+from dse.models import build_model
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny ops on a busy 2-core machine spend more time in thread barriers than in work."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def with_random_bn(model):
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+            m.weight.data.copy_(0.5 + torch.rand(m.num_features, generator=g))
+            m.bias.data.copy_(0.1 * torch.randn(m.num_features, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("network, kernel", [("resnet20", 1), ("resnet20", 3), ("vgg13", 1), ("mobilenetv2", 1)])
+@pytest.mark.parametrize("mkldnn", [False, True])
+def test_folded_forward_gives_the_plain_models_logits(network, kernel, mkldnn):
+    if mkldnn and not _mkldnn_conv_ok():
+        pytest.skip("oneDNN fused convolution unavailable in this build")
+    torch.manual_seed(0)
+    model = with_random_bn(build_model(network, 0.5, kernel)).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    faulty = FaultInjector(model).weights(0, 0.2)  # substituted weights go in before the fold
+    params = {**dict(model.named_parameters()), **dict(model.named_buffers()), **faulty}
+    fast = FoldedForward(model, mkldnn)
+    with torch.no_grad():
+        want = functional_call(model, faulty, (x,))
+        got = fast(x, params)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * (1 + want.abs().max().item()))
+    assert len(fast.convs) == sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def test_evaluator_fast_path_and_its_fallback_agree(monkeypatch, one_thread):
+    data = synthetic_data(8, 60)
+    ck = untrained_checkpoint("resnet20", 0.5, 0.1)
+    ev = Evaluator(ck, data.test_x, data.test_y, batch_size=25)
+    assert ev.fast is not None, ev.fast_reason
+    w = ev.injector.weights(1, 0.1)
+    fast = ev.accuracy(w), ev.accuracy(None)
+
+    def refuse(*a, **k):
+        raise RuntimeError("no fx here")
+
+    monkeypatch.setattr("dse.evaluate.FoldedForward", refuse)
+    plain = Evaluator(ck, data.test_x, data.test_y, batch_size=25)
+    assert plain.fast is None and "no fx here" in plain.fast_reason
+    one_image = 100 / 60  # logits agree to ~1e-6; at most a near-tie could flip one prediction
+    assert plain.accuracy(w) == pytest.approx(fast[0], abs=one_image)
+    assert plain.accuracy(None) == pytest.approx(fast[1], abs=one_image)
+
+
+def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
+    out = tmp_path / "BENCH.md"
+    argv = ["bench", "--quick", "--networks", "resnet20", "--width", "0.5", "--scaling-widths", "0.5,0.75",
+            "--batch-size", "16", "--train-steps", "1", "--warmup-steps", "1", "--instances", "2",
+            "--test-images", "40", "--calib-images", "32", "--batched-instances", "2", "--synthetic-images", "48",
+            "--in-process", "--device", "cpu", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["data"]["synthetic"] and res["machine"]["cpu"] and res["machine"]["torch"] == torch.__version__
+    (tr,) = res["training"]
+    assert set(tr["images_per_s"]) == {"project", "project_p0", "reference"} and min(tr["images_per_s"].values()) > 0
+    assert res["train_end_to_end"][0]["images_per_s"] > 0 and res["train_end_to_end"][0]["peak_rss_mb"] > 0
+    (c,) = res["campaign"]
+    assert set(c["image_instances_per_s"]) == {"project", "plain", "naive"} and c["path"].startswith("bn-folded")
+    eq = res["equivalence"][0]
+    assert eq["instances"] == 2 and eq["images"] == 40
+    assert eq["mean_diff"] <= 0.1 and eq["batched_mean_diff"] <= 0.1  # speed must not change answers
+    assert eq["evaluate_matches"]  # evaluate() reports the accuracies the interleaved run measured
+    assert [c["rate"] for c in res["calibration"][0]["rates"]] == [0.0, 0.1]
+    assert [r["instances"] for r in res["scaling"]["instances"]["rows"]] == [1, 2]
+    assert [r["width"] for r in res["scaling"]["width_eval"]["rows"]] == [0.5, 0.75]
+    assert [r["width"] for r in res["scaling"]["width_train"]["rows"]] == [0.5, 0.75]
+    assert res["profile"]["train_step"]["top"] and res["profile"]["eval_fast"]["conv_share"] > 0.5
+    names = [t["name"] for t in res["targets"]]
+    assert len(names) == 5 and all(t["met"] in (True, False) for t in res["targets"])
+    text = out.read_text()
+    assert text == res["markdown"] and text.startswith("# Benchmarks")
+    assert f"`{res['command']}`" in text and "--quick" in res["command"]
+    for heading in ("## Machine", "## Targets", "## 1. Training throughput", "## 2. Fault-campaign throughput",
+                    "## 3. Accuracy equivalence", "## 4. BN calibration and memory", "## 5. Scaling",
+                    "## Where the time goes"):
+        assert heading in text
+    assert "synthetic" in text and "load average" in text
+
+
+def test_a_measurement_in_its_own_process_reports_its_memory():
+    r = measure("campaign_project", isolate=True, data={"synthetic": [8, 20]},
+                ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=2, test_images=20, batch_size=10)
+    assert r["isolated"] and r["images"] == 20 and r["instances"] == 2 and r["image_instances_per_s"] > 0
+    assert r["peak_rss_mb"] >= r["rss_baseline_mb"] > 0
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["bench", "--networks", "resnet56"], "unknown network 'resnet56'"),
+    (["bench", "--fault-rate", "0", "--no-write"], "fault rate above 0"),
+    (["bench", "--instances", "0"], "positive integer"),
+    (["bench", "--data", "/no/such/dir", "--no-write"], "does not exist"),
+])
+def test_bad_bench_arguments_give_one_line(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(main(argv))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
