@@ -370,7 +370,8 @@ def train_project(data: dict, network: str, width: float, dropconnect: float, ba
     small = Cifar10(d.train_x, d.train_y, d.test_x[:100], d.test_y[:100], d.source, d.fingerprint)
     n = (warmup + steps) * batch_size
     if n > len(d.train_x):
-        raise DSEError(f"{warmup + steps} steps of {batch_size} need {n} training images; the data has {len(d.train_x)}")
+        raise DSEError(f"{warmup + steps} steps of {batch_size} need {n} training images; "
+                       f"the data has {len(d.train_x)}")
     cfg = TrainConfig(network=network, width=width, dropconnect=dropconnect, seed=0,
                       recipe=Recipe(epochs=1, batch_size=batch_size), calib_rates=tuple(calib_rates),
                       calib_images=calib_images, max_train_images=n)
@@ -492,8 +493,8 @@ def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = evaluate(ck, d.test_x, d.test_y, [rate], Protocol(instances=instances, seed=seed, test_images=test_images),
-                       dev, progress=False, batch_size=batch_size)
+        protocol = Protocol(instances=instances, seed=seed, test_images=test_images)
+        res = evaluate(ck, d.test_x, d.test_y, [rate], protocol, dev, progress=False, batch_size=batch_size)
     r = res["results"][0]
     return {"network": ck.meta["network"], "fault_rate": rate, "instances": r["n"], "images": r["test_images"],
             "seconds": r["time_s"], "image_instances_per_s": r["n"] * r["test_images"] / r["time_s"],
@@ -607,7 +608,10 @@ def _top_ops(prof, k: int = 6) -> dict:
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: -e.self_cpu_time_total)
-    share = lambda words: sum(e.self_cpu_time_total for e in events if any(w in e.key for w in words)) / total  # noqa: E731
+
+    def share(words) -> float:
+        return sum(e.self_cpu_time_total for e in events if any(w in e.key for w in words)) / total
+
     return {"top": [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in events[:k]],
             "conv_share": share(("convolution",)), "batch_norm_share": share(("batch_norm",))}
 
@@ -698,6 +702,16 @@ def _target(name: str, value: float | None, target: float, higher_is_better: boo
             "met": met, "note": note}
 
 
+def _describe(path: str) -> str:
+    """`name` (network, width, p, epochs, float test accuracy) of a given checkpoint."""
+    from dse.checkpoint import load_checkpoint
+
+    m = load_checkpoint(path).meta
+    acc = f", {m['test_accuracy']:g}% float test accuracy" if m.get("test_accuracy") is not None else ""
+    return (f"`{Path(path).name}`: {m['network']} width {m['width']:g}, p={m['dropconnect']:g}, "
+            f"{m.get('epochs', '?')} epochs{acc}")
+
+
 def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints: dict[str, str] | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Every measurement of the benchmark, in one run; returns the results (`to_markdown` renders them)."""
@@ -710,7 +724,7 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
               "campaign_end_to_end": [], "batched": [], "equivalence": [], "calibration": [],
               "scaling": {}, "targets": []}
     checkpoints = dict(checkpoints or {})
-    given = {net: Path(path).name for net, path in checkpoints.items()}
+    given = {net: _describe(path) for net, path in checkpoints.items()}
     nets = list(cfg.networks)
     t_start = time.perf_counter()
     m = lambda kind, **kw: measure(kind, cfg.isolate, data=data, device=str(dev), **kw)  # noqa: E731
@@ -729,7 +743,8 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
         keep = dict(out=out, calib_rates=(0.0, cfg.fault_rate), calib_images=cfg.calib_images) if out else {}
         e2e = m("train_project", dropconnect=cfg.dropconnect, **keep, **common)
         result["train_end_to_end"].append(e2e)
-        log(f"train {net}: end-to-end dse.train.train {e2e['images_per_s']:.1f} img/s, peak RSS {e2e['peak_rss_mb']:.0f} MB")
+        log(f"train {net}: end-to-end dse.train.train {e2e['images_per_s']:.1f} img/s, "
+            f"peak RSS {e2e['peak_rss_mb']:.0f} MB")
         if out:
             checkpoints[net] = out
 
@@ -775,7 +790,8 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
     sc = result["scaling"]
     sc["instances"] = m("eval_instances", network=base, width=cfg.width, rate=cfg.fault_rate,
                         instances=list(cfg.scaling_instances), test_images=n_scale, batch_size=cfg.eval_batch)
-    log(f"scaling {base}, instances: " + ", ".join(f"{x['instances']}: {x['seconds']:.1f}s" for x in sc["instances"]["rows"]))
+    log(f"scaling {base}, instances: "
+        + ", ".join(f"{x['instances']}: {x['seconds']:.1f}s" for x in sc["instances"]["rows"]))
     sc["width_eval"] = m("eval_widths", network=base, widths=list(cfg.scaling_widths), rate=cfg.fault_rate,
                          instances=2, test_images=n_scale, batch_size=cfg.eval_batch)
     sc["width_train"] = m("train_widths", network=base, widths=list(cfg.scaling_widths), dropconnect=cfg.dropconnect,
@@ -811,8 +827,8 @@ def targets(result: dict) -> list[dict]:
         out.append(_target(f"fault campaign {net}: project / plain inference", _ratio(ips["project"], ips["plain"]),
                            TARGETS["campaign_vs_plain"], True, "x"))
     for row in result["equivalence"]:
-        out.append(_target(f"equivalence {row['network']}: mean accuracy, fast path vs fp32 reference", row["mean_diff"],
-                           TARGETS["equivalence_points"], False, "points"))
+        out.append(_target(f"equivalence {row['network']}: mean accuracy, fast path vs fp32 reference",
+                           row["mean_diff"], TARGETS["equivalence_points"], False, "points"))
     return out
 
 
@@ -902,7 +918,8 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
                      _f(_ratio(ips["project"], ips["reference"]), 2, "x"),
                      _f(100 * (_ratio(ips["project_p0"], ips["project"]) - 1), 1, "%"),
                      " / ".join(_spread(r["step_s"][k]) for k in ("project", "project_p0", "reference")),
-                     _f(e["images_per_s"]), _f(e["peak_rss_mb"], 0)] + ([_f(e.get("gpu_peak_mb"), 0)] if gpu_run else []))
+                     _f(e["images_per_s"]), _f(e["peak_rss_mb"], 0)]
+                    + ([_f(e.get("gpu_peak_mb"), 0)] if gpu_run else []))
     L += _table(["network", f"project p={cfg['dropconnect']:g}", "project p=0", "plain reference", "speed-up",
                  "drop-connect overhead", "s per step (min-max: p / p=0 / ref)", "end-to-end `train`",
                  "peak RSS of `train` (MB)"] + (["GPU peak (MB)"] if gpu_run else []), rows)
@@ -927,7 +944,8 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
                     + ([_f(e.get("gpu_peak_mb"), 0)] if gpu_run else []))
     L += _table(["network", "project", "plain inference", "naive reference", "vs naive", "vs plain",
                  "s per instance (min-max: project / plain / naive)", "end-to-end `evaluate`",
-                 "peak RSS of `evaluate` (MB)", "batched instances (vmap)"] + (["GPU peak (MB)"] if gpu_run else []), rows)
+                 "peak RSS of `evaluate` (MB)", "batched instances (vmap)"]
+                + (["GPU peak (MB)"] if gpu_run else []), rows)
     paths = sorted({c["path"] for c in result["campaign"]})
     L += [f"Evaluation path in use: {', '.join(paths)}.", ""]
 
@@ -965,7 +983,8 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
     what = {"train_project": "`dse.train.train`", "campaign_project": "`dse.evaluate.evaluate`",
             "train_compare": "training comparison (3 in one process)",
             "campaign_compare": "campaign comparison (3 in one process)"}
-    L += _table(["measurement", "network", "baseline RSS (MB)", "peak RSS (MB)"] + (["GPU peak (MB)"] if gpu_run else []),
+    L += _table(["measurement", "network", "baseline RSS (MB)", "peak RSS (MB)"]
+                + (["GPU peak (MB)"] if gpu_run else []),
                 [[what[r["kind"]], r["network"], _f(r.get("rss_baseline_mb"), 0), _f(r["peak_rss_mb"], 0)]
                  + ([_f(r.get("gpu_peak_mb"), 0)] if gpu_run else []) for r in runs])
 

@@ -157,6 +157,7 @@ class FoldedForward:
         self.eps: dict[str, float] = {}
         self.affine: dict[str, bool] = {}
         skip: set = set()
+        claimed: set = set()  # residual adds already fused into a conv (add(conv_a, conv_b) takes one)
         emit_at: dict = {}  # last node of a fused chain -> (conv node, BN name, add node, unary)
         for node in gm.graph.nodes:
             if node.op != "call_module" or not isinstance(modules[node.target], nn.Conv2d):
@@ -176,10 +177,11 @@ class FoldedForward:
             user = next(iter(end.users)) if len(end.users) == 1 else None
             if user is not None and _unary_of(user, modules):
                 unary, last = _unary_of(user, modules), user
-            elif (user is not None and user not in skip and user.op == "call_function"
-                  and user.target in (operator.add, torch.add) and len(user.args) == 2 and not user.kwargs and all(isinstance(a, torch.fx.Node) for a in user.args)
-                  and user.args[0] is not user.args[1]):
+            elif (user is not None and user not in claimed and user.op == "call_function"
+                  and user.target in (operator.add, torch.add) and len(user.args) == 2 and not user.kwargs
+                  and all(isinstance(a, torch.fx.Node) for a in user.args) and user.args[0] is not user.args[1]):
                 add, last = user, user
+                claimed.add(add)
                 after = next(iter(user.users)) if len(user.users) == 1 else None
                 if after is not None and _unary_of(after, modules):
                     unary, last = _unary_of(after, modules), after
