@@ -79,6 +79,56 @@ def import_manifest(store: Store, path: Path, shas: dict[str, tuple[str, str]]) 
     return n
 
 
+_EVAL_FIELDS = ("fault_rate", "fault_model", "protocol", "seed", "bn_rate", "rescale", "test_images", "n", "mean",
+                "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best", "time_s")
+
+
+def write_manifest(store: Store, folder: Path) -> dict:
+    """Write `<folder>/manifest.json` (atomically): every checkpoint in the folder with its metadata and
+    all its evaluations in the store, per-instance accuracies included, so that `sync` on another machine
+    has the results without evaluating again. Returns {"path", "checkpoints", "evaluations"}."""
+    from dse.checkpoint import load_checkpoint
+    from dse.io import atomic_write
+
+    folder = Path(folder)
+    evals = store.read_sql("SELECT * FROM evaluations ORDER BY fault_rate")
+    entries, n = [], 0
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            ck = load_checkpoint(path)
+        except DSEError:
+            continue  # a damaged file is sync's to report; the manifest lists what loads
+        m = ck.meta
+        rows = []
+        for r in evals[evals.checkpoint_sha == ck.sha256].itertuples():
+            ev = {k: _plain(getattr(r, k)) for k in _EVAL_FIELDS}
+            ev.update(accuracies=json.loads(r.accuracies), fault_free_quantized_accuracy=_plain(r.quantized_accuracy),
+                      protocol_config={"recalibrate": bool(r.recalibrate)})
+            rows.append(ev)
+        n += len(rows)
+        entries.append({
+            "file": path.name, "sha256": ck.sha256, "bytes": path.stat().st_size,
+            **{k: m.get(k) for k in ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "seed", "epochs",
+                                     "recipe", "init", "test_accuracy", "test_accuracy_trained_bn", "train_time_s",
+                                     "calibration", "dataset", "dtype", "versions", "device")},
+            "evaluations": rows})
+    doc = {"format": MANIFEST_FORMAT, "format_version": 1, "checkpoints": entries}
+    out = folder / MANIFEST
+    atomic_write(out, (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode())
+    return {"path": str(out), "checkpoints": len(entries), "evaluations": n}
+
+
+def _plain(v):
+    """A JSON-ready scalar from a pandas cell (numpy types, NaN -> None)."""
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
 def ensure_costs(store: Store, points: list[DesignPoint] | None = None) -> None:
     """Both cost models for every design point in the store (or those given) that lacks them."""
     if points is None:

@@ -329,17 +329,19 @@ class Evaluator:
         return 100.0 * int(correct) / self.n_images
 
     def run(self, rate: float, protocol: Protocol, progress: bool = True,
-            on_instance: Callable[[int, float], None] | None = None) -> dict:
-        """Monte-Carlo accuracy at one fault rate."""
+            on_instance: Callable[[int, float], None] | None = None, done: list[float] | None = None) -> dict:
+        """Monte-Carlo accuracy at one fault rate. `done`: accuracies of instances 0..k-1 from an interrupted
+        run with the same checkpoint and protocol; only the instances after them are run."""
         rate = check_rate(rate, "fault rate")
         p = protocol
         t0 = time.perf_counter()
         bn_rate = self.use_bn_for(rate, p.recalibrate)
-        accs: list[float] = []
+        accs: list[float] = list(done or [])[: p.instances]
         if rate == 0:  # no faults: every instance is the same quantised network
-            accs.append(self.accuracy(self.injector.weights(None, 0.0)))
-        else:
-            bar = tqdm(range(p.instances), desc=f"f={rate:g}", unit="crossbar", disable=not progress, leave=False)
+            accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0))]
+        elif not (p.adaptive and len(accs) >= max(2, p.min_instances) and summarize(accs)["ci95"] <= p.adaptive):
+            bar = tqdm(range(len(accs), p.instances), desc=f"f={rate:g}", unit="crossbar", disable=not progress,
+                       leave=False, initial=len(accs), total=p.instances)
             for i in bar:
                 w = self.injector.weights(i, rate, p.seed, p.fault_model, p.rescale)
                 accs.append(self.accuracy(w))
@@ -359,9 +361,11 @@ class Evaluator:
 def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, protocol: Protocol | None = None,
              device="cpu", progress: bool = True, batch_size: int = 500,
              on_result: Callable[[dict], None] | None = None,
-             on_instance: Callable[[float, int, float], None] | None = None) -> dict:
+             on_instance: Callable[[float, int, float], None] | None = None,
+             done: dict[float, list[float]] | None = None) -> dict:
     """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies.
-    on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar."""
+    on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar.
+    done[rate]: per-instance accuracies already measured (an interrupted run's), not run again."""
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = test_x[: protocol.test_images], test_y[: protocol.test_images]
@@ -371,7 +375,7 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
     results = []
     for f in fault_rates:
         cb = (lambda i, acc, f=f: on_instance(f, i, acc)) if on_instance else None
-        results.append(ev.run(f, protocol, progress, on_instance=cb))
+        results.append(ev.run(f, protocol, progress, on_instance=cb, done=(done or {}).get(f)))
         if on_result:
             on_result({**results[-1], "fault_free_quantized_accuracy": quantized})
     m = ckpt.meta

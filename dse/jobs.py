@@ -5,6 +5,8 @@ The work itself (`execute`) never touches the store, so a sweep can run it in a 
 Ray task on another node and have the driver `record` the result."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from dse.errors import DSEError
+from dse.io import atomic_write
 from dse.store import DesignPoint, Store
 
 
@@ -145,7 +148,6 @@ def execute(kind: str, config: dict, progress: Callable[..., None] | None = None
 
 def record(store: Store, jid: str, kind: str, result: dict) -> None:
     """Write one finished job's result into the store (the checkpoint must be readable from here)."""
-    import json
 
     if kind == "train":
         store.add_checkpoint(result["checkpoint"])
@@ -170,7 +172,8 @@ def train_recipe(config: dict):
     return TrainConfig(network=p.network, width=p.width, shortcut_kernel=p.shortcut_kernel, mapping=p.mapping,
                        dropconnect=p.dropconnect, seed=config["seed"], recipe=recipe,
                        calib_rates=tuple(config.get("calib_rates") or DEFAULT_RATES),
-                       calib_images=config.get("calib_images"), max_train_images=config.get("max_train_images"))
+                       calib_images=config.get("calib_images"), max_train_images=config.get("max_train_images"),
+                       init=config.get("init"), half=bool(config.get("half")))
 
 
 def _train(c: dict, progress) -> dict:
@@ -209,16 +212,44 @@ def _evaluate(c: dict, progress) -> dict:
     data = load_cifar10(c["data"])
     rates = c["fault_rates"]
     per_rate = protocol.instances
+    journals = {rate: _journal_path(c, ck.sha256, rate) for rate in rates}
+    done = {rate: _read_journal(path, ck.sha256, rate) for rate, path in journals.items()}
 
     def on_instance(rate, i, acc):
         k = rates.index(rate)
+        done[rate][i - 1:] = [acc]  # crossbar i (1-based) of this rate
+        doc = {"checkpoint_sha": ck.sha256, "fault_rate": rate, "seed": c["seed"],
+               "test_images": c.get("test_images"), "accuracies": done[rate]}
+        atomic_write(journals[rate], json.dumps(doc).encode())
         progress((k + i / per_rate) / len(rates), f"fault rate {rate:g}: crossbar {i}/{per_rate}")
 
+    if any(done.values()):
+        print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),
+              flush=True)
     out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.get("device", "auto")),
-                   progress=False, on_instance=on_instance)
+                   progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()})
     quantized = out["fault_free_quantized_accuracy"]
     return {"checkpoint": str(c["checkpoint"]), "checkpoint_sha": ck.sha256, "protocol": asdict(protocol),
             "results": [{**r, "fault_free_quantized_accuracy": quantized} for r in out["results"]]}
+
+
+def _journal_path(c: dict, sha: str, rate: float) -> Path:
+    """Where evaluate jobs keep the accuracy of every crossbar instance they finish at one fault rate: a
+    killed job resumes where it stopped, and a later job asking more instances of the same weights, seed
+    and test images runs only the new ones (instance i is the same fault map whatever the protocol)."""
+    key = json.dumps([sha, float(rate), c["seed"], c.get("test_images")])
+    return Path(f"{c['checkpoint']}.crossbars-{hashlib.sha256(key.encode()).hexdigest()[:16]}.partial")
+
+
+def _read_journal(path: Path, sha: str, rate: float) -> list[float]:
+    """The crossbars finished earlier; an unreadable or foreign journal is ignored (the work is redone)."""
+    try:
+        doc = json.loads(path.read_text())
+        if doc["checkpoint_sha"] != sha or float(doc["fault_rate"]) != float(rate):
+            return []
+        return [float(a) for a in doc["accuracies"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _sensitivity(c: dict, progress) -> dict:

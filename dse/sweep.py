@@ -45,10 +45,13 @@ from dse.store import DesignPoint, Store
 
 DEFAULT_FAULT_RATES = (0.0, 0.1, 0.2, 0.3)  # the paper's inference fault rates
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
+GRID_KEYS = AXES + ("recipe", "protocol", "finetune_from", "finetune_recipe")
+FINETUNE_KEYS = ("mapping", "dropconnect")  # what a fine-tuned point's base may differ in: same architecture
 AXIS_DEFAULTS = {"width": [1.0], "shortcut_kernel": [1], "mapping": ["default"], "dropconnect": [0.0]}
 TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "seed", "fault_rates", "recipe",
-            "protocol", "resources", "axes", "grid")
-RECIPE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 0.2, "calib_images": None, "max_train_images": None}
+            "protocol", "resources", "manifest", "axes", "grid")
+RECIPE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 0.2, "calib_images": None, "max_train_images": None,
+                   "half": False}
 PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0}
 RESOURCE_DEFAULTS = {"cpus": 1, "train_gpus": "auto", "evaluate_gpus": 0, "max_retries": 2}
 GRIDS_DIR = Path(__file__).with_name("grids")  # the packaged specs: default.toml, paper.toml
@@ -69,6 +72,17 @@ class Grid:
     mapping: tuple[str, ...]
     dropconnect: tuple[float, ...]
     fault_rates: tuple[float, ...] | None = None  # None: the spec's
+    recipe: tuple = ()  # (key, value) overrides of the spec's recipe for this block
+    protocol: tuple = ()  # (key, value) overrides of the spec's protocol
+    finetune_from: tuple = ()  # (key, value): a point starts from the weights of this variant of itself
+    finetune_recipe: tuple = ()  # (key, value) overrides for the fine-tuned points only
+
+    def base_of(self, point: DesignPoint) -> DesignPoint | None:
+        """The design point whose weights `point` is fine-tuned from, or None (trained from scratch)."""
+        from dataclasses import replace
+
+        base = replace(point, **dict(self.finetune_from)) if self.finetune_from else point
+        return None if base == point else base
 
 
 @dataclass(frozen=True)
@@ -83,20 +97,29 @@ class SweepSpec:
     recipe: dict = field(default_factory=lambda: dict(RECIPE_DEFAULTS))
     protocol: dict = field(default_factory=lambda: dict(PROTOCOL_DEFAULTS))
     resources: dict = field(default_factory=lambda: dict(RESOURCE_DEFAULTS))
+    manifest: bool = False  # keep <checkpoint_dir>/manifest.json up to date as evaluations land
+    only: tuple = ()  # (axis, values) filters: run only these points (and the bases they need)
     description: str = ""
     source: str = ""  # the file it came from
 
     def points(self) -> list[tuple[DesignPoint, tuple[float, ...]]]:
         """Every design point of the union of the grids, in spec order, with its fault rates. Kernels a
         network does not have are skipped for it (only ResNet20 has 3x3 shortcuts)."""
+        return [(point, rates) for point, rates, _ in self.blocks()]
+
+    def blocks(self) -> list[tuple[DesignPoint, tuple[float, ...], Grid]]:
+        """`points`, each with the grid block that first names it (its recipe, protocol and base)."""
         from dse.models import shortcut_kernels
 
         rates: dict[DesignPoint, set[float]] = {}
+        first: dict[DesignPoint, Grid] = {}
         for g in self.grids:
             for net, w, k, m, p in product(g.network, g.width, g.shortcut_kernel, g.mapping, g.dropconnect):
                 if k in shortcut_kernels(net):
-                    rates.setdefault(DesignPoint(net, w, k, m, p), set()).update(g.fault_rates or self.fault_rates)
-        return [(point, tuple(sorted(r))) for point, r in rates.items()]
+                    point = DesignPoint(net, w, k, m, p)
+                    rates.setdefault(point, set()).update(g.fault_rates or self.fault_rates)
+                    first.setdefault(point, g)
+        return [(point, tuple(sorted(r)), first[point]) for point, r in rates.items()]
 
 
 def _fail(key: str, message: str):
@@ -195,7 +218,7 @@ def _grid(key: str, table) -> Grid:
     from dse.models import build_model, shortcut_kernels
 
     table = _table(key, table)
-    _unknown(key, table, AXES)
+    _unknown(key, table, GRID_KEYS)
     if "network" not in table:
         _fail(key, "has no network axis; give network = [\"resnet20\", ...]")
     axes = {name: _axis(key, name, table.get(name, AXIS_DEFAULTS.get(name))) for name in AXES if name != "fault_rates"}
@@ -207,7 +230,52 @@ def _grid(key: str, table) -> Grid:
     for net, w in product(axes["network"], axes["width"]):  # e.g. a width that leaves a layer no channels
         _checked(f"{key}.width", lambda w: build_model(net, w, shortcut_kernels(net)[0]), w)
     rates = _axis(key, "fault_rates", table["fault_rates"]) if "fault_rates" in table else None
-    return Grid(**axes, fault_rates=rates)
+    ft = _table(f"{key}.finetune_from", table.get("finetune_from", {}))
+    _unknown(f"{key}.finetune_from", ft, FINETUNE_KEYS)
+    ft = {name: _axis(f"{key}.finetune_from", name, v)[0] for name, v in ft.items()}
+    if "finetune_recipe" in table and not ft:
+        _fail(f"{key}.finetune_recipe", "needs finetune_from (which point the fine-tuned ones start from)")
+    recipe = _recipe(f"{key}.recipe", table.get("recipe", {}))
+    return Grid(**axes, fault_rates=rates, recipe=tuple(recipe.items()),
+                protocol=tuple(_protocol(f"{key}.protocol", table.get("protocol", {})).items()),
+                finetune_from=tuple(sorted(ft.items())),
+                finetune_recipe=tuple(_recipe(f"{key}.finetune_recipe", table.get("finetune_recipe", {})).items()))
+
+
+def _recipe(key: str, table) -> dict:
+    """Recipe keys (all optional here), checked; defaults are filled in by the caller."""
+    recipe = _table(key, table)
+    _unknown(key, recipe, RECIPE_DEFAULTS)
+    for k in ("epochs", "batch_size"):
+        if k in recipe:
+            _positive_int(f"{key}.{k}", recipe[k])
+    for k in ("calib_images", "max_train_images"):
+        if k in recipe:
+            _positive_int(f"{key}.{k}", recipe[k], allow_none=True)
+    if "lr" in recipe:
+        _number(f"{key}.lr", recipe["lr"], "a positive number")
+        if not (math.isfinite(recipe["lr"]) and recipe["lr"] > 0):
+            _fail(f"{key}.lr", f"expected a positive number, got {recipe['lr']!r}")
+    if "half" in recipe and not isinstance(recipe["half"], bool):
+        _fail(f"{key}.half", f"expected true or false, got {recipe['half']!r}")
+    return recipe
+
+
+def _protocol(key: str, table) -> dict:
+    protocol = _table(key, table)
+    _unknown(key, protocol, PROTOCOL_DEFAULTS)
+    if "instances" in protocol:
+        _positive_int(f"{key}.instances", protocol["instances"])
+    if "test_images" in protocol:
+        _positive_int(f"{key}.test_images", protocol["test_images"], allow_none=True)
+    if protocol.get("adaptive") is not None:
+        _number(f"{key}.adaptive", protocol["adaptive"], "a positive CI half-width")
+        if not (math.isfinite(protocol["adaptive"]) and protocol["adaptive"] > 0):
+            _fail(f"{key}.adaptive", f"expected a positive CI half-width, got {protocol['adaptive']!r}")
+    if "seed" in protocol and (isinstance(protocol["seed"], bool) or not isinstance(protocol["seed"], int)
+                               or protocol["seed"] < 0):
+        _fail(f"{key}.seed", f"expected a non-negative integer, got {protocol['seed']!r}")
+    return protocol
 
 
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
@@ -225,26 +293,8 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
         _fail("grid", "expected one or more [[grid]] blocks")
     grids += [_grid(f"grid[{i + 1}]", b) for i, b in enumerate(blocks)]
 
-    recipe = {**RECIPE_DEFAULTS, **_table("recipe", doc.get("recipe", {}))}
-    _unknown("recipe", recipe, RECIPE_DEFAULTS)
-    for k in ("epochs", "batch_size"):
-        _positive_int(f"recipe.{k}", recipe[k])
-    for k in ("calib_images", "max_train_images"):
-        _positive_int(f"recipe.{k}", recipe[k], allow_none=True)
-    _number("recipe.lr", recipe["lr"], "a positive number")
-    if not (math.isfinite(recipe["lr"]) and recipe["lr"] > 0):
-        _fail("recipe.lr", f"expected a positive number, got {recipe['lr']!r}")
-
-    protocol = {**PROTOCOL_DEFAULTS, **_table("protocol", doc.get("protocol", {}))}
-    _unknown("protocol", protocol, PROTOCOL_DEFAULTS)
-    _positive_int("protocol.instances", protocol["instances"])
-    _positive_int("protocol.test_images", protocol["test_images"], allow_none=True)
-    if protocol["adaptive"] is not None:
-        _number("protocol.adaptive", protocol["adaptive"], "a positive CI half-width")
-        if not (math.isfinite(protocol["adaptive"]) and protocol["adaptive"] > 0):
-            _fail("protocol.adaptive", f"expected a positive CI half-width, got {protocol['adaptive']!r}")
-    if isinstance(protocol["seed"], bool) or not isinstance(protocol["seed"], int) or protocol["seed"] < 0:
-        _fail("protocol.seed", f"expected a non-negative integer, got {protocol['seed']!r}")
+    recipe = {**RECIPE_DEFAULTS, **_recipe("recipe", doc.get("recipe", {}))}
+    protocol = {**PROTOCOL_DEFAULTS, **_protocol("protocol", doc.get("protocol", {}))}
 
     resources = {**RESOURCE_DEFAULTS, **_table("resources", doc.get("resources", {}))}
     _unknown("resources", resources, RESOURCE_DEFAULTS)
@@ -263,12 +313,21 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     for key in ("name", "description", "data", "checkpoint_dir"):
         if key in doc and not (isinstance(doc[key], str) and doc[key]):
             _fail(key, f"expected a non-empty string, got {doc[key]!r}")
-    return SweepSpec(
+    if not isinstance(doc.get("manifest", False), bool):
+        _fail("manifest", f"expected true or false, got {doc['manifest']!r}")
+    spec = SweepSpec(
         name=doc.get("name", name), description=doc.get("description", ""), grids=tuple(grids),
         fault_rates=_rates("fault_rates", doc["fault_rates"]) if "fault_rates" in doc else DEFAULT_FAULT_RATES,
         data=doc.get("data"), checkpoint_dir=doc.get("checkpoint_dir", "runs/checkpoints"),
         device=_device("device", doc.get("device", "auto")), seed=seed, recipe=recipe, protocol=protocol,
-        resources=resources, source=source)
+        resources=resources, manifest=doc.get("manifest", False), source=source)
+    names = {point for point, _ in spec.points()}
+    for i, g in enumerate(spec.grids):
+        for point, _, first in spec.blocks():
+            base = g.base_of(point) if first is g else None
+            if base is not None and base not in names:
+                _fail(f"grid[{i + 1}].finetune_from", f"the base point {base} is not in the spec; add it to a grid")
+    return spec
 
 
 def load_spec(path: str | os.PathLike) -> SweepSpec:
@@ -346,27 +405,67 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
 
     data = resolve_data(spec, data)
     out_dir = str(Path(spec.checkpoint_dir).expanduser().absolute())
-    r, p = spec.recipe, spec.protocol
     plan = []
-    for point, rates in spec.points():
+    trains: dict[DesignPoint, Job] = {}
+    bases: dict[DesignPoint, DesignPoint] = {}  # fine-tuned point -> its base
+    for point, rates, grid in spec.blocks():
+        base = grid.base_of(point)
+        r = {**spec.recipe, **dict(grid.recipe), **(dict(grid.finetune_recipe) if base else {})}
+        p = {**spec.protocol, **dict(grid.protocol)}
         cfg = jobs.train_config(point, epochs=r["epochs"], data=data, out_dir=out_dir, seed=spec.seed,
                                 calib_images=r["calib_images"], device=spec.device)
         # keys train_config does not have are added only when they differ from the trainer's defaults,
         # so the same work asked from the app (which leaves them out) gets the same job id
-        for key in ("batch_size", "lr"):
+        for key in ("batch_size", "lr", "half"):
             if r[key] != RECIPE_DEFAULTS[key]:
                 cfg[key] = r[key]
         if r["max_train_images"]:
             cfg["max_train_images"] = r["max_train_images"]
         if not set(rates) <= set(DEFAULT_RATES):  # calibrate BN for every rate the sweep evaluates
             cfg["calib_rates"] = sorted(set(DEFAULT_RATES) | set(rates))
+        if base is not None:
+            cfg["init"] = str(Path(out_dir) / jobs.checkpoint_name(base, spec.seed))
+            bases[point] = base
         train = Job("train", point, cfg)
+        trains[point] = train
         plan.append(train)
         for f in rates:
             ecfg = jobs.evaluate_config(cfg["out"], [f], data=data, instances=p["instances"], adaptive=p["adaptive"],
                                         seed=p["seed"], device=spec.device, test_images=p["test_images"])
             plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
+    for i, job in enumerate(plan):  # fine-tuned points wait for their base's training (any block's)
+        if job.kind == "train" and job.point in bases:
+            plan[i] = Job("train", job.point, job.config, deps=(trains[bases[job.point]].job_id,))
+    if spec.only:
+        keep = {p for p, _ in spec.points() if all(getattr(p, axis) in values for axis, values in spec.only)}
+        if not keep:
+            _fail("--only", "selects no design point of the spec")
+        needed = set(keep)
+        for p in keep:  # a chain of bases, if fine-tunes are stacked
+            while p in bases:
+                p = bases[p]
+                needed.add(p)
+        plan = [j for j in plan if j.point in keep or (j.kind == "train" and j.point in needed)]
     return plan
+
+
+def parse_only(items: list[str]) -> tuple:
+    """`AXIS=V1,V2` filters from the command line, values checked like the spec's axes."""
+    out = {}
+    for item in items:
+        axis, eq, values = item.partition("=")
+        axis = axis.strip().replace("-", "_")
+        if not eq or axis not in AXES[:-1] or not values:
+            _fail("--only", f"expected AXIS=V1,V2 with AXIS one of {', '.join(AXES[:-1])}, got {item!r}")
+        raw = []
+        for v in values.split(","):
+            v = v.strip()
+            try:
+                raw.append(int(v) if axis == "shortcut_kernel" else float(v) if axis in ("width", "dropconnect") else v)
+            except ValueError:
+                _fail(f"--only {axis}", f"expected a number, got {v!r}")
+        out[axis] = set(out.get(axis, set())) | set(_axis("--only", axis, raw))
+    return tuple((axis, frozenset(v)) for axis, v in out.items())
 
 
 # =============================================================================================
@@ -414,6 +513,10 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
         log(f"sweep {spec.name}: {len(plan)} jobs, {skipped} already done, {len(todo)} to run "
             f"({backend} backend)")
         driver = _Driver(store, runner, by_id, state, poll_s)
+        if spec.manifest:  # the folder's manifest.json follows every result, ready to commit at any time
+            from dse.catalog import write_manifest
+
+            driver.on_recorded = lambda: write_manifest(store, Path(spec.checkpoint_dir).expanduser())
         bar = tqdm(total=len(todo), unit="job", desc=f"sweep {spec.name}", disable=not progress)
         try:
             driver.run(todo, bar)
@@ -435,6 +538,7 @@ class _Driver:
         self.store, self.runner, self.by_id, self.state, self.poll_s = store, runner, by_id, state, poll_s
         self.mine: set[str] = set()  # claimed by this driver and not finished
         self.others: set[str] = set()  # queued or running elsewhere
+        self.on_recorded: Callable[[], None] | None = None  # after each result this driver records
 
     def run(self, todo: list[str], bar) -> None:
         pending = list(todo)
@@ -505,6 +609,8 @@ class _Driver:
             self._finish(jid, "failed", f"recording the result failed: {e}", bar)
             return
         self._finish(jid, "done", None, bar)
+        if self.on_recorded:
+            self.on_recorded()
 
     def _finish(self, jid: str, state: str, error: str | None, bar, write: bool = True) -> None:
         self.state[jid] = state

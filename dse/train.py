@@ -60,11 +60,18 @@ class TrainConfig:
     calib_rates: tuple[float, ...] = DEFAULT_RATES
     calib_images: int | None = None  # None: the whole training set, as the paper
     max_train_images: int | None = None  # a subset for quick runs and tests
+    init: str | None = None  # fine-tune: start from this checkpoint's weights (same architecture)
+    half: bool = False  # round the final weights to fp16 and store them so (half the file size)
 
     def identity(self) -> dict:
         """What must match for a .partial file to be resumed by this config."""
         d = asdict(self)
         d.pop("calib_rates"), d.pop("calib_images")
+        for key in ("init", "half"):  # absent when unset, so older checkpoints keep their identity
+            if not d[key]:
+                d.pop(key)
+        if d.get("init"):  # the file name, not the folder, so a moved checkout still resumes
+            d["init"] = Path(d["init"]).name
         return d
 
 
@@ -122,6 +129,21 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict, groups_json
     opt.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
 
 
+def _init_checkpoint(cfg: TrainConfig):
+    """The finished checkpoint a fine-tuning run starts from, checked to be the same architecture."""
+    path = Path(cfg.init)
+    if not path.is_file():
+        raise DSEError(f"init checkpoint {str(path)!r} does not exist; train it first")
+    base = load_checkpoint(path)
+    want = (cfg.network, float(cfg.width), cfg.shortcut_kernel)
+    got = (base.meta["network"], float(base.meta["width"]), base.meta["shortcut_kernel"])
+    if got != want or not base.meta.get("complete", True):
+        raise DSEError(f"init checkpoint {path.name} is {got[0]} width {got[1]:g} kernel {got[2]}"
+                       f"{'' if base.meta.get('complete', True) else ' (unfinished)'}; "
+                       f"this run is {want[0]} width {want[1]:g} kernel {want[2]}")
+    return base
+
+
 def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
@@ -161,7 +183,13 @@ def train(
     if ck is not None and ck.meta.get("config") != cfg.identity():
         raise DSEError(f"{part} was written by a different configuration; delete it or pass the same arguments")
     torch.manual_seed(cfg.seed)
-    model = ck.build_model() if ck else build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
+    init = _init_checkpoint(cfg) if cfg.init else None
+    if ck is not None:
+        model = ck.build_model()
+    elif init is not None:
+        model = init.build_model()
+    else:
+        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
     model = model.to(device, memory_format=torch.channels_last)
     add_dropconnect(model, cfg.dropconnect, policy)
     opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
@@ -193,6 +221,10 @@ def train(
         "dataset": {"source": data.source, "fingerprint": data.fingerprint, "train_images": len(train_x)},
         "device": str(device), "versions": library_versions(),
     }
+    if init is not None:
+        meta["init"] = {"checkpoint": Path(init.path).name, "sha256": init.sha256,
+                        "dropconnect": init.meta.get("dropconnect"), "epochs": init.meta.get("epochs"),
+                        "test_accuracy": init.meta.get("test_accuracy")}
     model.train()
     for epoch in range(start_epoch, r.epochs):
         t0 = time.perf_counter()
@@ -237,6 +269,10 @@ def train(
 
     remove_dropconnect(model)
     model.eval()
+    if cfg.half:  # every figure below is then of the weights as stored
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.half())
     trained_bn_acc = accuracy(model, data.test_x, data.test_y, device)
     t0 = time.perf_counter()
     bn_stats = calibrate_bn(model, data.train_x, cfg.calib_rates, policy, max_images=cfg.calib_images,
@@ -253,7 +289,7 @@ def train(
              "test_accuracy_trained_bn": round(trained_bn_acc, 3),
              "calibration": {"rates": sorted(bn_stats), "images": cfg.calib_images or len(data.train_x),
                              "seed": cfg.seed, "time_s": round(calib_time, 2)}}
-    save_checkpoint(out, plain_state_dict(model), final, bn_stats)
+    save_checkpoint(out, plain_state_dict(model), final, bn_stats, half=cfg.half)
     part.unlink(missing_ok=True)
     log(f"wrote {out}: fault-free test accuracy {test_acc:.2f}% after {r.epochs} epochs ({elapsed:.0f}s)")
     return final

@@ -1,4 +1,5 @@
-"""`python -m dse store sync|rebuild|show`: fill the results store from checkpoint folders."""
+"""`python -m dse store sync|rebuild|show|manifest`: fill the results store from checkpoint folders, or write
+a folder's manifest.json from the store (what `checkpoints/` ships)."""
 from __future__ import annotations
 
 from dse.commands import _args
@@ -6,8 +7,9 @@ from dse.commands import _args
 
 def add_parser(sub) -> None:
     p = sub.add_parser("store", help="fill, rebuild or show the results store")
-    p.add_argument("action", choices=["sync", "rebuild", "show"],
-                   help="sync: add new checkpoints; rebuild: start the store afresh from the checkpoints; show: list")
+    p.add_argument("action", choices=["sync", "rebuild", "show", "manifest"],
+                   help="sync: add new checkpoints; rebuild: start the store afresh from the checkpoints; show: list; "
+                        "manifest: write each checkpoint folder's manifest.json from the store")
     p.add_argument("--store", default=None, help="store file (default: $DSE_STORE or runs/results.sqlite)")
     p.add_argument("--checkpoints", action="append", default=None,
                    help="checkpoint folder, repeatable (default: checkpoints/ and runs/checkpoints/)")
@@ -18,11 +20,17 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.catalog import sync
+    from dse.catalog import default_checkpoint_dirs, sync, write_manifest
     from dse.store import Store, default_store_path, rebuild
 
     dirs = [Path(d) for d in args.checkpoints] if args.checkpoints else None
     path = Path(args.store) if args.store else default_store_path()
+    if args.action == "manifest":
+        reports = [write_manifest(Store(path), d) for d in (dirs or default_checkpoint_dirs()) if Path(d).is_dir()]
+        if not args.json:
+            for r in reports:
+                print(f"wrote {r['path']}: {r['checkpoints']} checkpoints, {r['evaluations']} evaluations")
+        return {"manifests": reports}
     if args.action == "rebuild":
         store = rebuild(path)
     else:

@@ -18,6 +18,12 @@ def add_sweep_options(p) -> None:
                    "(a folder every node sees)")
     p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--only", action="append", default=[], metavar="AXIS=V1,V2",
+                   help="run only the design points with these axis values (repeatable), e.g. --only network=resnet20 "
+                        "--only dropconnect=0,0.3; the bases they are fine-tuned from are trained too")
+    p.add_argument("--instances", type=_args.positive_int, default=None,
+                   help="crossbar instances per fault rate, overriding the spec's protocol (a later run with more "
+                        "instances reuses the ones finished)")
     _args.add_device(p)
 
 
@@ -44,6 +50,15 @@ def spec_from_args(args):
         changes["device"] = _device("--device", args.device)
     if args.data:
         changes["data"] = args.data
+    if getattr(args, "instances", None):
+        n = args.instances
+        changes["protocol"] = {**spec.protocol, "instances": n}
+        changes["grids"] = tuple(replace(g, protocol=tuple({**dict(g.protocol), "instances": n}.items()))
+                                 for g in spec.grids)
+    if getattr(args, "only", None):
+        from dse.sweep import parse_only
+
+        changes["only"] = parse_only(args.only)
     return replace(spec, **changes)
 
 

@@ -1,0 +1,223 @@
+"""What rebuilding `checkpoints/` relies on: fine-tuning from a base model, fp16 weights, grid blocks with
+their own recipe and protocol, `--only` and `--instances`, evaluations that resume and extend from the
+crossbars already run, and the manifest that carries results to another machine."""
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+from dse import jobs
+from dse.catalog import MANIFEST, sync, write_manifest
+from dse.checkpoint import load_checkpoint
+from dse.cli import main
+from dse.errors import DSEError
+from dse.evaluate import Evaluator, Protocol
+from dse.store import DesignPoint, Store
+from dse.sweep import expand, load_spec, parse_only, parse_spec
+from dse.train import Recipe, TrainConfig, train
+from tests.test_data import make_tree
+
+
+def quiet(*_):
+    pass
+
+
+def cfg(**kw):
+    recipe = Recipe(epochs=kw.pop("epochs", 1), batch_size=32, lr=0.05, warmup_epochs=0.5)
+    return TrainConfig(network="resnet20", width=0.5, seed=1, recipe=recipe, calib_rates=(0.0, 0.1),
+                       calib_images=64, **kw)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tiny_data):
+    out = tmp_path_factory.mktemp("base") / "base.safetensors"
+    train(cfg(epochs=2), tiny_data, out, progress=False, log=quiet)
+    return out
+
+
+# ================================================================================ training
+def test_finetune_starts_from_the_base_weights(tmp_path, tiny_data, base):
+    b = load_checkpoint(base)
+    out = tmp_path / "ft.safetensors"
+    meta = train(cfg(dropconnect=0.3, init=str(base)), tiny_data, out, progress=False, log=quiet)
+    assert meta["init"]["sha256"] == b.sha256 and meta["init"]["checkpoint"] == "base.safetensors"
+    assert meta["config"]["init"] == "base.safetensors"  # the name, not the folder: a moved checkout resumes
+    scratch = tmp_path / "scratch.safetensors"
+    train(cfg(dropconnect=0.3), tiny_data, scratch, progress=False, log=quiet)
+    ft, sc = load_checkpoint(out).state, load_checkpoint(scratch).state
+    w = "layer3.2.conv2.weight"  # one epoch at a small lr moves the weights little from where they started
+    assert (ft[w] - b.state[w]).norm() < (sc[w] - b.state[w]).norm()
+
+
+def test_finetune_refuses_another_architecture_or_a_missing_base(tmp_path, tiny_data, base):
+    with pytest.raises(DSEError, match="init checkpoint base.safetensors is resnet20 width 0.5 kernel 1; "
+                                       "this run is resnet20 width 0.5 kernel 3"):
+        train(cfg(shortcut_kernel=3, init=str(base)), tiny_data, tmp_path / "x.safetensors", progress=False, log=quiet)
+    with pytest.raises(DSEError, match="does not exist; train it first"):
+        train(cfg(init=str(tmp_path / "nope.safetensors")), tiny_data, tmp_path / "y.safetensors", progress=False,
+              log=quiet)
+
+
+def test_half_weights_are_stored_as_evaluated(tmp_path, tiny_data):
+    out = tmp_path / "h.safetensors"
+    meta = train(cfg(half=True), tiny_data, out, progress=False, log=quiet)
+    ck = load_checkpoint(out)
+    assert ck.meta["dtype"] == "float16" and ck.state["conv1.weight"].dtype == torch.float16
+    assert ck.bn_stats[0.1]["bn1.running_var"].dtype == torch.float32
+    ev = Evaluator(ck, tiny_data.test_x, tiny_data.test_y)
+    ev.use_bn_for(0.0)
+    assert ev.accuracy() == pytest.approx(meta["test_accuracy"], abs=1e-9)  # the figure is of the stored weights
+
+
+# ================================================================================ grid specs
+GRID = """
+fault_rates = [0.0, 0.1]
+manifest = true
+[recipe]
+epochs = 10
+half = true
+[protocol]
+instances = 100
+[[grid]]
+network = "resnet20"
+dropconnect = [0.0, 0.3]
+finetune_from = { dropconnect = 0.0 }
+finetune_recipe = { epochs = 3, lr = 0.05 }
+[[grid]]
+network = "resnet20"
+mapping = "1x1-on-crossbar"
+dropconnect = 0.3
+finetune_from = { dropconnect = 0.0, mapping = "default" }
+[[grid]]
+network = "vgg13"
+recipe = { epochs = 4 }
+protocol = { adaptive = 0.5 }
+"""
+
+
+def test_finetuned_points_depend_on_their_base():
+    spec = parse_spec(tomllib.loads(GRID))
+    plan = expand(spec, data="/d")
+    trains = {(j.point.network, j.point.mapping, j.point.dropconnect): j for j in plan if j.kind == "train"}
+    base, ft, xbar, vgg = (trains[k] for k in [("resnet20", "default", 0.0), ("resnet20", "default", 0.3),
+                                                ("resnet20", "1x1-on-crossbar", 0.3), ("vgg13", "default", 0.0)])
+    assert base.deps == () and "init" not in base.config and base.config["epochs"] == 10 and base.config["half"]
+    assert ft.deps == (base.job_id,) and ft.config["init"] == base.config["out"]
+    assert ft.config["epochs"] == 3 and ft.config["lr"] == 0.05
+    assert xbar.deps == (base.job_id,) and xbar.config["epochs"] == 10  # no finetune_recipe: the block's recipe
+    assert vgg.config["epochs"] == 4
+    evals = {(j.point.network, j.config["fault_rates"][0]): j.config for j in plan if j.kind == "evaluate"}
+    assert evals[("vgg13", 0.1)]["adaptive"] == 0.5 and evals[("resnet20", 0.1)]["adaptive"] is None
+    assert spec.manifest
+
+
+@pytest.mark.parametrize("text, message", [
+    (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { dropconnect = 0.1 }'),
+     "sweep spec grid[1].finetune_from: the base point"),
+    (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { width = 2.0 }'),
+     "sweep spec grid[1].finetune_from.width: unknown key; allowed: mapping, dropconnect"),
+    (GRID.replace('recipe = { epochs = 4 }', 'recipe = { epochs = -4 }'),
+     "sweep spec grid[3].recipe.epochs: expected a positive integer, got -4"),
+    (GRID.replace('protocol = { adaptive = 0.5 }', 'protocol = { adaptive = nan }'),
+     "sweep spec grid[3].protocol.adaptive: expected a positive CI half-width, got nan"),
+    (GRID.replace('half = true', 'half = "yes"'), "sweep spec recipe.half: expected true or false, got 'yes'"),
+    (GRID.replace('manifest = true', 'manifest = 1'), "sweep spec manifest: expected true or false, got 1"),
+    ('[[grid]]\nnetwork = "vgg13"\nfinetune_recipe = { epochs = 1 }', "grid[1].finetune_recipe: needs finetune_from"),
+])
+def test_bad_grid_keys_name_the_key(text, message):
+    with pytest.raises(DSEError) as e:
+        parse_spec(tomllib.loads(text))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_only_keeps_the_selected_points_and_the_bases_they_need():
+    from dataclasses import replace
+
+    spec = parse_spec(tomllib.loads(GRID))
+    plan = expand(replace(spec, only=parse_only(["mapping=1x1-on-crossbar"])), data="/d")
+    assert [(j.kind, j.point.mapping) for j in plan] == [("train", "default")] + [("train", "1x1-on-crossbar")] + \
+        [("evaluate", "1x1-on-crossbar")] * 2
+    assert len(expand(replace(spec, only=parse_only(["network=vgg13", "dropconnect=0,0.3"])), data="/d")) == 3
+    for bad, message in [(["width"], "expected AXIS=V1,V2"), (["color=red"], "expected AXIS=V1,V2"),
+                         (["dropconnect=lots"], "expected a number, got 'lots'"),
+                         (["network=resnet21"], "unknown network 'resnet21'")]:
+        with pytest.raises(DSEError, match=message):
+            parse_only(bad)
+    with pytest.raises(DSEError, match="selects no design point"):
+        expand(replace(spec, only=parse_only(["width=2"])), data="/d")
+
+
+def test_the_shipped_grid_parses():
+    spec = load_spec(Path(__file__).parents[1] / "checkpoints" / "grid.toml")
+    points = [p for p, _ in spec.points()]
+    assert len(points) == 15 and spec.manifest and spec.checkpoint_dir == "checkpoints"
+    plan = expand(spec, data="/d")
+    tuned = [j.point for j in plan if j.kind == "train" and "init" in j.config]
+    assert len(tuned) == 10 and all(p.dropconnect > 0 for p in tuned)  # 5 bases, every p > 0 point fine-tuned
+
+
+# ================================================================================ evaluation
+def test_a_run_given_finished_instances_runs_only_the_rest(tiny_data, base):
+    ev = Evaluator(load_checkpoint(base), tiny_data.test_x[:50], tiny_data.test_y[:50])
+    full = ev.run(0.2, Protocol(instances=4), progress=False)["accuracies"]
+    seen = []
+    part = ev.run(0.2, Protocol(instances=4), progress=False, done=[-1.0, -2.0],
+                  on_instance=lambda i, a: seen.append(i))
+    assert part["accuracies"] == [-1.0, -2.0] + full[2:] and seen == [3, 4]
+    assert ev.run(0.2, Protocol(instances=3), progress=False, done=full)["accuracies"] == full[:3]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_tree(tmp_path_factory.mktemp("grid") / "data", per_class=4)
+
+
+def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tmp_path, tree, base, monkeypatch):
+    monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
+    ck = tmp_path / base.name
+    ck.write_bytes(base.read_bytes())
+    c3 = jobs.evaluate_config(str(ck), [0.2], data=str(tree), instances=3, device="cpu", test_images=30)
+    first = jobs.execute("evaluate", c3)["results"][0]["accuracies"]
+    (journal,) = tmp_path.glob("*.crossbars-*.partial")
+    doc = json.loads(journal.read_text())
+    assert [round(a, 4) for a in doc["accuracies"]] == first
+    doc["accuracies"][:2] = [12.5, 25.0]  # marks: a rerun that reuses them reports them
+    journal.write_text(json.dumps(doc))
+    c5 = {**c3, "instances": 5}
+    again = jobs.execute("evaluate", c5)["results"][0]["accuracies"]
+    assert again[:3] == [12.5, 25.0, first[2]] and len(again) == 5
+    other_seed = jobs.execute("evaluate", {**c3, "seed": 1})["results"][0]["accuracies"]
+    assert 12.5 not in other_seed  # another protocol seed is other fault maps: not reused
+    journal.write_text("{not json")
+    assert jobs.execute("evaluate", c3)["results"][0]["accuracies"] == first  # a damaged journal is redone
+
+
+# ================================================================================ manifest
+def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, base, monkeypatch, capsys):
+    monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    ck = folder / base.name
+    ck.write_bytes(base.read_bytes())
+    (folder / "broken.safetensors").write_bytes(b"garbage")
+    store = Store(tmp_path / "a.sqlite")
+    result = jobs.execute("evaluate", jobs.evaluate_config(str(ck), [0.0, 0.1], data=str(tree), instances=2,
+                                                           device="cpu", test_images=30))
+    jid, _ = store.submit_job("evaluate", "x", {"k": 1})
+    jobs.record(store, jid, "evaluate", result)
+    assert main(["store", "manifest", "--store", str(tmp_path / "a.sqlite"), "--checkpoints", str(folder)]) == 0
+    assert "1 checkpoints, 2 evaluations" in capsys.readouterr().out
+    doc = json.loads((folder / MANIFEST).read_text())
+    (entry,) = doc["checkpoints"]
+    assert entry["file"] == base.name and entry["network"] == "resnet20" and len(entry["evaluations"]) == 2
+
+    fresh = Store(tmp_path / "b.sqlite")
+    report = sync(fresh, [folder])
+    assert report["evaluations"] == 2 and len(report["problems"]) == 1
+    cols = ["fault_rate", "n", "mean", "ci95", "worst", "accuracies", "quantized_accuracy", "protocol", "seed"]
+    a, b = (s.evaluations()[cols].sort_values("fault_rate").reset_index(drop=True) for s in (store, fresh))
+    assert a.equals(b)
+    assert write_manifest(fresh, folder)["evaluations"] == 2  # a round trip writes the same manifest
+    assert json.loads((folder / MANIFEST).read_text()) == doc
