@@ -83,15 +83,19 @@ _EVAL_FIELDS = ("fault_rate", "fault_model", "protocol", "seed", "bn_rate", "res
                 "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best", "time_s")
 
 
-def write_manifest(store: Store, folder: Path) -> dict:
+def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = None) -> dict:
     """Write `<folder>/manifest.json` (atomically): every checkpoint in the folder with its metadata and
     all its evaluations in the store, per-instance accuracies included, so that `sync` on another machine
-    has the results without evaluating again. Returns {"path", "checkpoints", "evaluations"}."""
+    has the results without evaluating again. With `data` (CIFAR-10), each checkpoint also gets a spot
+    check (dse.evaluate.spot_check), kept from the old manifest while its weights are unchanged.
+    Returns {"path", "checkpoints", "evaluations"}."""
     from dse.checkpoint import load_checkpoint
     from dse.io import atomic_write
 
     folder = Path(folder)
     evals = store.read_sql("SELECT * FROM evaluations ORDER BY fault_rate")
+    old = _old_spot_checks(folder / MANIFEST)
+    cifar = None
     entries, n = [], 0
     for path in sorted(folder.glob("*.safetensors")):
         try:
@@ -112,10 +116,27 @@ def write_manifest(store: Store, folder: Path) -> dict:
                                      "recipe", "init", "test_accuracy", "test_accuracy_trained_bn", "train_time_s",
                                      "calibration", "dataset", "dtype", "versions", "device")},
             "evaluations": rows})
+        spot = old.get(ck.sha256)
+        if spot is None and data is not None:
+            from dse.data import load_cifar10
+            from dse.evaluate import spot_check
+
+            cifar = cifar or load_cifar10(data)
+            spot = spot_check(ck, cifar.test_x, cifar.test_y)
+        if spot is not None:
+            entries[-1]["spot_check"] = spot
     doc = {"format": MANIFEST_FORMAT, "format_version": 1, "checkpoints": entries}
     out = folder / MANIFEST
     atomic_write(out, (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode())
     return {"path": str(out), "checkpoints": len(entries), "evaluations": n}
+
+
+def _old_spot_checks(path: Path) -> dict[str, dict]:
+    try:
+        doc = json.loads(path.read_text())
+        return {e["sha256"]: e["spot_check"] for e in doc["checkpoints"] if "spot_check" in e}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _plain(v):

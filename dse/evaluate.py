@@ -385,6 +385,20 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
             "protocol": asdict(protocol), "results": results}
 
 
+SPOT_CHECK = {"fault_rate": 0.1, "instance": 0, "seed": 0, "test_images": 500}
+
+
+def spot_check(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", **kw) -> dict:
+    """One crossbar instance on a slice of the test set: a seconds-long figure that a shipped checkpoint's
+    manifest records, so a test can recompute it and catch weights, fault maps or the evaluation drifting."""
+    c = {**SPOT_CHECK, **kw}
+    n = c["test_images"]
+    ev = Evaluator(ckpt, test_x[:n], test_y[:n], device)
+    ev.use_bn_for(c["fault_rate"])
+    acc = ev.accuracy(ev.injector.weights(c["instance"], c["fault_rate"], c["seed"]))
+    return {**c, "accuracy": round(acc, 4)}
+
+
 def layer_sensitivity(ev: Evaluator, rate: float, instances: int = 3, seed: int = 0,
                       on_layer: Callable[[int, int], None] | None = None) -> list[dict]:
     """Accuracy with faults at `rate` in one crossbar layer at a time (others fault-free, 8-bit): which

@@ -70,6 +70,45 @@ def grid_results(store: Store, spec: SweepSpec) -> pd.DataFrame:
     return ev[keep][cols].reset_index(drop=True)
 
 
+def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained design point of the grid: fault-free accuracy, mean accuracy with its 95% CI and
+    crossbar count at each fault rate, the loss against the architecture's fault-free baseline (its p=0
+    model with the default mapping), and how it was trained. The README's table of shipped results."""
+    from dse.explore import label
+
+    pts = store.points()
+    rows = []
+    for point, rates, grid in spec.blocks():
+        row = pts[pts.point_id == point.point_id]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        base_pt = pts[(pts.network == point.network) & np.isclose(pts.width, point.width)
+                      & (pts.shortcut_kernel == point.shortcut_kernel) & (pts.mapping == "default")
+                      & np.isclose(pts.dropconnect, 0)]
+        baseline = float(base_pt.fault_free_accuracy.iloc[0]) if not base_pt.empty else r.fault_free_accuracy
+        base = grid.base_of(point)
+        out = {"design point": label(r), "fault-free (%)": _num(r.fault_free_accuracy, 2)}
+        for f in [f for f in rates if f > 0]:
+            e = df[(df.point_id == point.point_id) & np.isclose(df.fault_rate, f)]
+            if e.empty:
+                out[f"f={f:g}: mean ± CI (n)"], out[f"loss at {f:g}"] = "not evaluated", "-"
+            else:
+                e = e.iloc[0]
+                out[f"f={f:g}: mean ± CI (n)"] = f"{e['mean']:.2f} ± {e.ci95:.2f} ({int(e.n)})"
+                out[f"loss at {f:g}"] = f"{baseline - e['mean']:.2f}"
+        out["training"] = (f"{int(r.epochs)} epochs from p={base.dropconnect:g}"
+                           + ("" if base.mapping == point.mapping else f" ({base.mapping})")
+                           if base is not None else f"{int(r.epochs)} epochs")
+        out["train time (min)"] = _num(r.train_time_s / 60 if r.train_time_s == r.train_time_s else None, 0)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _num(v, digits: int) -> str:
+    return "-" if v is None or v != v else f"{v:.{digits}f}"
+
+
 def _arch(df: pd.DataFrame, network: str, width: float | None = None, kernel: int = 1,
           mapping: str = "default") -> pd.DataFrame:
     sel = (df.network == network) & (df.shortcut_kernel == kernel) & (df.mapping == mapping)
@@ -333,7 +372,8 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
 
 
 def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], table: pd.DataFrame,
-                     files: list[str], png_problem: str | None, sweep: dict | None) -> str:
+                     files: list[str], png_problem: str | None, sweep: dict | None,
+                     points: pd.DataFrame | None = None) -> str:
     from dse.explore import label
 
     r, p = spec.recipe, spec.protocol
@@ -350,6 +390,12 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
         for f in sweep["failures"][:10]:
             lines.append(f"- {f['state']}: {f['job']}: {f['error']}")
         lines.append("")
+    if points is not None and not points.empty:
+        lines += ["## Design points", "",
+                  "Accuracy (%) under SA1 faults: mean over the crossbar instances with its 95% CI and their "
+                  "count; loss in points against the architecture's fault-free p=0 model; training time of this "
+                  "point alone (a fine-tuned point's base not counted).", "",
+                  _md_table(points), ""]
     lines += ["## Accuracy under faults", "",
               "Mean accuracy (%) over the crossbar instances, one row per design point, one column per fault rate.", ""]
     if df.empty:
@@ -368,7 +414,9 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
             for f, g in a.groupby("fault_rate"):
                 best = g.loc[g["mean"].idxmax()]
                 rows.append({"network": f"{net} {base_width(df, net):g}x", "fault rate": f"{f:g}",
-                             "best p": f"{best.dropconnect:g}", "accuracy": float(best["mean"]),
+                             "best p": f"{best.dropconnect:g}", "rates compared": len(g),
+                             "best p above f": "-" if f == 0 else "yes" if best.dropconnect > f else "no",
+                             "accuracy": float(best["mean"]),
                              "loss vs fault-free": (fault_free(a) - best["mean"]) if fault_free(a) is not None else None})
         lines += [_md_table(pd.DataFrame(rows)), ""]
     lines += ["## The paper's claims against ours", "",
@@ -396,7 +444,8 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
     files, png_problem = write_figures(figures(df), out / "figures")
     claims = check_claims(df)
     table = table_ii(spec)
-    (out / "summary.md").write_text(summary_markdown(spec, df, claims, table, files, png_problem, sweep))
+    points = points_table(store, spec, df)
+    (out / "summary.md").write_text(summary_markdown(spec, df, claims, table, files, png_problem, sweep, points))
     return {"out": str(out), "summary": str(out / "summary.md"), "figures": [str(out / "figures" / f) for f in files],
             "png": png_problem is None, "png_problem": png_problem, "evaluations": len(df),
             "claims": {c["claim"]: c["verdict"] for c in claims}, "sweep": sweep, "spec": asdict(spec)["name"]}

@@ -516,7 +516,7 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
         if spec.manifest:  # the folder's manifest.json follows every result, ready to commit at any time
             from dse.catalog import write_manifest
 
-            driver.on_recorded = lambda: write_manifest(store, Path(spec.checkpoint_dir).expanduser())
+            driver.on_recorded = lambda: write_manifest(store, Path(spec.checkpoint_dir).expanduser(), data_path)
         bar = tqdm(total=len(todo), unit="job", desc=f"sweep {spec.name}", disable=not progress)
         try:
             driver.run(todo, bar)

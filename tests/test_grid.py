@@ -221,3 +221,23 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, base,
     assert a.equals(b)
     assert write_manifest(fresh, folder)["evaluations"] == 2  # a round trip writes the same manifest
     assert json.loads((folder / MANIFEST).read_text()) == doc
+
+    write_manifest(fresh, folder, data=str(tree))  # with data: a spot check per checkpoint
+    spot = json.loads((folder / MANIFEST).read_text())["checkpoints"][0]["spot_check"]
+    from dse.data import load_cifar10
+    from dse.evaluate import spot_check
+
+    d = load_cifar10(tree)
+    assert spot == spot_check(load_checkpoint(ck), d.test_x, d.test_y) and spot["test_images"] == 500
+    write_manifest(fresh, folder, data=str(tmp_path / "gone"))  # kept while the weights are the same
+    assert json.loads((folder / MANIFEST).read_text())["checkpoints"][0]["spot_check"] == spot
+
+
+def test_the_packaged_default_grid_is_the_shipped_one():
+    """`reproduce --grid default` rebuilds checkpoints/ from scratch: same points, recipes and protocols."""
+    from dataclasses import replace
+
+    shipped, default = load_spec(Path(__file__).parents[1] / "checkpoints" / "grid.toml"), load_spec("default")
+    assert default.checkpoint_dir == "runs/checkpoints" and not default.manifest
+    same = ("name", "checkpoint_dir", "manifest", "source", "description")
+    assert replace(default, **{k: getattr(shipped, k) for k in same}) == shipped

@@ -13,6 +13,7 @@ def add_parser(sub) -> None:
     p.add_argument("--store", default=None, help="store file (default: $DSE_STORE or runs/results.sqlite)")
     p.add_argument("--checkpoints", action="append", default=None,
                    help="checkpoint folder, repeatable (default: checkpoints/ and runs/checkpoints/)")
+    p.add_argument("--data", default=None, help="manifest: CIFAR-10, to record each checkpoint's spot check")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -26,7 +27,7 @@ def run(args) -> dict:
     dirs = [Path(d) for d in args.checkpoints] if args.checkpoints else None
     path = Path(args.store) if args.store else default_store_path()
     if args.action == "manifest":
-        reports = [write_manifest(Store(path), d) for d in (dirs or default_checkpoint_dirs()) if Path(d).is_dir()]
+        reports = [write_manifest(Store(path), d, args.data) for d in (dirs or default_checkpoint_dirs()) if Path(d).is_dir()]
         if not args.json:
             for r in reports:
                 print(f"wrote {r['path']}: {r['checkpoints']} checkpoints, {r['evaluations']} evaluations")
