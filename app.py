@@ -17,6 +17,7 @@ import streamlit as st
 
 from dse import catalog, charts, explore, jobs
 from dse.errors import DSEError
+from dse.paths import check_inside, data_roots
 from dse.store import DesignPoint, open_store
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
@@ -47,14 +48,25 @@ def design_table(_store, version: str, fault_rate: float, cost_model: str) -> pd
     return explore.design_table(_store, fault_rate, cost_model)
 
 
-@st.cache_data(ttl=600, show_spinner=False)
-def curves(_store, version: str, point: DesignPoint) -> pd.DataFrame:
-    return explore.curves(_store, point)
+# Building plotly figures is most of a page's server time, and they are only read afterwards: each is built
+# once per store version and selection and shared by every session (cache_resource: no copy per session).
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, objective: str, selected: str,
+                  recommended: str | None):
+    table = design_table(_store, version, fault_rate, cost_model)
+    return charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate)
 
 
-@st.cache_data(ttl=600, show_spinner=False)
-def mapping_curves(_store, version: str, point: DesignPoint) -> pd.DataFrame:
-    return explore.mapping_comparison(_store, point)
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def curve_figures(_store, version: str, point: DesignPoint, arch: str) -> tuple:
+    cv = explore.curves(_store, point)
+    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs fault rate"),
+            charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate"))
+
+
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def mapping_figure(_store, version: str, point: DesignPoint, title: str):
+    return charts.mapping_comparison(explore.mapping_comparison(_store, point), title)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -110,12 +122,19 @@ def sidebar() -> dict:
     with sb.expander("Training and data"):
         data = st.text_input("CIFAR-10 data path", os.environ.get("DSE_DATA", ""), key="data",
                              help="batches folder, image tree, or .tar.gz; needed to train or evaluate")
+        data, data_error = data.strip(), None
+        if data:
+            try:  # a path typed in the browser is read by a worker: only inside the configured folders
+                check_inside(data, data_roots(), "data path")
+            except DSEError as e:
+                data, data_error = "", str(e)
+                st.error(data_error)
         epochs = st.number_input("Training epochs", 1, 500, 30, key="epochs")
         device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     point = DesignPoint(network, float(width), int(sk), mapping, float(dropconnect))
     return {"point": point, "fault_rate": float(fault_rate), "cost_model": cost_model, "instances": int(instances),
-            "adaptive": float(target) if adaptive else None, "data": data.strip(), "epochs": int(epochs),
-            "device": device}
+            "adaptive": float(target) if adaptive else None, "data": data, "data_error": data_error,
+            "epochs": int(epochs), "device": device}
 
 
 # ----------------------------------------------------------------------------------- sections
@@ -132,8 +151,11 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     isaac = point_cost(store, p, "isaac")
     if s.error:
         st.error(f"This design point's checkpoint cannot be used: {s.error}")
-    c = st.columns(6)
     r = s.row or {}
+    if s.evaluated and explore.at_chance(r["accuracy"]):  # a result worth saying plainly, not an error
+        st.warning(f"At {f:.0%} faults this design point is at chance level ({r['accuracy']:.2f}%; guessing "
+                   f"scores {explore.CHANCE_ACCURACY:g}%): the network has collapsed under these faults.")
+    c = st.columns(6)
     if s.evaluated:
         c[0].metric("Accuracy under faults", f"{r['accuracy']:.2f}%", help="mean over crossbar instances")
         c[0].caption(f"95% CI ±{r['ci95']:.2f} · n={int(r['n'])}" if r["n"] > 1 else "one network (no faults)")
@@ -157,6 +179,9 @@ def actions(store, ui: dict, s: explore.PointStatus) -> None:
     """Train / Evaluate buttons for what is missing; the work runs in a worker process."""
     p, f = ui["point"], ui["fault_rate"]
     if s.evaluated and not s.error:
+        return
+    if ui["data_error"]:
+        st.error(ui["data_error"])
         return
     if not ui["data"]:
         st.info("To train or evaluate this point, give a CIFAR-10 data path under *Training and data*.")
@@ -211,7 +236,7 @@ def job_panel(store) -> None:
             cols[1].caption(r.message or r.state)
 
 
-def pareto_section(store, ui: dict, table: pd.DataFrame) -> None:
+def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     f = ui["fault_rate"]
     c1, c2 = st.columns([1, 3])
     target = c1.number_input(f"Accuracy target at {f:.0%} faults (%)", 0.0, 100.0, 85.0, 0.5, key="target")
@@ -224,11 +249,10 @@ def pareto_section(store, ui: dict, table: pd.DataFrame) -> None:
                        f"{rec[objective]:,.4g} {'ns' if objective == 'latency_ns' else 'uJ'}")
         else:
             st.warning(f"No evaluated design reaches {target:.1f}% at {f:.0%} faults.")
-    fronts = explore.fronts(table)
-    sel = ui["point"].point_id
     with c2:
         for obj in ("latency_ns", "energy_uj"):
-            fig = charts.pareto(table, fronts[obj], obj, sel, rec["point_id"] if rec else None, f)
+            fig = pareto_figure(store, version, f, ui["cost_model"], obj, ui["point"].point_id,
+                                rec["point_id"] if rec else None)
             st.plotly_chart(fig, key=f"pareto-{obj}")
             st.download_button(f"Download this chart (HTML)", data=lambda fig=fig: fig.to_html(include_plotlyjs=True),
                                file_name=f"pareto-{obj}-f{f:g}.html", mime="text/html", on_click="ignore",
@@ -293,20 +317,18 @@ def main() -> None:
     tabs = st.tabs(["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Teaching", "Jobs",
                     "Results table"])
     with tabs[0]:
-        pareto_section(store, ui, table)
+        pareto_section(store, ui, table, version)
     p = ui["point"]
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")
     with tabs[1]:
-        cv = curves(store, version, p)
+        accuracy, heatmap = curve_figures(store, version, p, arch)
         c1, c2 = st.columns(2)
-        c1.plotly_chart(charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs fault rate"), key="curves")
-        c2.plotly_chart(charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate"),
-                        key="heatmap")
+        c1.plotly_chart(accuracy, key="curves")
+        c2.plotly_chart(heatmap, key="heatmap")
     with tabs[2]:
-        mc = mapping_curves(store, version, p)
-        st.plotly_chart(charts.mapping_comparison(mc, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the processor "
-                                                      "vs on the crossbar"), key="fig7")
+        st.plotly_chart(mapping_figure(store, version, p, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the "
+                                                          "processor vs on the crossbar"), key="fig7")
     with tabs[3]:
         teaching_section(store, ui, s)
     with tabs[4]:

@@ -45,21 +45,23 @@ class Checkpoint:
         m = self.meta
         model = build_model(m["network"], m["width"], m["shortcut_kernel"])
         expected = model.state_dict()
-        missing = sorted(set(expected) - set(self.state))
-        unexpected = sorted(set(self.state) - set(expected))
-        if missing or unexpected:
-            raise DSEError(
-                f"{self.path}: weights do not match {m['network']} width {m['width']} "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-            )
-        for k, t in self.state.items():
-            if tuple(t.shape) != tuple(expected[k].shape):
-                raise DSEError(
-                    f"{self.path}: tensor {k} has shape {tuple(t.shape)}, "
-                    f"{m['network']} width {m['width']} needs {tuple(expected[k].shape)}"
-                )
+        check_weights(self.state, expected, m, self.path)
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in self.state.items()})
         return model
+
+
+def check_weights(state: dict[str, Tensor], expected: dict[str, Tensor], meta: dict, path: str) -> None:
+    """Every tensor the declared network needs, with its shape: a file that passes its digest can still hold
+    another network's weights (a buggy export, a renamed file)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise DSEError(f"{path}: weights do not match {meta['network']} width {meta['width']} "
+                       f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for k, t in state.items():
+        if tuple(t.shape) != tuple(expected[k].shape):
+            raise DSEError(f"{path}: tensor {k} has shape {tuple(t.shape)}, "
+                           f"{meta['network']} width {meta['width']} needs {tuple(expected[k].shape)}")
 
 
 def library_versions() -> dict[str, str]:
@@ -107,23 +109,27 @@ def save_checkpoint(
     tensors.update({f"optim/{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     meta = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": "float16" if half else "float32",
             "calibrated_rates": sorted(float(r) for r in (bn_stats or {}))}
-    metadata = {"dse": json.dumps(meta, sort_keys=True), "sha256": _digest(tensors)}
+    text = json.dumps(meta, sort_keys=True)
+    metadata = {"dse": text, "sha256": _digest(tensors), "meta_sha256": hashlib.sha256(text.encode()).hexdigest()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, save(tensors, metadata=metadata))
 
 
 def _read_metadata(data: bytes, path: str) -> dict:
-    if data[:1] == b"\x80" or data[:2] == b"PK":
+    n = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else None
+    # a safetensors header length can begin with byte 0x80 too: only a file that is not one is a pickle
+    safetensors = n is not None and n <= len(data) - 8 and data[8:9] == b"{"
+    if not safetensors and (data[:1] == b"\x80" or data[:2] == b"PK"):
         raise DSEError(f"{path} looks like a pickle/torch.save file; rram-dse only loads safetensors checkpoints")
-    if len(data) < 8:
+    if n is None:
         raise DSEError(f"{path} is empty or truncated ({len(data)} bytes); not a safetensors checkpoint")
-    (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8 or n > 100_000_000:
         raise DSEError(f"{path} is truncated or not a safetensors file (header of {n} bytes, file of {len(data)})")
     try:
         header = json.loads(data[8 : 8 + n])
         meta = header.get("__metadata__") or {}
-        return {"dse": json.loads(meta["dse"]), "sha256": meta["sha256"]}
+        return {"dse": json.loads(meta["dse"]), "sha256": meta["sha256"], "meta_sha256": meta.get("meta_sha256"),
+                "meta_text": meta["dse"]}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise DSEError(f"{path} is not an rram-dse checkpoint (missing or unreadable metadata)") from None
 
@@ -180,6 +186,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             ckpt.bn_stats.setdefault(float(rate), {})[name] = t
         elif kind == "optim":
             ckpt.extra[rest] = t
+    from dse.models import build_model
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = build_model(meta["network"], meta["width"], meta["shortcut_kernel"]).state_dict()
+    check_weights(ckpt.state, expected, meta, str(path))
+    # files written before the metadata digest existed have none: their metadata is checked above only
+    if header["meta_sha256"] is not None and \
+            hashlib.sha256(header["meta_text"].encode()).hexdigest() != header["meta_sha256"]:
+        raise DSEError(f"{path} was tampered with: its metadata does not match the recorded metadata digest")
     return ckpt
 
 

@@ -38,6 +38,7 @@ from dse.data import normalize
 from dse.device import autocast, autocast_dtype
 from dse.dropconnect import check_rate
 from dse.errors import DSEError
+from dse.explore import at_chance
 from dse.faults import FaultInjector, check_fault_model
 
 
@@ -352,9 +353,10 @@ class Evaluator:
                     bar.set_postfix(mean=f"{s['mean']:.2f}", ci=f"{s['ci95']:.2f}")
                     if p.adaptive and len(accs) >= p.min_instances and s["ci95"] <= p.adaptive:
                         break
+        s = summarize(accs)
         return {"fault_rate": rate, "fault_model": p.fault_model, "protocol": p.name, "seed": p.seed,
                 "bn_rate": bn_rate, "rescale": p.rescale, "test_images": self.n_images,
-                "accuracies": [round(a, 4) for a in accs], **summarize(accs),
+                "accuracies": [round(a, 4) for a in accs], **s, "at_chance": at_chance(s["mean"]),
                 "time_s": round(time.perf_counter() - t0, 3)}
 
 

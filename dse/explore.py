@@ -21,6 +21,14 @@ DROPCONNECT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 FAULT_RATES = (0.0, 0.1, 0.2, 0.3)  # the calibrated rates p'
 ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 POINT = ARCH + ["dropconnect"]
+CHANCE_ACCURACY = 10.0  # CIFAR-10 has ten classes: guessing scores 10%
+CHANCE_MARGIN = 3.0  # points above chance that still count as guessing
+
+
+def at_chance(accuracy) -> bool:
+    """A mean accuracy no better than guessing: the network has collapsed under these faults (a result,
+    not an error)."""
+    return accuracy is not None and accuracy == accuracy and float(accuracy) <= CHANCE_ACCURACY + CHANCE_MARGIN
 
 
 def best_evaluations(evals: pd.DataFrame) -> pd.DataFrame:

@@ -140,7 +140,7 @@ class Store:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             if _is_corrupt(e):
-                raise DSEError(f"results store {self.path} is corrupt ({e}); rebuild it with `python -m dse store rebuild`") from None
+                raise self._corrupt(e) from None
             raise
         except BaseException:
             if db.in_transaction:
@@ -149,10 +149,18 @@ class Store:
         finally:
             db.close()
 
+    def _corrupt(self, e: Exception) -> DSEError:
+        return DSEError(f"results store {self.path} is corrupt ({e.__cause__ or e}); "
+                        "rebuild it with `python -m dse store rebuild`")
+
     def read_sql(self, sql: str, params=()) -> pd.DataFrame:
         db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout_s)
         try:
             return pd.read_sql_query(sql, db, params=params)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as e:  # damage found by a read, not at open
+            if _is_corrupt(e):
+                raise self._corrupt(e) from None
+            raise
         finally:
             db.close()
 

@@ -6,7 +6,7 @@ A spec (TOML; YAML with PyYAML installed) holds one or more grids, each a cross 
 grids are unioned and deduplicated, because the grids worth running are rarely one full product:
 
     name = "tiny"
-    data = "../shared/data/cifar10-jpeg.tar.gz"      # or --data / $DSE_DATA
+    data = "data/cifar10-jpeg.tar.gz"                # in a configured folder (dse/paths.py), or --data
     checkpoint_dir = "runs/checkpoints"              # every node must see this folder
     fault_rates = [0.0, 0.1, 0.2, 0.3]
     recipe = { epochs = 30, batch_size = 256 }       # also lr, calib_images, max_train_images
@@ -278,6 +278,20 @@ def _protocol(key: str, table) -> dict:
     return protocol
 
 
+def _paths(doc: dict) -> None:
+    """A spec may come from someone else: its name becomes a folder (runs/reproduce/NAME) and its data and
+    checkpoint_dir are read and written, so none may point outside the configured folders (dse/paths.py)."""
+    from dse.paths import check_inside, checkpoint_roots, data_roots
+
+    if "name" in doc and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", doc["name"]):
+        _fail("name", f"expected letters, digits, '.', '_' or '-' (a folder name), got {doc['name']!r}")
+    if "data" in doc:
+        _checked("data", lambda v: check_inside(v, data_roots(), "data path"), doc["data"])
+    if "checkpoint_dir" in doc:
+        _checked("checkpoint_dir", lambda v: check_inside(v, checkpoint_roots(), "checkpoint folder"),
+                 doc["checkpoint_dir"])
+
+
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
     if not isinstance(doc, dict):
@@ -313,6 +327,7 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     for key in ("name", "description", "data", "checkpoint_dir"):
         if key in doc and not (isinstance(doc[key], str) and doc[key]):
             _fail(key, f"expected a non-empty string, got {doc[key]!r}")
+    _paths(doc)
     if not isinstance(doc.get("manifest", False), bool):
         _fail("manifest", f"expected true or false, got {doc['manifest']!r}")
     spec = SweepSpec(

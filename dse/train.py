@@ -115,6 +115,12 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
     return loss, logits
 
 
+def finite_state(model: nn.Module) -> bool:
+    """No inf/NaN in any weight or BN statistic (one device sync for the whole model)."""
+    checks = [torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
 def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
     sd = opt.state_dict()
     tensors = {f"{i}.{k}": v for i, s in sd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
@@ -247,9 +253,14 @@ def train(
             if on_step:
                 on_step(step + 1, total)
         train_loss = loss_sum.item() / steps_per_epoch
+        bad = None
         if not math.isfinite(train_loss):
+            bad = f"loss is {train_loss}"
+        elif not finite_state(model):  # the epoch's last step can leave inf/NaN weights behind a finite loss
+            bad = "the weights are no longer finite (inf/NaN)"
+        if bad:
             kept = f"last good state kept in {part}" if part.exists() else "no earlier epoch to keep"
-            raise DSEError(f"training diverged at epoch {epoch + 1}: loss is {train_loss}; {kept}")
+            raise DSEError(f"training diverged at epoch {epoch + 1}: {bad}; {kept}")
         elapsed += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                   "train_accuracy": round(100.0 * correct.item() / (steps_per_epoch * r.batch_size), 3),

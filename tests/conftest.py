@@ -32,10 +32,15 @@ def tiny_data() -> Cifar10:
     return synthetic_cifar()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the decoded-data cache of tests out of the user's home."""
-    monkeypatch.setenv("DSE_CACHE", str(tmp_path_factory.getbasetemp() / "dse-cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keep the decoded-data cache of tests out of the user's home, and make the tests' temporary folders
+    configured folders for sweep specs and the app (dse/paths.py); for the whole session, so that module
+    fixtures get both too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DSE_CACHE", str(tmp_path_factory.getbasetemp() / "dse-cache"))
+        mp.setenv("DSE_ALLOWED_DIRS", str(tmp_path_factory.getbasetemp()))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ def run(args) -> dict:
     from dse.data import load_cifar10
     from dse.device import pick_device
     from dse.evaluate import Protocol, evaluate
+    from dse.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
                         seed=args.seed, fault_model=args.fault_model, recalibrate=not args.no_recalibrate,
@@ -55,4 +56,8 @@ def run(args) -> dict:
             ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
             print(f"  {r['fault_rate']:>6.3g} {r['n']:>4} {r['mean']:>7.2f} {ci:>15} {r['std']:>6.2f} "
                   f"{r['p5']:>7.2f} {r['worst']:>7.2f} {r['time_s']:>6.1f}s")
+        for r in result["results"]:
+            if r["at_chance"]:
+                print(f"  at fault rate {r['fault_rate']:g} the accuracy ({r['mean']:.2f}%) is at chance level "
+                      f"({CHANCE_ACCURACY:g}% for 10 classes): the network has collapsed under these faults")
     return result
