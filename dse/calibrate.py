@@ -2,7 +2,9 @@
 images through the frozen network with drop-connect at p' and record fresh BN running statistics.
 
 Our choices where the paper is silent: statistics are an exact average over the pass (momentum=None)
-rather than an exponential one; images are not augmented; one fresh mask per batch, as in training.
+rather than an exponential one; one fresh mask per batch, as in training; images get the training
+crop + flip, because the weights after each BN were learnt against statistics of augmented batches
+(measured on ResNet20: statistics of un-augmented images cost 4-6 points of fault-free accuracy).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dse.checkpoint import bn_buffers, load_bn_buffers
-from dse.data import normalize
+from dse.data import normalize, random_crop_flip
 from dse.device import autocast
 from dse.dropconnect import add_dropconnect, remove_dropconnect
 from dse.mapping import MappingPolicy
@@ -35,6 +37,7 @@ def calibrate_bn(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    crop_pad: int = 4,
 ) -> dict[float, dict[str, Tensor]]:
     """BN statistics per rate in `rates`, from uint8 `images` (N x 3 x 32 x 32). The model's weights and
     its own BN statistics are left exactly as they were."""
@@ -50,13 +53,14 @@ def calibrate_bn(
     try:
         for rate in tqdm(list(rates), desc="calibrating BN", unit="rate", disable=not progress, leave=False):
             torch.manual_seed(seed)  # the drop-connect masks of the pass
+            aug = torch.Generator(device=device).manual_seed(seed)  # the same crops for every rate
             add_dropconnect(model, rate, policy)
             for bn in layers:
                 bn.reset_running_stats()
                 bn.momentum = None  # cumulative average over the whole pass
             model.train()
             for i in range(0, len(images), batch_size):
-                x = normalize(images[i : i + batch_size].to(device))
+                x = normalize(random_crop_flip(images[i : i + batch_size].to(device), aug, crop_pad))
                 with autocast(device):
                     model(x)
             remove_dropconnect(model)

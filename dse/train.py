@@ -287,7 +287,7 @@ def train(
     trained_bn_acc = accuracy(model, data.test_x, data.test_y, device)
     t0 = time.perf_counter()
     bn_stats = calibrate_bn(model, data.train_x, cfg.calib_rates, policy, max_images=cfg.calib_images,
-                            seed=cfg.seed, device=device, progress=progress) if cfg.calib_rates else {}
+                            seed=cfg.seed, device=device, progress=progress, crop_pad=r.crop_pad) if cfg.calib_rates else {}
     calib_time = time.perf_counter() - t0
     test_acc = trained_bn_acc
     if 0.0 in bn_stats:  # the fault-free baseline uses the statistics re-estimated for p' = 0
