@@ -336,12 +336,13 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
         data=doc.get("data"), checkpoint_dir=doc.get("checkpoint_dir", "runs/checkpoints"),
         device=_device("device", doc.get("device", "auto")), seed=seed, recipe=recipe, protocol=protocol,
         resources=resources, manifest=doc.get("manifest", False), source=source)
-    names = {point for point, _ in spec.points()}
-    for i, g in enumerate(spec.grids):
-        for point, _, first in spec.blocks():
-            base = g.base_of(point) if first is g else None
-            if base is not None and base not in names:
-                _fail(f"grid[{i + 1}].finetune_from", f"the base point {base} is not in the spec; add it to a grid")
+    blocks = spec.blocks()
+    names = {point for point, _, _ in blocks}
+    for point, _, g in blocks:
+        base = g.base_of(point)
+        if base is not None and base not in names:
+            i = next(i for i, x in enumerate(spec.grids) if x is g)
+            _fail(f"grid[{i + 1}].finetune_from", f"the base point {base} is not in the spec; add it to a grid")
     return spec
 
 
@@ -452,7 +453,7 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         if job.kind == "train" and job.point in bases:
             plan[i] = Job("train", job.point, job.config, deps=(trains[bases[job.point]].job_id,))
     if spec.only:
-        keep = {p for p, _ in spec.points() if all(getattr(p, axis) in values for axis, values in spec.only)}
+        keep = {p for p in trains if all(getattr(p, axis) in values for axis, values in spec.only)}
         if not keep:
             _fail("--only", "selects no design point of the spec")
         needed = set(keep)
