@@ -22,6 +22,7 @@ from tests.test_browser import CHROMIUM, server  # noqa: F401  (the fixture)
 from tests.test_data import make_tree
 
 SESSIONS = 5
+INSTANCES = 1000  # crossbars the sweep evaluates: enough to keep the CPU busy through the sessions here
 RENDER_BOUND_S = 5.0
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -63,14 +64,17 @@ async def browse(url: str, between) -> tuple[tuple, list[tuple]]:
 def test_five_sessions_during_a_sweep_render_fast_and_agree(server, tmp_path):
     spec = tmp_path / "sweep.toml"
     spec.write_text(SPEC.format(data=make_tree(tmp_path / "data", per_class=4), ckpt=tmp_path / "sweep-ck",
-                                instances=400).replace("epochs = 1", "epochs = 5"))
+                                instances=INSTANCES).replace("epochs = 1", "epochs = 5"))
     store = Store(tmp_path / "results.sqlite")  # the server's store: the sweep writes where the pages read
     log = open(tmp_path / "sweep.log", "wb")
     procs = []
 
     def start_sweep():
-        procs.append(subprocess.Popen([sys.executable, "-m", "dse", "sweep", str(spec), "--store", str(store.path),
-                                       "--no-progress"], cwd=tmp_path, env=env(), stdout=log, stderr=subprocess.STDOUT))
+        # it holds (running) before its last crossbar, so a fast machine cannot finish it under the sessions
+        hold = env(DSE_STALL=f"atomic_write:*.crossbars-*.partial:{INSTANCES - 1}", DSE_STALL_FILE=str(tmp_path / "held"))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tests.hardening.stall", "sweep", str(spec), "--store",
+                                       str(store.path), "--no-progress"], cwd=tmp_path, env=hold, stdout=log,
+                                      stderr=subprocess.STDOUT))
         t0 = time.time()
         while not (store.jobs().state == "running").any():
             assert procs[0].poll() is None and time.time() - t0 < 60, (tmp_path / "sweep.log").read_text()[-2000:]
@@ -87,7 +91,7 @@ def test_five_sessions_during_a_sweep_render_fast_and_agree(server, tmp_path):
     rendered, shown = [r[0] for r in results], [round(r[1], 1) for r in results]
     print(f"first page rendered in {first[0]} s, shown after {first[1]:.1f} s; {SESSIONS} sessions during a sweep "
           f"rendered in {rendered} s, shown by the browsers after {shown} s")
-    assert still_running, "the sweep ended before the sessions did: make it longer"
+    assert still_running, (tmp_path / "sweep.log").read_text()[-2000:]
     assert max(rendered) < RENDER_BOUND_S, rendered
     values = [r[2] for r in results]
     assert all(v == values[0] for v in values), values
