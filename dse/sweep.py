@@ -509,30 +509,39 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
     from tqdm.auto import tqdm
 
     from dse.backends import make_backend
+    from dse.catalog import sync, write_manifest
 
     t0 = time.time()
     plan = expand(spec, data)
     data_path = Path(plan[0].config["data"])
     if not data_path.exists():
         raise DSEError(f"sweep data {str(data_path)!r} does not exist; set data in the spec or pass --data")
-    Path(spec.checkpoint_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    ckdir = Path(spec.checkpoint_dir).expanduser()
+    ckdir.mkdir(parents=True, exist_ok=True)
     runner = make_backend(backend, spec, workers=workers, address=address, store=store)
     try:
         store.reap_dead_jobs()
         by_id = {j.job_id: j for j in plan}
+        sync(store, [ckdir])  # checkpoints already there, with their manifest's evaluations, count as done
+        standing = _standing(store, plan)
         state = {}
         for j in plan:
-            jid, _ = store.submit_job(j.kind, j.point.point_id, j.config, source="sweep")
+            jid, new = store.submit_job(j.kind, j.point.point_id, j.config, source="sweep")
             state[jid] = store.job(jid)["state"]
+            if state[jid] == "done" and not standing[jid]:  # its checkpoint was deleted or replaced since
+                store.update_job(jid, state="failed", error="its result is gone: checkpoint deleted or replaced")
+                store.submit_job(j.kind, j.point.point_id, j.config, source="sweep")
+                state[jid] = "queued"
+            elif new and j.kind == "evaluate" and standing[jid]:  # e.g. imported from a shipped manifest
+                store.update_job(jid, state="done", progress=1.0, message="result already in the store")
+                state[jid] = "done"
         skipped = sum(s == "done" for s in state.values())
         todo = [jid for jid in by_id if state[jid] != "done"]
         log(f"sweep {spec.name}: {len(plan)} jobs, {skipped} already done, {len(todo)} to run "
             f"({backend} backend)")
         driver = _Driver(store, runner, by_id, state, poll_s)
         if spec.manifest:  # the folder's manifest.json follows every result, ready to commit at any time
-            from dse.catalog import write_manifest
-
-            driver.on_recorded = lambda: write_manifest(store, Path(spec.checkpoint_dir).expanduser(), data_path)
+            driver.on_recorded = lambda: write_manifest(store, ckdir, data_path)
         bar = tqdm(total=len(todo), unit="job", desc=f"sweep {spec.name}", disable=not progress)
         try:
             driver.run(todo, bar)
@@ -545,6 +554,47 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
                  "error": (store.job(jid) or {}).get("error")} for jid in todo if state[jid] != "done"]
     return {"spec": spec.name, "store": str(store.path), "backend": backend, "jobs": len(plan), "skipped": skipped,
             "ran": len(todo), **counts, "failures": failures, "time_s": round(time.time() - t0, 1)}
+
+
+def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
+    """Whether each job's result is in place now: a training's checkpoint reads back; an evaluation has a
+    result for the checkpoint on disk (its weights, by sha256), rate and seed, at least as large as asked."""
+    from dse.checkpoint import load_checkpoint
+
+    rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images "
+                          "FROM evaluations")
+    found: dict[tuple, list] = {}
+    for r in rows.itertuples():
+        found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed), []).append(r)
+    largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()  # "all test images"
+    shas: dict[str, str | None] = {}  # checkpoint path -> the digest of its weights, None when unreadable
+
+    def sha(path: str) -> str | None:
+        if path not in shas:
+            try:
+                shas[path] = load_checkpoint(path).sha256
+            except DSEError:
+                shas[path] = None
+        return shas[path]
+
+    def enough(r, c) -> bool:
+        if r.test_images != (c["test_images"] or largest[(r.point_id, r.checkpoint_sha)]):
+            return False
+        if r.fault_rate == 0:  # no faults: one instance is every instance
+            return r.n >= 1
+        if c["adaptive"]:
+            return r.n >= c["instances"] or (r.n >= 20 and r.ci95 <= c["adaptive"])
+        return r.protocol.startswith("fixed") and r.n >= c["instances"]
+
+    out = {}
+    for j in plan:
+        c = j.config
+        if j.kind == "train":
+            out[j.job_id] = sha(c["out"]) is not None
+        else:
+            key = (j.point.point_id, sha(c["checkpoint"]), round(c["fault_rates"][0], 9), c["seed"])
+            out[j.job_id] = any(enough(r, c) for r in found.get(key, []))
+    return out
 
 
 class _Driver:

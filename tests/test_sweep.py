@@ -242,6 +242,35 @@ def test_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path, tree):
     assert sorted(store.evaluations().fault_rate) == [0.0, 0.1]
 
 
+def test_a_fresh_store_takes_shipped_results_and_a_deleted_checkpoint_is_redone(local_run, tmp_path):
+    """A clone of a checkpoint folder with its manifest evaluates nothing again; a checkpoint deleted after its
+    jobs were done is trained and evaluated again, not reported as done."""
+    from dse.catalog import write_manifest
+
+    spec, store, _ = local_run
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    for f in Path(spec.checkpoint_dir).glob("*.safetensors"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    write_manifest(store, folder)
+    clone = load_spec(write_spec(tmp_path / "tiny.toml", Path(json.loads(store.jobs().config[0])["data"]), folder))
+    fresh = Store(tmp_path / "fresh.sqlite")
+    quiet = dict(progress=False, log=lambda s: None)
+
+    first = run_sweep(clone, fresh, **quiet)
+    assert first["skipped"] == 2 and first["ran"] == 1 and first["done"] == 1  # only the (finished) training ran
+    cols = ["fault_rate", "n", "accuracies", "time_s"]  # the shipped rows themselves (a rerun has its own time)
+    shipped, now = (s.evaluations()[cols].sort_values("fault_rate").reset_index(drop=True) for s in (store, fresh))
+    assert shipped.equals(now)
+
+    (ck,) = folder.glob("*.safetensors")
+    ck.unlink()
+    again = run_sweep(clone, fresh, **quiet)
+    assert again["skipped"] == 0 and again["done"] == 3, again["failures"]
+    assert ck.exists() and set(fresh.jobs().state) == {"done"}
+    assert fresh.evaluations().n.tolist() == [1, 2]
+
+
 def test_ray_backend_fills_the_store_as_the_local_one(local_run, tmp_path, tree, monkeypatch):
     ray = pytest.importorskip("ray")
     monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray runs workers at nice 15: starved on a busy machine
