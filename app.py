@@ -239,7 +239,8 @@ def job_panel(store) -> None:
 def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     f = ui["fault_rate"]
     c1, c2 = st.columns([1, 3])
-    target = c1.number_input(f"Accuracy target at {f:.0%} faults (%)", 0.0, 100.0, 85.0, 0.5, key="target")
+    target = c1.number_input(f"Accuracy target at {f:.0%} faults (%)", 0.0, 100.0, explore.default_target(table), 0.5,
+                             key="target")
     objective = c1.radio("Cheapest by", ["latency_ns", "energy_uj"], key="objective",
                          format_func=lambda o: charts.AXIS[o].split(" per")[0])
     rec = explore.recommend(table, target, objective)

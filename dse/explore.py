@@ -3,6 +3,7 @@ design-point table at a fault rate, a point's status, fronts and the recommendat
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +141,13 @@ def recommend(table: pd.DataFrame, target: float, objective: str = "latency_ns")
         return None
     row = cheapest_meeting(t, target, cost=objective, accuracy="accuracy")
     return None if row is None else dict(row)
+
+
+def default_target(table: pd.DataFrame, fallback: float = 85.0) -> float:
+    """A first accuracy target that some evaluated designs meet and others miss: their median, rounded down
+    to half a point, so the first recommendation already shows a trade-off."""
+    acc = table["accuracy"].dropna() if "accuracy" in table else pd.Series(dtype=float)
+    return fallback if acc.empty else math.floor(float(acc.median()) * 2) / 2
 
 
 def stored_cost(store: Store, point: DesignPoint, cost_model: str) -> dict | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.errors import DSEError
 from dse.store import Store
 from dse.sweep import SweepSpec
 
@@ -371,6 +372,22 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
     return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in df.itertuples(index=False))
 
 
+def best_p_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per network (at its base width) and fault rate: the drop-connect rate with the best mean accuracy, and
+    whether it is above the fault rate, as the paper found. The README's second table of shipped results."""
+    rows = []
+    for net in sorted(df.network.unique()):
+        a = _arch(df, net, base_width(df, net))
+        for f, g in a.groupby("fault_rate"):
+            best = g.loc[g["mean"].idxmax()]
+            rows.append({"network": f"{net} {base_width(df, net):g}x", "fault rate": f"{f:g}",
+                         "best p": f"{best.dropconnect:g}", "rates compared": len(g),
+                         "best p above f": "-" if f == 0 else "yes" if best.dropconnect > f else "no",
+                         "accuracy": float(best["mean"]),
+                         "loss vs fault-free": (fault_free(a) - best["mean"]) if fault_free(a) is not None else None})
+    return pd.DataFrame(rows)
+
+
 def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], table: pd.DataFrame,
                      files: list[str], png_problem: str | None, sweep: dict | None,
                      points: pd.DataFrame | None = None) -> str:
@@ -407,18 +424,7 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
         ff = df.groupby(df.apply(label, axis=1), sort=False).fault_free_accuracy.first()
         wide.insert(0, "fault-free float", ff.reindex(wide.index))
         lines += [_md_table(wide.reset_index()), ""]
-        lines += ["## Best drop-connect rate per fault rate", ""]
-        rows = []
-        for net in sorted(df.network.unique()):
-            a = _arch(df, net, base_width(df, net))
-            for f, g in a.groupby("fault_rate"):
-                best = g.loc[g["mean"].idxmax()]
-                rows.append({"network": f"{net} {base_width(df, net):g}x", "fault rate": f"{f:g}",
-                             "best p": f"{best.dropconnect:g}", "rates compared": len(g),
-                             "best p above f": "-" if f == 0 else "yes" if best.dropconnect > f else "no",
-                             "accuracy": float(best["mean"]),
-                             "loss vs fault-free": (fault_free(a) - best["mean"]) if fault_free(a) is not None else None})
-        lines += [_md_table(pd.DataFrame(rows)), ""]
+        lines += ["## Best drop-connect rate per fault rate", "", _md_table(best_p_table(df)), ""]
     lines += ["## The paper's claims against ours", "",
               f"Verdicts: *agrees* when ours is as good as the paper's figure or within {TOLERANCE:g} points; "
               "*not measured* when the grid lacks the design points. Tiny or short runs will differ.", ""]
@@ -435,10 +441,17 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
     return "\n".join(lines) + "\n"
 
 
-def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | None = None) -> dict:
-    """Figures, results.csv and summary.md for the grid, from whatever the store holds now."""
+def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | None = None,
+           readme: str | os.PathLike | None = None) -> dict:
+    """Figures, results.csv and summary.md for the grid, from whatever the store holds now (and the
+    grid's checkpoint folder); with `readme`, its marked tables are rewritten too (see paste_tables)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ckdir = Path(spec.checkpoint_dir).expanduser()
+    if ckdir.is_dir():  # checkpoints there (a clone's shipped ones) and their manifest's evaluations
+        from dse.catalog import sync
+
+        sync(store, [ckdir])
     df = grid_results(store, spec)
     df.to_csv(out / "results.csv", index=False)
     files, png_problem = write_figures(figures(df), out / "figures")
@@ -446,14 +459,33 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
     table = table_ii(spec)
     points = points_table(store, spec, df)
     (out / "summary.md").write_text(summary_markdown(spec, df, claims, table, files, png_problem, sweep, points))
+    if readme is not None:
+        paste_tables(readme, {"points": points, "best-p": best_p_table(df)})
     return {"out": str(out), "summary": str(out / "summary.md"), "figures": [str(out / "figures" / f) for f in files],
             "png": png_problem is None, "png_problem": png_problem, "evaluations": len(df),
             "claims": {c["claim"]: c["verdict"] for c in claims}, "sweep": sweep, "spec": asdict(spec)["name"]}
 
 
-def reproduce(spec: SweepSpec, store: Store, out: str | os.PathLike, *, run: bool = True, **sweep_kwargs) -> dict:
+def reproduce(spec: SweepSpec, store: Store, out: str | os.PathLike, *, run: bool = True,
+              readme: str | os.PathLike | None = None, **sweep_kwargs) -> dict:
     """The grid end to end: sweep (unless run=False), then the report."""
     from dse.sweep import run_sweep
 
     sweep = run_sweep(spec, store, **sweep_kwargs) if run else None
-    return report(store, spec, out, sweep)
+    return report(store, spec, out, sweep, readme)
+
+
+def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> None:
+    """Replace what lies between `<!-- dse:NAME -->` and `<!-- /dse:NAME -->` in a Markdown file by the
+    table NAME (written atomically): how the README's shipped results follow the checkpoints."""
+    from dse.io import atomic_write
+
+    path = Path(path)
+    text = path.read_text()
+    for name, table in tables.items():
+        start, end = f"<!-- dse:{name} -->", f"<!-- /dse:{name} -->"
+        if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+            raise DSEError(f"{path} needs one {start} ... {end} pair to paste the {name} table into")
+        head, rest = text.split(start)
+        text = head + start + "\n\n" + _md_table(table) + "\n" + end + rest.split(end, 1)[1]
+    atomic_write(path, text.encode())

@@ -31,3 +31,13 @@ def test_stored_cost_and_status(tmp_path):
     t = explore.design_table(store, 0.1)
     assert explore.status(t, POINTS[0]).label == "evaluated"
     assert explore.status(t, explore.DesignPoint("vgg13", 1.0)).label == "missing"
+
+
+def test_default_target_is_met_by_some_designs_and_missed_by_others():
+    import pandas as pd
+
+    table = pd.DataFrame({"accuracy": [70.87, 77.97, 76.4, None]})
+    assert explore.default_target(table) == 76.0  # median 76.4, rounded down to half a point
+    met = (table.accuracy >= explore.default_target(table)).sum()
+    assert 0 < met < table.accuracy.notna().sum()
+    assert explore.default_target(pd.DataFrame({"accuracy": []}), fallback=85.0) == 85.0

@@ -73,3 +73,19 @@ def test_one_crossbar_on_a_slice_matches_the_manifest(manifest, shared_cifar):
         again = spot_check(load_checkpoint(FOLDER / e["file"]), data.test_x, data.test_y)
         one_image = 100 / SPOT_CHECK["test_images"]  # float sums vary with the thread count: a near-tie may flip
         assert again["accuracy"] == pytest.approx(recorded["accuracy"], abs=one_image + 1e-9), e["file"]
+
+
+def test_the_readme_tables_are_the_shipped_results(manifest, tmp_path):
+    """The README's tables of shipped results are what `python -m dse reproduce --grid checkpoints/grid.toml
+    --report-only` computes from this folder: rerun it and paste its tables after a checkpoint lands."""
+    from dse.catalog import sync
+    from dse.reproduce import _md_table, best_p_table, grid_results, points_table
+    from dse.store import Store
+
+    store = Store(tmp_path / "results.sqlite")
+    assert not sync(store, [FOLDER])["problems"]
+    spec = load_spec(FOLDER / "grid.toml")
+    df = grid_results(store, spec)
+    readme = (FOLDER.parent / "README.md").read_text()
+    for table in (points_table(store, spec, df), best_p_table(df)):
+        assert _md_table(table) in readme, _md_table(table)

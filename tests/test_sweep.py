@@ -355,3 +355,22 @@ def test_claims_and_figures_from_results(monkeypatch):
     assert verdicts["best-p-above-f"] == "agrees"  # best p: 0.3 at f=0.1 and 0.2, 0.5 at f=0.3
     assert sorted(figures(df)) == ["accuracy-mobilenetv2", "accuracy-resnet20", "best-dropconnect-mobilenetv2",
                                    "best-dropconnect-resnet20", "mapping", "shortcuts", "widths"]
+
+
+def test_paste_tables_rewrites_only_between_its_markers(tmp_path):
+    import pandas as pd
+
+    from dse.reproduce import paste_tables
+
+    doc = tmp_path / "README.md"
+    doc.write_text("intro\n<!-- dse:points -->\nold table\n<!-- /dse:points -->\nrest\n")
+    table = pd.DataFrame({"point": ["a", "b"], "mean": [1.5, 2.25]})
+    paste_tables(doc, {"points": table})
+    once = doc.read_text()
+    assert once == ("intro\n<!-- dse:points -->\n\n| point | mean |\n|---|---|\n| a | 1.50 |\n| b | 2.25 |\n\n"
+                    "<!-- /dse:points -->\nrest\n")
+    paste_tables(doc, {"points": table})
+    assert doc.read_text() == once  # idempotent
+    with pytest.raises(DSEError, match=r"needs one <!-- dse:best-p --> \.\.\. <!-- /dse:best-p --> pair"):
+        paste_tables(doc, {"best-p": table})
+    assert doc.read_text() == once  # nothing half-written

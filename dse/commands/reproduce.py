@@ -13,6 +13,8 @@ def add_parser(sub) -> None:
     add_sweep_options(p)
     p.add_argument("--out", default=None, help="report folder (default: runs/reproduce/GRID)")
     p.add_argument("--report-only", action="store_true", help="skip the sweep; report what the store has")
+    p.add_argument("--readme", default=None, metavar="FILE",
+                   help="also rewrite the tables marked <!-- dse:points --> and <!-- dse:best-p --> in FILE")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -29,7 +31,7 @@ def run(args) -> dict:
     log = (lambda s: None) if args.json else print
     result = reproduce(spec, Store(args.store), out, run=not args.report_only, backend=args.backend,
                        workers=args.workers, address=args.address, progress=not (args.no_progress or args.json),
-                       log=log)
+                       log=log, readme=args.readme)
     if not args.json:
         sweep = result["sweep"]
         if sweep:
