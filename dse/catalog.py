@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from dse.errors import DSEError
-from dse.store import DesignPoint, Store
+from dse.store import DesignPoint, Store, file_stamp
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "rram-dse-manifest"
@@ -37,7 +37,7 @@ def sync(store: Store, dirs: list[Path] | None = None) -> dict:
                 if row is not None and row.file_stamp == file_stamp(path):
                     pid, sha = row.point_id, row.checkpoint_sha  # unchanged since it was read and verified
                 else:
-                    pid, sha = store.add_checkpoint(path, stamp=file_stamp(path))
+                    pid, sha = store.add_checkpoint(path)
                 shas[sha] = (pid, str(path))
                 report["points"] += 1
             except DSEError as e:
@@ -50,12 +50,6 @@ def sync(store: Store, dirs: list[Path] | None = None) -> dict:
                 report["problems"].append(str(e))
     ensure_costs(store)
     return report
-
-
-def file_stamp(path: Path) -> str:
-    """Size and modification time: a changed file is read and verified again."""
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def import_manifest(store: Store, path: Path, shas: dict[str, tuple[str, str]]) -> int:

@@ -83,6 +83,12 @@ class DesignPoint:
         return point_id(self.network, self.width, self.shortcut_kernel, self.mapping, self.dropconnect)
 
 
+def file_stamp(path: str | os.PathLike) -> str:
+    """Size and modification time: a changed file is read and verified again."""
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def point_id(network: str, width: float, shortcut_kernel: int, mapping: str, dropconnect: float) -> str:
     key = f"{network}|{float(width):.4f}|{int(shortcut_kernel)}|{mapping}|{float(dropconnect):.4f}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -179,11 +185,15 @@ class Store:
                        f"ON CONFLICT(point_id) DO UPDATE SET {update}", tuple(row.values()))
         return pid
 
-    def add_checkpoint(self, path: str | os.PathLike, stamp: str | None = None) -> tuple[str, str]:
+    def add_checkpoint(self, path: str | os.PathLike) -> tuple[str, str]:
         """Register a trained checkpoint as its design point (reads and verifies the file);
         returns (point id, checkpoint sha256)."""
         from dse.checkpoint import load_checkpoint
 
+        try:
+            stamp = file_stamp(path)  # taken first: a file changed while being read is read again next time
+        except OSError:
+            stamp = None  # load_checkpoint says what is wrong with the path
         ck = load_checkpoint(path)
         m = ck.meta
         point = DesignPoint(m["network"], float(m["width"]), int(m["shortcut_kernel"]), m["mapping"],

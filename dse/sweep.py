@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from dse.errors import DSEError
-from dse.store import DesignPoint, Store
+from dse.store import DesignPoint, Store, file_stamp
 
 DEFAULT_FAULT_RATES = (0.0, 0.1, 0.2, 0.3)  # the paper's inference fault rates
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
@@ -568,12 +568,16 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
         found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed), []).append(r)
     largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()  # "all test images"
     shas: dict[str, str | None] = {}  # checkpoint path -> the digest of its weights, None when unreadable
+    verified = {r.checkpoint: (r.file_stamp, r.checkpoint_sha) for r in store.points().itertuples()}
 
     def sha(path: str) -> str | None:
         if path not in shas:
             try:
-                shas[path] = load_checkpoint(path).sha256
-            except DSEError:
+                stamp, digest = verified.get(path, (None, None))
+                if stamp is None or stamp != file_stamp(path):  # not verified by the store as it is now
+                    digest = load_checkpoint(path).sha256
+                shas[path] = digest
+            except (DSEError, OSError):
                 shas[path] = None
         return shas[path]
 
