@@ -98,7 +98,9 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
                 e = e.iloc[0]
                 out[f"f={f:g}: mean ± CI (n)"] = f"{e['mean']:.2f} ± {e.ci95:.2f} ({int(e.n)})"
                 out[f"loss at {f:g}"] = f"{baseline - e['mean']:.2f}"
-        out["training"] = (f"{int(r.epochs)} epochs from p={base.dropconnect:g}"
+        out["training"] = (f"{int(r.epochs)} epochs from "
+                           + ("" if base.shortcut_kernel == point.shortcut_kernel else f"k{base.shortcut_kernel} ")
+                           + f"p={base.dropconnect:g}"
                            + ("" if base.mapping == point.mapping else f" ({base.mapping})")
                            if base is not None else f"{int(r.epochs)} epochs")
         out["train time (min)"] = _num(r.train_time_s / 60 if r.train_time_s == r.train_time_s else None, 0)

@@ -46,7 +46,7 @@ from dse.store import DesignPoint, Store, file_stamp
 DEFAULT_FAULT_RATES = (0.0, 0.1, 0.2, 0.3)  # the paper's inference fault rates
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
 GRID_KEYS = AXES + ("recipe", "protocol", "finetune_from", "finetune_recipe")
-FINETUNE_KEYS = ("mapping", "dropconnect")  # what a fine-tuned point's base may differ in: same architecture
+FINETUNE_KEYS = ("mapping", "dropconnect", "shortcut_kernel")  # what a fine-tuned point's base may differ in
 AXIS_DEFAULTS = {"width": [1.0], "shortcut_kernel": [1], "mapping": ["default"], "dropconnect": [0.0]}
 TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "seed", "fault_rates", "recipe",
             "protocol", "resources", "manifest", "axes", "grid")
@@ -340,9 +340,12 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     names = {point for point, _, _ in blocks}
     for point, _, g in blocks:
         base = g.base_of(point)
+        i = next(i for i, x in enumerate(spec.grids) if x is g)
         if base is not None and base not in names:
-            i = next(i for i, x in enumerate(spec.grids) if x is g)
             _fail(f"grid[{i + 1}].finetune_from", f"the base point {base} is not in the spec; add it to a grid")
+        if base is not None and base.shortcut_kernel > point.shortcut_kernel:  # weights can grow, not shrink
+            _fail(f"grid[{i + 1}].finetune_from", f"shortcut_kernel {base.shortcut_kernel} is larger than the "
+                  f"fine-tuned point's {point.shortcut_kernel}; a base may only have the same or a smaller one")
     return spec
 
 

@@ -141,13 +141,30 @@ def _init_checkpoint(cfg: TrainConfig):
     if not path.is_file():
         raise DSEError(f"init checkpoint {str(path)!r} does not exist; train it first")
     base = load_checkpoint(path)
-    want = (cfg.network, float(cfg.width), cfg.shortcut_kernel)
-    got = (base.meta["network"], float(base.meta["width"]), base.meta["shortcut_kernel"])
-    if got != want or not base.meta.get("complete", True):
-        raise DSEError(f"init checkpoint {path.name} is {got[0]} width {got[1]:g} kernel {got[2]}"
-                       f"{'' if base.meta.get('complete', True) else ' (unfinished)'}; "
-                       f"this run is {want[0]} width {want[1]:g} kernel {want[2]}")
+    want = (cfg.network, float(cfg.width))  # the shortcut kernel may grow: see grown_state
+    got = (base.meta["network"], float(base.meta["width"]))
+    if got != want or base.meta["shortcut_kernel"] > cfg.shortcut_kernel or not base.meta.get("complete", True):
+        raise DSEError(f"init checkpoint {path.name} is {got[0]} width {got[1]:g} kernel {base.meta['shortcut_kernel']}"
+                       f"{'' if base.meta.get('complete', True) else ' (unfinished)'}; this run is {want[0]} "
+                       f"width {want[1]:g} kernel {cfg.shortcut_kernel} (the kernel may only grow)")
     return base
+
+
+def grown_state(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """`state` fitted to `model`, whose 1x1 shortcut convs may be kxk: the 1x1 weights go to the kernel's
+    centre and the rest is zero, so the grown network computes exactly what the smaller one did."""
+    out = {}
+    for key, want in model.state_dict().items():
+        t = state.get(key)
+        if t is None:
+            raise DSEError(f"init checkpoint has no tensor {key!r} for this network")
+        if t.shape != want.shape:
+            k = want.shape[-1]
+            if t.dim() != 4 or t.shape[:2] != want.shape[:2] or t.shape[2:] != (1, 1) or want.shape[2:] != (k, k):
+                raise DSEError(f"init checkpoint's {key!r} is {tuple(t.shape)}; this network needs {tuple(want.shape)}")
+            t = F.pad(t, (k // 2,) * 4)  # padding (k // 2) keeps a kxk shortcut aligned with the 1x1 one
+        out[key] = t.to(want.dtype)
+    return out
 
 
 def partial_path(out: Path) -> Path:
@@ -193,7 +210,8 @@ def train(
     if ck is not None:
         model = ck.build_model()
     elif init is not None:
-        model = init.build_model()
+        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
+        model.load_state_dict(grown_state(init.build_model().state_dict(), model))
     else:
         model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
     model = model.to(device, memory_format=torch.channels_last)
@@ -230,6 +248,7 @@ def train(
     if init is not None:
         meta["init"] = {"checkpoint": Path(init.path).name, "sha256": init.sha256,
                         "dropconnect": init.meta.get("dropconnect"), "epochs": init.meta.get("epochs"),
+                        "shortcut_kernel": init.meta.get("shortcut_kernel"),
                         "test_accuracy": init.meta.get("test_accuracy")}
     model.train()
     for epoch in range(start_epoch, r.epochs):

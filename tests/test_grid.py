@@ -3,6 +3,7 @@ their own recipe and protocol, `--only` and `--instances`, evaluations that resu
 crossbars already run, and the manifest that carries results to another machine."""
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from dse.errors import DSEError
 from dse.evaluate import Evaluator, Protocol
 from dse.store import DesignPoint, Store
 from dse.sweep import expand, load_spec, parse_only, parse_spec
-from dse.train import Recipe, TrainConfig, train
+from dse.models import build_model
+from dse.train import Recipe, TrainConfig, grown_state, train
 from tests.test_data import make_tree
 
 
@@ -51,10 +53,34 @@ def test_finetune_starts_from_the_base_weights(tmp_path, tiny_data, base):
     assert (ft[w] - b.state[w]).norm() < (sc[w] - b.state[w]).norm()
 
 
+def test_a_grown_shortcut_kernel_starts_as_the_same_function(tmp_path, tiny_data, base):
+    """1x1 shortcut weights in the centre of a 3x3 kernel (zeros around it) compute what they computed."""
+    small = load_checkpoint(base).build_model().eval()
+    grown = build_model("resnet20", 0.5, 3)
+    grown.load_state_dict(grown_state(small.state_dict(), grown))
+    grown.eval()
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(grown(x), small(x), atol=1e-5)
+    w = grown.layer2[0].shortcut[0].weight
+    off_centre = torch.ones(3, 3, dtype=torch.bool)
+    off_centre[1, 1] = False
+    assert w.shape[2:] == (3, 3) and w[:, :, 1, 1].abs().sum() > 0 and (w[:, :, off_centre] == 0).all()
+
+    out = tmp_path / "k3.safetensors"
+    meta = train(cfg(shortcut_kernel=3, dropconnect=0.3, init=str(base)), tiny_data, out, progress=False, log=quiet)
+    assert meta["shortcut_kernel"] == 3 and meta["init"]["shortcut_kernel"] == 1
+    assert load_checkpoint(out).state["layer2.0.shortcut.0.weight"].shape[2:] == (3, 3)
+    with pytest.raises(DSEError, match="init checkpoint k3.safetensors is resnet20 width 0.5 kernel 3; "
+                                       "this run is resnet20 width 0.5 kernel 1 \\(the kernel may only grow\\)"):
+        train(cfg(init=str(out)), tiny_data, tmp_path / "x.safetensors", progress=False, log=quiet)
+
+
 def test_finetune_refuses_another_architecture_or_a_missing_base(tmp_path, tiny_data, base):
     with pytest.raises(DSEError, match="init checkpoint base.safetensors is resnet20 width 0.5 kernel 1; "
-                                       "this run is resnet20 width 0.5 kernel 3"):
-        train(cfg(shortcut_kernel=3, init=str(base)), tiny_data, tmp_path / "x.safetensors", progress=False, log=quiet)
+                                       "this run is resnet20 width 0.25 kernel 1"):
+        train(replace(cfg(init=str(base)), width=0.25), tiny_data, tmp_path / "x.safetensors", progress=False,
+              log=quiet)
     with pytest.raises(DSEError, match="does not exist; train it first"):
         train(cfg(init=str(tmp_path / "nope.safetensors")), tiny_data, tmp_path / "y.safetensors", progress=False,
               log=quiet)
@@ -117,7 +143,10 @@ def test_finetuned_points_depend_on_their_base():
     (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { dropconnect = 0.1 }'),
      "sweep spec grid[1].finetune_from: the base point"),
     (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { width = 2.0 }'),
-     "sweep spec grid[1].finetune_from.width: unknown key; allowed: mapping, dropconnect"),
+     "sweep spec grid[1].finetune_from.width: unknown key; allowed: mapping, dropconnect, shortcut_kernel"),
+    (GRID + '[[grid]]\nnetwork = "resnet20"\nshortcut_kernel = 3\n[[grid]]\nnetwork = "resnet20"\n'
+     'dropconnect = 0.5\nfinetune_from = { shortcut_kernel = 3, dropconnect = 0.0 }',
+     "sweep spec grid[5].finetune_from: shortcut_kernel 3 is larger than the fine-tuned point's 1"),
     (GRID.replace('recipe = { epochs = 4 }', 'recipe = { epochs = -4 }'),
      "sweep spec grid[3].recipe.epochs: expected a positive integer, got -4"),
     (GRID.replace('protocol = { adaptive = 0.5 }', 'protocol = { adaptive = nan }'),
