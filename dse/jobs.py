@@ -213,13 +213,20 @@ def _evaluate(c: dict, progress) -> dict:
     rates = c["fault_rates"]
     per_rate = protocol.instances
     journals = {rate: _journal_path(c, ck.sha256, rate) for rate in rates}
-    done = {rate: _read_journal(path, ck.sha256, rate) for rate, path in journals.items()}
+    done, earlier_s = {}, {}  # the crossbars finished by earlier runs, and the seconds they took
+    for rate, path in journals.items():
+        done[rate], earlier_s[rate] = _read_journal(path, ck.sha256, rate)
+    spent = dict(earlier_s)
+    clock = [time.perf_counter()]
 
     def on_instance(rate, i, acc):
         k = rates.index(rate)
+        now = time.perf_counter()
+        spent[rate] += now - clock[0]  # the time since the last crossbar (of any rate) is this one's
+        clock[0] = now
         done[rate][i - 1:] = [acc]  # crossbar i (1-based) of this rate
         doc = {"checkpoint_sha": ck.sha256, "fault_rate": rate, "seed": c["seed"],
-               "test_images": c.get("test_images"), "accuracies": done[rate]}
+               "test_images": c.get("test_images"), "accuracies": done[rate], "seconds": round(spent[rate], 3)}
         atomic_write(journals[rate], json.dumps(doc).encode())
         progress((k + i / per_rate) / len(rates), f"fault rate {rate:g}: crossbar {i}/{per_rate}")
 
@@ -229,8 +236,11 @@ def _evaluate(c: dict, progress) -> dict:
     out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.get("device", "auto")),
                    progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()})
     quantized = out["fault_free_quantized_accuracy"]
+    # time_s covers every crossbar of the result, those of earlier runs it reused included
     return {"checkpoint": str(c["checkpoint"]), "checkpoint_sha": ck.sha256, "protocol": asdict(protocol),
-            "results": [{**r, "fault_free_quantized_accuracy": quantized} for r in out["results"]]}
+            "results": [{**r, "fault_free_quantized_accuracy": quantized,
+                         "time_s": round(r["time_s"] + earlier_s.get(r["fault_rate"], 0.0), 3)}
+                        for r in out["results"]]}
 
 
 def _journal_path(c: dict, sha: str, rate: float) -> Path:
@@ -241,15 +251,16 @@ def _journal_path(c: dict, sha: str, rate: float) -> Path:
     return Path(f"{c['checkpoint']}.crossbars-{hashlib.sha256(key.encode()).hexdigest()[:16]}.partial")
 
 
-def _read_journal(path: Path, sha: str, rate: float) -> list[float]:
-    """The crossbars finished earlier; an unreadable or foreign journal is ignored (the work is redone)."""
+def _read_journal(path: Path, sha: str, rate: float) -> tuple[list[float], float]:
+    """The crossbars finished earlier and the seconds they took; an unreadable or foreign journal is ignored
+    (the work is redone)."""
     try:
         doc = json.loads(path.read_text())
         if doc["checkpoint_sha"] != sha or float(doc["fault_rate"]) != float(rate):
-            return []
-        return [float(a) for a in doc["accuracies"]]
+            return [], 0.0
+        return [float(a) for a in doc["accuracies"]], float(doc.get("seconds", 0.0))
     except (OSError, ValueError, KeyError, TypeError):
-        return []
+        return [], 0.0
 
 
 def _sensitivity(c: dict, progress) -> dict:

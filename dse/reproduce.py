@@ -64,7 +64,7 @@ def grid_results(store: Store, spec: SweepSpec) -> pd.DataFrame:
     ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
     ev = best_evaluations(ev)
     cols = ARCH + ["dropconnect", "fault_rate", "mean", "ci95", "n", "worst", "test_images", "fault_free_accuracy",
-                   "point_id"]
+                   "point_id", "time_s"]
     if ev.empty:
         return pd.DataFrame(columns=cols)
     keep = [(pid, round(f, 6)) in {(a, round(b, 6)) for a, b in wanted} for pid, f in zip(ev.point_id, ev.fault_rate)]
@@ -74,11 +74,12 @@ def grid_results(store: Store, spec: SweepSpec) -> pd.DataFrame:
 def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFrame:
     """One row per trained design point of the grid: fault-free accuracy, mean accuracy with its 95% CI and
     crossbar count at each fault rate, the loss against the architecture's fault-free baseline (its p=0
-    model with the default mapping), and how it was trained. The README's table of shipped results."""
+    model with the default mapping), how it was trained, and the compute it took; a last row totals the
+    compute (the budget spent). The README's table of shipped results."""
     from dse.explore import label
 
     pts = store.points()
-    rows = []
+    rows, train_s, eval_s = [], [], []
     for point, rates, grid in spec.blocks():
         row = pts[pts.point_id == point.point_id]
         if row.empty:
@@ -104,7 +105,18 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
                            + ("" if base.mapping == point.mapping else f" ({base.mapping})")
                            if base is not None else f"{int(r.epochs)} epochs")
         out["train time (min)"] = _num(r.train_time_s / 60 if r.train_time_s == r.train_time_s else None, 0)
+        spent = df[df.point_id == point.point_id].time_s.dropna()
+        out["evaluation time (min)"] = _num(spent.sum() / 60 if len(spent) else None, 0)
         rows.append(out)
+        train_s.append(r.train_time_s)
+        eval_s.append(spent.sum())
+    if rows:
+        total = {k: "" for k in rows[0]}
+        hours = (np.nansum(train_s) + np.nansum(eval_s)) / 3600
+        total["design point"] = f"all {len(rows)} points: {hours:.1f} h"
+        total["train time (min)"] = _num(np.nansum(train_s) / 60, 0)
+        total["evaluation time (min)"] = _num(np.nansum(eval_s) / 60, 0)
+        rows.append(total)
     return pd.DataFrame(rows)
 
 

@@ -184,7 +184,9 @@ def test_the_shipped_grid_parses():
     assert len(points) == 15 and spec.manifest and spec.checkpoint_dir == "checkpoints"
     plan = expand(spec, data="/d")
     tuned = [j.point for j in plan if j.kind == "train" and "init" in j.config]
-    assert len(tuned) == 10 and all(p.dropconnect > 0 for p in tuned)  # 5 bases, every p > 0 point fine-tuned
+    scratch = {(j.point.network, j.point.width) for j in plan if j.kind == "train" and "init" not in j.config}
+    assert scratch == {("resnet20", 1.0), ("resnet20", 1.6), ("vgg13", 1.0), ("mobilenetv2", 1.0)}
+    assert len(tuned) == 11 and all(p.dropconnect > 0 or p.shortcut_kernel == 3 for p in tuned)  # 4 from scratch
 
 
 # ================================================================================ evaluation
@@ -211,12 +213,15 @@ def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tmp_path, t
     first = jobs.execute("evaluate", c3)["results"][0]["accuracies"]
     (journal,) = tmp_path.glob("*.crossbars-*.partial")
     doc = json.loads(journal.read_text())
-    assert [round(a, 4) for a in doc["accuracies"]] == first
+    assert [round(a, 4) for a in doc["accuracies"]] == first and doc["seconds"] > 0
     doc["accuracies"][:2] = [12.5, 25.0]  # marks: a rerun that reuses them reports them
+    doc["seconds"] = 1000.0  # and counts the time they took
     journal.write_text(json.dumps(doc))
     c5 = {**c3, "instances": 5}
-    again = jobs.execute("evaluate", c5)["results"][0]["accuracies"]
+    result = jobs.execute("evaluate", c5)["results"][0]
+    again = result["accuracies"]
     assert again[:3] == [12.5, 25.0, first[2]] and len(again) == 5
+    assert 1000 < result["time_s"] < 1000 + 60 and 1000 < json.loads(journal.read_text())["seconds"] < 1000 + 60
     other_seed = jobs.execute("evaluate", {**c3, "seed": 1})["results"][0]["accuracies"]
     assert 12.5 not in other_seed  # another protocol seed is other fault maps: not reused
     journal.write_text("{not json")
