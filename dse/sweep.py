@@ -340,10 +340,12 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     names = {point for point, _, _ in blocks}
     for point, _, g in blocks:
         base = g.base_of(point)
+        if base is None:
+            continue
         i = next(i for i, x in enumerate(spec.grids) if x is g)
-        if base is not None and base not in names:
+        if base not in names:
             _fail(f"grid[{i + 1}].finetune_from", f"the base point {base} is not in the spec; add it to a grid")
-        if base is not None and base.shortcut_kernel > point.shortcut_kernel:  # weights can grow, not shrink
+        if base.shortcut_kernel > point.shortcut_kernel:  # weights can grow, not shrink
             _fail(f"grid[{i + 1}].finetune_from", f"shortcut_kernel {base.shortcut_kernel} is larger than the "
                   f"fine-tuned point's {point.shortcut_kernel}; a base may only have the same or a smaller one")
     return spec

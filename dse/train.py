@@ -211,7 +211,7 @@ def train(
         model = ck.build_model()
     elif init is not None:
         model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
-        model.load_state_dict(grown_state(init.build_model().state_dict(), model))
+        model.load_state_dict(grown_state(init.state, model))  # checks every key and shape itself
     else:
         model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
     model = model.to(device, memory_format=torch.channels_last)
