@@ -18,7 +18,7 @@ import pandas as pd
 
 from dse.errors import DSEError
 from dse.store import Store
-from dse.sweep import SweepSpec
+from dse.spec import SweepSpec
 
 # The paper's results, restated from its text (Xiang et al., "Drop-Connect as a Fault-Tolerance Approach
 # for RRAM-based Deep Neural Network Accelerators"). Accuracies are CIFAR-10 top-1 in percent; "loss"

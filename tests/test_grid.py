@@ -16,7 +16,8 @@ from dse.cli import main
 from dse.errors import DSEError
 from dse.evaluate import Evaluator, Protocol
 from dse.store import DesignPoint, Store
-from dse.sweep import expand, load_spec, parse_only, parse_spec
+from dse.spec import load_spec, parse_only, parse_spec
+from dse.sweep import expand
 from dse.models import build_model
 from dse.train import Recipe, TrainConfig, grown_state, train
 from tests.test_data import make_tree

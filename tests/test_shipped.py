@@ -12,7 +12,7 @@ from dse.catalog import MANIFEST, MANIFEST_FORMAT
 from dse.checkpoint import load_checkpoint
 from dse.data import load_cifar10
 from dse.evaluate import SPOT_CHECK, spot_check, summarize
-from dse.sweep import load_spec
+from dse.spec import load_spec
 
 FOLDER = Path(__file__).parents[1] / "checkpoints"
 META_KEYS = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "epochs", "test_accuracy", "init")

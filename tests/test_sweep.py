@@ -18,7 +18,8 @@ from dse.backends import make_backend
 from dse.cli import main
 from dse.errors import DSEError
 from dse.store import DesignPoint, Store
-from dse.sweep import expand, load_spec, parse_spec, run_sweep
+from dse.spec import load_spec, parse_spec
+from dse.sweep import expand, run_sweep
 from tests.test_data import make_tree
 
 TINY = """

@@ -40,7 +40,7 @@ def spec_from_args(args):
     """The spec named on the command line, with the command line's overrides."""
     from dataclasses import replace
 
-    from dse.sweep import _device, load_spec
+    from dse.spec import _device, load_spec
 
     spec = load_spec(args.spec if hasattr(args, "spec") else args.grid)
     changes = {}
@@ -56,7 +56,7 @@ def spec_from_args(args):
         changes["grids"] = tuple(replace(g, protocol=tuple({**dict(g.protocol), "instances": n}.items()))
                                  for g in spec.grids)
     if getattr(args, "only", None):
-        from dse.sweep import parse_only
+        from dse.spec import parse_only
 
         changes["only"] = parse_only(args.only)
     return replace(spec, **changes)

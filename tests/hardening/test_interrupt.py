@@ -12,7 +12,8 @@ import torch
 from dse import jobs
 from dse.checkpoint import load_checkpoint
 from dse.store import DesignPoint, Store
-from dse.sweep import load_spec, run_sweep
+from dse.spec import load_spec
+from dse.sweep import run_sweep
 from dse.train import partial_path
 from tests.hardening.common import ROOT, one_thread, run_cli, run_until_stalled
 from tests.test_data import make_tree
