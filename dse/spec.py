@@ -152,12 +152,6 @@ def _rates(key, v):
     return tuple(sorted({_checked(key, lambda x: check_rate(_number(key, x), what), x) for x in values}))
 
 
-def _device(key, v):
-    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
-        fail(key, f"unknown device {v!r}; use auto, cpu, cuda or cuda:N")
-    return v
-
-
 def _unknown(key, table: dict, allowed) -> None:
     extra = sorted(set(table) - set(allowed))
     if extra:
@@ -281,6 +275,8 @@ def _paths(doc: dict) -> None:
 
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
+    from dse.device import check_device_name
+
     if not isinstance(doc, dict):
         fail("", "the file must hold a table of keys (name = ..., [[grid]] ...)")
     _unknown("", doc, TOP_KEYS)
@@ -321,8 +317,8 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
         name=doc.get("name", name), description=doc.get("description", ""), grids=tuple(grids),
         fault_rates=_rates("fault_rates", doc["fault_rates"]) if "fault_rates" in doc else DEFAULT_FAULT_RATES,
         data=doc.get("data"), checkpoint_dir=doc.get("checkpoint_dir", "runs/checkpoints"),
-        device=_device("device", doc.get("device", "auto")), seed=seed, recipe=recipe, protocol=protocol,
-        resources=resources, manifest=doc.get("manifest", False), source=source)
+        device=_checked("device", check_device_name, doc.get("device", "auto")), seed=seed, recipe=recipe,
+        protocol=protocol, resources=resources, manifest=doc.get("manifest", False), source=source)
     blocks = spec.blocks()
     names = {point for point, _, _ in blocks}
     for point, _, g in blocks:

@@ -48,6 +48,7 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     (["evaluate", "nope.safetensors", "--fault-rate", "1.0"], "rate must be in [0, 1)"),
     (["evaluate", "nope.safetensors", "--fault-rate", "abc"], "got 'abc'"),
     (["info", "missing.safetensors"], "does not exist"),
+    (["evaluate", "nope.safetensors", "--fault-rate", "0.1", "--device", "tpu"], "argument --device: unknown device 'tpu'"),
     (["train", "--out", "x.safetensors", "--data", "/no/such/dir"], "does not exist"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(argv, match, capsys, tmp_path, monkeypatch):

@@ -40,14 +40,14 @@ def spec_from_args(args):
     """The spec named on the command line, with the command line's overrides."""
     from dataclasses import replace
 
-    from dse.spec import _device, load_spec
+    from dse.spec import load_spec
 
     spec = load_spec(args.spec if hasattr(args, "spec") else args.grid)
     changes = {}
     if args.checkpoint_dir:
         changes["checkpoint_dir"] = args.checkpoint_dir
     if args.device != "auto":
-        changes["device"] = _device("--device", args.device)
+        changes["device"] = args.device  # checked by its argument type
     if args.data:
         changes["data"] = args.data
     if getattr(args, "instances", None):
