@@ -358,11 +358,24 @@ def test_claims_and_figures_from_results(monkeypatch):
     assert verdicts["1x1-on-crossbar"] == "agrees" and "6.0 points below" in claims["1x1-on-crossbar"]["ours"]
     assert verdicts["mobilenet-30"] == "differs"  # best at 0.3 is p=0.5: 90 - 6 = 84 against 92
     assert verdicts["vgg13-wide"] == "not measured" and verdicts["small-faults"] == "differs"
+    assert claims["small-faults"]["ours"].startswith("mobilenetv2 (best of p = 0, 0.3, 0.5) loss 0.0 at 0, 2.8 at 0.1")
     assert "resnet20 1.6x +156.0%" in claims["widening"]["ours"]  # from the (stubbed) paper-mode cost
     assert verdicts["shortcut-3x3"] == "agrees"  # k3 is 1 point up, 1.6x is 1.2 up
     assert verdicts["best-p-above-f"] == "agrees"  # best p: 0.3 at f=0.1 and 0.2, 0.5 at f=0.3
     assert sorted(figures(df)) == ["accuracy-mobilenetv2", "accuracy-resnet20", "best-dropconnect-mobilenetv2",
                                    "best-dropconnect-resnet20", "mapping", "shortcuts", "widths"]
+
+
+def test_best_p_table_compares_rates_within_each_network():
+    from dse.reproduce import best_p_table
+
+    df = synthetic_results()
+    table = best_p_table(df)
+    assert list(table["network"]) == ["mobilenetv2 1x"] * 4 + ["resnet20 1x"] * 4
+    assert list(table["best p"]) == ["0", "0.3", "0.3", "0.5"] * 2  # p=0 ties p=0.3 without faults: the first wins
+    assert list(table["best p above f"]) == ["-", "yes", "yes", "yes"] * 2 and set(table["rates compared"]) == {3}
+    one_rate = df[(df.network == "resnet20") | (df.dropconnect == 0.0)]  # mobilenetv2 at p=0 alone
+    assert set(best_p_table(one_rate)["network"]) == {"resnet20 1x"}
 
 
 def test_paste_tables_rewrites_only_between_its_markers(tmp_path):
