@@ -71,7 +71,8 @@ def network(text: str) -> str:
 def add_device(parser: argparse.ArgumentParser) -> None:
     from dse.device import check_device_name
 
-    parser.add_argument("--device", default="auto", type=_wrap(check_device_name), help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="auto", type=_wrap(check_device_name),
+                        help="auto (CUDA when present), cpu, cuda or cuda:N")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
