@@ -391,13 +391,13 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
 def best_p_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per network (at its base width) and fault rate: the drop-connect rate with the best mean accuracy, and
     whether it is above the fault rate, as the paper found. The README's second table of shipped results.
-    A network with one drop-connect rate so far has no row: a best of one is not a finding."""
+    A fault rate with one drop-connect rate evaluated so far has no row: a best of one is not a finding."""
     rows = []
     for net in sorted(df.network.unique()):
         a = _arch(df, net, base_width(df, net))
-        if a.dropconnect.nunique() < 2:
-            continue
         for f, g in a.groupby("fault_rate"):
+            if g.dropconnect.nunique() < 2:
+                continue
             best = g.loc[g["mean"].idxmax()]
             rows.append({"network": f"{net} {base_width(df, net):g}x", "fault rate": f"{f:g}",
                          "best p": f"{best.dropconnect:g}", "rates compared": len(g),

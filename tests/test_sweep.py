@@ -376,6 +376,9 @@ def test_best_p_table_compares_rates_within_each_network():
     assert list(table["best p above f"]) == ["-", "yes", "yes", "yes"] * 2 and set(table["rates compared"]) == {3}
     one_rate = df[(df.network == "resnet20") | (df.dropconnect == 0.0)]  # mobilenetv2 at p=0 alone
     assert set(best_p_table(one_rate)["network"]) == {"resnet20 1x"}
+    fault_free_only = df[(df.network == "resnet20") | (df.dropconnect == 0.0) | (df.fault_rate == 0.0)]
+    mnv2 = best_p_table(fault_free_only).query("network == 'mobilenetv2 1x'")
+    assert list(mnv2["fault rate"]) == ["0"] and list(mnv2["rates compared"]) == [3]
 
 
 def test_paste_tables_rewrites_only_between_its_markers(tmp_path):
