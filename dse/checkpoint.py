@@ -3,7 +3,8 @@
 Layout of one file:
 - `model/<key>`: the plain state dict (no parametrization names);
 - `bn/<rate>/<bn module>.<buffer>`: BatchNorm statistics calibrated for fault rate <rate>;
-- `optim/...`: optimizer state, only in a training run's `.partial` resume file;
+- `optim/...`: optimizer state (and `optim/rng.*`, random-generator states), only in a training run's
+  `.partial` resume file;
 - metadata `dse`: JSON (network, width, shortcut kernel, mapping, drop-connect rate, seed, recipe,
   dataset fingerprint, accuracy, calibration, library versions, ...) and `sha256`: a digest of every
   tensor's name, dtype, shape and bytes, so a bit flip anywhere is caught, not just a broken header.

@@ -6,9 +6,11 @@ weight decay 5e-4, label smoothing 0.1, random crop (pad 4) + horizontal flip do
 tensor ops. The whole dataset sits on the device as uint8; batches are channels_last; bf16 autocast on
 CPUs with native bf16 and AMP on CUDA.
 
-Resumable: after every epoch the full state (weights, optimizer, epoch) is written atomically to
-`<out>.partial`. All randomness of epoch e (shuffle, crops, flips, drop-connect masks) is seeded from
-(seed, e), so a resumed run equals an uninterrupted one.
+Resumable: after every epoch, and every `save_every_s` seconds within one (an epoch of VGG13 takes 20 min
+on two CPU cores), the full state (weights, optimizer, epoch, step, random-generator states) is written
+atomically to `<out>.partial`. All randomness of epoch e (shuffle, crops, flips, drop-connect masks) is
+seeded from (seed, e) and resumed mid-epoch from the saved generator states, so a resumed run equals an
+uninterrupted one.
 """
 from __future__ import annotations
 
@@ -130,6 +132,8 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
 def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict, groups_json: str) -> None:
     state: dict[int, dict] = {}
     for key, t in tensors.items():
+        if key.startswith("rng."):  # random-generator states saved beside the optimizer's
+            continue
         i, _, name = key.partition(".")
         state.setdefault(int(i), {})[name] = t
     opt.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
@@ -183,10 +187,13 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     stop_after_epochs: int | None = None,
+    save_every_s: float | None = 300.0,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train, calibrate BN, and write the checkpoint `out`; returns its metadata.
-    on_epoch(record) and on_step(done, total) report progress (the app's jobs use them)."""
+    on_epoch(record) and on_step(done, total) report progress (the app's jobs use them).
+    save_every_s: also write `<out>.partial` within an epoch once this many seconds have passed since the
+    last write (None: at epoch ends only)."""
     out = Path(out)
     device = torch.device(device)
     check_rate(cfg.dropconnect)
@@ -230,11 +237,15 @@ def train(
     total = steps_per_epoch * r.epochs
     warmup = max(1, int(r.warmup_epochs * steps_per_epoch))
 
-    start_epoch, elapsed, history = 0, 0.0, []
+    start_epoch, start_step, elapsed, history = 0, 0, 0.0, []
     if ck is not None:
         _load_optimizer_state(opt, ck.extra, ck.meta["optimizer_groups"])
         start_epoch, elapsed, history = ck.meta["epochs_done"], ck.meta["train_time_s"], ck.meta["history"]
-        log(f"resuming {part} at epoch {start_epoch}/{r.epochs}")
+        start_step = ck.meta.get("epoch_steps_done", 0)  # older partials hold whole epochs only
+        if ck.meta.get("grad_scaler"):
+            scaler.load_state_dict(ck.meta["grad_scaler"])
+        log(f"resuming {part} at epoch {start_epoch}/{r.epochs}"
+            + (f", step {start_step}/{steps_per_epoch}" if start_step else ""))
     elif resume:
         log(f"no {part} to resume; starting from scratch")
 
@@ -250,16 +261,42 @@ def train(
                         "dropconnect": init.meta.get("dropconnect"), "epochs": init.meta.get("epochs"),
                         "shortcut_kernel": init.meta.get("shortcut_kernel"),
                         "test_accuracy": init.meta.get("test_accuracy")}
+
+    def save_partial(epochs_done: int, steps_done: int, loss_sum: Tensor, correct: Tensor, g: torch.Generator):
+        """Everything a resumed run needs to continue exactly here (steps_done > 0: mid-epoch)."""
+        tensors, groups = _optimizer_state(opt)
+        progress_meta = {}
+        if steps_done:
+            tensors["rng.data"], tensors["rng.cpu"] = g.get_state(), torch.get_rng_state()
+            if device.type == "cuda":
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+            progress_meta = {"epoch_steps_done": steps_done, "epoch_loss_sum": loss_sum.item(),
+                             "epoch_correct": int(correct.item())}
+        save_checkpoint(part, plain_state_dict(model),
+                        {**meta, "epochs_done": epochs_done, "train_time_s": elapsed, "history": history,
+                         "optimizer_groups": groups, "complete": False, **progress_meta,
+                         **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})},
+                        extra=tensors)
+
     model.train()
     for epoch in range(start_epoch, r.epochs):
-        t0 = time.perf_counter()
+        t0 = last_save = time.perf_counter()
         g = torch.Generator(device=device).manual_seed(_seed_for(cfg.seed, "data", epoch))
         torch.manual_seed(_seed_for(cfg.seed, "dropconnect", epoch))
         order = torch.randperm(len(train_x), generator=g, device=device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{r.epochs}", unit="step",
-                   disable=not progress, leave=False)
+        first = 0
+        if epoch == start_epoch and start_step:  # mid-epoch resume: the generators as they were at that step
+            first = start_step
+            g.set_state(ck.extra["rng.data"])
+            torch.set_rng_state(ck.extra["rng.cpu"])
+            if device.type == "cuda" and "rng.cuda" in ck.extra:
+                torch.cuda.set_rng_state(ck.extra["rng.cuda"], device)
+            loss_sum += ck.meta["epoch_loss_sum"]
+            correct += ck.meta["epoch_correct"]
+        bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{r.epochs}", unit="step",
+                   disable=not progress, leave=False, initial=first, total=steps_per_epoch)
         for i in bar:
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
@@ -269,6 +306,12 @@ def train(
             loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device)
             loss_sum += loss.detach().float()
             correct += (logits.argmax(1) == y).sum()
+            now = time.perf_counter()
+            if save_every_s is not None and now - last_save >= save_every_s and i + 1 < steps_per_epoch:
+                elapsed += now - t0
+                t0 = last_save = now
+                if finite_state(model):  # a diverged state is never saved over the last good one
+                    save_partial(epoch, i + 1, loss_sum, correct, g)
             if on_step:
                 on_step(step + 1, total)
         train_loss = loss_sum.item() / steps_per_epoch
@@ -285,11 +328,7 @@ def train(
                   "train_accuracy": round(100.0 * correct.item() / (steps_per_epoch * r.batch_size), 3),
                   "time_s": round(elapsed, 2)}
         history.append(record)
-        opt_tensors, groups = _optimizer_state(opt)
-        save_checkpoint(part, plain_state_dict(model),
-                        {**meta, "epochs_done": epoch + 1, "train_time_s": elapsed, "history": history,
-                         "optimizer_groups": groups, "complete": False},
-                        extra=opt_tensors)
+        save_partial(epoch + 1, 0, loss_sum, correct, g)
         log(f"epoch {epoch + 1}/{r.epochs}  loss {record['train_loss']:.4f}  "
             f"train acc {record['train_accuracy']:.2f}%  {elapsed:.0f}s")
         if on_epoch:

@@ -42,6 +42,36 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_data):
     assert sa.meta["test_accuracy"] == sb.meta["test_accuracy"]
 
 
+class Killed(Exception):
+    pass
+
+
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path, tiny_data):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    train(config(), tiny_data, a, progress=False, log=quiet)
+    steps = len(tiny_data.train_x) // 32
+
+    def kill_at(step):
+        def on_step(done, total):
+            if done == step:
+                raise Killed
+
+        return on_step
+
+    with pytest.raises(Killed):  # save_every_s=0: a partial after every step, as a kill would find it
+        train(config(), tiny_data, b, progress=False, log=quiet, save_every_s=0, on_step=kill_at(steps + 3))
+    meta = load_checkpoint(partial_path(b)).meta
+    assert (meta["epochs_done"], meta["epoch_steps_done"]) == (1, 3)
+    lines = []
+    train(config(), tiny_data, b, progress=False, log=lines.append, resume=True)
+    assert any(f"step 3/{steps}" in line for line in lines)
+    sa, sb = load_checkpoint(a), load_checkpoint(b)
+    for k, v in sa.state.items():
+        assert torch.equal(v, sb.state[k]), k
+    assert [h["train_loss"] for h in sa.meta["history"]] == [h["train_loss"] for h in sb.meta["history"]]
+    assert sa.meta["test_accuracy"] == sb.meta["test_accuracy"]
+
+
 def test_existing_checkpoint_is_not_overwritten_by_accident(tmp_path, tiny_data):
     out = tmp_path / "m.safetensors"
     cfg = config()

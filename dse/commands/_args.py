@@ -41,6 +41,10 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
 
 
+def nonneg_float(text: str) -> float:
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a non-negative finite number")
+
+
 def rate(text: str) -> float:
     """A probability in [0, 1)."""
     from dse.dropconnect import check_rate

@@ -25,6 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=_args.nonneg_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from <out>.partial after an interruption")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    p.add_argument("--save-every", type=_args.nonneg_float, default=300.0, metavar="SECONDS",
+                   help="also write <out>.partial within an epoch this often (0: after every step; default 300)")
     p.add_argument("--fault-rates", type=_args.rate_list, default=[0.0, 0.1, 0.2, 0.3],
                    help="fault rates p' to calibrate BN for, comma-separated (empty run: --no-calibrate)")
     p.add_argument("--no-calibrate", action="store_true", help="skip BN re-estimation")
@@ -58,4 +60,5 @@ def run(args) -> dict:
     )
     data = load_cifar10(args.data, download=args.download)
     log = (lambda s: None) if args.json else print
-    return train(cfg, data, args.out, device=device, resume=args.resume, overwrite=args.overwrite, log=log)
+    return train(cfg, data, args.out, device=device, resume=args.resume, overwrite=args.overwrite,
+                 save_every_s=args.save_every, log=log)

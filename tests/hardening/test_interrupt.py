@@ -39,19 +39,21 @@ def reference(tmp_path_factory, tree):
     return load_checkpoint(out)
 
 
-@pytest.mark.parametrize("stall, epochs_kept", [
-    ("train_step:6", 1),  # mid-epoch: step 2 of epoch 2
-    ("atomic_write:m.safetensors.partial:2", 1),  # while writing epoch 2's resume file
-    ("atomic_write:m.safetensors:1", 3),  # while writing the finished checkpoint
-], ids=["mid-epoch", "mid-partial-write", "mid-final-write"])
-def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, tree, reference, stall, epochs_kept):
+@pytest.mark.parametrize("stall, save_every, kept", [
+    ("train_step:6", [], (1, 0)),  # mid-epoch: step 2 of epoch 2; the resume file is epoch 1's
+    ("train_step:7", ["--save-every", "0"], (1, 2)),  # the same with a resume file after every step
+    ("atomic_write:m.safetensors.partial:2", [], (1, 0)),  # while writing epoch 2's resume file
+    ("atomic_write:m.safetensors:1", [], (3, 0)),  # while writing the finished checkpoint
+], ids=["mid-epoch", "mid-epoch-saved", "mid-partial-write", "mid-final-write"])
+def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, tree, reference, stall, save_every, kept):
     out = tmp_path / "m.safetensors"
-    argv = [*TRAIN, "--data", str(tree), "--out", str(out)]
+    argv = [*TRAIN, "--data", str(tree), "--out", str(out), *save_every]
     run_until_stalled(argv, stall, tmp_path)
 
     assert not out.exists()
-    kept = load_checkpoint(partial_path(out))  # the last complete resume file loads, verified
-    assert kept.meta["epochs_done"] == epochs_kept and not kept.meta["complete"]
+    resume_file = load_checkpoint(partial_path(out))  # the last complete resume file loads, verified
+    assert (resume_file.meta["epochs_done"], resume_file.meta.get("epoch_steps_done", 0)) == kept
+    assert not resume_file.meta["complete"]
     if stall.startswith("atomic_write"):  # the kill really landed inside the write: its temp file is left
         assert list(tmp_path.glob(f".{stall.split(':')[1]}.*.tmp"))
 
