@@ -367,13 +367,17 @@ def test_claims_and_figures_from_results(monkeypatch):
 
 
 def test_best_p_table_compares_rates_within_each_network():
-    from dse.reproduce import best_p_table
+    from dse.reproduce import best_p_table, check_claims
 
     df = synthetic_results()
     table = best_p_table(df)
     assert list(table["network"]) == ["mobilenetv2 1x"] * 4 + ["resnet20 1x"] * 4
     assert list(table["best p"]) == ["0", "0.3", "0.3", "0.5"] * 2  # p=0 ties p=0.3 without faults: the first wins
     assert list(table["best p above f"]) == ["-", "yes", "yes", "yes"] * 2 and set(table["rates compared"]) == {3}
+    low = best_p_table(df[df.dropconnect <= 0.3]).query("network == 'resnet20 1x'")  # p in {0, 0.3}
+    assert list(low["best p above f"]) == ["-", "yes", "yes", "untested (no p above f)"]  # p=0.3 best at 0.3
+    claim = next(c for c in check_claims(df[df.dropconnect <= 0.3]) if c["claim"] == "best-p-above-f")
+    assert claim["verdict"] == "agrees"  # the untested rows count neither way
     one_rate = df[(df.network == "resnet20") | (df.dropconnect == 0.0)]  # mobilenetv2 at p=0 alone
     assert set(best_p_table(one_rate)["network"]) == {"resnet20 1x"}
     fault_free_only = df[(df.network == "resnet20") | (df.dropconnect == 0.0) | (df.fault_rate == 0.0)]
