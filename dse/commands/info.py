@@ -24,8 +24,10 @@ def run(args) -> dict:
         print(f"  network {m['network']}  width {m['width']:g}  shortcut {m['shortcut_kernel']}x{m['shortcut_kernel']}"
               f"  mapping {m['mapping']}  drop-connect {m['dropconnect']:g}  seed {m['seed']}")
         print(f"  parameters {m['parameters']:,}  stored as {m.get('dtype')}  complete {m.get('complete', True)}")
-        print(f"  epochs {m.get('epochs_done')}/{m.get('epochs')}  train time {m.get('train_time_s')}s"
-              f"  fault-free test accuracy {m.get('test_accuracy')}%")
+        steps = f" + {m['epoch_steps_done']} steps" if m.get("epoch_steps_done") else ""  # a mid-epoch resume file
+        acc = "not measured yet" if m.get("test_accuracy") is None else f"{m['test_accuracy']}%"
+        print(f"  epochs {m.get('epochs_done')}/{m.get('epochs')}{steps}  train time {m.get('train_time_s') or 0:.0f}s"
+              f"  fault-free test accuracy {acc}")
         print(f"  BN calibrated for fault rates {', '.join(f'{r:g}' for r in m.get('calibrated_rates', [])) or 'none'}")
         ds = m.get("dataset", {})
         print(f"  data {ds.get('source')} (fingerprint {ds.get('fingerprint')})  versions {m.get('versions')}")
