@@ -16,9 +16,16 @@ def quiet(*_):
     pass
 
 
-def test_training_learns_and_writes_a_complete_checkpoint(tmp_path, tiny_data):
-    out = tmp_path / "m.safetensors"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_data):
+    """config()'s training run from start to end, which the interrupted ones must equal."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "a.safetensors"
     meta = train(config(), tiny_data, out, progress=False, log=quiet)
+    return out, meta
+
+
+def test_training_learns_and_writes_a_complete_checkpoint(tiny_data, uninterrupted):
+    out, meta = uninterrupted
     ck = load_checkpoint(out)
     assert ck.meta["complete"] and ck.meta["epochs_done"] == 3
     assert ck.meta["test_accuracy"] == meta["test_accuracy"] > 25  # chance is 10%
@@ -29,9 +36,8 @@ def test_training_learns_and_writes_a_complete_checkpoint(tmp_path, tiny_data):
     assert not any(k.startswith("optim") for k in ck.extra)  # no optimizer state in a finished checkpoint
 
 
-def test_resume_equals_uninterrupted(tmp_path, tiny_data):
-    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    train(config(), tiny_data, a, progress=False, log=quiet)
+def test_resume_equals_uninterrupted(tmp_path, tiny_data, uninterrupted):
+    a, b = uninterrupted[0], tmp_path / "b.safetensors"
     train(config(), tiny_data, b, progress=False, log=quiet, stop_after_epochs=1)  # "interrupted"
     assert partial_path(b).exists() and not b.exists()
     assert load_checkpoint(partial_path(b)).meta["epochs_done"] == 1
@@ -46,9 +52,8 @@ class Killed(Exception):
     pass
 
 
-def test_resume_mid_epoch_equals_uninterrupted(tmp_path, tiny_data):
-    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    train(config(), tiny_data, a, progress=False, log=quiet)
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path, tiny_data, uninterrupted):
+    a, b = uninterrupted[0], tmp_path / "b.safetensors"
     steps = len(tiny_data.train_x) // 32
 
     def kill_at(step):
