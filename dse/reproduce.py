@@ -390,17 +390,19 @@ def best_p_table(df: pd.DataFrame) -> pd.DataFrame:
     is "not above f" where no rate above f was evaluated (VGG13 at f=0.3 with p in {0, 0.3})."""
     rows = []
     for net in sorted(df.network.unique()):
-        a = _arch(df, net, base_width(df, net))
+        width = base_width(df, net)
+        a = _arch(df, net, width)
+        baseline = fault_free(a)  # once per network, not per fault rate
         for f, g in a.groupby("fault_rate"):
             if g.dropconnect.nunique() < 2:
                 continue
             best = g.loc[g["mean"].idxmax()]
-            rows.append({"network": f"{net} {base_width(df, net):g}x", "fault rate": f"{f:g}",
+            rows.append({"network": f"{net} {width:g}x", "fault rate": f"{f:g}",
                          "best p": f"{best.dropconnect:g}", "rates compared": len(g),
                          "best p above f": "-" if f == 0 else "yes" if best.dropconnect > f
                          else "no" if (g.dropconnect > f).any() else "untested (no p above f)",
                          "accuracy": float(best["mean"]),
-                         "loss vs fault-free": (fault_free(a) - best["mean"]) if fault_free(a) is not None else None})
+                         "loss vs fault-free": (baseline - best["mean"]) if baseline is not None else None})
     return pd.DataFrame(rows)
 
 
