@@ -37,7 +37,7 @@ from dse.store import DesignPoint
 DEFAULT_FAULT_RATES = (0.0, 0.1, 0.2, 0.3)  # the paper's inference fault rates
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
 GRID_KEYS = AXES + ("recipe", "protocol", "finetune_from", "finetune_recipe")
-FINETUNE_KEYS = ("mapping", "dropconnect", "shortcut_kernel")  # what a fine-tuned point's base may differ in
+FINETUNE_KEYS = ("mapping", "dropconnect", "shortcut_kernel", "width")  # what a fine-tuned point's base may differ in
 AXIS_DEFAULTS = {"width": [1.0], "shortcut_kernel": [1], "mapping": ["default"], "dropconnect": [0.0]}
 TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "seed", "fault_rates", "recipe",
             "protocol", "resources", "manifest", "axes", "grid")
@@ -328,9 +328,10 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
         i = next(i for i, x in enumerate(spec.grids) if x is g)
         if base not in names:
             fail(f"grid[{i + 1}].finetune_from", f"the base point {base} is not in the spec; add it to a grid")
-        if base.shortcut_kernel > point.shortcut_kernel:  # weights can grow, not shrink
-            fail(f"grid[{i + 1}].finetune_from", f"shortcut_kernel {base.shortcut_kernel} is larger than the "
-                  f"fine-tuned point's {point.shortcut_kernel}; a base may only have the same or a smaller one")
+        for axis in ("shortcut_kernel", "width"):  # weights can grow, not shrink
+            if getattr(base, axis) > getattr(point, axis):
+                fail(f"grid[{i + 1}].finetune_from", f"{axis} {getattr(base, axis):g} is larger than the fine-tuned "
+                      f"point's {getattr(point, axis):g}; a base may only have the same or a smaller one")
     return spec
 
 

@@ -35,6 +35,7 @@ from dse.dropconnect import add_dropconnect, check_rate, plain_state_dict, remov
 from dse.errors import DSEError
 from dse.mapping import MappingPolicy
 from dse.models import build_model
+from dse.widen import widened_state
 
 
 @dataclass
@@ -62,7 +63,7 @@ class TrainConfig:
     calib_rates: tuple[float, ...] = DEFAULT_RATES
     calib_images: int | None = None  # None: the whole training set, as the paper
     max_train_images: int | None = None  # a subset for quick runs and tests
-    init: str | None = None  # fine-tune: start from this checkpoint's weights (same architecture)
+    init: str | None = None  # fine-tune from this checkpoint (same network; width and shortcut may be smaller)
     half: bool = False  # round the final weights to fp16 and store them so (half the file size)
 
     def identity(self) -> dict:
@@ -140,18 +141,27 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict, groups_json
 
 
 def _init_checkpoint(cfg: TrainConfig):
-    """The finished checkpoint a fine-tuning run starts from, checked to be the same architecture."""
+    """The finished checkpoint a fine-tuning run starts from, checked to be the same network, no wider."""
     path = Path(cfg.init)
     if not path.is_file():
         raise DSEError(f"init checkpoint {str(path)!r} does not exist; train it first")
     base = load_checkpoint(path)
-    want = (cfg.network, float(cfg.width))  # the shortcut kernel may grow: see grown_state
-    got = (base.meta["network"], float(base.meta["width"]))
-    if got != want or base.meta["shortcut_kernel"] > cfg.shortcut_kernel or not base.meta.get("complete", True):
-        raise DSEError(f"init checkpoint {path.name} is {got[0]} width {got[1]:g} kernel {base.meta['shortcut_kernel']}"
-                       f"{'' if base.meta.get('complete', True) else ' (unfinished)'}; this run is {want[0]} "
-                       f"width {want[1]:g} kernel {cfg.shortcut_kernel} (the kernel may only grow)")
+    m = base.meta  # the width and the shortcut kernel may grow: see dse.widen and grown_state
+    if (m["network"] != cfg.network or float(m["width"]) > cfg.width or m["shortcut_kernel"] > cfg.shortcut_kernel
+            or not m.get("complete", True)):
+        raise DSEError(f"init checkpoint {path.name} is {m['network']} width {float(m['width']):g} kernel "
+                       f"{m['shortcut_kernel']}{'' if m.get('complete', True) else ' (unfinished)'}; this run is "
+                       f"{cfg.network} width {cfg.width:g} kernel {cfg.shortcut_kernel} (width and kernel may only grow)")
     return base
+
+
+def init_state(init, cfg: TrainConfig, model: nn.Module) -> dict[str, Tensor]:
+    """The init checkpoint's weights fitted to `model`: widened first if narrower, then shortcut kernels grown."""
+    state, m = init.state, init.meta
+    if float(m["width"]) < cfg.width:
+        small = build_model(cfg.network, float(m["width"]), m["shortcut_kernel"])
+        state = widened_state(state, small, build_model(cfg.network, cfg.width, m["shortcut_kernel"]), cfg.seed)
+    return grown_state(state, model)
 
 
 def grown_state(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
@@ -218,7 +228,7 @@ def train(
         model = ck.build_model()
     elif init is not None:
         model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
-        model.load_state_dict(grown_state(init.state, model))  # checks every key and shape itself
+        model.load_state_dict(init_state(init, cfg, model))  # checks every key and shape itself
     else:
         model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
     model = model.to(device, memory_format=torch.channels_last)
@@ -259,7 +269,7 @@ def train(
     if init is not None:
         meta["init"] = {"checkpoint": Path(init.path).name, "sha256": init.sha256,
                         "dropconnect": init.meta.get("dropconnect"), "epochs": init.meta.get("epochs"),
-                        "shortcut_kernel": init.meta.get("shortcut_kernel"),
+                        "width": init.meta.get("width"), "shortcut_kernel": init.meta.get("shortcut_kernel"),
                         "test_accuracy": init.meta.get("test_accuracy")}
 
     def save_partial(epochs_done: int, steps_done: int, loss_sum: Tensor, correct: Tensor, g: torch.Generator):

@@ -73,8 +73,18 @@ def test_a_grown_shortcut_kernel_starts_as_the_same_function(tmp_path, tiny_data
     assert meta["shortcut_kernel"] == 3 and meta["init"]["shortcut_kernel"] == 1
     assert load_checkpoint(out).state["layer2.0.shortcut.0.weight"].shape[2:] == (3, 3)
     with pytest.raises(DSEError, match="init checkpoint k3.safetensors is resnet20 width 0.5 kernel 3; "
-                                       "this run is resnet20 width 0.5 kernel 1 \\(the kernel may only grow\\)"):
+                                       "this run is resnet20 width 0.5 kernel 1 \\(width and kernel may only grow\\)"):
         train(cfg(init=str(out)), tiny_data, tmp_path / "x.safetensors", progress=False, log=quiet)
+
+
+def test_a_wider_network_is_fine_tuned_from_a_narrower_one(tmp_path, tiny_data, base):
+    """The base is widened (dse.widen: the same function to start with), then trained; its copied channels
+    become channels of their own, which equal shares of the outgoing weights would never let them."""
+    out = tmp_path / "wide.safetensors"
+    meta = train(replace(cfg(init=str(base)), width=0.8), tiny_data, out, progress=False, log=quiet)
+    assert meta["width"] == 0.8 and meta["init"]["width"] == 0.5
+    w = load_checkpoint(out).state["conv1.weight"]
+    assert w.shape[0] == 12 and len({tuple(row.flatten().tolist()) for row in w}) == 12
 
 
 def test_finetune_refuses_another_architecture_or_a_missing_base(tmp_path, tiny_data, base):
@@ -143,8 +153,11 @@ def test_finetuned_points_depend_on_their_base():
 @pytest.mark.parametrize("text, message", [
     (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { dropconnect = 0.1 }'),
      "sweep spec grid[1].finetune_from: the base point"),
-    (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { width = 2.0 }'),
-     "sweep spec grid[1].finetune_from.width: unknown key; allowed: mapping, dropconnect, shortcut_kernel"),
+    (GRID.replace('finetune_from = { dropconnect = 0.0 }', 'finetune_from = { seed = 2 }'),
+     "sweep spec grid[1].finetune_from.seed: unknown key; allowed: mapping, dropconnect, shortcut_kernel, width"),
+    (GRID + '[[grid]]\nnetwork = "resnet20"\nwidth = 1.6\n[[grid]]\nnetwork = "resnet20"\n'
+     'dropconnect = 0.5\nfinetune_from = { width = 1.6, dropconnect = 0.0 }',
+     "sweep spec grid[5].finetune_from: width 1.6 is larger than the fine-tuned point's 1"),
     (GRID + '[[grid]]\nnetwork = "resnet20"\nshortcut_kernel = 3\n[[grid]]\nnetwork = "resnet20"\n'
      'dropconnect = 0.5\nfinetune_from = { shortcut_kernel = 3, dropconnect = 0.0 }',
      "sweep spec grid[5].finetune_from: shortcut_kernel 3 is larger than the fine-tuned point's 1"),
@@ -186,8 +199,8 @@ def test_the_shipped_grid_parses():
     plan = expand(spec, data="/d")
     tuned = [j.point for j in plan if j.kind == "train" and "init" in j.config]
     scratch = {(j.point.network, j.point.width) for j in plan if j.kind == "train" and "init" not in j.config}
-    assert scratch == {("resnet20", 1.0), ("resnet20", 1.6), ("vgg13", 1.0), ("mobilenetv2", 1.0)}
-    assert len(tuned) == 11 and all(p.dropconnect > 0 or p.shortcut_kernel == 3 for p in tuned)  # 4 from scratch
+    assert scratch == {("resnet20", 1.0), ("vgg13", 1.0), ("mobilenetv2", 1.0)}
+    assert len(tuned) == 12 and all(p.dropconnect > 0 or p.shortcut_kernel == 3 or p.width > 1 for p in tuned)
 
 
 # ================================================================================ evaluation
