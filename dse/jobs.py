@@ -80,7 +80,7 @@ def cancel(store: Store, jid: str) -> None:
     if job is None or job["state"] not in ("queued", "running"):
         return
     store.update_job(jid, state="cancelled", message="cancelled")
-    if job["pid"]:
+    if job["pid"] and job["state"] == "running":  # a queued job's pid is its sweep's driver: not to be stopped
         try:
             os.kill(int(job["pid"]), signal.SIGTERM)
         except ProcessLookupError:

@@ -245,9 +245,11 @@ class Store:
                              "crossbars, chips FROM costs")
 
     # ------------------------------------------------------------------ jobs
-    def submit_job(self, kind: str, point_id_: str, config: dict, source: str = "app") -> tuple[str, bool]:
+    def submit_job(self, kind: str, point_id_: str, config: dict, source: str = "app",
+                   owner: int | None = None) -> tuple[str, bool]:
         """Record a job unless the same one is queued, running or done; returns (job id, newly queued).
-        A failed or cancelled job is queued again (a retry)."""
+        A failed or cancelled job is queued again (a retry). owner: the pid of the process that will start it
+        (a sweep's driver), so that its queued jobs are reaped if it dies first."""
         jid = job_id(kind, config)
         now = time.time()
         with self.connect() as db:
@@ -256,8 +258,8 @@ class Store:
                 return jid, False
             db.execute("INSERT OR REPLACE INTO jobs (job_id, kind, point_id, config, state, progress, message, "
                        "eta_s, pid, error, source, created, updated) VALUES (?, ?, ?, ?, 'queued', 0, 'queued', "
-                       "NULL, NULL, NULL, ?, ?, ?)", (jid, kind, point_id_, json.dumps(config, sort_keys=True),
-                                                      source, now, now))
+                       "NULL, ?, NULL, ?, ?, ?)", (jid, kind, point_id_, json.dumps(config, sort_keys=True),
+                                                   owner, source, now, now))
         return jid, True
 
     def update_job(self, jid: str, **fields) -> None:
@@ -287,11 +289,17 @@ class Store:
         return self.read_sql("SELECT * FROM jobs ORDER BY created DESC")
 
     def reap_dead_jobs(self) -> int:
-        """A job marked running whose worker process is gone (killed, machine restarted) is failed."""
-        df = self.read_sql("SELECT job_id, pid FROM jobs WHERE state = 'running' AND pid IS NOT NULL")
-        dead = [r.job_id for r in df.itertuples() if not process_alive(int(r.pid))]
-        for jid in dead:
-            self.update_job(jid, state="failed", error="the worker process stopped without finishing")
+        """A job whose process is gone (killed, machine restarted): failed if it was running; cancelled if it
+        was still queued by a sweep that died before starting it (a rerun of the sweep queues it again)."""
+        df = self.read_sql("SELECT job_id, state, pid FROM jobs WHERE state IN ('running', 'queued') "
+                           "AND pid IS NOT NULL")
+        dead = [r for r in df.itertuples() if not process_alive(int(r.pid))]
+        with self.connect() as db:
+            for r in dead:  # only if still as read: a live process may have claimed it since
+                fields = (("failed", "failed", "the worker process stopped without finishing") if r.state == "running"
+                          else ("cancelled", "its sweep stopped before starting it", None))
+                db.execute("UPDATE jobs SET state = ?, message = ?, error = ?, updated = ? "
+                           "WHERE job_id = ? AND state = ? AND pid = ?", (*fields, time.time(), r.job_id, r.state, r.pid))
         return len(dead)
 
 

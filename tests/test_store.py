@@ -1,8 +1,11 @@
 import json
 import multiprocessing as mp
+import subprocess
+import sys
 
 import pytest
 
+from dse import jobs
 from dse.catalog import sync
 from dse.checkpoint import load_checkpoint, save_checkpoint
 from dse.store import DesignPoint, Store, open_store
@@ -101,6 +104,28 @@ def test_dead_worker_is_noticed(tmp_path):
     store.claim_job(jid, 2 ** 22 + 12345)  # no such process
     df = store.jobs()
     assert df.loc[df.job_id == jid, "state"].item() == "failed"
+
+
+def test_jobs_queued_by_a_sweep_that_died_are_cancelled_and_requeued_by_a_rerun(tmp_path):
+    """A sweep killed outright (SIGKILL, a machine restart) cannot mark the jobs it had queued; without an owner
+    they would show as queued for ever. Cancelling a queued job does not signal its owner: that is the driver."""
+    store = Store(tmp_path / "s.sqlite")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan, _ = store.submit_job("evaluate", "p", {"a": 1}, source="sweep", owner=gone.pid)
+        kept, _ = store.submit_job("evaluate", "p", {"a": 2}, source="sweep", owner=alive.pid)
+        cancelled, _ = store.submit_job("evaluate", "p", {"a": 3}, source="sweep", owner=alive.pid)
+        jobs.cancel(store, cancelled)
+        df = store.jobs().set_index("job_id")
+        assert df.loc[orphan, ["state", "message"]].tolist() == ["cancelled", "its sweep stopped before starting it"]
+        assert df.loc[kept, "state"] == "queued" and df.loc[cancelled, "state"] == "cancelled"
+        assert alive.poll() is None  # the Cancel of a queued job left its sweep running
+        assert store.submit_job("evaluate", "p", {"a": 1}, source="sweep", owner=alive.pid) == (orphan, True)
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_evaluation_rows_need_a_complete_result(tmp_path):
