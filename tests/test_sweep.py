@@ -385,6 +385,21 @@ def test_best_p_table_compares_rates_within_each_network():
     assert list(mnv2["fault rate"]) == ["0"] and list(mnv2["rates compared"]) == [3]
 
 
+def test_drop_connect_claims_do_not_count_a_network_without_drop_connect():
+    """MobileNetV2 at p = 0 alone says nothing about what drop-connect does for it: shown, not counted."""
+    from dse.reproduce import check_claims
+
+    df = synthetic_results()
+    df = df[(df.network == "mobilenetv2") & (df.dropconnect == 0)]
+    claims = {c["claim"]: c for c in check_claims(df)}
+    assert claims["mobilenet-30"]["verdict"] == "not measured"
+    assert claims["mobilenet-30"]["ours"] == "loss 12.0 at 0.3 without drop-connect (p = 0 alone: not counted)"
+    assert claims["small-faults"]["verdict"] == "not measured"
+    assert claims["small-faults"]["ours"].endswith("(no drop-connect yet: not counted)")
+    claims = {c["claim"]: c for c in check_claims(synthetic_results())}  # with p = 0.3 and 0.5 it counts
+    assert claims["mobilenet-30"]["verdict"] == "differs" and claims["small-faults"]["verdict"] == "differs"
+
+
 def test_paste_tables_rewrites_only_between_its_markers(tmp_path):
     import pandas as pd
 
