@@ -10,7 +10,8 @@ import sys
 from dse.errors import DSEError
 
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
-COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench"]
+COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench",
+            "sensitivity"]
 
 
 class OneLineParser(argparse.ArgumentParser):

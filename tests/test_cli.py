@@ -34,6 +34,14 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     assert any("0.15" in w for w in ev["warnings"])  # 0.15 was not calibrated
     assert main(["evaluate", ckpt, "--fault-rate", "0.1", "--instances", "2"]) == 0  # human-readable table
     assert "95% CI" in capsys.readouterr().out
+    sens = run_json(capsys, "sensitivity", ckpt, "--fault-rate", "0.2", "--instances", "2")
+    assert [r["layer"] for r in sens["layers"]][0] == "conv1" and len(sens["layers"]) > 5
+    assert sens["sum_of_layer_drops"] == pytest.approx(sum(r["drop"] for r in sens["layers"]))
+    # every layer at once is the evaluation's own figure for the same two crossbars
+    same = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.2", "--instances", "2")["results"][0]
+    assert sens["all_layers_accuracy"] == pytest.approx(same["mean"], abs=0.01)
+    assert main(["sensitivity", ckpt, "--fault-rate", "0.2", "--instances", "1"]) == 0
+    assert "every layer at once" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -48,6 +56,8 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     (["evaluate", "nope.safetensors", "--fault-rate", "1.0"], "rate must be in [0, 1)"),
     (["evaluate", "nope.safetensors", "--fault-rate", "abc"], "got 'abc'"),
     (["info", "missing.safetensors"], "does not exist"),
+    (["sensitivity", "nope.safetensors", "--fault-rate", "-0.1"], "rate must be in [0, 1)"),
+    (["sensitivity", "nope.safetensors", "--fault-rate", "0.1"], "does not exist"),
     (["evaluate", "nope.safetensors", "--fault-rate", "0.1", "--device", "tpu"], "argument --device: unknown device 'tpu'"),
     (["train", "--out", "x.safetensors", "--data", "/no/such/dir"], "does not exist"),
 ])
