@@ -212,7 +212,7 @@ def _evaluate(c: dict, progress) -> dict:
     data = load_cifar10(c["data"])
     rates = c["fault_rates"]
     per_rate = protocol.instances
-    journals = {rate: _journal_path(c, ck.sha256, rate) for rate in rates}
+    journals = {rate: journal_path(c, ck.sha256, rate) for rate in rates}
     done, earlier_s = {}, {}  # the crossbars finished by earlier runs, and the seconds they took
     for rate, path in journals.items():
         done[rate], earlier_s[rate] = _read_journal(path, ck.sha256, rate)
@@ -225,9 +225,7 @@ def _evaluate(c: dict, progress) -> dict:
         spent[rate] += now - clock[0]  # the time since the last crossbar (of any rate) is this one's
         clock[0] = now
         done[rate][i - 1:] = [acc]  # crossbar i (1-based) of this rate
-        doc = {"checkpoint_sha": ck.sha256, "fault_rate": rate, "seed": c["seed"],
-               "test_images": c.get("test_images"), "accuracies": done[rate], "seconds": round(spent[rate], 3)}
-        atomic_write(journals[rate], json.dumps(doc).encode())
+        write_journal(c, ck.sha256, rate, done[rate], spent[rate])
         progress((k + i / per_rate) / len(rates), f"fault rate {rate:g}: crossbar {i}/{per_rate}")
 
     if any(done.values()):
@@ -243,12 +241,19 @@ def _evaluate(c: dict, progress) -> dict:
                         for r in out["results"]]}
 
 
-def _journal_path(c: dict, sha: str, rate: float) -> Path:
+def journal_path(c: dict, sha: str, rate: float) -> Path:
     """Where evaluate jobs keep the accuracy of every crossbar instance they finish at one fault rate: a
     killed job resumes where it stopped, and a later job asking more instances of the same weights, seed
     and test images runs only the new ones (instance i is the same fault map whatever the protocol)."""
     key = json.dumps([sha, float(rate), c["seed"], c.get("test_images")])
     return Path(f"{c['checkpoint']}.crossbars-{hashlib.sha256(key.encode()).hexdigest()[:16]}.partial")
+
+
+def write_journal(c: dict, sha: str, rate: float, accuracies: list[float], seconds: float) -> None:
+    """Record the crossbars of evaluate job `c` finished so far at one fault rate (atomically)."""
+    doc = {"checkpoint_sha": sha, "fault_rate": rate, "seed": c["seed"], "test_images": c.get("test_images"),
+           "accuracies": list(accuracies), "seconds": round(seconds, 3)}
+    atomic_write(journal_path(c, sha, rate), json.dumps(doc).encode())
 
 
 def _read_journal(path: Path, sha: str, rate: float) -> tuple[list[float], float]:

@@ -165,8 +165,9 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
                 state[jid] = "done"
         skipped = sum(s == "done" for s in state.values())
         todo = [jid for jid in by_id if state[jid] != "done"]
+        seeded = _seed_journals(store, [by_id[jid] for jid in todo if by_id[jid].kind == "evaluate"])
         log(f"sweep {spec.name}: {len(plan)} jobs, {skipped} already done, {len(todo)} to run "
-            f"({backend} backend)")
+            f"({backend} backend)" + (f"; {seeded} evaluations go on from crossbars in the store" if seeded else ""))
         driver = _Driver(store, runner, by_id, state, poll_s)
         if spec.manifest:  # the folder's manifest.json follows every result, ready to commit at any time
             driver.on_recorded = lambda: write_manifest(store, ckdir, data_path)
@@ -187,27 +188,13 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
 def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
     """Whether each job's result is in place now: a training's checkpoint reads back; an evaluation has a
     result for the checkpoint on disk (its weights, by sha256), rate and seed, at least as large as asked."""
-    from dse.checkpoint import load_checkpoint
-
     rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images "
                           "FROM evaluations")
     found: dict[tuple, list] = {}
     for r in rows.itertuples():
         found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed), []).append(r)
     largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()  # "all test images"
-    shas: dict[str, str | None] = {}  # checkpoint path -> the digest of its weights, None when unreadable
-    verified = {r.checkpoint: (r.file_stamp, r.checkpoint_sha) for r in store.points().itertuples()}
-
-    def sha(path: str) -> str | None:
-        if path not in shas:
-            try:
-                stamp, digest = verified.get(path, (None, None))
-                if stamp is None or stamp != file_stamp(path):  # not verified by the store as it is now
-                    digest = load_checkpoint(path).sha256
-                shas[path] = digest
-            except (DSEError, OSError):
-                shas[path] = None
-        return shas[path]
+    sha = _digests(store)
 
     def enough(r, c) -> bool:
         if r.test_images != (c["test_images"] or largest[(r.point_id, r.checkpoint_sha)]):
@@ -227,6 +214,60 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
             key = (j.point.point_id, sha(c["checkpoint"]), round(c["fault_rates"][0], 9), c["seed"])
             out[j.job_id] = any(enough(r, c) for r in found.get(key, []))
     return out
+
+
+def _digests(store: Store) -> Callable[[str], str | None]:
+    """checkpoint path -> the digest of its weights (None when unreadable), trusting the store's digest of a
+    file it has verified as it is now."""
+    from dse.checkpoint import load_checkpoint
+
+    shas: dict[str, str | None] = {}
+    verified = {r.checkpoint: (r.file_stamp, r.checkpoint_sha) for r in store.points().itertuples()}
+
+    def sha(path: str) -> str | None:
+        if path not in shas:
+            try:
+                stamp, digest = verified.get(path, (None, None))
+                if stamp is None or stamp != file_stamp(path):  # not verified by the store as it is now
+                    digest = load_checkpoint(path).sha256
+                shas[path] = digest
+            except (DSEError, OSError):
+                shas[path] = None
+        return shas[path]
+
+    return sha
+
+
+def _seed_journals(store: Store, evaluations: list[Job]) -> int:
+    """Give each evaluate job the crossbars the store already holds for its weights, rate, seed and test
+    images (e.g. from a shipped manifest on a fresh clone), as if an earlier run of it had journaled them:
+    asking 100 crossbars where 20 are recorded runs only the other 80. An existing journal is kept."""
+    import json
+
+    import pandas as pd
+
+    from dse import jobs
+
+    if not evaluations:
+        return 0
+    rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s "
+                          "FROM evaluations WHERE fault_model = 'sa1' AND recalibrate = 1 AND rescale = 1")
+    largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()
+    sha, seeded = _digests(store), 0
+    for j in evaluations:
+        c, digest = j.config, sha(j.config["checkpoint"])
+        for rate in c["fault_rates"]:
+            if digest is None or rate == 0 or jobs.journal_path(c, digest, rate).exists():
+                continue
+            mine = rows[(rows.point_id == j.point.point_id) & (rows.checkpoint_sha == digest)
+                        & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])]
+            mine = mine[mine.test_images == (c["test_images"] or largest.get((j.point.point_id, digest)))]
+            if len(mine):
+                best = mine.loc[mine.n.idxmax()]  # instance i is the same map whatever the protocol
+                seconds = 0.0 if pd.isna(best.time_s) else float(best.time_s)  # NULL when not timed
+                jobs.write_journal(c, digest, rate, json.loads(best.accuracies), seconds)
+                seeded += 1
+    return seeded
 
 
 class _Driver:

@@ -17,6 +17,7 @@ from dse import jobs
 from dse.backends import make_backend
 from dse.cli import main
 from dse.errors import DSEError
+from dse.faults import FaultInjector
 from dse.store import DesignPoint, Store
 from dse.spec import load_spec, parse_spec
 from dse.sweep import expand, run_sweep
@@ -250,17 +251,23 @@ def test_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path, tree):
     assert sorted(store.evaluations().fault_rate) == [0.0, 0.1]
 
 
-def test_a_fresh_store_takes_shipped_results_and_a_deleted_checkpoint_is_redone(local_run, tmp_path):
-    """A clone of a checkpoint folder with its manifest evaluates nothing again; a checkpoint deleted after its
-    jobs were done is trained and evaluated again, not reported as done."""
+def ship(local_run, folder: Path) -> Path:
+    """The tiny sweep's checkpoints copied to `folder` with their manifest, as a clone of the repo has them."""
     from dse.catalog import write_manifest
 
     spec, store, _ = local_run
-    folder = tmp_path / "ck"
     folder.mkdir()
     for f in Path(spec.checkpoint_dir).glob("*.safetensors"):
         (folder / f.name).write_bytes(f.read_bytes())
     write_manifest(store, folder)
+    return folder
+
+
+def test_a_fresh_store_takes_shipped_results_and_a_deleted_checkpoint_is_redone(local_run, tmp_path):
+    """A clone of a checkpoint folder with its manifest evaluates nothing again; a checkpoint deleted after its
+    jobs were done is trained and evaluated again, not reported as done."""
+    spec, store, _ = local_run
+    folder = ship(local_run, tmp_path / "ck")
     clone = load_spec(write_spec(tmp_path / "tiny.toml", Path(json.loads(store.jobs().config[0])["data"]), folder))
     fresh = Store(tmp_path / "fresh.sqlite")
     quiet = dict(progress=False, log=lambda s: None)
@@ -277,6 +284,31 @@ def test_a_fresh_store_takes_shipped_results_and_a_deleted_checkpoint_is_redone(
     assert again["skipped"] == 0 and again["done"] == 3, again["failures"]
     assert ck.exists() and set(fresh.jobs().state) == {"done"}
     assert fresh.evaluations().n.tolist() == [1, 2]
+
+
+def test_more_crossbars_on_a_fresh_clone_run_only_the_new_ones(local_run, tmp_path, monkeypatch):
+    """A fresh clone has the shipped crossbars in its manifest but no journal of them: asking 4 crossbars
+    where 2 are shipped takes those 2 as recorded and runs crossbars 3 and 4 only."""
+    spec, store, _ = local_run
+    folder = ship(local_run, tmp_path / "ck")
+    manifest = folder / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    (shipped,) = [e for e in doc["checkpoints"][0]["evaluations"] if e["fault_rate"] == 0.1]
+    shipped["accuracies"] = [11.0, 12.0]  # marks: no evaluation computes these, so seeing them proves reuse
+    manifest.write_text(json.dumps(doc))
+    spec_path = write_spec(tmp_path / "tiny.toml", Path(json.loads(store.jobs().config[0])["data"]), folder)
+    spec_path.write_text(spec_path.read_text().replace("instances = 2", "instances = 4"))
+    fresh = Store(tmp_path / "fresh.sqlite")
+    maps = []  # the crossbar instances whose fault maps were built (the local backend runs in this process)
+    real_weights = FaultInjector.weights
+    monkeypatch.setattr(FaultInjector, "weights", lambda self, i, rate, *a, **k: (
+        maps.append(i) if rate > 0 else None, real_weights(self, i, rate, *a, **k))[1])
+
+    summary = run_sweep(load_spec(spec_path), fresh, progress=False, log=lambda s: None)
+    assert summary["failed"] == 0, summary["failures"]
+    (four,) = fresh.evaluations().query("fault_rate == 0.1 and n == 4").accuracies.map(json.loads)
+    assert four[:2] == [11.0, 12.0]  # reused, not recomputed
+    assert maps == [2, 3]  # only crossbars 3 and 4 ran
 
 
 def test_ray_backend_fills_the_store_as_the_local_one(local_run, tmp_path, tree, monkeypatch):
