@@ -273,6 +273,20 @@ def _save_cache(cache: Path, tensors) -> None:
 
 
 # ----------------------------------------------------------------------------------- batches
+def head(x: Tensor, y: Tensor, n: int | None) -> tuple[Tensor, Tensor]:
+    """The first n images of the set taken class by class in turn (image k of every class before image k + 1
+    of any): the archives list each split sorted by class, so their plain first n would hold one or two
+    classes. n None, or at least the set's size, gives the set as it is."""
+    if n is None or n >= len(y):
+        return x, y
+    rank = torch.empty_like(y)  # the position of each image within its class
+    for c in y.unique():
+        at = (y == c).nonzero().squeeze(1)
+        rank[at] = torch.arange(len(at), device=y.device)
+    keep = torch.argsort(rank * (int(y.max()) + 1) + y, stable=True)[:n].sort().values  # keep the set's order
+    return x[keep], y[keep]
+
+
 def normalize(x_uint8: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """uint8 N x 3 x H x W -> normalised float, channels_last (faster convs on CPU and GPU)."""
     mean = torch.tensor(MEAN, device=x_uint8.device, dtype=dtype).view(1, 3, 1, 1) * 255

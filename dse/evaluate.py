@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from dse.calibrate import nearest_rate
 from dse.checkpoint import Checkpoint, load_bn_buffers
-from dse.data import normalize
+from dse.data import head, normalize
 from dse.device import autocast, autocast_dtype
 from dse.dropconnect import check_rate
 from dse.errors import DSEError
@@ -370,7 +370,7 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
     done[rate]: per-instance accuracies already measured (an interrupted run's), not run again."""
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
-        test_x, test_y = test_x[: protocol.test_images], test_y[: protocol.test_images]
+        test_x, test_y = head(test_x, test_y, protocol.test_images)
     ev = Evaluator(ckpt, test_x, test_y, device, batch_size)
     ev.use_bn_for(0.0, protocol.recalibrate)
     quantized = ev.accuracy(ev.injector.weights(None, 0.0))

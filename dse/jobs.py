@@ -270,14 +270,13 @@ def _read_journal(path: Path, sha: str, rate: float) -> tuple[list[float], float
 
 def _sensitivity(c: dict, progress) -> dict:
     from dse.checkpoint import load_checkpoint
-    from dse.data import load_cifar10
+    from dse.data import head, load_cifar10
     from dse.device import pick_device
     from dse.evaluate import Evaluator, layer_sensitivity
 
     ck = load_checkpoint(c["checkpoint"])
     data = load_cifar10(c["data"])
-    n = c.get("test_images") or len(data.test_x)
-    ev = Evaluator(ck, data.test_x[:n], data.test_y[:n], pick_device(c.get("device", "auto")))
+    ev = Evaluator(ck, *head(data.test_x, data.test_y, c.get("test_images")), pick_device(c.get("device", "auto")))
     rows = layer_sensitivity(ev, c["fault_rate"], c["instances"], c["seed"],
                              on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
     return {"rows": rows}

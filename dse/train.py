@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from dse.calibrate import DEFAULT_RATES, calibrate_bn
 from dse.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
-from dse.data import Cifar10, normalize, random_crop_flip
+from dse.data import Cifar10, head, normalize, random_crop_flip
 from dse.device import autocast, autocast_dtype
 from dse.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
 from dse.errors import DSEError
@@ -237,9 +237,7 @@ def train(
                           weight_decay=r.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
 
-    train_x, train_y = data.train_x, data.train_y
-    if cfg.max_train_images:
-        train_x, train_y = train_x[: cfg.max_train_images], train_y[: cfg.max_train_images]
+    train_x, train_y = head(data.train_x, data.train_y, cfg.max_train_images)
     train_x, train_y = train_x.to(device), train_y.to(device)
     steps_per_epoch = len(train_x) // r.batch_size
     if steps_per_epoch < 1:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dse.data import CLASSES, load_cifar10, random_crop_flip
+from dse.data import CLASSES, head, load_cifar10, random_crop_flip
 from dse.errors import DSEError
 
 
@@ -118,3 +118,14 @@ def test_crop_flip_moves_pixels_within_the_padding():
         cands = [c for dy in range(9) for dx in range(9) for c in (xp[:, dy:dy + 32, dx:dx + 32],)]
         cands += [c.flip(2) for c in cands]
         assert any(torch.equal(out[i], c) for c in cands)
+
+
+def test_a_subset_of_a_class_sorted_set_holds_every_class_equally():
+    """The archives list each split sorted by class: N images for a quick run take the classes in turn."""
+    y = torch.arange(10).repeat_interleave(7)  # sorted by class, as the shared JPEG copy is
+    x = torch.arange(70) * 3
+    sub_x, sub_y = head(x, y, 25)
+    assert torch.bincount(sub_y, minlength=10).tolist() == [3] * 5 + [2] * 5
+    assert torch.equal(sub_x // 3 // 7, sub_y)  # each image keeps its own label
+    assert (sub_x.diff() > 0).all()  # the set's own order is kept
+    assert head(x, y, None)[0] is x and head(x, y, 70)[1] is y

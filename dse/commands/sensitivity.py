@@ -20,14 +20,15 @@ def add_parser(sub) -> None:
 
 def run(args) -> dict:
     from dse.checkpoint import load_checkpoint
-    from dse.data import load_cifar10
+    from dse.data import head, load_cifar10
     from dse.device import pick_device
     from dse.evaluate import Evaluator, layer_sensitivity
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_cifar10(args.data)
-    n = args.test_images or len(data.test_x)
-    ev = Evaluator(ckpt, data.test_x[:n], data.test_y[:n], pick_device(args.device))
+    test_x, test_y = head(data.test_x, data.test_y, args.test_images)  # every class, not the first one or two
+    n = len(test_y)
+    ev = Evaluator(ckpt, test_x, test_y, pick_device(args.device))
     rows = layer_sensitivity(ev, args.fault_rate, args.instances, args.seed)
     clean = ev.accuracy(ev.injector.weights(None, 0.0))  # with the BN statistics layer_sensitivity chose
     # the same instances with every layer faulty: instance i's map restricted to one layer is that layer's map above
