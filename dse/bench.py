@@ -41,6 +41,7 @@ from typing import Callable
 
 import torch
 
+from dse.data import head
 from dse.errors import DSEError
 
 TRAIN_IMAGES = 50_000  # CIFAR-10's training set: one epoch, for per-epoch figures
@@ -436,7 +437,7 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     from dse.evaluate import Evaluator
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
-    x, y = d.test_x[:test_images], d.test_y[:test_images]
+    x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an uncalibrated short run warns about its BN statistics
         ev = Evaluator(ck, x, y, dev, batch_size)
@@ -513,7 +514,7 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = Evaluator(ck, d.test_x[:test_images], d.test_y[:test_images], dev, batch_size)
+        ev = Evaluator(ck, *head(d.test_x, d.test_y, test_images), dev, batch_size)
         ev.use_bn_for(rate)
     base = ev._params(None)
     try:
@@ -572,7 +573,7 @@ def eval_instances(data: dict, network: str, width: float, rate: float, instance
     from dse.evaluate import Evaluator, Protocol
 
     d, dev = bench_data(data), torch.device(device)
-    ev = Evaluator(untrained_checkpoint(network, width, rate), d.test_x[:test_images], d.test_y[:test_images],
+    ev = Evaluator(untrained_checkpoint(network, width, rate), *head(d.test_x, d.test_y, test_images),
                    dev, batch_size)
     ev.run(rate, Protocol(instances=2), progress=False)  # warm-up, and scipy imported by its summary
     rows = []
@@ -592,8 +593,8 @@ def eval_widths(data: dict, network: str, widths, rate: float, instances: int, t
     d, dev = bench_data(data), torch.device(device)
     evs = {}
     for w in widths:
-        evs[str(w)] = Evaluator(untrained_checkpoint(network, w, rate), d.test_x[:test_images],
-                                d.test_y[:test_images], dev, batch_size)
+        evs[str(w)] = Evaluator(untrained_checkpoint(network, w, rate), *head(d.test_x, d.test_y, test_images),
+                                dev, batch_size)
         evs[str(w)].use_bn_for(rate)
     steps = {k: (lambda i, ev=ev: ev.accuracy(ev.injector.weights(i, rate))) for k, ev in evs.items()}
     times = interleaved(steps, instances, 1, dev)
