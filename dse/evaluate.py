@@ -402,9 +402,10 @@ def spot_check(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", *
 
 
 def layer_sensitivity(ev: Evaluator, rate: float, instances: int = 3, seed: int = 0,
-                      on_layer: Callable[[int, int], None] | None = None) -> list[dict]:
+                      on_layer: Callable[[int, int], None] | None = None) -> tuple[float, list[dict]]:
     """Accuracy with faults at `rate` in one crossbar layer at a time (others fault-free, 8-bit): which
-    layers a chip's defects hurt most. Uses the BN statistics for p' = rate, as a full evaluation does."""
+    layers a chip's defects hurt most. Uses the BN statistics for p' = rate, as a full evaluation does.
+    Returns the fault-free accuracy the drops are measured from, and one row per layer."""
     rate = check_rate(rate, "fault rate")
     ev.use_bn_for(rate)
     clean = ev.accuracy(ev.injector.weights(None, 0.0))
@@ -417,4 +418,4 @@ def layer_sensitivity(ev: Evaluator, rate: float, instances: int = 3, seed: int 
                      "drop": clean - acc})
         if on_layer:
             on_layer(k + 1, len(names))
-    return rows
+    return clean, rows

@@ -277,8 +277,8 @@ def _sensitivity(c: dict, progress) -> dict:
     ck = load_checkpoint(c["checkpoint"])
     data = load_cifar10(c["data"])
     ev = Evaluator(ck, *head(data.test_x, data.test_y, c.get("test_images")), pick_device(c.get("device", "auto")))
-    rows = layer_sensitivity(ev, c["fault_rate"], c["instances"], c["seed"],
-                             on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
+    _, rows = layer_sensitivity(ev, c["fault_rate"], c["instances"], c["seed"],
+                                on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
     return {"rows": rows}
 
 

@@ -193,11 +193,10 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
     found: dict[tuple, list] = {}
     for r in rows.itertuples():
         found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed), []).append(r)
-    largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()  # "all test images"
-    sha = _digests(store)
+    asked, sha = _images_asked(rows), _digests(store)
 
     def enough(r, c) -> bool:
-        if r.test_images != (c["test_images"] or largest[(r.point_id, r.checkpoint_sha)]):
+        if r.test_images != asked(c, r.point_id, r.checkpoint_sha):
             return False
         if r.fault_rate == 0:  # no faults: one instance is every instance
             return r.n >= 1
@@ -214,6 +213,13 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
             key = (j.point.point_id, sha(c["checkpoint"]), round(c["fault_rates"][0], 9), c["seed"])
             out[j.job_id] = any(enough(r, c) for r in found.get(key, []))
     return out
+
+
+def _images_asked(rows) -> Callable[[dict, str, str], int | None]:
+    """(job config, point, weights digest) -> how many test images its results must cover. A job asking for
+    all of them (None) means the largest count recorded for those weights: the sweep does not load the data."""
+    largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()
+    return lambda c, point_id, digest: c["test_images"] or largest.get((point_id, digest))
 
 
 def _digests(store: Store) -> Callable[[str], str | None]:
@@ -252,8 +258,7 @@ def _seed_journals(store: Store, evaluations: list[Job]) -> int:
         return 0
     rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s "
                           "FROM evaluations WHERE fault_model = 'sa1' AND recalibrate = 1 AND rescale = 1")
-    largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()
-    sha, seeded = _digests(store), 0
+    asked, sha, seeded = _images_asked(rows), _digests(store), 0
     for j in evaluations:
         c, digest = j.config, sha(j.config["checkpoint"])
         for rate in c["fault_rates"]:
@@ -261,7 +266,7 @@ def _seed_journals(store: Store, evaluations: list[Job]) -> int:
                 continue
             mine = rows[(rows.point_id == j.point.point_id) & (rows.checkpoint_sha == digest)
                         & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])]
-            mine = mine[mine.test_images == (c["test_images"] or largest.get((j.point.point_id, digest)))]
+            mine = mine[mine.test_images == asked(c, j.point.point_id, digest)]
             if len(mine):
                 best = mine.loc[mine.n.idxmax()]  # instance i is the same map whatever the protocol
                 seconds = 0.0 if pd.isna(best.time_s) else float(best.time_s)  # NULL when not timed

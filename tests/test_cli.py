@@ -37,6 +37,7 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     sens = run_json(capsys, "sensitivity", ckpt, "--fault-rate", "0.2", "--instances", "2")
     assert [r["layer"] for r in sens["layers"]][0] == "conv1" and len(sens["layers"]) > 5
     assert sens["sum_of_layer_drops"] == pytest.approx(sum(r["drop"] for r in sens["layers"]))
+    assert all(r["drop"] == pytest.approx(sens["fault_free_accuracy"] - r["accuracy"]) for r in sens["layers"])
     # every layer at once is the evaluation's own figure for the same two crossbars
     same = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.2", "--instances", "2")["results"][0]
     assert sens["all_layers_accuracy"] == pytest.approx(same["mean"], abs=0.01)

@@ -1,9 +1,11 @@
 """Background jobs for real: worker processes train, evaluate and get cancelled, all through the store."""
+import json
 import time
 
 import pytest
 
 from dse import jobs
+from dse.cli import main
 from dse.store import DesignPoint, Store, process_alive
 from tests.test_data import make_tree
 
@@ -23,7 +25,7 @@ def wait(store, jid, states=("done", "failed", "cancelled"), timeout=180):
     raise AssertionError(f"job {jid} still {store.job(jid)['state']} after {timeout}s")
 
 
-def test_train_then_evaluate_in_worker_processes(tmp_path, tree, monkeypatch):
+def test_train_evaluate_and_sensitivity_in_worker_processes(tmp_path, tree, monkeypatch, capsys):
     monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
     store = Store(tmp_path / "s.sqlite")
     point = DesignPoint("resnet20", 0.5, 1, "default", 0.2)
@@ -43,6 +45,15 @@ def test_train_then_evaluate_in_worker_processes(tmp_path, tree, monkeypatch):
     assert job["state"] == "done", job["error"]
     ev = store.evaluations()
     assert sorted(ev.fault_rate) == [0.1, 0.2] and (ev.n == 3).all()
+
+    # the app's per-layer chart reads the sensitivity job's rows: the same as the CLI's for the same crossbars
+    scfg = jobs.sensitivity_config(cfg["out"], 0.2, data=str(tree), instances=2, test_images=40, device="cpu")
+    sjid, _ = jobs.submit(store, "sensitivity", point, scfg)
+    job = wait(store, sjid)
+    assert job["state"] == "done", job["error"]
+    assert main(["sensitivity", cfg["out"], "--fault-rate", "0.2", "--instances", "2", "--test-images", "40",
+                 "--data", str(tree), "--device", "cpu", "--json"]) == 0
+    assert json.loads(job["result"]) == json.loads(capsys.readouterr().out)["layers"]
 
 
 def test_cancel_stops_the_worker(tmp_path, tree, monkeypatch):

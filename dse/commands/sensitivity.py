@@ -29,8 +29,7 @@ def run(args) -> dict:
     test_x, test_y = head(data.test_x, data.test_y, args.test_images)  # every class, not the first one or two
     n = len(test_y)
     ev = Evaluator(ckpt, test_x, test_y, pick_device(args.device))
-    rows = layer_sensitivity(ev, args.fault_rate, args.instances, args.seed)
-    clean = ev.accuracy(ev.injector.weights(None, 0.0))  # with the BN statistics layer_sensitivity chose
+    clean, rows = layer_sensitivity(ev, args.fault_rate, args.instances, args.seed)
     # the same instances with every layer faulty: instance i's map restricted to one layer is that layer's map above
     together = sum(ev.accuracy(ev.injector.weights(i, args.fault_rate, args.seed))
                    for i in range(args.instances)) / args.instances
