@@ -143,6 +143,13 @@ def best_over_p(df: pd.DataFrame) -> pd.Series:
     return df.groupby("fault_rate")["mean"].max() if not df.empty else pd.Series(dtype=float)
 
 
+def same_rates(*frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each architecture's rows at the drop-connect rates all of them have, so that "best over p" compares
+    like with like (1.0x's best of six rates against 1.6x's best of two would flatter 1.0x)."""
+    common = set.intersection(*(set(f.dropconnect.round(6)) for f in frames)) if frames else set()
+    return [f[f.dropconnect.round(6).isin(common)] for f in frames]
+
+
 def fault_free(df: pd.DataFrame) -> float | None:
     """The architecture's accuracy without faults: its model trained without drop-connect (p = 0), else
     the best fault-free accuracy over its drop-connect rates."""
@@ -238,9 +245,8 @@ def check_claims(df: pd.DataFrame) -> list[dict]:
             cost.append(f"{net} {w:g}x +{100 * (c['latency_ns'] / base['latency_ns'] - 1):.1f}%")
     gains = []
     for net in sorted(df.network.unique()):
-        ref = best_over_p(_arch(df, net, 1.0))
         for w in (1.2, 1.6):
-            other = best_over_p(_arch(df, net, w))
+            ref, other = map(best_over_p, same_rates(_arch(df, net, 1.0), _arch(df, net, w)))
             common = ref.index.intersection(other.index)
             if len(common):
                 gains.append((net, w, float((other[common] - ref[common]).max())))
@@ -258,11 +264,10 @@ def check_claims(df: pd.DataFrame) -> list[dict]:
     else:
         add("vgg13-wide", "needs VGG13 at two or more widths", "not measured")
 
-    k3 = best_over_p(_arch(df, "resnet20", 1.0, kernel=3))
-    wide_best = [best_over_p(_arch(df, "resnet20", w)) for w in widths if w > 1]
-    if not k3.empty and wide_best:
-        gaps = [float((w_[k3.index.intersection(w_.index)] - k3[k3.index.intersection(w_.index)]).max())
-                for w_ in wide_best]
+    k3 = _arch(df, "resnet20", 1.0, kernel=3)
+    pairs = [tuple(map(best_over_p, same_rates(_arch(df, "resnet20", w), k3))) for w in widths if w > 1]
+    gaps = [float((w_ - k_).dropna().max()) for w_, k_ in pairs if len(w_.index.intersection(k_.index))]
+    if gaps:
         gap = max(gaps)
         add("shortcut-3x3", f"widened ResNet20 ahead of 3x3 shortcuts by at most {gap:.1f} points",
             "agrees" if gap <= TOLERANCE else "differs")
@@ -335,19 +340,27 @@ def figures(df: pd.DataFrame) -> dict:
     wide = [(net, f"{w:g}x", _arch(df, net, w)) for net in sorted(df.network.unique())
             for w in sorted(_arch(df, net).width.unique())]
     wide = [r for r in wide if sum(r[0] == x[0] for x in wide) > 1]
-    if wide:
-        d = pd.concat([best_lines([(v, a)]).assign(network=n) for n, v, a in wide])
+    parts = []
+    for net in sorted({n for n, _, _ in wide}):
+        mine = [(v, a) for n, v, a in wide if n == net]
+        parts.append(best_lines(list(zip([v for v, _ in mine], same_rates(*[a for _, a in mine])))).assign(network=net))
+    d = pd.concat(parts) if parts else pd.DataFrame()
+    if not d.empty:
         figs["widths"] = px.line(d, x="fault_rate", y="mean", color="variant", facet_col="network", markers=True,
                                  labels={"fault_rate": "SA1 fault rate", "mean": "accuracy (%)", "variant": "width"},
-                                 title="Widening: best accuracy over drop-connect rates, per width")
+                                 title="Widening: best accuracy over the drop-connect rates every width has")
     k3 = _arch(df, "resnet20", 1.0, kernel=3)
     if not k3.empty:
         rows = [("1.0x, 1x1 shortcuts", _arch(df, "resnet20", 1.0)), ("1.0x, 3x3 shortcuts", k3)]
         rows += [(f"{w:g}x, 1x1 shortcuts", _arch(df, "resnet20", w))
                  for w in sorted(_arch(df, "resnet20").width.unique()) if w > 1]
-        figs["shortcuts"] = px.line(best_lines(rows), x="fault_rate", y="mean", color="variant", markers=True,
-                                    labels={"fault_rate": "SA1 fault rate", "mean": "accuracy (%)"},
-                                    title="ResNet20: 3x3 shortcuts on the crossbar vs widening (best over p)")
+        rows = list(zip([n for n, _ in rows], same_rates(*[a for _, a in rows])))
+        lines = best_lines(rows)
+        if not lines.empty:
+            figs["shortcuts"] = px.line(lines, x="fault_rate", y="mean", color="variant", markers=True,
+                                        labels={"fault_rate": "SA1 fault rate", "mean": "accuracy (%)"},
+                                        title="ResNet20: 3x3 shortcuts on the crossbar vs widening "
+                                              "(best over the drop-connect rates all have)")
     on = _arch(df, "resnet20", 1.0, mapping="1x1-on-crossbar")
     if not on.empty:
         both = pd.concat([on, _arch(df, "resnet20", 1.0)])

@@ -449,3 +449,15 @@ def test_paste_tables_rewrites_only_between_its_markers(tmp_path):
     with pytest.raises(DSEError, match=r"needs one <!-- dse:best-p --> \.\.\. <!-- /dse:best-p --> pair"):
         paste_tables(doc, {"best-p": table})
     assert doc.read_text() == once  # nothing half-written
+
+
+def test_widths_are_compared_at_the_drop_connect_rates_both_have():
+    from dse.reproduce import figures, same_rates
+
+    df = synthetic_results()
+    df = df[~((df.network == "resnet20") & (df.width == 1.6) & (df.dropconnect > 0))]  # 1.6x at p = 0 alone
+    narrow, wide = same_rates(df[(df.network == "resnet20") & (df.width == 1.0)], df[df.width == 1.6])
+    assert set(narrow.dropconnect) == set(wide.dropconnect) == {0.0}
+    line = next(t for t in figures(df)["widths"].data if t.name == "1x")
+    at30 = dict(zip(line.x, line.y))[0.3]
+    assert at30 == 92 - 40 * 0.3  # 1.0x at p = 0, not its best rate p = 0.5 (84), which 1.6x lacks
