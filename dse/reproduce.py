@@ -334,16 +334,17 @@ def figures(df: pd.DataFrame) -> dict:
                 a, f"{net} {w:g}x: accuracy over drop-connect rate and fault rate (star: best p)")
 
     def best_lines(rows: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
-        parts = [best_over_p(d).rename("mean").reset_index().assign(variant=name) for name, d in rows if not d.empty]
+        """One best-over-p line per (name, architecture), all at the drop-connect rates they share."""
+        names, frames = zip(*rows)
+        parts = [best_over_p(d).rename("mean").reset_index().assign(variant=name)
+                 for name, d in zip(names, same_rates(*frames)) if not d.empty]
         return pd.concat(parts) if parts else pd.DataFrame()
 
     wide = [(net, f"{w:g}x", _arch(df, net, w)) for net in sorted(df.network.unique())
             for w in sorted(_arch(df, net).width.unique())]
     wide = [r for r in wide if sum(r[0] == x[0] for x in wide) > 1]
-    parts = []
-    for net in sorted({n for n, _, _ in wide}):
-        mine = [(v, a) for n, v, a in wide if n == net]
-        parts.append(best_lines(list(zip([v for v, _ in mine], same_rates(*[a for _, a in mine])))).assign(network=net))
+    parts = [best_lines([(v, a) for n, v, a in wide if n == net]).assign(network=net)
+             for net in sorted({n for n, _, _ in wide})]
     d = pd.concat(parts) if parts else pd.DataFrame()
     if not d.empty:
         figs["widths"] = px.line(d, x="fault_rate", y="mean", color="variant", facet_col="network", markers=True,
@@ -354,7 +355,6 @@ def figures(df: pd.DataFrame) -> dict:
         rows = [("1.0x, 1x1 shortcuts", _arch(df, "resnet20", 1.0)), ("1.0x, 3x3 shortcuts", k3)]
         rows += [(f"{w:g}x, 1x1 shortcuts", _arch(df, "resnet20", w))
                  for w in sorted(_arch(df, "resnet20").width.unique()) if w > 1]
-        rows = list(zip([n for n, _ in rows], same_rates(*[a for _, a in rows])))
         lines = best_lines(rows)
         if not lines.empty:
             figs["shortcuts"] = px.line(lines, x="fault_rate", y="mean", color="variant", markers=True,
