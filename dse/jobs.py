@@ -215,7 +215,7 @@ def _evaluate(c: dict, progress) -> dict:
     journals = {rate: journal_path(c, ck.sha256, rate) for rate in rates}
     done, earlier_s = {}, {}  # the crossbars finished by earlier runs, and the seconds they took
     for rate, path in journals.items():
-        done[rate], earlier_s[rate] = _read_journal(path, ck.sha256, rate)
+        done[rate], earlier_s[rate] = read_journal(path, ck.sha256, rate)
     spent = dict(earlier_s)
     clock = [time.perf_counter()]
 
@@ -256,7 +256,7 @@ def write_journal(c: dict, sha: str, rate: float, accuracies: list[float], secon
     atomic_write(journal_path(c, sha, rate), json.dumps(doc).encode())
 
 
-def _read_journal(path: Path, sha: str, rate: float) -> tuple[list[float], float]:
+def read_journal(path: Path, sha: str, rate: float) -> tuple[list[float], float]:
     """The crossbars finished earlier and the seconds they took; an unreadable or foreign journal is ignored
     (the work is redone)."""
     try:

@@ -244,25 +244,22 @@ def _digests(store: Store) -> Callable[[str], str | None]:
     return sha
 
 
-def _seed_journals(store: Store, evaluations: list[Job]) -> int:
-    """Give each evaluate job the crossbars the store already holds for its weights, rate, seed and test
-    images (e.g. from a shipped manifest on a fresh clone), as if an earlier run of it had journaled them:
-    asking 100 crossbars where 20 are recorded runs only the other 80. An existing journal is kept."""
+def _recorded_crossbars(store: Store, evaluations: list[Job]):
+    """For each evaluate job and fault rate > 0: the crossbars the store already holds for its weights, rate,
+    seed and test images (e.g. from a shipped manifest), as (job, rate, weights digest, accuracies, seconds)."""
     import json
 
     import pandas as pd
 
-    from dse import jobs
-
     if not evaluations:
-        return 0
+        return
     rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s "
                           "FROM evaluations WHERE fault_model = 'sa1' AND recalibrate = 1 AND rescale = 1")
-    asked, sha, seeded = _images_asked(rows), _digests(store), 0
+    asked, sha = _images_asked(rows), _digests(store)
     for j in evaluations:
         c, digest = j.config, sha(j.config["checkpoint"])
         for rate in c["fault_rates"]:
-            if digest is None or rate == 0 or jobs.journal_path(c, digest, rate).exists():
+            if digest is None or rate == 0:
                 continue
             mine = rows[(rows.point_id == j.point.point_id) & (rows.checkpoint_sha == digest)
                         & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])]
@@ -270,9 +267,57 @@ def _seed_journals(store: Store, evaluations: list[Job]) -> int:
             if len(mine):
                 best = mine.loc[mine.n.idxmax()]  # instance i is the same map whatever the protocol
                 seconds = 0.0 if pd.isna(best.time_s) else float(best.time_s)  # NULL when not timed
-                jobs.write_journal(c, digest, rate, json.loads(best.accuracies), seconds)
-                seeded += 1
+                yield j, rate, digest, json.loads(best.accuracies), seconds
+
+
+def _seed_journals(store: Store, evaluations: list[Job]) -> int:
+    """Give each evaluate job the crossbars the store already holds for it, as if an earlier run of it had
+    journaled them: asking 100 crossbars where 20 are recorded runs only the other 80. An existing journal
+    is kept."""
+    from dse import jobs
+
+    seeded = 0
+    for j, rate, digest, accuracies, seconds in _recorded_crossbars(store, evaluations):
+        if not jobs.journal_path(j.config, digest, rate).exists():
+            jobs.write_journal(j.config, digest, rate, accuracies, seconds)
+            seeded += 1
     return seeded
+
+
+def preview(spec: SweepSpec, store: Store, data: str | os.PathLike | None = None) -> list[dict]:
+    """What `run_sweep` would do, claiming and running nothing: each job's state as the run would find it
+    (the folder's checkpoints and manifest imported first, as the run does) and, for an evaluation still
+    to run, the crossbars it would go on from (recorded in the store or journaled by an earlier run)."""
+    from dse import jobs
+    from dse.catalog import sync
+
+    plan = expand(spec, data)
+    store.reap_dead_jobs()
+    ckdir = Path(spec.checkpoint_dir).expanduser()
+    if ckdir.is_dir():
+        sync(store, [ckdir])
+    standing = _standing(store, plan)
+    table = store.jobs()
+    states = dict(zip(table.job_id, table.state))
+    todo = [j for j in plan if j.kind == "evaluate" and not standing[j.job_id]]
+    recorded = {(j.job_id, rate): len(accs) for j, rate, _, accs, _ in _recorded_crossbars(store, todo)}
+    have, sha = {}, _digests(store)
+    for j in todo:
+        digest = sha(j.config["checkpoint"])
+        for rate in j.config["fault_rates"]:
+            journaled = [] if digest is None else jobs.read_journal(jobs.journal_path(j.config, digest, rate),
+                                                                    digest, rate)[0]
+            have[j.job_id] = max(have.get(j.job_id, 0), recorded.get((j.job_id, rate), 0), len(journaled))
+    rows = []
+    for j in plan:
+        state = states.get(j.job_id, "new")
+        if standing[j.job_id]:
+            state = "done"
+        elif state == "done":  # done once, but its checkpoint was deleted or replaced since
+            state = "redo"
+        rows.append({"job_id": j.job_id, "job": j.label, "state": state, "deps": list(j.deps),
+                     "crossbars_done": have.get(j.job_id)})
+    return rows
 
 
 class _Driver:

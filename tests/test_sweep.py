@@ -20,7 +20,7 @@ from dse.errors import DSEError
 from dse.faults import FaultInjector
 from dse.store import DesignPoint, Store
 from dse.spec import load_spec, parse_spec
-from dse.sweep import expand, run_sweep
+from dse.sweep import expand, preview, run_sweep
 from tests.test_data import make_tree
 
 TINY = """
@@ -280,13 +280,14 @@ def test_a_fresh_store_takes_shipped_results_and_a_deleted_checkpoint_is_redone(
 
     (ck,) = folder.glob("*.safetensors")
     ck.unlink()
+    assert {r["state"] for r in preview(clone, fresh)} == {"redo"}  # what --dry-run lists
     again = run_sweep(clone, fresh, **quiet)
     assert again["skipped"] == 0 and again["done"] == 3, again["failures"]
     assert ck.exists() and set(fresh.jobs().state) == {"done"}
     assert fresh.evaluations().n.tolist() == [1, 2]
 
 
-def test_more_crossbars_on_a_fresh_clone_run_only_the_new_ones(local_run, tmp_path, monkeypatch):
+def test_more_crossbars_on_a_fresh_clone_run_only_the_new_ones(local_run, tmp_path, monkeypatch, capsys):
     """A fresh clone has the shipped crossbars in its manifest but no journal of them: asking 4 crossbars
     where 2 are shipped takes those 2 as recorded and runs crossbars 3 and 4 only."""
     spec, store, _ = local_run
@@ -303,6 +304,13 @@ def test_more_crossbars_on_a_fresh_clone_run_only_the_new_ones(local_run, tmp_pa
     real_weights = FaultInjector.weights
     monkeypatch.setattr(FaultInjector, "weights", lambda self, i, rate, *a, **k: (
         maps.append(i) if rate > 0 else None, real_weights(self, i, rate, *a, **k))[1])
+
+    # --dry-run says so first, claiming nothing: the training and f=0 stand, f=0.1 goes on from 2 crossbars
+    assert main(["sweep", str(spec_path), "--store", str(fresh.path), "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert "done       train" in listing and "done       evaluate" in listing and "3 jobs, 2 done" in listing
+    assert "new        evaluate" in listing and listing.count("(goes on from 2 crossbars)") == 1
+    assert fresh.jobs().empty and maps == []
 
     summary = run_sweep(load_spec(spec_path), fresh, progress=False, log=lambda s: None)
     assert summary["failed"] == 0, summary["failures"]

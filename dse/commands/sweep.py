@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of train and evaluate jobs from a spec file")
     p.add_argument("spec", help="sweep spec (.toml, or .yaml with PyYAML), or a packaged grid: default, paper")
     add_sweep_options(p)
-    p.add_argument("--dry-run", action="store_true", help="list the jobs and what the store has; run nothing")
+    p.add_argument("--dry-run", action="store_true", help="list the jobs as a run would find them (done, or how many crossbars it goes on from); run nothing")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -67,20 +67,16 @@ def run(args) -> dict:
 
     from dse.errors import DSEError
     from dse.store import Store
-    from dse.sweep import expand, run_sweep
+    from dse.sweep import preview, run_sweep
 
     spec = spec_from_args(args)
     store = Store(args.store)
     if args.dry_run:
-        plan = expand(spec)
-        store.reap_dead_jobs()
-        jobs = store.jobs()
-        states = dict(zip(jobs.job_id, jobs.state))
-        rows = [{"job_id": j.job_id, "job": j.label, "state": states.get(j.job_id, "new"), "deps": list(j.deps)}
-                for j in plan]
+        rows = preview(spec, store)
         if not args.json:
             for r in rows:
-                print(f"{r['job_id']}  {r['state']:<9}  {r['job']}")
+                more = f"  (goes on from {r['crossbars_done']} crossbars)" if r["crossbars_done"] else ""
+                print(f"{r['job_id']}  {r['state']:<9}  {r['job']}{more}")
             print(f"{len(rows)} jobs, {sum(r['state'] == 'done' for r in rows)} done")
         return {"spec": spec.name, "jobs": rows}
     log = (lambda s: None) if args.json else print
