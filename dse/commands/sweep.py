@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of train and evaluate jobs from a spec file")
     p.add_argument("spec", help="sweep spec (.toml, or .yaml with PyYAML), or a packaged grid: default, paper")
     add_sweep_options(p)
-    p.add_argument("--dry-run", action="store_true", help="list the jobs as a run would find them (done, or how many crossbars it goes on from); run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the jobs as a run would find them (done, or the crossbars it goes on from); run nothing")
     _args.add_json(p)
     p.set_defaults(func=run)
 
