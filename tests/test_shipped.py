@@ -89,3 +89,19 @@ def test_the_readme_tables_are_the_shipped_results(manifest, tmp_path):
     readme = (FOLDER.parent / "README.md").read_text()
     for table in (points_table(store, spec, df), best_p_table(df)):
         assert _md_table(table) in readme, _md_table(table)
+
+
+def test_the_readme_quotes_no_figure_the_tables_lack():
+    """Every two-decimal figure in the README's comparison with the paper is one of its tables' (results,
+    best p, cost): a checkpoint re-evaluated with more crossbars changes the tables, and this catches the
+    prose that still quotes the old figures. Derived figures (differences, ratios) are given to one decimal."""
+    import re
+
+    readme = (FOLDER.parent / "README.md").read_text()
+    prose = readme[readme.index("**Against the paper**"):readme.index("## Sweeps")]
+    tables = "\n".join(line for line in readme.splitlines() if line.startswith("|"))
+    figure = r"(?<![\d.]){}(?!\d)"
+    stale = sorted({n for n in re.findall(figure.format(r"\d+\.\d\d"), prose)
+                    if not re.search(figure.format(re.escape(n)), tables)})
+    assert not stale, f"the README quotes {stale}, which no table of it holds"
+
