@@ -3,6 +3,7 @@ metadata, the folder stays small, the recorded statistics follow from the per-in
 one crossbar instance re-evaluated on a slice of the real test set gives the manifest's figure."""
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,8 +96,6 @@ def test_the_readme_quotes_no_figure_the_tables_lack():
     """Every two-decimal figure in the README's comparison with the paper is one of its tables' (results,
     best p, cost): a checkpoint re-evaluated with more crossbars changes the tables, and this catches the
     prose that still quotes the old figures. Derived figures (differences, ratios) are given to one decimal."""
-    import re
-
     readme = (FOLDER.parent / "README.md").read_text()
     prose = readme[readme.index("**Against the paper**"):readme.index("## Sweeps")]
     tables = "\n".join(line for line in readme.splitlines() if line.startswith("|"))
@@ -104,4 +103,3 @@ def test_the_readme_quotes_no_figure_the_tables_lack():
     stale = sorted({n for n in re.findall(figure.format(r"\d+\.\d\d"), prose)
                     if not re.search(figure.format(re.escape(n)), tables)})
     assert not stale, f"the README quotes {stale}, which no table of it holds"
-
