@@ -87,7 +87,9 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
     from dse.io import atomic_write
 
     folder = Path(folder)
-    evals = store.read_sql("SELECT * FROM evaluations ORDER BY fault_rate")
+    # the whole key, smallest protocol first: a stable order keeps the manifest's diffs to what changed
+    evals = store.read_sql("SELECT * FROM evaluations ORDER BY fault_rate, fault_model, n, protocol, seed, "
+                           "recalibrate, rescale, test_images")
     old = _old_spot_checks(folder / MANIFEST)
     cifar = None
     entries, n = [], 0

@@ -281,6 +281,24 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, base,
     assert json.loads((folder / MANIFEST).read_text())["checkpoints"][0]["spot_check"] == spot
 
 
+def test_the_manifest_lists_evaluations_in_a_stable_order(tmp_path, tree, base, monkeypatch):
+    """Within a fault rate, the smaller protocol comes first whatever order the store got them in."""
+    monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    ck = folder / base.name
+    ck.write_bytes(base.read_bytes())
+    store = Store(tmp_path / "a.sqlite")
+    for instances in (3, 2):  # the larger protocol lands in the store first
+        result = jobs.execute("evaluate", jobs.evaluate_config(str(ck), [0.2, 0.1], data=str(tree),
+                                                               instances=instances, device="cpu", test_images=30))
+        jid, _ = store.submit_job("evaluate", "x", {"k": instances})
+        jobs.record(store, jid, "evaluate", result)
+    write_manifest(store, folder)
+    (entry,) = json.loads((folder / MANIFEST).read_text())["checkpoints"]
+    assert [(e["fault_rate"], e["n"]) for e in entry["evaluations"]] == [(0.1, 2), (0.1, 3), (0.2, 2), (0.2, 3)]
+
+
 def test_the_packaged_default_grid_is_the_shipped_one():
     """`reproduce --grid default` rebuilds checkpoints/ from scratch: same points, recipes and protocols."""
     from dataclasses import replace
