@@ -219,13 +219,20 @@ def tree(tmp_path_factory):
     return make_tree(tmp_path_factory.mktemp("grid") / "data", per_class=4)
 
 
-def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tmp_path, tree, base, monkeypatch):
+@pytest.fixture
+def ck(tmp_path, base, monkeypatch):
+    """A copy of the base checkpoint alone in a checkpoints folder, with a private evaluation cache."""
     monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
-    ck = tmp_path / base.name
-    ck.write_bytes(base.read_bytes())
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    (folder / base.name).write_bytes(base.read_bytes())
+    return folder / base.name
+
+
+def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tree, ck):
     c3 = jobs.evaluate_config(str(ck), [0.2], data=str(tree), instances=3, device="cpu", test_images=30)
     first = jobs.execute("evaluate", c3)["results"][0]["accuracies"]
-    (journal,) = tmp_path.glob("*.crossbars-*.partial")
+    (journal,) = ck.parent.glob("*.crossbars-*.partial")
     doc = json.loads(journal.read_text())
     assert [round(a, 4) for a in doc["accuracies"]] == first and doc["seconds"] > 0
     doc["accuracies"][:2] = [12.5, 25.0]  # marks: a rerun that reuses them reports them
@@ -243,12 +250,8 @@ def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tmp_path, t
 
 
 # ================================================================================ manifest
-def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, base, monkeypatch, capsys):
-    monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    ck = folder / base.name
-    ck.write_bytes(base.read_bytes())
+def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, ck, capsys):
+    folder = ck.parent
     (folder / "broken.safetensors").write_bytes(b"garbage")
     store = Store(tmp_path / "a.sqlite")
     result = jobs.execute("evaluate", jobs.evaluate_config(str(ck), [0.0, 0.1], data=str(tree), instances=2,
@@ -259,7 +262,7 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, base,
     assert "1 checkpoints, 2 evaluations" in capsys.readouterr().out
     doc = json.loads((folder / MANIFEST).read_text())
     (entry,) = doc["checkpoints"]
-    assert entry["file"] == base.name and entry["network"] == "resnet20" and len(entry["evaluations"]) == 2
+    assert entry["file"] == ck.name and entry["network"] == "resnet20" and len(entry["evaluations"]) == 2
 
     fresh = Store(tmp_path / "b.sqlite")
     report = sync(fresh, [folder])
@@ -281,21 +284,16 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, base,
     assert json.loads((folder / MANIFEST).read_text())["checkpoints"][0]["spot_check"] == spot
 
 
-def test_the_manifest_lists_evaluations_in_a_stable_order(tmp_path, tree, base, monkeypatch):
+def test_the_manifest_lists_evaluations_in_a_stable_order(tmp_path, tree, ck):
     """Within a fault rate, the smaller protocol comes first whatever order the store got them in."""
-    monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    ck = folder / base.name
-    ck.write_bytes(base.read_bytes())
     store = Store(tmp_path / "a.sqlite")
     for instances in (3, 2):  # the larger protocol lands in the store first
         result = jobs.execute("evaluate", jobs.evaluate_config(str(ck), [0.2, 0.1], data=str(tree),
                                                                instances=instances, device="cpu", test_images=30))
         jid, _ = store.submit_job("evaluate", "x", {"k": instances})
         jobs.record(store, jid, "evaluate", result)
-    write_manifest(store, folder)
-    (entry,) = json.loads((folder / MANIFEST).read_text())["checkpoints"]
+    write_manifest(store, ck.parent)
+    (entry,) = json.loads((ck.parent / MANIFEST).read_text())["checkpoints"]
     assert [(e["fault_rate"], e["n"]) for e in entry["evaluations"]] == [(0.1, 2), (0.1, 3), (0.2, 2), (0.2, 3)]
 
 
