@@ -670,13 +670,15 @@ def _measure_here(kind: str, kwargs: dict, isolated: bool) -> dict:
     return out
 
 
-def measure(kind: str, isolate: bool = True, **kwargs) -> dict:
-    """One measurement; in a fresh `python -m dse.bench` process when `isolate` (own peak RSS)."""
+def measure(kind: str, isolate: bool = True, keep_freed: bool = True, **kwargs) -> dict:
+    """One measurement; in a fresh `python -m dse.bench` process when `isolate` (own peak RSS), whose malloc
+    keeps freed memory as the CLI's does (`dse.allocator`) or has glibc's defaults (`keep_freed` False).
+    In this process the setting is left as it is: it is process-wide and sticks to the heap once grown."""
     if not isolate:
         return _measure_here(kind, kwargs, isolated=False)
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    spec = json.dumps({"kind": kind, "kwargs": kwargs})
+    spec = json.dumps({"kind": kind, "kwargs": kwargs, "keep_freed": keep_freed})
     proc = subprocess.run([sys.executable, "-m", "dse.bench", spec], capture_output=True, text=True, env=env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -686,8 +688,11 @@ def measure(kind: str, isolate: bool = True, **kwargs) -> dict:
 
 
 def _child_main(argv: list[str]) -> int:
+    from dse.allocator import keep_freed_memory
+
     spec = json.loads(argv[0])
-    print(json.dumps(_measure_here(spec["kind"], spec["kwargs"], isolated=True)))
+    out = {"keep_freed": spec.get("keep_freed", True) and keep_freed_memory()}  # before any tensor is made
+    print(json.dumps({**_measure_here(spec["kind"], spec["kwargs"], isolated=True), **out}))
     return 0
 
 
@@ -761,8 +766,12 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
         log(f"campaign {net}: project {ips['project']:.1f}, plain inference {ips['plain']:.1f}, naive "
             f"{ips['naive']:.1f} image-instances/s ({c['path']})")
         e2e = m("campaign_project", ckpt=ck, **ev)
+        if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.allocator)
+            e2e["default_malloc"] = m("campaign_project", ckpt=ck, keep_freed=False, **ev)
         result["campaign_end_to_end"].append(e2e)
-        log(f"campaign {net}: end-to-end dse.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s")
+        dm = e2e.get("default_malloc")
+        log(f"campaign {net}: end-to-end dse.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s"
+            + (f" ({dm['image_instances_per_s']:.1f} with glibc's default malloc)" if dm else ""))
         fast, ref = c["accuracies"]["project"], c["accuracies"]["naive"]
         mean = lambda a: sum(a) / len(a)  # noqa: E731
         row = {"network": net, "model": given.get(net, f"short run ({cfg.warmup_steps + cfg.steps_for(net)} steps)"),
@@ -932,21 +941,27 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
           "through the BN-folded forward). Plain inference: the same model, no faults, eval mode, channels_last, "
           "same precision. Naive reference: `copy.deepcopy` per instance, 8-bit quantisation and a `torch.rand` "
           f"mask per weight, eager fp32 NCHW, a DataLoader ({cfg['ref_workers']} workers, ToTensor + Normalize). "
-          "End-to-end: one separate `dse.evaluate.evaluate` run (the rate's own time), with its peak memory.", ""]
+          "End-to-end: one separate `dse.evaluate.evaluate` run (the rate's own time), with its peak memory, "
+          "then the same run in a process with glibc's default malloc, which unmaps every freed block over "
+          "32 MB so that the next batch faults its pages in again (the CLI keeps them: `dse.allocator`). Each "
+          "measurement of this section runs in a process whose malloc keeps freed memory.", ""]
     rows = []
     for c, e in zip(result["campaign"], result["campaign_end_to_end"]):
         ips = c["image_instances_per_s"]
         b = next((x for x in result["batched"] if x["network"] == c["network"]), None)
+        dm = e.get("default_malloc") if e.get("keep_freed") else None  # off glibc both runs are the same
         rows.append([c["network"], _f(ips["project"]), _f(ips["plain"]), _f(ips["naive"]),
                      _f(_ratio(ips["project"], ips["naive"]), 2, "x"), _f(_ratio(ips["project"], ips["plain"]), 2, "x"),
                      " / ".join(_spread(c["instance_s"][k]) for k in ("project", "plain", "naive")),
                      _f(e["image_instances_per_s"]), _f(e["peak_rss_mb"], 0),
+                     _f(dm and dm["image_instances_per_s"]),
+                     _f(dm and _ratio(e["image_instances_per_s"], dm["image_instances_per_s"]), 2, "x"),
                      _f(b and b["image_instances_per_s"]) + (f" (x{b['per_batch']})" if b else "")]
                     + ([_f(e.get("gpu_peak_mb"), 0)] if gpu_run else []))
     L += _table(["network", "project", "plain inference", "naive reference", "vs naive", "vs plain",
                  "s per instance (min-max: project / plain / naive)", "end-to-end `evaluate`",
-                 "peak RSS of `evaluate` (MB)", "batched instances (vmap)"]
-                + (["GPU peak (MB)"] if gpu_run else []), rows)
+                 "peak RSS of `evaluate` (MB)", "`evaluate`, glibc's default malloc", "kept memory's speed-up",
+                 "batched instances (vmap)"] + (["GPU peak (MB)"] if gpu_run else []), rows)
     paths = sorted({c["path"] for c in result["campaign"]})
     L += [f"Evaluation path in use: {', '.join(paths)}.", ""]
 

@@ -7,6 +7,7 @@ import importlib
 import json
 import sys
 
+from dse import allocator
 from dse.errors import DSEError
 
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    allocator.keep_freed_memory()  # a command's process computes, then exits: keep its freed blocks
     try:
         result = args.func(args)
     except DSEError as e:

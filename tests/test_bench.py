@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
+from dse import allocator
 from dse.bench import measure, synthetic_data, untrained_checkpoint
 from dse.cli import main
 from dse.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
@@ -129,6 +130,7 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
                     "## Where the time goes"):
         assert heading in text
     assert "synthetic" in text and "load average" in text
+    assert "glibc's default malloc" in text  # measured only in fresh processes: "-" with --in-process
 
 
 def test_a_measurement_in_its_own_process_reports_its_memory():
@@ -136,6 +138,10 @@ def test_a_measurement_in_its_own_process_reports_its_memory():
                 ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=2, test_images=20, batch_size=10)
     assert r["isolated"] and r["images"] == 20 and r["instances"] == 2 and r["image_instances_per_s"] > 0
     assert r["peak_rss_mb"] >= r["rss_baseline_mb"] > 0
+    assert r["keep_freed"] is (allocator._glibc() is not None)  # as the CLI runs it (dse.allocator)
+    assert measure("campaign_project", keep_freed=False, data={"synthetic": [8, 20]},
+                   ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=1, test_images=20,
+                   batch_size=10)["keep_freed"] is False
 
 
 @pytest.mark.parametrize("argv, match", [
