@@ -943,8 +943,8 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
           f"mask per weight, eager fp32 NCHW, a DataLoader ({cfg['ref_workers']} workers, ToTensor + Normalize). "
           "End-to-end: one separate `dse.evaluate.evaluate` run (the rate's own time), with its peak memory, "
           "then the same run in a process with glibc's default malloc, which unmaps every freed block over "
-          "32 MB so that the next batch faults its pages in again (the CLI keeps them: `dse.allocator`). Each "
-          "measurement of this section runs in a process whose malloc keeps freed memory.", ""]
+          "32 MB so that the next batch faults its pages in again (the CLI keeps them: `dse.allocator`). Every "
+          "other measurement here keeps freed memory, as the CLI does.", ""]
     rows = []
     for c, e in zip(result["campaign"], result["campaign_end_to_end"]):
         ips = c["image_instances_per_s"]
