@@ -38,7 +38,7 @@ def test_image_tree_and_targz_give_the_same_tensors(tmp_path):
     b = load_cifar10(arc)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert a.fingerprint == b.fingerprint
-    img = np.asarray(Image.open(tree / "train" / "bird" / "1.png"))
+    img = np.array(Image.open(tree / "train" / "bird" / "1.png"))  # writable: from_numpy warns on read-only
     assert torch.equal(a.train_x[5], torch.from_numpy(img).permute(2, 0, 1))
 
 
