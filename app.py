@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dse import catalog, charts, explore, jobs
+from dse.deployment import calibration_cost
 from dse.errors import DSEError
 from dse.paths import check_inside, data_roots
 from dse.store import DesignPoint, open_store
@@ -44,29 +45,39 @@ def store_version(store) -> str:
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def design_table(_store, version: str, fault_rate: float, cost_model: str) -> pd.DataFrame:
-    return explore.design_table(_store, fault_rate, cost_model)
+def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: str = "chip",
+                 calib_images: int = explore.DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    return explore.design_table(_store, fault_rate, cost_model, bn, calib_images)
 
 
 # Building plotly figures is most of a page's server time, and they are only read afterwards: each is built
 # once per store version and selection and shared by every session (cache_resource: no copy per session).
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, objective: str, selected: str,
-                  recommended: str | None):
-    table = design_table(_store, version, fault_rate, cost_model)
-    return charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate)
+                  recommended: str | None, bn: str, calib_images: int):
+    table = design_table(_store, version, fault_rate, cost_model, bn, calib_images)
+    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate)
+    return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def curve_figures(_store, version: str, point: DesignPoint, arch: str) -> tuple:
-    cv = explore.curves(_store, point)
-    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs fault rate"),
-            charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate"))
+def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, calib_images: int) -> tuple:
+    cv = explore.curves(_store, point, bn, calib_images)
+    how = f" (BN: {explore.bn_label(bn, calib_images)})"
+    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs fault rate{how}"),
+            charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate{how}"))
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def mapping_figure(_store, version: str, point: DesignPoint, title: str):
-    return charts.mapping_comparison(explore.mapping_comparison(_store, point), title)
+def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str, calib_images: int):
+    return charts.mapping_comparison(explore.mapping_comparison(_store, point, bn, calib_images),
+                                     f"{title} (BN: {explore.bn_label(bn, calib_images)})")
+
+
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def calibration_figure(_store, version: str, point: DesignPoint, fault_rate: float, title: str):
+    curve = explore.calibration_curve(_store, point, fault_rate)
+    return curve, charts.calibration_curve(curve, title)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -114,6 +125,15 @@ def sidebar() -> dict:
                                   format_func=lambda f: f"{f:.0%}", key="fault_rate")
     cost_model = sb.radio("Cost model", ["paper", "isaac"], horizontal=True, key="cost_model",
                           help="paper: the paper's Table II method; isaac: our crossbar-mapping model")
+    bn = sb.radio("BatchNorm statistics", explore.BN_PROTOCOLS, key="bn", horizontal=True,
+                  format_func={"chip": "per chip", "paper": "paper", "batch": "per batch"}.get,
+                  help="per chip: each faulty chip re-estimates its BN statistics from unlabeled training images "
+                       "at deployment (no fault map needed); paper: Algorithm 1's statistics averaged over random "
+                       "masks at p' = f; per batch: each test batch's own statistics (transductive, an ablation)")
+    calib_images = explore.DEFAULT_CALIB_IMAGES
+    if bn == "chip":
+        calib_images = int(sb.number_input("Calibration images per chip", 1, 50000, explore.DEFAULT_CALIB_IMAGES,
+                                           key="calib_images"))
     with sb.expander("Evaluation protocol"):
         instances = st.number_input("Crossbar instances", 2, 1000, 100, key="instances")
         adaptive = st.checkbox("Adaptive: stop when the 95% CI is tight", key="adaptive_on")
@@ -132,7 +152,8 @@ def sidebar() -> dict:
         epochs = st.number_input("Training epochs", 1, 500, 30, key="epochs")
         device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     point = DesignPoint(network, float(width), int(sk), mapping, float(dropconnect))
-    return {"point": point, "fault_rate": float(fault_rate), "cost_model": cost_model, "instances": int(instances),
+    return {"point": point, "fault_rate": float(fault_rate), "cost_model": cost_model, "bn": bn,
+            "calib_images": calib_images, "instances": int(instances),
             "adaptive": float(target) if adaptive else None, "data": data, "data_error": data_error,
             "epochs": int(epochs), "device": device}
 
@@ -156,22 +177,32 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
         st.warning(f"At {f:.0%} faults this design point is at chance level ({r['accuracy']:.2f}%; guessing "
                    f"scores {explore.CHANCE_ACCURACY:g}%): the network has collapsed under these faults.")
     c = st.columns(6)
+    how = explore.bn_label(ui["bn"], ui["calib_images"])
     if s.evaluated:
-        c[0].metric("Accuracy under faults", f"{r['accuracy']:.2f}%", help="mean over crossbar instances")
-        c[0].caption(f"95% CI ±{r['ci95']:.2f} · n={int(r['n'])}" if r["n"] > 1 else "one network (no faults)")
-        c[1].metric("Worst crossbar", f"{r['worst']:.2f}%")
-        c[3].metric("Loss vs fault-free baseline", f"{r['loss']:.2f} pts",
-                    help="baseline: the same architecture trained without drop-connect, fault-free")
+        c[0].metric("Accuracy under faults", f"{r['accuracy']:.2f}%", help=f"mean over crossbar instances; BN: {how}")
+        c[0].caption((f"95% CI ±{r['ci95']:.2f} · n={int(r['n'])}" if r["n"] > 1 else "one network (no faults)")
+                     + f" · BN: {how}")
+        c[1].metric("Worst crossbar", f"{r['worst']:.2f}%", help=f"BN: {how}")
+        c[3].metric("Loss vs own fault-free", f"{r['loss_own']:.2f} pts",
+                    help="against this design point's own fault-free accuracy (the paper's 'degradation')")
+        c[3].caption("Loss vs p=0 model: " + (f"{r['loss_p0']:.2f} pts" if pd.notna(r.get("loss_p0")) else
+                                              "— (no p=0 model of this architecture)"))
     else:
         c[0].metric("Accuracy under faults", "—")
+        c[0].caption(f"BN: {how}")
         c[1].metric("Worst crossbar", "—")
-        c[3].metric("Loss vs fault-free baseline", "—")
+        c[3].metric("Loss vs own fault-free", "—")
     c[2].metric("Fault-free accuracy", f"{r['fault_free_accuracy']:.2f}%"
                 if s.trained and pd.notna(r.get("fault_free_accuracy")) else "—")
     c[4].metric(f"Latency ({ui['cost_model']})", fmt_cost(cost["latency_ns"], "ns"))
     c[5].metric(f"Energy ({ui['cost_model']})", f"{cost['energy_uj']:,.2f} uJ")
     st.caption(f"Status: **{s.label}** · {isaac['crossbars']} crossbars of 128x128 on {isaac['chips']} chip(s), "
                f"{isaac['tiles']} tiles · per 32x32 image")
+    if ui["bn"] == "chip":
+        cal = calibration_cost(cost, ui["calib_images"])
+        st.caption(f"Per-chip BN calibration ({ui['cost_model']} cost model): {ui['calib_images']} forward passes once "
+                   f"per chip at deployment, {fmt_cost(cal['calib_latency_ns'], 'ns')} and "
+                   f"{cal['calib_energy_uj']:,.2f} uJ")
     return s
 
 
@@ -194,10 +225,11 @@ def actions(store, ui: dict, s: explore.PointStatus) -> None:
             jid, new = jobs.submit(store, "train", p, cfg)
             st.toast("Training started" if new else "Already training: showing the running job")
     else:
-        label = f"Evaluate at {f:.0%} faults ({ui['instances']} crossbars)"
+        label = f"Evaluate at {f:.0%} faults ({ui['instances']} crossbars, BN {ui['bn']})"
         if st.button(label, type="primary", key="evaluate"):
             cfg = jobs.evaluate_config(s.checkpoint, [f], data=ui["data"], instances=ui["instances"],
-                                       adaptive=ui["adaptive"], device=ui["device"])
+                                       adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
+                                       calib_images=ui["calib_images"])
             jid, new = jobs.submit(store, "evaluate", p, cfg)
             st.toast("Evaluation started" if new else "Already evaluating: showing the running job")
 
@@ -239,8 +271,11 @@ def job_panel(store) -> None:
 def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     f = ui["fault_rate"]
     c1, c2 = st.columns([1, 3])
-    target = c1.number_input(f"Accuracy target at {f:.0%} faults (%)", 0.0, 100.0, explore.default_target(table), 0.5,
-                             key="target")
+    context = (f, ui["bn"], ui["calib_images"])  # a target set for other numbers starts over from their median
+    if st.session_state.get("target_context") != context:
+        st.session_state.target_context = context
+        st.session_state.target = explore.default_target(table)
+    target = c1.number_input(f"Accuracy target at {f:.0%} faults (%)", 0.0, 100.0, step=0.5, key="target")
     objective = c1.radio("Cheapest by", ["latency_ns", "energy_uj"], key="objective",
                          format_func=lambda o: charts.AXIS[o].split(" per")[0])
     rec = explore.recommend(table, target, objective)
@@ -253,7 +288,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     with c2:
         for obj in ("latency_ns", "energy_uj"):
             fig = pareto_figure(store, version, f, ui["cost_model"], obj, ui["point"].point_id,
-                                rec["point_id"] if rec else None)
+                                rec["point_id"] if rec else None, ui["bn"], ui["calib_images"])
             st.plotly_chart(fig, key=f"pareto-{obj}")
             st.download_button(f"Download this chart (HTML)", data=lambda fig=fig: fig.to_html(include_plotlyjs=True),
                                file_name=f"pareto-{obj}-f{f:g}.html", mime="text/html", on_click="ignore",
@@ -294,6 +329,23 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
         st.toast("Sensitivity analysis started; see Jobs")
 
 
+def calibration_section(store, ui: dict, version: str, arch: str) -> None:
+    """How many unlabeled images a chip needs to re-estimate its BN statistics (dse calib-curve)."""
+    p, f = ui["point"], ui["fault_rate"]
+    curve, fig = calibration_figure(store, version, p, f, f"{arch}, p={p.dropconnect:g} at {f:.0%} SA1 faults: "
+                                                          "accuracy vs calibration images per chip")
+    if curve.empty or (curve.calib_images > 0).sum() == 0:
+        st.info(f"No per-chip calibration sweep for this design point at {f:.0%} yet. Run it with "
+                f"`python -m dse calib-curve CKPT --fault-rate {f:g} --images 32,100,500,2000`; N = 0 is the "
+                "paper's protocol.")
+        return
+    st.plotly_chart(fig, key="calib-curve")
+    st.caption(f"The same {int(curve.n.min())} crossbars for every N; N = 0 is the paper's Algorithm 1 statistics. "
+               "Each chip runs N unlabeled training images through itself once, at deployment, with its weights "
+               "frozen; only BN statistics (in the digital periphery) change.")
+    st.dataframe(curve, hide_index=True)
+
+
 def store_job_id(kind: str, cfg: dict) -> str:
     from dse.store import job_id
 
@@ -305,7 +357,7 @@ def main() -> None:
     store, report = get_store()
     ui = sidebar()
     version = store_version(store)
-    table = design_table(store, version, ui["fault_rate"], ui["cost_model"])
+    table = design_table(store, version, ui["fault_rate"], ui["cost_model"], ui["bn"], ui["calib_images"])
 
     st.title("RRAM fault-tolerance design-space explorer")
     st.caption("Drop-connect training against stuck-at-1 crossbar faults (Xiang et al.): accuracy over many "
@@ -315,26 +367,29 @@ def main() -> None:
     s = selected_point(store, ui, table)
     actions(store, ui, s)
 
-    tabs = st.tabs(["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Teaching", "Jobs",
-                    "Results table"])
+    tabs = st.tabs(["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Calibration images",
+                    "Teaching", "Jobs", "Results table"])
     with tabs[0]:
         pareto_section(store, ui, table, version)
     p = ui["point"]
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")
     with tabs[1]:
-        accuracy, heatmap = curve_figures(store, version, p, arch)
+        accuracy, heatmap = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"])
         c1, c2 = st.columns(2)
         c1.plotly_chart(accuracy, key="curves")
         c2.plotly_chart(heatmap, key="heatmap")
     with tabs[2]:
         st.plotly_chart(mapping_figure(store, version, p, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the "
-                                                          "processor vs on the crossbar"), key="fig7")
+                                                          "processor vs on the crossbar", ui["bn"],
+                                     ui["calib_images"]), key="fig7")
     with tabs[3]:
-        teaching_section(store, ui, s)
+        calibration_section(store, ui, version, arch)
     with tabs[4]:
-        job_panel(store)
+        teaching_section(store, ui, s)
     with tabs[5]:
+        job_panel(store)
+    with tabs[6]:
         shown = table.drop(columns=[c for c in ("point_id", "checkpoint_sha", "label", "updated", "calibrated_rates")
                                     if c in table])
         st.dataframe(shown, hide_index=True)

@@ -78,3 +78,84 @@ def nearest_rate(available, rate: float) -> float | None:
     """The calibrated rate closest to `rate` (None when nothing was calibrated)."""
     available = sorted(available)
     return min(available, key=lambda r: (abs(r - rate), r)) if available else None
+
+
+# ----------------------------------------------------------------------------------- per chip
+# Algorithm 1 gives statistics averaged over random masks; a real chip has one fixed defect map, which
+# shifts each channel's mean and variance by its own amount. BN runs in the digital periphery, so a chip
+# can re-estimate its statistics at deployment from a few unlabeled images, knowing nothing of its map.
+BN_PROTOCOLS = ("paper", "chip", "batch")
+DEFAULT_CALIB_IMAGES = 500
+
+
+def check_bn_protocol(name: str) -> str:
+    from dse.errors import DSEError
+
+    if name not in BN_PROTOCOLS:
+        raise DSEError(f"unknown BN protocol {name!r}; choose one of {', '.join(BN_PROTOCOLS)}")
+    return name
+
+
+def bn_label(bn: str, calib_images: int | None = None) -> str:
+    """How a number's BatchNorm statistics were obtained, as tables and charts name it."""
+    return {"paper": "paper (Algorithm 1)", "chip": f"chip (N={calib_images})",
+            "batch": "batch (transductive)"}[check_bn_protocol(bn)]
+
+
+def calibration_batches(train_x: Tensor, n: int, seed: int = 0, batch_size: int = 500,
+                        device: torch.device | str = "cpu", crop_pad: int = 4) -> list[Tensor]:
+    """The N unlabeled training images every chip calibrates on: drawn once by `seed` (the same for every
+    chip), with the training crop + flip (the weights after each BN were learnt against augmented
+    batches, as in `calibrate_bn`), normalised and batched."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train_x), generator=g)[: min(n, len(train_x))]
+    x = random_crop_flip(train_x[idx], g, crop_pad)
+    return [normalize(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+
+
+@torch.no_grad()
+def chip_bn_stats(model: nn.Module, weights: dict[str, Tensor], batches: list[Tensor],
+                  device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """BN running statistics re-estimated through one faulty chip: the `batches` run through the model with
+    the chip's `weights` substituted (functional_call, weights frozen), each BN layer's statistics an exact
+    cumulative average over the pass (momentum=None). The model's own buffers are left as they were."""
+    from torch.func import functional_call
+
+    layers = _bn_layers(model)
+    saved, momenta = bn_buffers(model), [bn.momentum for bn in layers]
+    modes = [bn.training for bn in layers]
+    try:
+        for bn in layers:
+            bn.reset_running_stats()
+            bn.momentum = None
+            bn.train()  # only the BN layers: any other train-mode behaviour stays off
+        for x in batches:
+            with autocast(torch.device(device)):
+                functional_call(model, weights, (x,))
+        return bn_buffers(model)
+    finally:
+        for bn, m, t in zip(layers, momenta, modes):
+            bn.momentum = m
+            bn.train(t)
+        load_bn_buffers(model, saved)
+
+
+class batch_statistics:
+    """Context: every BN layer normalises with the statistics of the batch in front of it (transductive),
+    its running statistics untouched (momentum 0)."""
+
+    def __init__(self, model: nn.Module):
+        self.layers = _bn_layers(model)
+
+    def __enter__(self):
+        self.saved = [(bn.training, bn.momentum, bn.num_batches_tracked.clone()) for bn in self.layers]
+        for bn in self.layers:
+            bn.train()
+            bn.momentum = 0.0
+        return self
+
+    def __exit__(self, *exc):
+        for bn, (t, m, nbt) in zip(self.layers, self.saved):
+            bn.train(t)
+            bn.momentum = m
+            bn.num_batches_tracked.copy_(nbt)

@@ -73,7 +73,7 @@ def import_manifest(store: Store, path: Path, shas: dict[str, tuple[str, str]]) 
     return n
 
 
-_EVAL_FIELDS = ("fault_rate", "fault_model", "protocol", "seed", "bn_rate", "rescale", "test_images", "n", "mean",
+_EVAL_FIELDS = ("fault_rate", "fault_model", "protocol", "bn", "calib_images", "seed", "bn_rate", "rescale", "test_images", "n", "mean",
                 "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best", "time_s")
 
 
@@ -88,8 +88,8 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
 
     folder = Path(folder)
     # the whole key, smallest protocol first: a stable order keeps the manifest's diffs to what changed
-    evals = store.read_sql("SELECT * FROM evaluations ORDER BY fault_rate, fault_model, n, protocol, seed, "
-                           "recalibrate, rescale, test_images")
+    evals = store.read_sql("SELECT * FROM evaluations ORDER BY fault_rate, fault_model, bn, calib_images, n, "
+                           "protocol, seed, recalibrate, rescale, test_images")
     old = _old_spot_checks(folder / MANIFEST)
     cifar = None
     entries, n = [], 0
@@ -106,11 +106,15 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
                       protocol_config={"recalibrate": bool(r.recalibrate)})
             rows.append(ev)
         n += len(rows)
+        dataset = dict(m.get("dataset") or {})
+        if dataset.get("source"):  # a file name, never the builder's path: the fingerprint identifies the data
+            dataset["source"] = Path(str(dataset["source"])).name
         entries.append({
             "file": path.name, "sha256": ck.sha256, "bytes": path.stat().st_size,
             **{k: m.get(k) for k in ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "seed", "epochs",
                                      "recipe", "init", "test_accuracy", "test_accuracy_trained_bn", "train_time_s",
-                                     "calibration", "dataset", "dtype", "versions", "device")},
+                                     "calibration", "dtype", "versions", "device")},
+            "dataset": dataset,
             "evaluations": rows})
         spot = old.get(ck.sha256)
         if spot is None and data is not None:

@@ -99,3 +99,30 @@ def sensitivity(df: pd.DataFrame, title: str) -> go.Figure:
                  labels={"drop": "accuracy drop (points)", "layer": "crossbar layer"}, title=title)
     fig.update_layout(height=380, xaxis_tickangle=-45)
     return fig
+
+
+def subtitle(fig: go.Figure, text: str) -> go.Figure:
+    """The figure with `text` under its title (which protocol its numbers come from)."""
+    title = fig.layout.title.text or ""
+    fig.update_layout(title_text=f"{title}<br><sup>{text}</sup>" if title else text)
+    return fig
+
+
+def calibration_curve(curve: pd.DataFrame, title: str) -> go.Figure:
+    """Accuracy under faults against the unlabeled images each chip calibrates BN on: mean with its 95% CI,
+    and the spread across chips (worst to best) as a band; N = 0 is the paper's protocol."""
+    if curve.empty:
+        return empty("no calibration sweep for this design point yet")
+    d = curve.assign(N=curve.calib_images.map(lambda n: "0 (paper)" if n == 0 else str(n)))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=d.N, y=d.best, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=d.N, y=d.worst, mode="lines", line=dict(width=0), fill="tonexty",
+                             fillcolor="rgba(31,119,180,0.2)", name="chips: worst to best"))
+    fig.add_trace(go.Scatter(x=d.N, y=d["mean"], mode="lines+markers", error_y=dict(type="data", array=d.ci95),
+                             name="mean (95% CI)", line=dict(color="#1f77b4"),
+                             customdata=np.stack([d["std"], d.n], axis=1),
+                             hovertemplate="N=%{x}: %{y:.2f}% (chip std %{customdata[0]:.2f}, %{customdata[1]} chips)"))
+    fig.update_xaxes(type="category", title="calibration images per chip (N)")
+    fig.update_yaxes(title=AXIS["accuracy"])
+    fig.update_layout(title=title, height=400, legend=dict(orientation="h", y=-0.2))
+    return fig

@@ -12,7 +12,7 @@ from dse.errors import DSEError
 
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
 COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench",
-            "sensitivity"]
+            "sensitivity", "calibcurve"]
 
 
 class OneLineParser(argparse.ArgumentParser):

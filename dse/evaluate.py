@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from dse.calibrate import nearest_rate
+from dse.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibration_batches,
+                           check_bn_protocol, chip_bn_stats, nearest_rate)
 from dse.checkpoint import Checkpoint, load_bn_buffers
 from dse.data import head, normalize
 from dse.device import autocast, autocast_dtype
@@ -52,19 +53,36 @@ class Protocol:
     recalibrate: bool = True  # use BN statistics calibrated for p' = f
     rescale: bool = True  # keep the 1/(1-f) drop-connect scale at inference
     test_images: int | None = None  # None: the full test set
+    bn: str = "paper"  # BN statistics: paper (Algorithm 1 for p' = f), chip (re-estimated per chip), batch
+    calib_images: int = DEFAULT_CALIB_IMAGES  # training images a chip calibrates on (bn="chip")
+    calib_seed: int = 0  # which training images (and crops) every chip calibrates on
 
     @property
     def name(self) -> str:
         return f"adaptive({self.adaptive})" if self.adaptive else f"fixed({self.instances})"
+
+    @property
+    def calib_n(self) -> int:
+        """Calibration images as the store keys them: 0 unless the chip protocol uses them."""
+        return self.calib_images if self.bn == "chip" else 0
+
+    @property
+    def bn_label(self) -> str:
+        return bn_label(self.bn, self.calib_images)
 
     def check(self) -> "Protocol":
         if self.instances < 1:
             raise DSEError(f"instances must be a positive integer, got {self.instances!r}")
         if self.adaptive is not None and not (math.isfinite(self.adaptive) and self.adaptive > 0):
             raise DSEError(f"adaptive CI target must be a positive number of points, got {self.adaptive!r}")
+        if self.bn != "paper" and not self.recalibrate:
+            raise DSEError(f"--no-recalibrate applies to the paper BN protocol only, not to {self.bn!r}")
         if self.min_instances < 2:
             raise DSEError(f"min instances must be at least 2, got {self.min_instances!r}")
         check_fault_model(self.fault_model)
+        check_bn_protocol(self.bn)
+        if isinstance(self.calib_images, bool) or not isinstance(self.calib_images, int) or self.calib_images < 1:
+            raise DSEError(f"calibration images must be a positive integer, got {self.calib_images!r}")
         return self
 
 
@@ -267,6 +285,8 @@ class Evaluator:
 
     def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500):
         self.ckpt = ckpt
+        self.batch_size = batch_size
+        self.calib: list[Tensor] | None = None  # the chip protocol's calibration batches, once set
         self.device = torch.device(device)
         self.model = ckpt.build_model().to(self.device, memory_format=torch.channels_last).eval()
         self.injector = FaultInjector(self.model, ckpt.meta["mapping"])
@@ -294,6 +314,16 @@ class Evaluator:
             return None, f"{type(e).__name__}: {e}"
         return fast, "bn-folded" + (" + oneDNN fused conv/ReLU/add" if mkldnn else "")
 
+    def set_calibration(self, train_x: Tensor, n: int, seed: int = 0) -> None:
+        """Choose the N training images every chip of the `chip` protocol calibrates its BN statistics on."""
+        self.calib = calibration_batches(train_x, n, seed, self.batch_size, self.device)
+
+    def chip_weights(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
+        """`weights` plus BN statistics re-estimated through the chip they describe (set_calibration first)."""
+        if self.calib is None:
+            raise DSEError("the chip BN protocol needs calibration images: call set_calibration first")
+        return {**(weights or {}), **chip_bn_stats(self.model, weights or {}, self.calib, self.device)}
+
     def _params(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
         """The model's parameters and buffers by name, with `weights` substituted."""
         p = dict(self.model.named_parameters())
@@ -313,9 +343,20 @@ class Evaluator:
         return chosen
 
     @torch.no_grad()
-    def accuracy(self, weights: dict[str, Tensor] | None = None) -> float:
-        """Test accuracy (percent) with the given crossbar weights substituted (None: the float weights)."""
+    def accuracy(self, weights: dict[str, Tensor] | None = None, bn: str = "paper") -> float:
+        """Test accuracy (percent) with the given crossbar weights substituted (None: the float weights).
+        bn: "paper" uses the BN statistics loaded (use_bn_for), "chip" re-estimates them through this chip
+        first, "batch" normalises each test batch with its own statistics."""
         correct = 0
+        if bn == "chip":  # the re-estimated statistics then fold into the fast path like any others
+            weights = self.chip_weights(weights)
+        if bn == "batch":
+            with batch_statistics(self.model):
+                for x, y in zip(self.x, self.y):
+                    with autocast(self.device):
+                        logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
+                    correct += (logits.argmax(1) == y).sum()
+            return 100.0 * int(correct) / self.n_images
         if self.fast is not None and all(k in self.fast.names for k in weights or ()):
             p = self._params(weights)
             with autocast(self.device):
@@ -336,16 +377,16 @@ class Evaluator:
         rate = check_rate(rate, "fault rate")
         p = protocol
         t0 = time.perf_counter()
-        bn_rate = self.use_bn_for(rate, p.recalibrate)
+        bn_rate = self.use_bn_for(rate, p.recalibrate) if p.bn == "paper" else None
         accs: list[float] = list(done or [])[: p.instances]
         if rate == 0:  # no faults: every instance is the same quantised network
-            accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0))]
+            accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0), p.bn)]
         elif not (p.adaptive and len(accs) >= max(2, p.min_instances) and summarize(accs)["ci95"] <= p.adaptive):
             bar = tqdm(range(len(accs), p.instances), desc=f"f={rate:g}", unit="crossbar", disable=not progress,
                        leave=False, initial=len(accs), total=p.instances)
             for i in bar:
                 w = self.injector.weights(i, rate, p.seed, p.fault_model, p.rescale)
-                accs.append(self.accuracy(w))
+                accs.append(self.accuracy(w, p.bn))
                 if on_instance:
                     on_instance(i + 1, accs[-1])
                 if len(accs) >= 2:
@@ -355,7 +396,7 @@ class Evaluator:
                         break
         s = summarize(accs)
         return {"fault_rate": rate, "fault_model": p.fault_model, "protocol": p.name, "seed": p.seed,
-                "bn_rate": bn_rate, "rescale": p.rescale, "test_images": self.n_images,
+                "bn": p.bn, "calib_images": p.calib_n, "bn_rate": bn_rate, "rescale": p.rescale, "test_images": self.n_images,
                 "accuracies": [round(a, 4) for a in accs], **s, "at_chance": at_chance(s["mean"]),
                 "time_s": round(time.perf_counter() - t0, 3)}
 
@@ -364,14 +405,19 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
              device="cpu", progress: bool = True, batch_size: int = 500,
              on_result: Callable[[dict], None] | None = None,
              on_instance: Callable[[float, int, float], None] | None = None,
-             done: dict[float, list[float]] | None = None) -> dict:
+             done: dict[float, list[float]] | None = None, calib_x: Tensor | None = None) -> dict:
     """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies.
     on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar.
-    done[rate]: per-instance accuracies already measured (an interrupted run's), not run again."""
+    done[rate]: per-instance accuracies already measured (an interrupted run's), not run again.
+    calib_x: the training images (uint8) the chip protocol calibrates on; never test images."""
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = head(test_x, test_y, protocol.test_images)
     ev = Evaluator(ckpt, test_x, test_y, device, batch_size)
+    if protocol.bn == "chip":
+        if calib_x is None:
+            raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
+        ev.set_calibration(calib_x, protocol.calib_images, protocol.calib_seed)
     ev.use_bn_for(0.0, protocol.recalibrate)
     quantized = ev.accuracy(ev.injector.weights(None, 0.0))
     results = []

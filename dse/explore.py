@@ -32,14 +32,29 @@ def at_chance(accuracy) -> bool:
     return accuracy is not None and accuracy == accuracy and float(accuracy) <= CHANCE_ACCURACY + CHANCE_MARGIN
 
 
-def best_evaluations(evals: pd.DataFrame) -> pd.DataFrame:
-    """One row per (design point, fault rate): SA1, recalibrated and rescaled (the paper's protocol),
-    the one with most instances on most test images."""
+BN_PROTOCOLS = ("chip", "paper", "batch")  # the app's order: per-chip calibration first
+DEFAULT_CALIB_IMAGES = 500
+
+
+def bn_label(bn: str, calib_images: int = DEFAULT_CALIB_IMAGES) -> str:
+    """How a number's BN statistics were obtained (dse.calibrate.bn_label, without importing torch)."""
+    return {"paper": "paper (Algorithm 1)", "chip": f"chip (N={int(calib_images)})",
+            "batch": "batch (transductive)"}[bn]
+
+
+def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    """One row per (design point, fault rate) under one BN protocol (paper: Algorithm 1's statistics for
+    p' = f; chip: re-estimated through each chip from `calib_images` training images; batch): SA1,
+    rescaled, the one with most instances on most test images. Its `bn_protocol` column names the protocol."""
     if evals.empty:
-        return evals
+        return evals.assign(bn_protocol=pd.Series(dtype=str))
     e = evals[(evals.fault_model == "sa1") & (evals.recalibrate == 1) & (evals.rescale == 1)]
+    e = e[e.bn == bn] if "bn" in e else e
+    if bn == "chip":
+        e = e[e.calib_images == int(calib_images)]
     e = e.sort_values(["test_images", "n", "updated"], ascending=False)
-    return e.drop_duplicates(["point_id", "fault_rate"]).sort_values(POINT + ["fault_rate"])
+    e = e.drop_duplicates(["point_id", "fault_rate"]).sort_values(POINT + ["fault_rate"])
+    return e.assign(bn_protocol=bn_label(bn, calib_images))
 
 
 def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.DataFrame:
@@ -50,21 +65,26 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     return df.merge(c, on=ARCH, how="left")
 
 
-def design_table(store: Store, fault_rate: float, cost_model: str = "paper") -> pd.DataFrame:
-    """Every trained design point with its accuracy at `fault_rate` (NaN where not evaluated), its
-    fault-free accuracy, loss against the fault-free baseline, and cost."""
+def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = "paper",
+                 calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
+    evaluated), its fault-free accuracy, its loss both ways (against its own fault-free accuracy, `loss_own`,
+    the paper's "degradation"; against its architecture's p=0 model, `loss_p0`, NaN where there is none),
+    and cost. `bn_protocol` names the protocol of every number."""
     points = store.points()
     if points.empty:
-        return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj"])
-    ev = best_evaluations(store.evaluations())
+        return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj", "bn_protocol"])
+    ev = best_evaluations(store.evaluations(), bn, calib_images)
     at = ev[np.isclose(ev.fault_rate, fault_rate)] if not ev.empty else ev
     cols = ["point_id", "mean", "ci95", "worst", "p5", "n", "test_images", "protocol"]
     df = points.merge(at[cols] if not at.empty else pd.DataFrame(columns=cols), on="point_id", how="left")
     df = df.rename(columns={"mean": "accuracy"})
     df["accuracy"] = df["accuracy"].astype(float)
     base = baseline_accuracy(points)
-    df["baseline"] = [base.get(tuple(r[c] for c in ARCH), r["fault_free_accuracy"]) for _, r in df.iterrows()]
-    df["loss"] = df["baseline"] - df["accuracy"]
+    df["baseline"] = [base.get(tuple(r[c] for c in ARCH), np.nan) for _, r in df.iterrows()]
+    df["loss_own"] = df["fault_free_accuracy"].astype(float) - df["accuracy"]
+    df["loss_p0"] = df["baseline"].astype(float) - df["accuracy"]
+    df["bn_protocol"] = bn_label(bn, calib_images)
     df["label"] = [label(r) for _, r in df.iterrows()]
     return with_costs(df, store.costs(), cost_model)
 
@@ -81,9 +101,9 @@ def label(r) -> str:
     return f"{r['network']} {r['width']:g}x{sk} p={r['dropconnect']:g}{mp}"
 
 
-def curves(store: Store, point: DesignPoint) -> pd.DataFrame:
+def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
     """Accuracy against fault rate for every drop-connect rate of the point's architecture (Figs. 3-5)."""
-    ev = best_evaluations(store.evaluations())
+    ev = best_evaluations(store.evaluations(), bn, calib_images)
     if ev.empty:
         return ev
     arch = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
@@ -91,9 +111,10 @@ def curves(store: Store, point: DesignPoint) -> pd.DataFrame:
     return ev[arch].sort_values(["dropconnect", "fault_rate"])
 
 
-def mapping_comparison(store: Store, point: DesignPoint) -> pd.DataFrame:
+def mapping_comparison(store: Store, point: DesignPoint, bn: str = "paper",
+                       calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
     """The point's curves under each mapping policy where more than one exists (Fig. 7)."""
-    ev = best_evaluations(store.evaluations())
+    ev = best_evaluations(store.evaluations(), bn, calib_images)
     if ev.empty:
         return ev
     same = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
@@ -125,6 +146,33 @@ def status(table: pd.DataFrame, point: DesignPoint) -> PointStatus:
     err = r.get("error") if isinstance(r.get("error"), str) else None
     trained = isinstance(r.get("checkpoint"), str) and not err
     return PointStatus(trained, trained and not pd.isna(r.get("accuracy")), r, r.get("checkpoint"), err)
+
+
+def calibration_curve(store: Store, point: DesignPoint, fault_rate: float) -> pd.DataFrame:
+    """Accuracy (mean, CI, spread across chips) at `fault_rate` against the images each chip calibrated its
+    BN statistics on: the paper's protocol as N = 0, then every chip-protocol N evaluated (dse calib-curve).
+    Only the crossbars all counts share are compared (the same chips for every N)."""
+    from scipy import stats
+
+    ev = store.evaluations()
+    if ev.empty:
+        return ev
+    e = ev[(ev.point_id == point.point_id) & np.isclose(ev.fault_rate, fault_rate) & (ev.fault_model == "sa1")
+           & (ev.recalibrate == 1) & (ev.rescale == 1) & ev.bn.isin(["paper", "chip"])]
+    e = e.sort_values(["test_images", "n", "updated"], ascending=False).drop_duplicates(["bn", "calib_images"])
+    if e.empty:
+        return e
+    e = e.assign(calib_images=np.where(e.bn == "paper", 0, e.calib_images))
+    accs = [json.loads(a) for a in e.accuracies]
+    k = min(len(a) for a in accs)
+    rows = []
+    for (_, r), a in zip(e.iterrows(), accs):
+        a = np.asarray(a[:k], dtype=float)
+        half = float(stats.t.ppf(0.975, k - 1)) * a.std(ddof=1) / math.sqrt(k) if k > 1 else np.nan
+        rows.append({"calib_images": int(r.calib_images), "bn_protocol": bn_label(r.bn, r.calib_images),
+                     "mean": a.mean(), "ci95": half, "std": a.std(ddof=1) if k > 1 else 0.0,
+                     "worst": a.min(), "best": a.max(), "n": k, "test_images": int(r.test_images)})
+    return pd.DataFrame(rows).sort_values("calib_images").reset_index(drop=True)
 
 
 def fronts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:

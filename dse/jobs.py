@@ -43,9 +43,20 @@ def train_config(point: DesignPoint, *, epochs: int, data: str, out_dir: str, se
 
 def evaluate_config(checkpoint: str, fault_rates, *, data: str, instances: int = 100,
                     adaptive: float | None = None, seed: int = 0, device: str = "auto",
-                    test_images: int | None = None) -> dict:
-    return {"checkpoint": str(checkpoint), "fault_rates": sorted(float(f) for f in fault_rates), "data": str(data),
-            "instances": instances, "adaptive": adaptive, "seed": seed, "device": device, "test_images": test_images}
+                    test_images: int | None = None, bn: str = "paper", calib_images: int = 500) -> dict:
+    c = {"checkpoint": str(checkpoint), "fault_rates": sorted(float(f) for f in fault_rates), "data": str(data),
+         "instances": instances, "adaptive": adaptive, "seed": seed, "device": device, "test_images": test_images}
+    if bn != "paper":  # the paper protocol's jobs keep the ids they had before the BN protocols existed
+        c["bn"] = bn
+    if bn == "chip":
+        c["calib_images"] = int(calib_images)
+    return c
+
+
+def bn_of(c: dict) -> tuple[str, int]:
+    """An evaluate config's BN protocol and its calibration images (0 unless chip)."""
+    bn = c.get("bn", "paper")
+    return bn, int(c.get("calib_images", 500)) if bn == "chip" else 0
 
 
 def sensitivity_config(checkpoint: str, fault_rate: float, *, data: str, instances: int = 3,
@@ -207,15 +218,16 @@ def _evaluate(c: dict, progress) -> dict:
     from dse.evaluate import Protocol, evaluate
 
     ck = load_checkpoint(c["checkpoint"])
+    bn, calib = bn_of(c)
     protocol = Protocol(instances=c["instances"], adaptive=c.get("adaptive"), seed=c["seed"],
-                        test_images=c.get("test_images")).check()
+                        test_images=c.get("test_images"), bn=bn, calib_images=calib or 500).check()
     data = load_cifar10(c["data"])
     rates = c["fault_rates"]
     per_rate = protocol.instances
     journals = {rate: journal_path(c, ck.sha256, rate) for rate in rates}
     done, earlier_s = {}, {}  # the crossbars finished by earlier runs, and the seconds they took
     for rate, path in journals.items():
-        done[rate], earlier_s[rate] = read_journal(path, ck.sha256, rate)
+        done[rate], earlier_s[rate] = read_journal(path, ck.sha256, rate, bn_of(c))
     spent = dict(earlier_s)
     clock = [time.perf_counter()]
 
@@ -232,7 +244,8 @@ def _evaluate(c: dict, progress) -> dict:
         print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),
               flush=True)
     out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.get("device", "auto")),
-                   progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()})
+                   progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()},
+                   calib_x=data.train_x)
     quantized = out["fault_free_quantized_accuracy"]
     # time_s covers every crossbar of the result, those of earlier runs it reused included
     return {"checkpoint": str(c["checkpoint"]), "checkpoint_sha": ck.sha256, "protocol": asdict(protocol),
@@ -245,23 +258,29 @@ def journal_path(c: dict, sha: str, rate: float) -> Path:
     """Where evaluate jobs keep the accuracy of every crossbar instance they finish at one fault rate: a
     killed job resumes where it stopped, and a later job asking more instances of the same weights, seed
     and test images runs only the new ones (instance i is the same fault map whatever the protocol)."""
-    key = json.dumps([sha, float(rate), c["seed"], c.get("test_images")])
+    key = [sha, float(rate), c["seed"], c.get("test_images")]
+    if bn_of(c)[0] != "paper":  # a chip's accuracy depends on the protocol; the paper's journals keep their names
+        key += list(bn_of(c))
+    key = json.dumps(key)
     return Path(f"{c['checkpoint']}.crossbars-{hashlib.sha256(key.encode()).hexdigest()[:16]}.partial")
 
 
 def write_journal(c: dict, sha: str, rate: float, accuracies: list[float], seconds: float) -> None:
     """Record the crossbars of evaluate job `c` finished so far at one fault rate (atomically)."""
+    bn, calib = bn_of(c)
     doc = {"checkpoint_sha": sha, "fault_rate": rate, "seed": c["seed"], "test_images": c.get("test_images"),
+           "bn": bn, "calib_images": calib,
            "accuracies": list(accuracies), "seconds": round(seconds, 3)}
     atomic_write(journal_path(c, sha, rate), json.dumps(doc).encode())
 
 
-def read_journal(path: Path, sha: str, rate: float) -> tuple[list[float], float]:
+def read_journal(path: Path, sha: str, rate: float, bn: tuple[str, int] = ("paper", 0)) -> tuple[list[float], float]:
     """The crossbars finished earlier and the seconds they took; an unreadable or foreign journal is ignored
     (the work is redone)."""
     try:
         doc = json.loads(path.read_text())
-        if doc["checkpoint_sha"] != sha or float(doc["fault_rate"]) != float(rate):
+        if (doc["checkpoint_sha"] != sha or float(doc["fault_rate"]) != float(rate)
+                or (doc.get("bn", "paper"), int(doc.get("calib_images", 0))) != tuple(bn)):
             return [], 0.0
         return [float(a) for a in doc["accuracies"]], float(doc.get("seconds", 0.0))
     except (OSError, ValueError, KeyError, TypeError):

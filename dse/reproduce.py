@@ -54,15 +54,25 @@ ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 # =============================================================================================
 
 
-def grid_results(store: Store, spec: SweepSpec) -> pd.DataFrame:
-    """One row per (design point of the grid, fault rate): the paper's protocol (SA1, recalibrated BN,
-    rescaled), the evaluation with most instances on most images, with the point's fault-free accuracy."""
+def spec_protocols(spec: SweepSpec) -> list[str]:
+    """The BN protocols a grid evaluates, in its order (the paper's first when it has it)."""
+    bns = [spec.protocol.get("bn", "paper")]
+    for _, _, grid in spec.blocks():
+        bns.append(dict(grid.protocol).get("bn", spec.protocol.get("bn", "paper")))
+    flat = [b for x in bns for b in (x if isinstance(x, list) else [x])]
+    return sorted(set(flat), key=lambda b: ("paper", "chip", "batch").index(b))
+
+
+def grid_results(store: Store, spec: SweepSpec, bn: str = "paper") -> pd.DataFrame:
+    """One row per (design point of the grid, fault rate) under BN protocol `bn` (SA1, rescaled; the chip
+    protocol at the spec's calibration images), the evaluation with most instances on most images, with the
+    point's fault-free accuracy."""
     from dse.explore import best_evaluations
 
     wanted = {(p.point_id, f) for p, rates in spec.points() for f in rates}
     ev = store.evaluations()
     ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
-    ev = best_evaluations(ev)
+    ev = best_evaluations(ev, bn, spec.protocol.get("calib_images", 500))
     cols = ARCH + ["dropconnect", "fault_rate", "mean", "ci95", "n", "worst", "test_images", "fault_free_accuracy",
                    "point_id", "time_s"]
     if ev.empty:
@@ -73,9 +83,9 @@ def grid_results(store: Store, spec: SweepSpec) -> pd.DataFrame:
 
 def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFrame:
     """One row per trained design point of the grid: fault-free accuracy, mean accuracy with its 95% CI and
-    crossbar count at each fault rate, the loss against the architecture's fault-free baseline (its p=0
-    model with the default mapping), how it was trained, and the compute it took; a last row totals the
-    compute (the budget spent). The README's table of shipped results."""
+    crossbar count at each fault rate, the loss both ways (against the point's own fault-free accuracy, and
+    against its architecture's p=0 model with the default mapping), how it was trained, and the compute it
+    took; a last row totals the compute (the budget spent). The README's table of shipped results."""
     from dse.explore import label
 
     pts = store.points()
@@ -88,17 +98,18 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
         base_pt = pts[(pts.network == point.network) & np.isclose(pts.width, point.width)
                       & (pts.shortcut_kernel == point.shortcut_kernel) & (pts.mapping == "default")
                       & np.isclose(pts.dropconnect, 0)]
-        baseline = float(base_pt.fault_free_accuracy.iloc[0]) if not base_pt.empty else r.fault_free_accuracy
+        baseline = float(base_pt.fault_free_accuracy.iloc[0]) if not base_pt.empty else float("nan")
         base = grid.base_of(point)
         out = {"design point": label(r), "fault-free (%)": _num(r.fault_free_accuracy, 2)}
         for f in [f for f in rates if f > 0]:
             e = df[(df.point_id == point.point_id) & np.isclose(df.fault_rate, f)]
+            loss = f"loss at {f:g}: own / p=0"
             if e.empty:
-                out[f"f={f:g}: mean ± CI (n)"], out[f"loss at {f:g}"] = "not evaluated", "-"
+                out[f"f={f:g}: mean ± CI (n)"], out[loss] = "not evaluated", "-"
             else:
                 e = e.iloc[0]
                 out[f"f={f:g}: mean ± CI (n)"] = f"{e['mean']:.2f} ± {e.ci95:.2f} ({int(e.n)})"
-                out[f"loss at {f:g}"] = f"{baseline - e['mean']:.2f}"
+                out[loss] = f"{r.fault_free_accuracy - e['mean']:.2f} / {_num(baseline - e['mean'], 2)}"
         out["training"] = (f"{int(r.epochs)} epochs from "
                            + ("" if base.shortcut_kernel == point.shortcut_kernel else f"k{base.shortcut_kernel} ")
                            + f"p={base.dropconnect:g}"
@@ -161,8 +172,13 @@ def fault_free(df: pd.DataFrame) -> float | None:
 
 
 def losses(df: pd.DataFrame) -> dict[float, float]:
-    base, best = fault_free(df), best_over_p(df)
-    return {} if base is None else {round(f, 6): base - a for f, a in best.items()}
+    """At each fault rate, the loss of the best design point over drop-connect rates against its own
+    fault-free accuracy: how the paper's "degradation" reads."""
+    if df.empty:
+        return {}
+    best = df.loc[df.groupby("fault_rate")["mean"].idxmax()]
+    best = best[best.fault_free_accuracy.notna()]
+    return {round(r.fault_rate, 6): float(r.fault_free_accuracy - r["mean"]) for _, r in best.iterrows()}
 
 
 # =============================================================================================
@@ -424,10 +440,29 @@ def best_p_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], table: pd.DataFrame,
-                     files: list[str], png_problem: str | None, sweep: dict | None,
-                     points: pd.DataFrame | None = None) -> str:
-    from dse.explore import label
+BN_TITLES = {"paper": "BN statistics by the paper's Algorithm 1 (for p' = f)",
+             "chip": "BN statistics re-estimated through each chip",
+             "batch": "BN statistics of each test batch (transductive)"}
+
+
+def claims_table(per: dict[str, list[dict]]) -> pd.DataFrame:
+    """The paper's claims with our finding and verdict under each BN protocol, side by side."""
+    rows = []
+    for i, claim in enumerate(next(iter(per.values()))):
+        row = {"paper": claim["paper"]}
+        for bn, claims in per.items():
+            row[f"ours ({bn} BN)"] = claims[i]["ours"]
+            row[f"verdict ({bn} BN)"] = claims[i]["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame, table: pd.DataFrame,
+                     files: list[str], png_problem: str | None, sweep: dict | None) -> str:
+    """The report: per BN protocol (`per[bn]` holds its results `df` and `points` table) the design points,
+    accuracy under faults and best drop-connect rates; then the claims under every protocol, Table II and
+    the figures."""
+    from dse.explore import bn_label, label
 
     r, p = spec.recipe, spec.protocol
     lines = [f"# Reproduction: grid `{spec.name}`", "",
@@ -435,7 +470,8 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
              f"Recipe: {r['epochs']} epochs, batch {r['batch_size']}, peak lr {r['lr']:g}. Protocol: "
              f"{p['instances']} crossbars per fault rate" + (f" (adaptive, CI half-width {p['adaptive']:g})"
                                                            if p['adaptive'] else "")
-             + f", {p['test_images'] or 'all'} test images, fault-map seed {p['seed']}.", ""]
+             + f", {p['test_images'] or 'all'} test images, fault-map seed {p['seed']}; BN protocols: "
+             + ", ".join(bn_label(bn, p.get("calib_images", 500)) for bn in per) + ".", ""]
     if sweep:
         lines += [f"Jobs: {sweep['jobs']} in the grid, {sweep['skipped']} already done, {sweep['done']} run now, "
                   f"{sweep['failed']} failed, {sweep['cancelled']} cancelled ({sweep['backend']} backend, "
@@ -443,28 +479,29 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
         for f in sweep["failures"][:10]:
             lines.append(f"- {f['state']}: {f['job']}: {f['error']}")
         lines.append("")
-    if points is not None and not points.empty:
-        lines += ["## Design points", "",
-                  "Accuracy (%) under SA1 faults: mean over the crossbar instances with its 95% CI and their "
-                  "count; loss in points against the architecture's fault-free p=0 model; training time of this "
-                  "point alone (a fine-tuned point's base not counted).", "",
-                  _md_table(points), ""]
-    lines += ["## Accuracy under faults", "",
-              "Mean accuracy (%) over the crossbar instances, one row per design point, one column per fault rate.", ""]
-    if df.empty:
-        lines += ["No evaluations of this grid in the store yet.", ""]
-    else:
+    for bn, res in per.items():
+        df, points = res["df"], res["points"]
+        lines += [f"## {BN_TITLES[bn]}: {bn_label(bn, p.get('calib_images', 500))}", ""]
+        if points is not None and not points.empty:
+            lines += ["Accuracy (%) under SA1 faults: mean over the crossbar instances with its 95% CI and their "
+                      "count; loss in points against the point's own fault-free accuracy and against its "
+                      "architecture's fault-free p=0 model; training time of this point alone.", "",
+                      _md_table(points), ""]
+        if df.empty:
+            lines += ["No evaluations of this grid under this protocol in the store yet.", ""]
+            continue
         wide = df.assign(point=[label(row) for _, row in df.iterrows()]).pivot_table(
             index="point", columns="fault_rate", values="mean", sort=False)
         wide.columns = [f"f={c:g}" for c in wide.columns]
         ff = df.groupby(df.apply(label, axis=1), sort=False).fault_free_accuracy.first()
         wide.insert(0, "fault-free float", ff.reindex(wide.index))
-        lines += [_md_table(wide.reset_index()), ""]
-        lines += ["## Best drop-connect rate per fault rate", "", _md_table(best_p_table(df)), ""]
+        lines += ["Mean accuracy (%) over the crossbar instances:", "", _md_table(wide.reset_index()), ""]
+        lines += ["Best drop-connect rate per fault rate:", "", _md_table(best_p_table(df)), ""]
     lines += ["## The paper's claims against ours", "",
               f"Verdicts: *agrees* when ours is as good as the paper's figure or within {TOLERANCE:g} points; "
-              "*not measured* when the grid lacks the design points. Tiny or short runs will differ.", ""]
-    lines += [_md_table(pd.DataFrame(claims)[["paper", "ours", "verdict"]]), ""]
+              "*not measured* when the grid lacks the design points. Losses read as the paper's degradation: "
+              "the best design point against its own fault-free accuracy.", ""]
+    lines += [_md_table(claims), ""]
     lines += ["## Table II: latency and energy on ISAAC (paper mode)", "",
               "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.cost.paper_cost.", ""]
     t = table.assign(width=table.width.map(lambda w: f"{w:g}x"), macs=table.macs.map(lambda m: f"{m:,}"))
@@ -477,10 +514,47 @@ def summary_markdown(spec: SweepSpec, df: pd.DataFrame, claims: list[dict], tabl
     return "\n".join(lines) + "\n"
 
 
+def calibration_table(store: Store, spec: SweepSpec, fault_rate: float = 0.3) -> pd.DataFrame:
+    """For each grid point with a calibration-image sweep at `fault_rate` (dse calib-curve): accuracy, chip
+    spread and worst chip against N, N = 0 being the paper's protocol. The README's calibration table."""
+    from dse.explore import calibration_curve, label
+
+    parts = []
+    for point, _ in spec.points():
+        c = calibration_curve(store, point, fault_rate)
+        if len(c) > 1 and (c.calib_images > 0).any():
+            parts.append(c.assign(design_point=label(vars(point))))
+    if not parts:
+        return pd.DataFrame()
+    t = pd.concat(parts)
+    return pd.DataFrame({"design point": t.design_point, "N": t.calib_images, "BN": t.bn_protocol,
+                         "crossbars": t.n, "mean (%)": t["mean"], "95% CI": t.ci95, "std across chips": t["std"],
+                         "worst chip (%)": t.worst})
+
+
+def calibration_figure(table: pd.DataFrame, fault_rate: float = 0.3):
+    """Accuracy against calibration images per chip, one line per design point, chip spread as a band."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, t in table.groupby("design point", sort=False):
+        x = t.N.map(lambda n: "0 (paper)" if n == 0 else str(n))
+        fig.add_trace(go.Scatter(x=x, y=t["mean (%)"], mode="lines+markers", name=f"{name}: mean",
+                                 error_y=dict(type="data", array=t["95% CI"])))
+        fig.add_trace(go.Scatter(x=x, y=t["worst chip (%)"], mode="lines", line=dict(dash="dot"),
+                                 name=f"{name}: worst chip"))
+    fig.update_xaxes(type="category", title="unlabeled training images per chip (N)")
+    fig.update_yaxes(title="accuracy (%)")
+    fig.update_layout(title=f"Per-chip BN calibration at {fault_rate:.0%} SA1 faults: accuracy vs images per chip",
+                      height=450, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
 def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | None = None,
            readme: str | os.PathLike | None = None) -> dict:
-    """Figures, results.csv and summary.md for the grid, from whatever the store holds now (and the
-    grid's checkpoint folder); with `readme`, its marked tables are rewritten too (see paste_tables)."""
+    """Figures, results.csv and summary.md for the grid under each of its BN protocols, from whatever the
+    store holds now (and the grid's checkpoint folder); with `readme`, its marked tables are rewritten too
+    (see paste_tables), and the calibration figure is written to docs/ beside it where PNG export works."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckdir = Path(spec.checkpoint_dir).expanduser()
@@ -488,18 +562,39 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
         from dse.catalog import sync
 
         sync(store, [ckdir])
-    df = grid_results(store, spec)
-    df.to_csv(out / "results.csv", index=False)
-    files, png_problem = write_figures(figures(df), out / "figures")
-    claims = check_claims(df)
+    per, figs = {}, {}
+    for bn in spec_protocols(spec):
+        df = grid_results(store, spec, bn)
+        per[bn] = {"df": df, "points": points_table(store, spec, df), "claims": check_claims(df)}
+        figs.update({name + ("" if bn == "paper" else f"-{bn}-bn"): fig for name, fig in figures(df).items()})
+    pd.concat([d["df"].assign(bn=bn) for bn, d in per.items()]).to_csv(out / "results.csv", index=False)
+    calib = calibration_table(store, spec)
+    if not calib.empty:
+        figs["calibration-images"] = calibration_figure(calib)
+    files, png_problem = write_figures(figs, out / "figures")
+    claims = claims_table({bn: d["claims"] for bn, d in per.items()})
     table = table_ii(spec)
-    points = points_table(store, spec, df)
-    (out / "summary.md").write_text(summary_markdown(spec, df, claims, table, files, png_problem, sweep, points))
+    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table, files, png_problem, sweep))
     if readme is not None:
-        paste_tables(readme, {"points": points, "best-p": best_p_table(df)})
+        tables = {}
+        for bn, d in per.items():
+            suffix = "" if bn == "paper" else f"-{bn}"
+            tables[f"points{suffix}"], tables[f"best-p{suffix}"] = d["points"], best_p_table(d["df"])
+        if len(per) > 1:
+            tables["claims"] = claims
+        if not calib.empty:
+            tables["calibration"] = calib
+        paste_tables(readme, tables, optional=set(tables) - {"points", "best-p"})
+        if "calibration-images.png" in files:
+            docs = Path(readme).parent / "docs"
+            docs.mkdir(exist_ok=True)
+            (docs / "calibration-images.png").write_bytes((out / "figures" / "calibration-images.png").read_bytes())
+    first = next(iter(per.values()))
     return {"out": str(out), "summary": str(out / "summary.md"), "figures": [str(out / "figures" / f) for f in files],
-            "png": png_problem is None, "png_problem": png_problem, "evaluations": len(df),
-            "claims": {c["claim"]: c["verdict"] for c in claims}, "sweep": sweep, "spec": asdict(spec)["name"]}
+            "png": png_problem is None, "png_problem": png_problem, "evaluations": len(first["df"]),
+            "claims": {c["claim"]: c["verdict"] for c in first["claims"]},
+            "claims_by_protocol": {bn: {c["claim"]: c["verdict"] for c in d["claims"]} for bn, d in per.items()},
+            "sweep": sweep, "spec": asdict(spec)["name"]}
 
 
 def reproduce(spec: SweepSpec, store: Store, out: str | os.PathLike, *, run: bool = True,
@@ -511,15 +606,18 @@ def reproduce(spec: SweepSpec, store: Store, out: str | os.PathLike, *, run: boo
     return report(store, spec, out, sweep, readme)
 
 
-def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> None:
+def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optional: set = frozenset()) -> None:
     """Replace what lies between `<!-- dse:NAME -->` and `<!-- /dse:NAME -->` in a Markdown file by the
-    table NAME (written atomically): how the README's shipped results follow the checkpoints."""
+    table NAME (written atomically): how the README's shipped results follow the checkpoints. A table in
+    `optional` is skipped where the file has no markers for it."""
     from dse.io import atomic_write
 
     path = Path(path)
     text = path.read_text()
     for name, table in tables.items():
         start, end = f"<!-- dse:{name} -->", f"<!-- /dse:{name} -->"
+        if name in optional and start not in text and end not in text:
+            continue
         if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
             raise DSEError(f"{path} needs one {start} ... {end} pair to paste the {name} table into")
         head, rest = text.split(start)

@@ -43,7 +43,9 @@ TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "seed", "
             "protocol", "resources", "manifest", "axes", "grid")
 RECIPE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 0.2, "calib_images": None, "max_train_images": None,
                    "half": False}
-PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0}
+# bn: one BN protocol or a list of them (each gets its own evaluations); calib_images: the chip protocol's N
+PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0, "bn": "paper",
+                     "calib_images": 500}
 RESOURCE_DEFAULTS = {"cpus": 1, "train_gpus": "auto", "evaluate_gpus": 0, "max_retries": 2}
 GRIDS_DIR = Path(__file__).with_name("grids")  # the packaged specs: default.toml, paper.toml
 
@@ -256,6 +258,14 @@ def _protocol(key: str, table) -> dict:
     if "seed" in protocol and (isinstance(protocol["seed"], bool) or not isinstance(protocol["seed"], int)
                                or protocol["seed"] < 0):
         fail(f"{key}.seed", f"expected a non-negative integer, got {protocol['seed']!r}")
+    if "calib_images" in protocol:
+        _positive_int(f"{key}.calib_images", protocol["calib_images"])
+    if "bn" in protocol:
+        from dse.calibrate import BN_PROTOCOLS
+
+        names = protocol["bn"] if isinstance(protocol["bn"], list) else [protocol["bn"]]
+        if not names or any(n not in BN_PROTOCOLS for n in names):
+            fail(f"{key}.bn", f"expected one of {', '.join(BN_PROTOCOLS)} or a list of them, got {protocol['bn']!r}")
     return protocol
 
 

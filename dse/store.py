@@ -21,7 +21,7 @@ import pandas as pd
 
 from dse.errors import DSEError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: evaluations keyed by their BN protocol (bn, calib_images) too
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS design_points (
@@ -42,11 +42,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
     checkpoint_sha TEXT NOT NULL,
     fault_rate REAL NOT NULL, fault_model TEXT NOT NULL, protocol TEXT NOT NULL, seed INTEGER NOT NULL,
     recalibrate INTEGER NOT NULL, rescale INTEGER NOT NULL, test_images INTEGER NOT NULL,
+    bn TEXT NOT NULL DEFAULT 'paper',        -- BN statistics: paper (Algorithm 1) | chip (per chip) | batch
+    calib_images INTEGER NOT NULL DEFAULT 0, -- training images each chip calibrated on (chip), else 0
     n INTEGER NOT NULL, mean REAL, std REAL, ci95 REAL, ci_low REAL, ci_high REAL,
     p5 REAL, worst REAL, best REAL, quantized_accuracy REAL, bn_rate REAL,
     accuracies TEXT NOT NULL,      -- JSON list, one accuracy per crossbar instance
     time_s REAL, updated REAL NOT NULL,
-    PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images)
+    PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images,
+                 bn, calib_images)
 );
 CREATE TABLE IF NOT EXISTS costs (
     network TEXT NOT NULL, width REAL NOT NULL, shortcut_kernel INTEGER NOT NULL, mapping TEXT NOT NULL,
@@ -119,6 +122,7 @@ class Store:
             db = sqlite3.connect(self.path, timeout=self.timeout_s)
             try:
                 db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                _migrate(db)
                 db.executescript(SCHEMA)  # idempotent; runs in its own transaction
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 db.commit()
@@ -216,6 +220,7 @@ class Store:
             "fault_model": result["fault_model"], "protocol": result["protocol"], "seed": int(result["seed"]),
             "recalibrate": int(bool(protocol.get("recalibrate", True))), "rescale": int(bool(result["rescale"])),
             "test_images": int(result["test_images"]), "n": int(result["n"]),
+            "bn": result.get("bn", "paper"), "calib_images": int(result.get("calib_images") or 0),
             **{k: _finite(result.get(k)) for k in ("mean", "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best")},
             "quantized_accuracy": quantized_accuracy, "bn_rate": result.get("bn_rate"),
             "accuracies": json.dumps(result["accuracies"]), "time_s": result.get("time_s"), "updated": time.time(),
@@ -301,6 +306,31 @@ class Store:
                 db.execute("UPDATE jobs SET state = ?, message = ?, error = ?, updated = ? "
                            "WHERE job_id = ? AND state = ? AND pid = ?", (*fields, time.time(), r.job_id, r.state, r.pid))
         return len(dead)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a version-1 store up to date: its evaluations were all of the paper's BN protocol, so they move
+    into the new table as such (SQLite cannot change a primary key in place)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if db.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
+    if row is None or int(row[0]) >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) < 2:
+            db.execute("ALTER TABLE evaluations RENAME TO evaluations_v1")
+            db.execute("DROP INDEX IF EXISTS evaluations_point")
+            create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS evaluations"):]
+            db.execute(create[: create.index(");") + 2])
+            old = [r[1] for r in db.execute("PRAGMA table_info(evaluations_v1)")]
+            cols = ", ".join(old)
+            db.execute(f"INSERT INTO evaluations ({cols}) SELECT {cols} FROM evaluations_v1")
+            db.execute("DROP TABLE evaluations_v1")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _is_corrupt(e: Exception) -> bool:

@@ -49,7 +49,10 @@ class Job:
         from dse.explore import label
 
         what = label(asdict(self.point))
-        return f"{self.kind} {what}" + (f" f={self.config['fault_rates'][0]:g}" if self.kind == "evaluate" else "")
+        if self.kind != "evaluate":
+            return f"{self.kind} {what}"
+        bn = self.config.get("bn", "paper")
+        return f"{self.kind} {what} f={self.config['fault_rates'][0]:g}" + ("" if bn == "paper" else f" bn={bn}")
 
 
 def resolve_data(spec: SweepSpec, data: str | os.PathLike | None = None) -> str:
@@ -92,10 +95,12 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         train = Job("train", point, cfg)
         trains[point] = train
         plan.append(train)
-        for f in rates:
-            ecfg = jobs.evaluate_config(cfg["out"], [f], data=data, instances=p["instances"], adaptive=p["adaptive"],
-                                        seed=p["seed"], device=spec.device, test_images=p["test_images"])
-            plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
+        for bn in (p["bn"] if isinstance(p["bn"], list) else [p["bn"]]):
+            for f in rates:
+                ecfg = jobs.evaluate_config(cfg["out"], [f], data=data, instances=p["instances"],
+                                            adaptive=p["adaptive"], seed=p["seed"], device=spec.device,
+                                            test_images=p["test_images"], bn=bn, calib_images=p["calib_images"])
+                plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
     for i, job in enumerate(plan):  # fine-tuned points wait for their base's training (any block's)
         if job.kind == "train" and job.point in bases:
             plan[i] = Job("train", job.point, job.config, deps=(trains[bases[job.point]].job_id,))
@@ -188,11 +193,14 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
 def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
     """Whether each job's result is in place now: a training's checkpoint reads back; an evaluation has a
     result for the checkpoint on disk (its weights, by sha256), rate and seed, at least as large as asked."""
-    rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images "
-                          "FROM evaluations")
+    from dse.jobs import bn_of
+
+    rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images, bn, "
+                          "calib_images FROM evaluations")
     found: dict[tuple, list] = {}
     for r in rows.itertuples():
-        found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed), []).append(r)
+        found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed, r.bn, r.calib_images),
+                         []).append(r)
     asked, sha = _images_asked(rows), _digests(store)
 
     def enough(r, c) -> bool:
@@ -210,7 +218,7 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
         if j.kind == "train":
             out[j.job_id] = sha(c["out"]) is not None
         else:
-            key = (j.point.point_id, sha(c["checkpoint"]), round(c["fault_rates"][0], 9), c["seed"])
+            key = (j.point.point_id, sha(c["checkpoint"]), round(c["fault_rates"][0], 9), c["seed"], *bn_of(c))
             out[j.job_id] = any(enough(r, c) for r in found.get(key, []))
     return out
 
@@ -253,8 +261,11 @@ def _recorded_crossbars(store: Store, evaluations: list[Job]):
 
     if not evaluations:
         return
-    rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s "
-                          "FROM evaluations WHERE fault_model = 'sa1' AND recalibrate = 1 AND rescale = 1")
+    from dse.jobs import bn_of
+
+    rows = store.read_sql("SELECT point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s, "
+                          "bn, calib_images FROM evaluations WHERE fault_model = 'sa1' AND recalibrate = 1 "
+                          "AND rescale = 1")
     asked, sha = _images_asked(rows), _digests(store)
     for j in evaluations:
         c, digest = j.config, sha(j.config["checkpoint"])
@@ -262,7 +273,8 @@ def _recorded_crossbars(store: Store, evaluations: list[Job]):
             if digest is None or rate == 0:
                 continue
             mine = rows[(rows.point_id == j.point.point_id) & (rows.checkpoint_sha == digest)
-                        & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])]
+                        & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])
+                        & (rows.bn == bn_of(c)[0]) & (rows.calib_images == bn_of(c)[1])]
             mine = mine[mine.test_images == asked(c, j.point.point_id, digest)]
             if len(mine):
                 best = mine.loc[mine.n.idxmax()]  # instance i is the same map whatever the protocol
@@ -306,7 +318,7 @@ def preview(spec: SweepSpec, store: Store, data: str | os.PathLike | None = None
         digest = sha(j.config["checkpoint"])
         for rate in j.config["fault_rates"]:
             journaled = [] if digest is None else jobs.read_journal(jobs.journal_path(j.config, digest, rate),
-                                                                    digest, rate)[0]
+                                                                    digest, rate, jobs.bn_of(j.config))[0]
             have[j.job_id] = max(have.get(j.job_id, 0), recorded.get((j.job_id, rate), 0), len(journaled))
     rows = []
     for j in plan:

@@ -37,9 +37,23 @@ def test_opens_on_the_store_and_shows_the_selected_point(tmp_path, monkeypatch, 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)  # the default selection
     assert metric(at, "Accuracy under faults") == f"{accuracy_model(p, 0.1):.2f}%"
     assert metric(at, "Fault-free accuracy") == f"{accuracy_model(p, 0.0):.2f}%"
+    assert metric(at, "Loss vs own fault-free") == f"{accuracy_model(p, 0.0) - accuracy_model(p, 0.1):.2f} pts"
     base = accuracy_model(DesignPoint("resnet20", 1.0, 1, "default", 0.0), 0.0)
-    assert metric(at, "Loss vs fault-free baseline") == f"{base - accuracy_model(p, 0.1):.2f} pts"
+    assert f"Loss vs p=0 model: {base - accuracy_model(p, 0.1):.2f} pts" in [c.value for c in at.caption]
     assert metric(at, "Latency (paper)") == "15.74 ns"
+    assert any("BN: chip (N=500)" in c.value for c in at.caption)  # the app opens on the per-chip protocol
+
+
+def test_the_protocol_selector_switches_every_number(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    at.sidebar.radio(key="bn").set_value("paper").run()
+    assert not at.exception
+    assert metric(at, "Accuracy under faults") == f"{accuracy_model(p, 0.1, 'paper'):.2f}%"
+    assert any("BN: paper (Algorithm 1)" in c.value for c in at.caption)
+    assert not any("Per-chip BN calibration" in c.value for c in at.caption)
+    at.sidebar.radio(key="bn").set_value("chip").run()
+    assert any("Per-chip BN calibration (paper cost model): 500 forward passes" in c.value for c in at.caption)
 
 
 def test_controls_change_the_shown_point(tmp_path, monkeypatch, store):
@@ -85,6 +99,7 @@ def test_trained_but_unevaluated_point_offers_evaluation(tmp_path, monkeypatch, 
 
 def test_recommendation_picks_the_cheapest_point_meeting_the_target(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="bn").set_value("paper").run()  # the accuracies below are the paper protocol's
     assert at.success and at.number_input(key="target").value < 89.0  # the first target is met by some designs
     at.number_input(key="target").set_value(89.0).run()  # only the 1.6x point reaches 89% at 10% faults
     assert "resnet20 1.6x k1 p=0.3**" in at.success[0].value
@@ -120,3 +135,19 @@ def test_first_render_from_a_filled_store_needs_no_torch(tmp_path, store):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_calibration_tab_draws_the_images_sweep_when_there_is_one(tmp_path, monkeypatch, store):
+    from tests.fixtures import fake_result
+
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="mapping").set_value("1x1-on-crossbar").run()  # a point not evaluated at all
+    assert any("No per-chip calibration sweep" in i.value for i in at.info)
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    sha = store.points().set_index("point_id").checkpoint_sha[p.point_id]
+    store.add_evaluation(p.point_id, sha, fake_result(0.1, 80.0, bn="chip", calib_images=32), {})
+    at = app(tmp_path, monkeypatch)
+    assert not at.exception and not any("No per-chip calibration sweep" in i.value for i in at.info)
+    curve = next(d for d in at.dataframe if "calib_images" in d.value.columns).value
+    assert list(curve.calib_images) == [0, 32, 500] and list(curve["mean"].round(2)) == [
+        round(accuracy_model(p, 0.1, "paper"), 2), 80.0, round(accuracy_model(p, 0.1, "chip"), 2)]

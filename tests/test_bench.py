@@ -110,7 +110,8 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert set(tr["images_per_s"]) == {"project", "project_p0", "reference"} and min(tr["images_per_s"].values()) > 0
     assert res["train_end_to_end"][0]["images_per_s"] > 0 and res["train_end_to_end"][0]["peak_rss_mb"] > 0
     (c,) = res["campaign"]
-    assert set(c["image_instances_per_s"]) == {"project", "plain", "naive"} and c["path"].startswith("bn-folded")
+    assert set(c["image_instances_per_s"]) == {"project", "chip", "plain", "naive"} and c["path"].startswith("bn-folded")
+    assert c["calib_images"] == 48 and c["calib_s"] >= 0 and c["chip_overhead_full_test_set"] >= 0  # all 48 images
     eq = res["equivalence"][0]
     assert eq["instances"] == 2 and eq["images"] == 40
     assert eq["mean_diff"] <= 0.1 and eq["batched_mean_diff"] <= 0.1  # speed must not change answers
@@ -121,7 +122,8 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert [r["width"] for r in res["scaling"]["width_train"]["rows"]] == [0.5, 0.75]
     assert res["profile"]["train_step"]["top"] and res["profile"]["eval_fast"]["conv_share"] > 0.5
     names = [t["name"] for t in res["targets"]]
-    assert len(names) == 5 and all(t["met"] in (True, False) for t in res["targets"])
+    assert len(names) == 6 and all(t["met"] in (True, False) for t in res["targets"])
+    assert any(n.startswith("fault campaign resnet20: chip BN protocol (N=48)") for n in names)
     text = out.read_text()
     assert text == res["markdown"] and text.startswith("# Benchmarks")
     assert f"`{res['command']}`" in text and "--quick" in res["command"]

@@ -43,6 +43,16 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     assert sens["all_layers_accuracy"] == pytest.approx(same["mean"], abs=0.01)
     assert main(["sensitivity", ckpt, "--fault-rate", "0.2", "--instances", "1"]) == 0
     assert "every layer at once" in capsys.readouterr().out
+    chip = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.2", "--instances", "2", "--bn", "chip",
+                    "--calib-images", "40")["results"][0]
+    assert (chip["bn"], chip["calib_images"], chip["n"]) == ("chip", 40, 2)
+    assert main(["evaluate", ckpt, "--fault-rate", "0.2", "--instances", "2", "--bn", "batch"]) == 0
+    assert "BN: batch (transductive)" in capsys.readouterr().out
+    store = str(tmp_path / "s.sqlite")
+    curve = run_json(capsys, "calib-curve", ckpt, "--fault-rate", "0.2", "--images", "0,40", "--instances", "2",
+                     "--store", store)
+    assert [(r["calib_images"], r["bn"]) for r in curve["rows"]] == [(0, "paper"), (40, "chip")]
+    assert curve["rows"][1]["mean"] == pytest.approx(chip["mean"])  # the same chips and images as evaluate's
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -61,6 +71,11 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     (["sensitivity", "nope.safetensors", "--fault-rate", "0.1"], "does not exist"),
     (["evaluate", "nope.safetensors", "--fault-rate", "0.1", "--device", "tpu"], "argument --device: unknown device 'tpu'"),
     (["train", "--out", "x.safetensors", "--data", "/no/such/dir"], "does not exist"),
+    (["evaluate", "nope.safetensors", "--fault-rate", "0.1", "--bn", "chips"],
+     "unknown BN protocol 'chips'; choose one of paper, chip, batch"),
+    (["evaluate", "nope.safetensors", "--fault-rate", "0.1", "--bn", "chip", "--calib-images", "0"],
+     "argument --calib-images: expected a positive integer, got '0'"),
+    (["calib-curve", "nope.safetensors", "--images", "32,x"], "got 'x'"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -17,8 +17,9 @@ def test_round_trip(tmp_path):
     points = store.points()
     assert len(points) == len(POINTS)
     ev = store.evaluations()
-    assert len(ev) == 4 * len(POINTS)
-    row = ev[(ev.dropconnect == 0.3) & (ev.mapping == "default") & (ev.width == 1.0) & (ev.fault_rate == 0.2)].iloc[0]
+    assert len(ev) == 2 * 4 * len(POINTS)  # both BN protocols
+    row = ev[(ev.dropconnect == 0.3) & (ev.mapping == "default") & (ev.width == 1.0) & (ev.fault_rate == 0.2)
+             & (ev.bn == "paper")].iloc[0]
     assert row.n == 10 and len(json.loads(row.accuracies)) == 10
     costs = store.costs()
     assert set(costs.cost_model) == {"paper", "isaac"} and len(costs) == 2 * 3  # three architectures
@@ -42,7 +43,7 @@ def test_retrained_checkpoint_hides_stale_evaluations(tmp_path):
     save_checkpoint(path, state, ck.meta)  # "retrained": new weights, new digest
     store.add_checkpoint(path)
     assert not (store.evaluations().point_id == p.point_id).any()
-    assert (store.evaluations().point_id == POINTS[0].point_id).sum() == 4
+    assert (store.evaluations().point_id == POINTS[0].point_id).sum() == 2 * 4  # both BN protocols
 
 
 def _writer(path, start, n):
@@ -132,3 +133,53 @@ def test_evaluation_rows_need_a_complete_result(tmp_path):
     store, _ = build_store(tmp_path)
     with pytest.raises(KeyError):
         store.add_evaluation(POINTS[0].point_id, "x", {"fault_rate": 0.1}, {})
+
+
+def test_bn_protocols_coexist_and_never_satisfy_each_others_jobs(tmp_path):
+    from dse.sweep import Job, _standing
+    from tests.fixtures import accuracy_model, fake_result
+
+    store, ckdir = build_store(tmp_path)
+    p = POINTS[1]
+    ck = str(next(ckdir.glob(f"{p.network}-w1-k1-default-p0.3.safetensors")))
+    sha = load_checkpoint(ck).sha256
+    store.add_evaluation(p.point_id, sha, fake_result(0.2, 1.0, bn="chip", calib_images=32), {})
+    ev = store.evaluations()
+    mine = ev[(ev.point_id == p.point_id) & (ev.fault_rate == 0.2)].set_index(["bn", "calib_images"])["mean"]
+    assert mine[("paper", 0)] == pytest.approx(accuracy_model(p, 0.2, "paper"))  # not overwritten by either chip row
+    assert mine[("chip", 500)] == pytest.approx(accuracy_model(p, 0.2, "chip"))
+    assert mine[("chip", 32)] == pytest.approx(1.0)
+
+    def job(**kw):
+        return Job("evaluate", p, jobs.evaluate_config(ck, [0.2], data="d", instances=10, **kw))
+
+    plan = [job(), job(bn="chip"), job(bn="chip", calib_images=100), job(bn="batch")]
+    assert len({j.job_id for j in plan}) == 4
+    assert list(_standing(store, plan).values()) == [True, True, False, False]
+    assert "bn" not in plan[0].config  # the paper protocol's job ids are those it always had
+
+
+def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tmp_path):
+    import sqlite3
+
+    from dse.store import SCHEMA
+
+    path = tmp_path / "old.sqlite"
+    old = SCHEMA.replace("    bn TEXT NOT NULL DEFAULT 'paper',", "").replace(
+        "    calib_images INTEGER NOT NULL DEFAULT 0,", "").replace(",\n                 bn, calib_images)", ")")
+    old = "\n".join(line.split("--")[0] for line in old.splitlines())
+    assert "bn TEXT" not in old and "calib_images" not in old
+    db = sqlite3.connect(path)
+    db.executescript(old)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO evaluations (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, "
+               "rescale, test_images, n, mean, accuracies, updated) VALUES ('p', 's', 0.1, 'sa1', 'fixed(2)', 0, 1, 1, "
+               "100, 2, 50.0, '[49, 51]', 0)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    rows = store.read_sql("SELECT bn, calib_images, mean FROM evaluations")
+    assert rows.to_dict("records") == [{"bn": "paper", "calib_images": 0, "mean": 50.0}]
+    assert store.read_sql("SELECT value FROM meta WHERE key='schema_version'").value.iloc[0] == "2"
+    Store(path)  # opening again is a no-op
+    assert len(store.read_sql("SELECT * FROM evaluations")) == 1

@@ -57,7 +57,29 @@ def rate_list(text: str) -> list[float]:
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
         raise argparse.ArgumentTypeError(f"expected comma-separated rates in [0, 1), got {text!r}")
-    return sorted({rate(p.strip()) for p in parts})
+    return sorted({_in_list(rate, p.strip(), text) for p in parts})
+
+
+def _in_list(parse, part: str, text: str):
+    """parse(part); a failure names the whole list as typed too, so the user finds the bad item in it."""
+    try:
+        return parse(part)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
+
+
+def count_list(text: str) -> list[int]:
+    """Comma-separated non-negative integers, e.g. 0,32,100,500."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return sorted({_in_list(nonneg_int, p, text) for p in parts})
+
+
+def bn_protocol(text: str) -> str:
+    from dse.calibrate import check_bn_protocol
+
+    return _wrap(check_bn_protocol)(text)
 
 
 def width(text: str) -> float:

@@ -23,6 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mapping", choices=list(POLICIES), default="default",
                    help="which layers live on the crossbar (default: the paper's, 1x1 convs and linears off)")
     p.add_argument("--cost-model", choices=["paper", "isaac", "both"], default="both")
+    p.add_argument("--calib-images", type=_args.nonneg_int, default=500,
+                   help="images of the per-chip BN calibration pass to price (default 500; 0: none)")
     p.add_argument("--table", action="store_true", help="paper vs isaac for all networks at widths 1.0-1.6")
     _args.add_json(p)
     p.set_defaults(func=run)
@@ -40,6 +42,10 @@ def run(args) -> dict:
     models = ["paper", "isaac"] if args.cost_model == "both" else [args.cost_model]
     result = {m: cost.estimate(args.network, args.width, args.shortcut_kernel, args.mapping, m)
               for m in models}
+    from dse.deployment import calibration_cost
+
+    for m in models:  # once per chip at deployment, beside the per-image figures
+        result[m]["calibration"] = calibration_cost(result[m]["totals"], args.calib_images)
     if not args.json:
         print(f"{args.network}  width {args.width:g}  shortcut kernel {args.shortcut_kernel}  "
               f"mapping {args.mapping}  (per 32x32 image)")
@@ -49,6 +55,11 @@ def run(args) -> dict:
             _print_counts(result["paper"]["layers"])
         for m in models:
             _print_totals(m, result[m])
+        if args.calib_images:
+            for m in models:
+                c = result[m]["calibration"]
+                print(f"{m}: per-chip BN calibration ({c['calib_images']} images, once per chip at deployment): "
+                      f"{_time(c['calib_latency_ns'])}, {c['calib_energy_uj'] / 1e3:,.3f} mJ")
     return result
 
 
@@ -85,6 +96,14 @@ def _print_totals(model: str, result: dict) -> None:
           f"({t['processor_energy_share']:.0%} of energy)")
     print(f"       {t['crossbars']} crossbars ({t['cell_utilisation']:.0%} of cells used), {t['imas']} IMAs, "
           f"{t['tiles']} tiles, {t['chips']} chip(s)")
+
+
+def _time(ns: float) -> str:
+    """A duration with a unit that fits it."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:,.2f} {unit}"
+    return f"{ns:,.2f} ns"
 
 
 def print_table(rows: list[dict], policy: str = "default") -> None:

@@ -16,6 +16,12 @@ def add_parser(sub) -> None:
     p.add_argument("--min-instances", type=_args.positive_int, default=20)
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     p.add_argument("--fault-model", default="sa1", help="sa1 (weight reads 0) or sa0 (reads max magnitude)")
+    p.add_argument("--bn", default="paper", type=_args.bn_protocol,
+                   help="BN statistics under faults: paper (Algorithm 1, for p' = f), chip (re-estimated through "
+                        "each faulty chip from unlabeled training images) or batch (each test batch's own; "
+                        "transductive, an ablation)")
+    p.add_argument("--calib-images", type=_args.positive_int, default=500,
+                   help="training images each chip calibrates its BN statistics on (--bn chip)")
     p.add_argument("--no-recalibrate", action="store_true", help="use the trained BN statistics at every rate")
     p.add_argument("--no-rescale", action="store_true", help="drop the 1/(1-f) scale at inference")
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
@@ -36,20 +42,22 @@ def run(args) -> dict:
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
                         seed=args.seed, fault_model=args.fault_model, recalibrate=not args.no_recalibrate,
-                        rescale=not args.no_rescale, test_images=args.test_images).check()
+                        rescale=not args.no_rescale, test_images=args.test_images, bn=args.bn,
+                        calib_images=args.calib_images).check()
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)
     data = load_cifar10(args.data)
     warnings.simplefilter("always")
     with warnings.catch_warnings(record=True) as caught:
         result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, calib_x=data.train_x)
     result["warnings"] = sorted({str(w.message) for w in caught})
     if not args.json:
         for w in result["warnings"]:
             print(f"warning: {w}")
         print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
-              f"({result['mapping']}); {result['results'][0]['test_images']} test images")
+              f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
+              f"BN: {protocol.bn_label}")
         print(f"  fault-free: float {result['fault_free_accuracy']}%  8-bit {result['fault_free_quantized_accuracy']:.2f}%")
         print(f"  {'fault':>6} {'n':>4} {'mean':>7} {'95% CI':>15} {'std':>6} {'p5':>7} {'worst':>7} {'time':>7}")
         for r in result["results"]:

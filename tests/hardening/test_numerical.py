@@ -105,7 +105,7 @@ def test_app_says_a_collapsed_point_is_at_chance_level(tmp_path, monkeypatch):
     store, _ = build_store(tmp_path)
     p = POINTS[1]  # the default selection, at the default 10% faults
     sha = store.points().set_index("point_id").loc[p.point_id, "checkpoint_sha"]
-    store.add_evaluation(p.point_id, sha, fake_result(0.1, 10.0), {"recalibrate": True})
+    store.add_evaluation(p.point_id, sha, fake_result(0.1, 10.0, bn="chip"), {"recalibrate": True})
     at = app(tmp_path, monkeypatch)
     assert not at.exception and not at.error
     assert metric(at, "Accuracy under faults") == "10.00%"
