@@ -1,7 +1,7 @@
 """rram-dse: the design-space explorer. `streamlit run app.py`
 
 A thin page over the `dse` package: the sidebar returns the user's choices, cached functions read the
-results store, `dse.charts` draws, and `dse.jobs` runs training and evaluation in worker processes.
+results store, `dse.view.charts` draws, and `dse.run.jobs` runs training and evaluation in worker processes.
 The page never trains or evaluates in its own thread.
 """
 from __future__ import annotations
@@ -15,11 +15,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dse import catalog, charts, explore, jobs
-from dse.deployment import calibration_cost
-from dse.errors import DSEError
-from dse.paths import check_inside, data_roots
-from dse.store import DesignPoint, open_store
+from dse.run import jobs
+from dse.view import charts, explore, teaching
+from dse.view.explore import DesignPoint, DSEError, calibration_cost
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
 
@@ -32,16 +30,12 @@ RUNS_DIR = Path(os.environ.get("DSE_RUNS", "runs"))
 @st.cache_resource(show_spinner="Opening the results store and reading the shipped checkpoints...")
 def get_store():
     """One store handle per server process; filled from checkpoints/ on first start."""
-    store = open_store(os.environ.get("DSE_STORE", RUNS_DIR / "results.sqlite"))
-    report = catalog.sync(store)
-    return store, report
+    return explore.open_results(os.environ.get("DSE_STORE", RUNS_DIR / "results.sqlite"))
 
 
 def store_version(store) -> str:
     """Changes whenever a result lands, so cached queries refresh without a restart (a tiny query)."""
-    df = store.read_sql("SELECT (SELECT MAX(updated) FROM design_points) AS p, "
-                        "(SELECT MAX(updated) FROM evaluations) AS e, (SELECT COUNT(*) FROM costs) AS c")
-    return json.dumps(df.iloc[0].tolist(), default=str)
+    return store.version()
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -88,23 +82,12 @@ def evaluations_csv(_store, version: str) -> bytes:
 @st.cache_data(show_spinner=False)
 def point_cost(_store, point: DesignPoint, cost_model: str) -> dict:
     """Totals from the store when known (no torch import), else computed once and stored."""
-    totals = explore.stored_cost(_store, point, cost_model)
-    if totals is None:
-        catalog.ensure_costs(_store, [point])
-        totals = explore.stored_cost(_store, point, cost_model)
-    return totals
+    return explore.point_cost(_store, point, cost_model)
 
 
 @st.cache_data(show_spinner=False)
 def layer_shapes(network: str, width: float, shortcut_kernel: int, mapping: str) -> dict:
-    import torch
-
-    from dse.faults import crossbar_shapes
-    from dse.models import build_model
-
-    with torch.device("meta"):  # shapes only: nothing is allocated or initialised
-        model = build_model(network, width, shortcut_kernel)
-    return crossbar_shapes(model, mapping)
+    return teaching.layer_shapes(network, width, shortcut_kernel, mapping)
 
 
 # ----------------------------------------------------------------------------------- sidebar
@@ -145,7 +128,7 @@ def sidebar() -> dict:
         data, data_error = data.strip(), None
         if data:
             try:  # a path typed in the browser is read by a worker: only inside the configured folders
-                check_inside(data, data_roots(), "data path")
+                jobs.check_data_path(data)
             except DSEError as e:
                 data, data_error = "", str(e)
                 st.error(data_error)
@@ -290,7 +273,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
             fig = pareto_figure(store, version, f, ui["cost_model"], obj, ui["point"].point_id,
                                 rec["point_id"] if rec else None, ui["bn"], ui["calib_images"])
             st.plotly_chart(fig, key=f"pareto-{obj}")
-            st.download_button(f"Download this chart (HTML)", data=lambda fig=fig: fig.to_html(include_plotlyjs=True),
+            st.download_button("Download this chart (HTML)", data=lambda fig=fig: fig.to_html(include_plotlyjs=True),
                                file_name=f"pareto-{obj}-f{f:g}.html", mime="text/html", on_click="ignore",
                                key=f"dl-{obj}")
 
@@ -300,13 +283,12 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
         st.caption("A picture of SA1 defects on one crossbar tile, and which layers they hurt most.")
         return
-    from dse.faults import tile_fault_map  # imports torch: only once the section is opened
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Crossbar layer", list(shapes), key="teach_layer")
     instance = c1.number_input("Chip (crossbar instance)", 0, 999, 0, key="teach_instance")
     rate = max(f, 0.01)
-    fmap = tile_fault_map(shapes, layer, int(instance), rate)
+    fmap = teaching.fault_map(shapes, layer, int(instance), rate)
     c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; this tile holds {fmap.shape[0]}x{fmap.shape[1]} "
                 f"cells, **{fmap.sum()}** stuck ({fmap.mean():.1%}). Each stuck cell reads its weight as 0. "
                 "Every chip draws a new map; drop-connect training makes the network indifferent to which.")
@@ -347,9 +329,7 @@ def calibration_section(store, ui: dict, version: str, arch: str) -> None:
 
 
 def store_job_id(kind: str, cfg: dict) -> str:
-    from dse.store import job_id
-
-    return job_id(kind, cfg)
+    return jobs.job_id_of(kind, cfg)
 
 
 def main() -> None:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from dse.data import Cifar10, fingerprint
+from dse.core.data import Cifar10, fingerprint
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -33,14 +34,32 @@ def tiny_data() -> Cifar10:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    """Keep the decoded-data cache of tests out of the user's home, and make the tests' temporary folders
-    configured folders for sweep specs and the app (dse/paths.py); for the whole session, so that module
-    fixtures get both too."""
+def _isolated_environment(tmp_path_factory):
+    """The suite never depends on the user's DSE_* settings nor touches their files: every DSE_* variable of
+    the environment is cleared; the decoded-data cache, the results store, the runs folder and the
+    checkpoint folder default to temporary ones; the tests' temporary folders are configured folders for
+    sweep specs and the app (dse/core/paths.py). For the whole session, so that module fixtures get it too;
+    a test that needs its own sets it with monkeypatch."""
+    base = tmp_path_factory.getbasetemp()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DSE_CACHE", str(tmp_path_factory.getbasetemp() / "dse-cache"))
-        mp.setenv("DSE_ALLOWED_DIRS", str(tmp_path_factory.getbasetemp()))
+        for name in [k for k in os.environ if k.startswith("DSE_")]:
+            mp.delenv(name)
+        mp.setenv("DSE_CACHE", str(base / "dse-cache"))
+        mp.setenv("DSE_ALLOWED_DIRS", str(base))
+        mp.setenv("DSE_STORE", str(base / "session-store" / "results.sqlite"))
+        mp.setenv("DSE_RUNS", str(base / "session-runs"))
+        mp.setenv("DSE_CHECKPOINTS", str(base / "session-checkpoints"))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's AppTest runs app.py as `__main__`; left so, a later multiprocessing spawn would re-run the
+    app in its children. Each test gets back the interpreter's own main module."""
+    main = sys.modules.get("__main__")
+    yield
+    if sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +71,18 @@ def shared_cifar() -> Path:
 
 def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_data):
+    """A tiny ResNet20 (width 0.5, p = 0.2) trained for 3 epochs on the synthetic data, BN calibrated for
+    p' = 0 and 0.3: the evaluation tests' model, trained once for the session."""
+    from dse.core.checkpoint import load_checkpoint
+    from dse.core.train import Recipe, TrainConfig, train
+
+    out = tmp_path_factory.mktemp("trained") / "m.safetensors"
+    cfg = TrainConfig(network="resnet20", width=0.5, dropconnect=0.2, seed=0,
+                      recipe=Recipe(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5),
+                      calib_rates=(0.0, 0.3), calib_images=256)
+    train(cfg, tiny_data, out, progress=False, log=lambda *_: None)
+    return load_checkpoint(out)

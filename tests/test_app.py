@@ -5,7 +5,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dse.store import DesignPoint, Store
+from dse.results.store import DesignPoint, Store
 from tests.fixtures import POINTS, accuracy_model, build_store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -124,7 +124,7 @@ def test_first_render_from_a_filled_store_needs_no_torch(tmp_path, store):
     import subprocess
     import sys
 
-    from dse.catalog import sync
+    from dse.results.catalog import sync
 
     sync(store, [tmp_path / "checkpoints"])  # what the first start does
     code = ("import sys; from streamlit.testing.v1 import AppTest; "

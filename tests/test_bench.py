@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from dse import allocator
+from dse.core import allocator
 from dse.bench import measure, synthetic_data, untrained_checkpoint
 from dse.cli import main
-from dse.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
-from dse.faults import FaultInjector
-from dse.models import build_model
+from dse.core.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
+from dse.core.faults import FaultInjector
+from dse.core.models import build_model
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_evaluator_fast_path_and_its_fallback_agree(monkeypatch, one_thread):
     def refuse(*a, **k):
         raise RuntimeError("no fx here")
 
-    monkeypatch.setattr("dse.evaluate.FoldedForward", refuse)
+    monkeypatch.setattr("dse.core.evaluate.FoldedForward", refuse)
     plain = Evaluator(ck, data.test_x, data.test_y, batch_size=25)
     assert plain.fast is None and "no fx here" in plain.fast_reason
     one_image = 100 / 60  # logits agree to ~1e-6; at most a near-tie could flip one prediction
@@ -135,12 +135,13 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert "glibc's default malloc" in text  # measured only in fresh processes: "-" with --in-process
 
 
+@pytest.mark.slow
 def test_a_measurement_in_its_own_process_reports_its_memory():
     r = measure("campaign_project", isolate=True, data={"synthetic": [8, 20]},
                 ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=2, test_images=20, batch_size=10)
     assert r["isolated"] and r["images"] == 20 and r["instances"] == 2 and r["image_instances_per_s"] > 0
     assert r["peak_rss_mb"] >= r["rss_baseline_mb"] > 0
-    assert r["keep_freed"] is (allocator._glibc() is not None)  # as the CLI runs it (dse.allocator)
+    assert r["keep_freed"] is (allocator._glibc() is not None)  # as the CLI runs it (dse.core.allocator)
     assert measure("campaign_project", keep_freed=False, data={"synthetic": [8, 20]},
                    ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=1, test_images=20,
                    batch_size=10)["keep_freed"] is False

@@ -49,6 +49,8 @@ def server(tmp_path):
     proc.wait(10)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_page_loads_charts_render_and_controls_work(server):
     from playwright.sync_api import expect, sync_playwright

@@ -1,8 +1,8 @@
 import torch
 
-from dse.calibrate import calibrate_bn, nearest_rate
-from dse.checkpoint import bn_buffers
-from dse.models import build_model
+from dse.core.calibrate import calibrate_bn, nearest_rate
+from dse.core.checkpoint import bn_buffers
+from dse.core.models import build_model
 
 
 def test_calibration_changes_bn_statistics_and_nothing_else(tiny_data):

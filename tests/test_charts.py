@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from dse import charts, explore
+from dse.view import charts, explore
 from tests.fixtures import POINTS, build_store
 
 

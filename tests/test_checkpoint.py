@@ -4,10 +4,10 @@ import struct
 import pytest
 import torch
 
-from dse.calibrate import calibrate_bn
-from dse.checkpoint import load_checkpoint, save_checkpoint
-from dse.errors import DSEError
-from dse.models import build_model
+from dse.core.calibrate import calibrate_bn
+from dse.core.checkpoint import load_checkpoint, save_checkpoint
+from dse.core.errors import DSEError
+from dse.core.models import build_model
 
 META = {"network": "resnet20", "width": 1.0, "shortcut_kernel": 1, "mapping": "default",
         "dropconnect": 0.3, "seed": 0, "test_accuracy": 12.5}

@@ -2,21 +2,10 @@
 import pytest
 import torch
 
-from dse.calibrate import calibration_batches, chip_bn_stats
-from dse.checkpoint import bn_buffers, load_checkpoint
-from dse.errors import DSEError
-from dse.evaluate import Evaluator, Protocol, evaluate
-from dse.train import Recipe, TrainConfig, train
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_data):
-    out = tmp_path_factory.mktemp("chip") / "m.safetensors"
-    cfg = TrainConfig(network="resnet20", width=0.5, dropconnect=0.2, seed=0,
-                      recipe=Recipe(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5),
-                      calib_rates=(0.0, 0.3), calib_images=256)
-    train(cfg, tiny_data, out, progress=False, log=lambda *_: None)
-    return load_checkpoint(out)
+from dse.core.calibrate import calibration_batches, chip_bn_stats
+from dse.core.checkpoint import bn_buffers
+from dse.core.errors import DSEError
+from dse.core.evaluate import Evaluator, Protocol, evaluate
 
 
 def test_chip_calibration_changes_only_bn_statistics(trained, tiny_data):

@@ -17,6 +17,7 @@ def run_json(capsys, *argv):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     monkeypatch.setenv("DSE_DATA", str(tree))
     ckpt = str(tmp_path / "m.safetensors")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dse import cost
+from dse.core import cost
 from dse.cli import main
-from dse.errors import DSEError
-from dse.models import build_model
+from dse.core.errors import DSEError
+from dse.core.models import build_model
 
 # Table II cells given in shared/paper-notes.md: width -> (latency ns, energy uJ) per image
 TABLE_II = {

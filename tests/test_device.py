@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dse.device import autocast_dtype, check_device_name, pick_device
-from dse.errors import DSEError
+from dse.core.device import autocast_dtype, check_device_name, pick_device
+from dse.core.errors import DSEError
 
 
 @pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:1"])

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from dse.dropconnect import DropConnect, add_dropconnect, plain_state_dict, remove_dropconnect, set_dropconnect_rate
-from dse.errors import DSEError
-from dse.mapping import crossbar_layers
-from dse.models import build_model
+from dse.core.dropconnect import DropConnect, add_dropconnect, plain_state_dict, remove_dropconnect, set_dropconnect_rate
+from dse.core.errors import DSEError
+from dse.core.mapping import crossbar_layers
+from dse.core.models import build_model
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])

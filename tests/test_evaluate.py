@@ -3,20 +3,8 @@ import pytest
 import torch
 from scipy import stats
 
-from dse.checkpoint import load_checkpoint
-from dse.errors import DSEError
-from dse.evaluate import Evaluator, Protocol, evaluate, summarize
-from dse.train import Recipe, TrainConfig, train
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_data):
-    out = tmp_path_factory.mktemp("ev") / "m.safetensors"
-    cfg = TrainConfig(network="resnet20", width=0.5, dropconnect=0.2, seed=0,
-                      recipe=Recipe(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5),
-                      calib_rates=(0.0, 0.3), calib_images=256)
-    train(cfg, tiny_data, out, progress=False, log=lambda *_: None)
-    return load_checkpoint(out)
+from dse.core.errors import DSEError
+from dse.core.evaluate import Evaluator, Protocol, evaluate, summarize
 
 
 def test_summary_statistics():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dse import explore
-from dse.mapping import POLICIES
-from dse.models import list_models, shortcut_kernels
+from dse.view import explore
+from dse.core.mapping import POLICIES
+from dse.core.models import list_models, shortcut_kernels
 from tests.fixtures import POINTS, accuracy_model, build_store
 
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from dse.errors import DSEError
-from dse.faults import FaultInjector, instance_seed, quantize
-from dse.mapping import crossbar_layers
-from dse.models import build_model
+from dse.core.errors import DSEError
+from dse.core.faults import FaultInjector, instance_seed, quantize
+from dse.core.mapping import crossbar_layers
+from dse.core.models import build_model
 
 
 def model(seed=0, **kw):

@@ -9,18 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse import jobs
-from dse.catalog import MANIFEST, sync, write_manifest
-from dse.checkpoint import load_checkpoint
+from dse.run import jobs
+from dse.results.catalog import MANIFEST, sync, write_manifest
+from dse.core.checkpoint import load_checkpoint
 from dse.cli import main
-from dse.errors import DSEError
-from dse.evaluate import Evaluator, Protocol
-from dse.store import DesignPoint, Store
-from dse.spec import load_spec, parse_only, parse_spec
-from dse.sweep import expand
-from dse.models import build_model
-from dse.train import Recipe, TrainConfig, grown_state, train
+from dse.core.errors import DSEError
+from dse.core.evaluate import Evaluator, Protocol
+from dse.results.store import DesignPoint, Store
+from dse.run.spec import load_spec, parse_only, parse_spec
+from dse.run.sweep import expand
+from dse.core.models import build_model
+from dse.core.train import Recipe, TrainConfig, grown_state, train
 from tests.test_data import make_tree
+
+pytestmark = pytest.mark.slow  # fine-tunes and evaluates real (tiny) models
 
 
 def quiet(*_):
@@ -78,7 +80,7 @@ def test_a_grown_shortcut_kernel_starts_as_the_same_function(tmp_path, tiny_data
 
 
 def test_a_wider_network_is_fine_tuned_from_a_narrower_one(tmp_path, tiny_data, base):
-    """The base is widened (dse.widen: the same function to start with), then trained; its copied channels
+    """The base is widened (dse.core.widen: the same function to start with), then trained; its copied channels
     become channels of their own, which equal shares of the outgoing weights would never let them."""
     out = tmp_path / "wide.safetensors"
     meta = train(replace(cfg(init=str(base)), width=0.8), tiny_data, out, progress=False, log=quiet)
@@ -140,7 +142,7 @@ def test_finetuned_points_depend_on_their_base():
     trains = {(j.point.network, j.point.mapping, j.point.dropconnect): j for j in plan if j.kind == "train"}
     base, ft, xbar, vgg = (trains[k] for k in [("resnet20", "default", 0.0), ("resnet20", "default", 0.3),
                                                 ("resnet20", "1x1-on-crossbar", 0.3), ("vgg13", "default", 0.0)])
-    assert base.deps == () and "init" not in base.config and base.config["epochs"] == 10 and base.config["half"]
+    assert base.deps == () and base.config["init"] is None and base.config["epochs"] == 10 and base.config["half"]
     assert ft.deps == (base.job_id,) and ft.config["init"] == base.config["out"]
     assert ft.config["epochs"] == 3 and ft.config["lr"] == 0.05
     assert xbar.deps == (base.job_id,) and xbar.config["epochs"] == 10  # no finetune_recipe: the block's recipe
@@ -197,8 +199,8 @@ def test_the_shipped_grid_parses():
     points = [p for p, _ in spec.points()]
     assert len(points) == 15 and spec.manifest and spec.checkpoint_dir == "checkpoints"
     plan = expand(spec, data="/d")
-    tuned = [j.point for j in plan if j.kind == "train" and "init" in j.config]
-    scratch = {(j.point.network, j.point.width) for j in plan if j.kind == "train" and "init" not in j.config}
+    tuned = [j.point for j in plan if j.kind == "train" and j.config["init"] is not None]
+    scratch = {(j.point.network, j.point.width) for j in plan if j.kind == "train" and j.config["init"] is None}
     assert scratch == {("resnet20", 1.0), ("vgg13", 1.0), ("mobilenetv2", 1.0)}
     assert len(tuned) == 12 and all(p.dropconnect > 0 or p.shortcut_kernel == 3 or p.width > 1 for p in tuned)
 
@@ -275,8 +277,8 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, ck, c
 
     write_manifest(fresh, folder, data=str(tree))  # with data: a spot check per checkpoint
     spot = json.loads((folder / MANIFEST).read_text())["checkpoints"][0]["spot_check"]
-    from dse.data import load_cifar10
-    from dse.evaluate import spot_check
+    from dse.core.data import load_cifar10
+    from dse.core.evaluate import spot_check
 
     d = load_cifar10(tree)
     assert spot == spot_check(load_checkpoint(ck), d.test_x, d.test_y) and spot["test_images"] == 500

@@ -4,10 +4,12 @@ import time
 
 import pytest
 
-from dse import jobs
+from dse.run import jobs
 from dse.cli import main
-from dse.store import DesignPoint, Store, process_alive
+from dse.results.store import DesignPoint, Store, process_alive
 from tests.test_data import make_tree
+
+pytestmark = pytest.mark.slow  # worker processes
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,9 @@ def test_cancel_stops_the_worker(tmp_path, tree, monkeypatch):
     cfg["batch_size"] = 20
     jid, _ = jobs.submit(store, "train", point, cfg)
     job = wait(store, jid, states=("running",), timeout=60)
+    t0 = time.time()
     while store.job(jid)["message"] in ("starting", "loading data"):
+        assert time.time() - t0 < 120, "the worker never got past loading its data"
         time.sleep(0.2)
     jobs.cancel(store, jid)
     job = wait(store, jid, timeout=60)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from dse.errors import DSEError
-from dse.mapping import MappingPolicy, POLICIES, crossbar_layers
-from dse.models import build_model
+from dse.core.errors import DSEError
+from dse.core.mapping import MappingPolicy, POLICIES, crossbar_layers
+from dse.core.models import build_model
 
 
 def test_resnet20_default_has_19_crossbar_convs_and_nothing_else():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dse.errors import DSEError
-from dse.models import build_model, list_models
+from dse.core.errors import DSEError
+from dse.core.models import build_model, list_models
 
 WIDTHS = [1.0, 1.2, 1.4, 1.6]
 

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dse.errors import DSEError
-from dse.pareto import cheapest_meeting, pareto_front, pareto_fronts
+from dse.core.errors import DSEError
+from dse.view.pareto import cheapest_meeting, pareto_front, pareto_fronts
 
 
 def points(rows, index=None):

@@ -2,10 +2,12 @@
 learn well above chance, and the calibrate/evaluate path must run on real images."""
 import pytest
 
-from dse.checkpoint import load_checkpoint
-from dse.data import load_cifar10
-from dse.evaluate import Protocol, evaluate
-from dse.train import Recipe, TrainConfig, train
+from dse.core.checkpoint import load_checkpoint
+from dse.core.data import load_cifar10
+from dse.core.evaluate import Protocol, evaluate
+from dse.core.train import Recipe, TrainConfig, train
+
+pytestmark = pytest.mark.slow  # real CIFAR-10
 
 
 @pytest.mark.slow

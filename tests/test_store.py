@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from dse import jobs
-from dse.catalog import sync
-from dse.checkpoint import load_checkpoint, save_checkpoint
-from dse.store import DesignPoint, Store, open_store
+from dse.run import jobs
+from dse.results.catalog import sync
+from dse.core.checkpoint import load_checkpoint, save_checkpoint
+from dse.results.store import DesignPoint, Store, open_store
 from tests.fixtures import POINTS, build_store, write_checkpoint
 
 
@@ -52,6 +52,7 @@ def _writer(path, start, n):
         store.upsert_point(DesignPoint("resnet20", 1.0 + i / 1000), fault_free_accuracy=float(i))
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     path = tmp_path / "s.sqlite"
     Store(path)
@@ -136,7 +137,7 @@ def test_evaluation_rows_need_a_complete_result(tmp_path):
 
 
 def test_bn_protocols_coexist_and_never_satisfy_each_others_jobs(tmp_path):
-    from dse.sweep import Job, _standing
+    from dse.run.sweep import Job, _standing
     from tests.fixtures import accuracy_model, fake_result
 
     store, ckdir = build_store(tmp_path)
@@ -156,13 +157,14 @@ def test_bn_protocols_coexist_and_never_satisfy_each_others_jobs(tmp_path):
     plan = [job(), job(bn="chip"), job(bn="chip", calib_images=100), job(bn="batch")]
     assert len({j.job_id for j in plan}) == 4
     assert list(_standing(store, plan).values()) == [True, True, False, False]
-    assert "bn" not in plan[0].config  # the paper protocol's job ids are those it always had
+    assert plan[0].config["calib_images"] == 0  # an image count changes only the chip protocol's work and id
+    assert job(calib_images=32).job_id == plan[0].job_id and job(bn="chip", calib_images=500).job_id == plan[1].job_id
 
 
 def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tmp_path):
     import sqlite3
 
-    from dse.store import SCHEMA
+    from dse.results.store import SCHEMA
 
     path = tmp_path / "old.sqlite"
     old = SCHEMA.replace("    bn TEXT NOT NULL DEFAULT 'paper',", "").replace(

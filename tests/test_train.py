@@ -1,9 +1,11 @@
 import pytest
 import torch
 
-from dse.checkpoint import load_checkpoint
-from dse.errors import DSEError
-from dse.train import Recipe, TrainConfig, lr_at, partial_path, train
+from dse.core.checkpoint import load_checkpoint
+from dse.core.errors import DSEError
+from dse.core.train import Recipe, TrainConfig, lr_at, partial_path, train
+
+pytestmark = pytest.mark.slow  # every test trains
 
 
 def config(**kw):

@@ -1,12 +1,12 @@
-"""dse.widen: a narrower trained network grown wider computes the same function, for every network the
+"""dse.core.widen: a narrower trained network grown wider computes the same function, for every network the
 explorer has, and its copied channels are set up to become different channels when fine-tuned."""
 import pytest
 import torch
 from torch import nn
 
-from dse.errors import DSEError
-from dse.models import build_model
-from dse.widen import channel_spaces, widened_state
+from dse.core.errors import DSEError
+from dse.core.models import build_model
+from dse.core.widen import channel_spaces, widened_state
 
 
 def trained_looking(model: nn.Module) -> nn.Module:

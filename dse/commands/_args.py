@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from dse.errors import DSEError
+from dse.core.errors import DSEError
 
 
 def _wrap(check):
@@ -47,7 +47,7 @@ def nonneg_float(text: str) -> float:
 
 def rate(text: str) -> float:
     """A probability in [0, 1)."""
-    from dse.dropconnect import check_rate
+    from dse.core.dropconnect import check_rate
 
     return _wrap(lambda t: check_rate(t, "rate"))(text)
 
@@ -77,25 +77,25 @@ def count_list(text: str) -> list[int]:
 
 
 def bn_protocol(text: str) -> str:
-    from dse.calibrate import check_bn_protocol
+    from dse.core.calibrate import check_bn_protocol
 
     return _wrap(check_bn_protocol)(text)
 
 
 def width(text: str) -> float:
-    from dse.models import check_width
+    from dse.core.models import check_width
 
     return _wrap(check_width)(text)
 
 
 def network(text: str) -> str:
-    from dse.models import check_network
+    from dse.core.models import check_network
 
     return _wrap(check_network)(text.lower())
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    from dse.device import check_device_name
+    from dse.core.device import check_device_name
 
     parser.add_argument("--device", default="auto", type=_wrap(check_device_name),
                         help="auto (CUDA when present), cpu, cuda or cuda:N")

@@ -120,7 +120,7 @@ def config_from(args):
     cfg.profile = not args.no_profile
     cfg.isolate = not args.in_process
     if cfg.fault_rate == 0:
-        from dse.errors import DSEError
+        from dse.core.errors import DSEError
 
         raise DSEError("the campaign needs a fault rate above 0 (at 0 every instance is the same network)")
     return cfg
@@ -130,9 +130,9 @@ def run(args) -> dict:
     import os
 
     from dse.bench import bench_data, run_bench, to_markdown
-    from dse.checkpoint import load_checkpoint
-    from dse.device import pick_device
-    from dse.errors import DSEError
+    from dse.core.checkpoint import load_checkpoint
+    from dse.core.device import pick_device
+    from dse.core.errors import DSEError
 
     cfg = config_from(args)
     device = pick_device(args.device)
@@ -156,7 +156,7 @@ def run(args) -> dict:
     result["command"] = command_line(args)
     result["markdown"] = to_markdown(result, result["command"])
     if not args.no_write:
-        from dse.io import atomic_write
+        from dse.core.io import atomic_write
 
         try:
             atomic_write(args.out, result["markdown"].encode())

@@ -28,10 +28,10 @@ def run(args) -> dict:
 
     from tqdm.auto import tqdm
 
-    from dse import jobs
-    from dse.data import default_data_path
-    from dse.errors import DSEError
-    from dse.store import job_id, open_store
+    from dse.run import jobs
+    from dse.core.data import default_data_path
+    from dse.core.errors import DSEError
+    from dse.results.store import job_id, open_store
 
     data = args.data or default_data_path()
     if data is None:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.paper import FAULT_RATES
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("calibrate", help="re-estimate BatchNorm statistics per target fault rate")
     p.add_argument("checkpoint", help="checkpoint (.safetensors)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
-    p.add_argument("--fault-rates", type=_args.rate_list, default=[0.0, 0.1, 0.2, 0.3])
+    p.add_argument("--fault-rates", type=_args.rate_list, default=list(FAULT_RATES))
     p.add_argument("--calib-images", type=_args.positive_int, default=None,
                    help="training images per pass (default: all)")
     p.add_argument("--seed", type=_args.nonneg_int, default=0)
@@ -22,11 +23,11 @@ def run(args) -> dict:
 
     import torch
 
-    from dse.calibrate import calibrate_bn
-    from dse.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint
-    from dse.data import load_cifar10
-    from dse.device import pick_device
-    from dse.train import accuracy
+    from dse.core.calibrate import calibrate_bn
+    from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint
+    from dse.core.data import load_cifar10
+    from dse.core.device import pick_device
+    from dse.core.train import accuracy
 
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dse.commands import _args
-from dse.mapping import POLICIES
+from dse.core.mapping import POLICIES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> dict:
-    from dse import cost  # torch import deferred until the command runs
+    from dse.core import cost  # torch import deferred until the command runs
 
     if args.table or args.network is None:
         rows = cost.compare(policy=args.mapping)
@@ -42,7 +42,7 @@ def run(args) -> dict:
     models = ["paper", "isaac"] if args.cost_model == "both" else [args.cost_model]
     result = {m: cost.estimate(args.network, args.width, args.shortcut_kernel, args.mapping, m)
               for m in models}
-    from dse.deployment import calibration_cost
+    from dse.core.deployment import calibration_cost
 
     for m in models:  # once per chip at deployment, beside the per-image figures
         result[m]["calibration"] = calibration_cost(result[m]["totals"], args.calib_images)

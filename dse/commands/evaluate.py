@@ -34,11 +34,11 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     import warnings
 
-    from dse.checkpoint import load_checkpoint
-    from dse.data import load_cifar10
-    from dse.device import pick_device
-    from dse.evaluate import Protocol, evaluate
-    from dse.explore import CHANCE_ACCURACY
+    from dse.core.checkpoint import load_checkpoint
+    from dse.core.data import load_cifar10
+    from dse.core.device import pick_device
+    from dse.core.evaluate import Protocol, evaluate
+    from dse.view.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
                         seed=args.seed, fault_model=args.fault_model, recalibrate=not args.no_recalibrate,

@@ -23,15 +23,18 @@ def run(args) -> dict:
     from pathlib import Path
 
     from dse.commands.sweep import spec_from_args
-    from dse.reproduce import reproduce
-    from dse.store import Store
+    from dse.run.sweep import run_sweep
+    from dse.view.reproduce import report
+    from dse.results.store import Store
 
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / spec.name
     log = (lambda s: None) if args.json else print
-    result = reproduce(spec, Store(args.store), out, run=not args.report_only, backend=args.backend,
-                       workers=args.workers, address=args.address, progress=not (args.no_progress or args.json),
-                       log=log, readme=args.readme)
+    store = Store(args.store)
+    sweep = None if args.report_only else run_sweep(
+        spec, store, backend=args.backend, workers=args.workers, address=args.address,
+        progress=not (args.no_progress or args.json), log=log)
+    result = report(store, spec, out, sweep, args.readme)
     if not args.json:
         sweep = result["sweep"]
         if sweep:

@@ -19,10 +19,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.checkpoint import load_checkpoint
-    from dse.data import head, load_cifar10
-    from dse.device import pick_device
-    from dse.evaluate import Evaluator, layer_sensitivity
+    from dse.core.checkpoint import load_checkpoint
+    from dse.core.data import head, load_cifar10
+    from dse.core.device import pick_device
+    from dse.core.evaluate import Evaluator, layer_sensitivity
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_cifar10(args.data)

@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.catalog import default_checkpoint_dirs, sync, write_manifest
-    from dse.store import Store, default_store_path, rebuild
+    from dse.results.catalog import default_checkpoint_dirs, sync, write_manifest
+    from dse.results.store import Store, default_store_path, rebuild
 
     dirs = [Path(d) for d in args.checkpoints] if args.checkpoints else None
     path = Path(args.store) if args.store else default_store_path()

@@ -41,7 +41,7 @@ def spec_from_args(args):
     """The spec named on the command line, with the command line's overrides."""
     from dataclasses import replace
 
-    from dse.spec import load_spec
+    from dse.run.spec import load_spec
 
     spec = load_spec(args.spec if hasattr(args, "spec") else args.grid)
     changes = {}
@@ -57,7 +57,7 @@ def spec_from_args(args):
         changes["grids"] = tuple(replace(g, protocol=tuple({**dict(g.protocol), "instances": n}.items()))
                                  for g in spec.grids)
     if getattr(args, "only", None):
-        from dse.spec import parse_only
+        from dse.run.spec import parse_only
 
         changes["only"] = parse_only(args.only)
     return replace(spec, **changes)
@@ -66,9 +66,9 @@ def spec_from_args(args):
 def run(args) -> dict:
     import json
 
-    from dse.errors import DSEError
-    from dse.store import Store
-    from dse.sweep import preview, run_sweep
+    from dse.core.errors import DSEError
+    from dse.results.store import Store
+    from dse.run.sweep import preview, run_sweep
 
     spec = spec_from_args(args)
     store = Store(args.store)

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.commands import _args
+from dse.core.paper import FAULT_RATES
 
 
 def add_parser(sub) -> None:
-    from dse.train import Recipe
+    from dse.core.train import Recipe
 
     d = Recipe()
     p = sub.add_parser("train", help="train a network with drop-connect and write a checkpoint")
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     p.add_argument("--save-every", type=_args.nonneg_float, default=300.0, metavar="SECONDS",
                    help="also write <out>.partial within an epoch this often (0: after every step; default 300)")
-    p.add_argument("--fault-rates", type=_args.rate_list, default=[0.0, 0.1, 0.2, 0.3],
+    p.add_argument("--fault-rates", type=_args.rate_list, default=list(FAULT_RATES),
                    help="fault rates p' to calibrate BN for, comma-separated (empty run: --no-calibrate)")
     p.add_argument("--no-calibrate", action="store_true", help="skip BN re-estimation")
     p.add_argument("--calib-images", type=_args.positive_int, default=None,
@@ -39,12 +40,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.data import load_cifar10
-    from dse.device import pick_device
-    from dse.errors import DSEError
-    from dse.mapping import MappingPolicy
-    from dse.models import build_model
-    from dse.train import Recipe, TrainConfig, train
+    from dse.core.data import load_cifar10
+    from dse.core.device import pick_device
+    from dse.core.errors import DSEError
+    from dse.core.mapping import MappingPolicy
+    from dse.core.models import build_model
+    from dse.core.train import Recipe, TrainConfig, train
 
     MappingPolicy.parse(args.mapping)
     build_model(args.network, args.width, args.shortcut_kernel)  # validates the combination up front

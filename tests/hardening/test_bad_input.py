@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dse.models import list_models
+from dse.core.models import list_models
 from tests.hardening.common import one_line_error
 
 SETTINGS = settings(max_examples=25, deadline=None, database=None)  # small, untimed, nothing saved

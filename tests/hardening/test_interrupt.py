@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse import jobs
-from dse.checkpoint import load_checkpoint
-from dse.store import DesignPoint, Store
-from dse.spec import load_spec
-from dse.sweep import run_sweep
-from dse.train import partial_path
+from dse.run import jobs
+from dse.core.checkpoint import load_checkpoint
+from dse.results.store import DesignPoint, Store
+from dse.run.spec import load_spec
+from dse.run.sweep import run_sweep
+from dse.core.train import partial_path
 from tests.hardening.common import ROOT, one_thread, run_cli, run_until_stalled
 from tests.test_data import make_tree
+
+pytestmark = pytest.mark.slow  # trainings killed in subprocesses
 
 # 40 training images in batches of 10: 4 steps an epoch, 3 epochs
 TRAIN = ["train", "--network", "resnet20", "--width", "0.5", "--dropconnect", "0.3", "--epochs", "3",

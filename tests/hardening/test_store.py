@@ -4,8 +4,10 @@ detected, named in one line, moved aside and rebuilt from the checkpoint folders
 import multiprocessing as mp
 import traceback
 
-from dse.catalog import sync
-from dse.store import DesignPoint, Store, open_store
+import pytest
+
+from dse.results.catalog import sync
+from dse.results.store import DesignPoint, Store, open_store
 from tests.fixtures import POINTS, accuracy_model, build_store, fake_result
 from tests.hardening.common import run_cli
 from tests.test_app import app, metric
@@ -48,7 +50,7 @@ def _sweep(path: str, report) -> None:
 
 def _page(path: str, stop, report) -> None:
     """What the app's pages read meanwhile (the design table, the Jobs tab), over and over."""
-    from dse import explore
+    from dse.view import explore
 
     try:
         store, reads = Store(path), 0
@@ -61,6 +63,7 @@ def _page(path: str, stop, report) -> None:
         report.put(("page", traceback.format_exc()))
 
 
+@pytest.mark.slow
 def test_an_app_job_a_sweep_and_a_page_at_once_lose_no_row(tmp_path):
     path = str(tmp_path / "results.sqlite")
     store = Store(path)

@@ -1,0 +1,301 @@
+"""The benchmark report: targets checked against the measured ratios, and the Markdown of BENCHMARKS.md."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+
+from dse.bench.measure import FULL_TEST_SET, TRAIN_IMAGES
+
+TARGETS = {  # what the project aims for on a 2-core CPU
+    "train_speedup": 1.5,  # project trainer (p=0.3) / plain reference, ResNet20
+    "dropconnect_overhead": 0.10,  # p=0.3 vs p=0 time
+    "campaign_vs_naive": 3.0,
+    "campaign_vs_plain": 0.90,  # within 10% of plain inference
+    "equivalence_points": 0.1,
+    "chip_overhead": 0.15,  # per-chip BN calibration (N=500) on top of a paper-protocol instance (10,000 images)
+}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _target(name: str, value: float | None, target: float, higher_is_better: bool, unit: str,
+            note: str = "") -> dict:
+    met = None if value is None else (value >= target if higher_is_better else value <= target)
+    return {"name": name, "value": value, "target": target, "higher_is_better": higher_is_better, "unit": unit,
+            "met": met, "note": note}
+
+
+def targets(result: dict) -> list[dict]:
+    cfg = result["config"]
+    p = f"p={cfg['dropconnect']:g}"
+    out = []
+    for r in result["training"]:
+        ips, net = r["images_per_s"], r["network"]
+        out.append(_target(f"training {net}: project ({p}) / plain reference", _ratio(ips["project"], ips["reference"]),
+                           TARGETS["train_speedup"], True, "x", "" if net == "resnet20" else "target set for ResNet20"))
+        out.append(_target(f"training {net}: drop-connect overhead ({p} vs p=0)",
+                           _ratio(ips["project_p0"], ips["project"]) - 1, TARGETS["dropconnect_overhead"], False, "%"))
+    for c in result["campaign"]:
+        ips, net = c["image_instances_per_s"], c["network"]
+        out.append(_target(f"fault campaign {net}: project / naive reference", _ratio(ips["project"], ips["naive"]),
+                           TARGETS["campaign_vs_naive"], True, "x"))
+        out.append(_target(f"fault campaign {net}: project / plain inference", _ratio(ips["project"], ips["plain"]),
+                           TARGETS["campaign_vs_plain"], True, "x"))
+        if "chip_overhead_full_test_set" in c:
+            out.append(_target(f"fault campaign {net}: chip BN protocol (N={c['calib_images']}) over the paper's, "
+                               f"per {FULL_TEST_SET:,}-image instance", c["chip_overhead_full_test_set"],
+                               TARGETS["chip_overhead"], False, "%"))
+    for row in result["equivalence"]:
+        out.append(_target(f"equivalence {row['network']}: mean accuracy, fast path vs fp32 reference",
+                           row["mean_diff"], TARGETS["equivalence_points"], False, "points"))
+    return out
+
+
+def _f(x, digits: int = 1, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _met(t: dict) -> str:
+    return "-" if t["met"] is None else ("met" if t["met"] else "**missed**")
+
+
+def _show(t: dict, x: float | None) -> str:
+    if t["unit"] == "%":
+        return _f(None if x is None else 100 * x, 1, "%")
+    return _f(x, 3, " points") if t["unit"] == "points" else _f(x, 2, "x")
+
+
+def _spread(values: list[float]) -> str:
+    """min-max of per-step (per-instance) seconds: how steady the machine was."""
+    return f"{min(values):.2f}-{max(values):.2f}" if values else "-"
+
+
+def _machine_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    gpu = f"; GPU {mc['gpu']} ({mc['gpu_memory_gb']} GB)" if "gpu" in mc else ""
+    bf16 = ("with native bf16 (bf16 autocast)" if mc["native_bf16"]
+            else "without native bf16: everything runs in fp32 (bf16 would be emulated, hence slower)")
+    L += ["## Machine", "",
+          f"- CPU: {mc['cpu']}, {mc['cores']} cores, {mc['torch_threads']} torch threads; "
+          f"{mc['cpu_capability']} {bf16}{gpu}",
+          f"- torch {mc['torch']}, torchvision {mc['torchvision']}, Python {mc['python']}, {mc['os']}",
+          f"- device: `{mc['device']}`"]
+    if mc["cpu_capability"] not in ("AVX512", "AVX512_BF16", "AMX") and not gpu_run:
+        L.append("- The targets assume a bf16-capable AVX-512 CPU; this one is "
+                 f"{mc['cpu_capability']} without bf16, so both sides of every comparison run fp32.")
+    lb, la = result.get("load_before"), result.get("load_after")
+    if lb:
+        shared = lb[0] > 0.5 or (la and la[0] > 1.5 * (mc["cores"] or 1))
+        L.append(f"- load average (1, 5, 15 min): {lb} before, {la} after, on {mc['cores']} cores"
+                 + (". **The machine was shared with other jobs during this run**: absolute figures are slowed by "
+                    "them; compared implementations ran interleaved, so the ratios are fairer than the absolute "
+                    "numbers, but still carry noise (see the per-step spread)" if shared else ""))
+    ds = result["data"]
+    if ds["synthetic"]:
+        L.append(f"- data: **synthetic** random uint8 images of CIFAR shape ({ds['train_images']:,} train, "
+                 f"{ds['test_images']:,} test; no `--data` or `$DSE_DATA`): throughput only, accuracies are chance")
+    else:
+        L.append(f"- data: CIFAR-10 from `{Path(ds['source']).name}` ({ds['train_images']:,} train, "
+                 f"{ds['test_images']:,} test), shuffled once with a fixed seed so that subsets mix the classes")
+    L += ["- method: implementations that are compared run interleaved in one process (step or instance i of each "
+          "in turn, the order rotating), so that other work on the machine slows them alike; every measurement "
+          "runs in a fresh process.", ""]
+    return L
+
+
+def _targets_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    L += ["## Targets", ""]
+    L += _table(["check", "measured", "target", ""],
+                [[t["name"], _show(t, t["value"]), (">= " if t["higher_is_better"] else "<= ") + _show(t, t["target"]),
+                  _met(t) + (f" ({t['note']})" if t["note"] else "")] for t in result["targets"]])
+    return L
+
+
+def _training_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    steps = ", ".join(f"{r['network']}: {r['steps']}" for r in result["training"])
+    L += ["## 1. Training throughput", "",
+          f"Images/s over {steps} timed steps of batch {cfg['batch_size']} after {cfg['warmup_steps']} warm-up "
+          f"step(s) each, width {cfg['width']:g}, the three interleaved step by step. Project: the trainer's loop "
+          "body `dse.core.train.train_step` (uint8 data in memory, batch crop+flip as tensor ops, channels_last, "
+          f"{'AMP/bf16 autocast' if mc['native_bf16'] or gpu_run else 'fp32'}). Plain reference: eager fp32 NCHW "
+          "model, SGD with the same recipe, no drop-connect, torchvision RandomCrop(32, padding=4) + "
+          "RandomHorizontalFlip + ToTensor + Normalize on PIL images in a DataLoader with "
+          f"{cfg['ref_workers']} workers (the PyTorch CIFAR-10 tutorial's setting). End-to-end: one separate run "
+          "of `dse.core.train.train` itself (same steps), with its peak memory.", ""]
+    rows = []
+    for r, e in zip(result["training"], result["train_end_to_end"]):
+        ips = r["images_per_s"]
+        rows.append([r["network"], _f(ips["project"]), _f(ips["project_p0"]), _f(ips["reference"]),
+                     _f(_ratio(ips["project"], ips["reference"]), 2, "x"),
+                     _f(100 * (_ratio(ips["project_p0"], ips["project"]) - 1), 1, "%"),
+                     " / ".join(_spread(r["step_s"][k]) for k in ("project", "project_p0", "reference")),
+                     _f(e["images_per_s"]), _f(e["peak_rss_mb"], 0)]
+                    + ([_f(e.get("gpu_peak_mb"), 0)] if gpu_run else []))
+    L += _table(["network", f"project p={cfg['dropconnect']:g}", "project p=0", "plain reference", "speed-up",
+                 "drop-connect overhead", "s per step (min-max: p / p=0 / ref)", "end-to-end `train`",
+                 "peak RSS of `train` (MB)"] + (["GPU peak (MB)"] if gpu_run else []), rows)
+    return L
+
+
+def _campaign_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    L += ["## 2. Fault-campaign throughput", "",
+          f"Image-instances/s at f={cfg['fault_rate']:g}: {cfg['instances']} crossbar instances x "
+          f"{cfg['test_images']:,} test images (batch {cfg['eval_batch']}), the three interleaved instance by "
+          "instance. Project: what `Evaluator.run` does per instance (`FaultInjector.weights`, then `accuracy` "
+          "through the BN-folded forward). Plain inference: the same model, no faults, eval mode, channels_last, "
+          "same precision. Naive reference: `copy.deepcopy` per instance, 8-bit quantisation and a `torch.rand` "
+          f"mask per weight, eager fp32 NCHW, a DataLoader ({cfg['ref_workers']} workers, ToTensor + Normalize). "
+          "End-to-end: one separate `dse.core.evaluate.evaluate` run (the rate's own time), with its peak memory, "
+          "then the same run in a process with glibc's default malloc, which unmaps every freed block over "
+          "32 MB so that the next batch faults its pages in again (the CLI keeps them: `dse.core.allocator`). Every "
+          "other measurement here keeps freed memory, as the CLI does.", ""]
+    rows = []
+    for c, e in zip(result["campaign"], result["campaign_end_to_end"]):
+        ips = c["image_instances_per_s"]
+        b = next((x for x in result["batched"] if x["network"] == c["network"]), None)
+        dm = e.get("default_malloc") if e.get("keep_freed") else None  # off glibc both runs are the same
+        rows.append([c["network"], _f(ips["project"]), _f(ips["plain"]), _f(ips["naive"]),
+                     _f(_ratio(ips["project"], ips["naive"]), 2, "x"), _f(_ratio(ips["project"], ips["plain"]), 2, "x"),
+                     " / ".join(_spread(c["instance_s"][k]) for k in ("project", "plain", "naive")),
+                     _f(e["image_instances_per_s"]), _f(e["peak_rss_mb"], 0),
+                     _f(dm and dm["image_instances_per_s"]),
+                     _f(dm and _ratio(e["image_instances_per_s"], dm["image_instances_per_s"]), 2, "x"),
+                     _f(b and b["image_instances_per_s"]) + (f" (x{b['per_batch']})" if b else "")]
+                    + ([_f(e.get("gpu_peak_mb"), 0)] if gpu_run else []))
+    L += _table(["network", "project", "plain inference", "naive reference", "vs naive", "vs plain",
+                 "s per instance (min-max: project / plain / naive)", "end-to-end `evaluate`",
+                 "peak RSS of `evaluate` (MB)", "`evaluate`, glibc's default malloc", "kept memory's speed-up",
+                 "batched instances (vmap)"] + (["GPU peak (MB)"] if gpu_run else []), rows)
+    paths = sorted({c["path"] for c in result["campaign"]})
+    L += [f"Evaluation path in use: {', '.join(paths)}.", ""]
+    chip = [c for c in result["campaign"] if "chip_overhead_full_test_set" in c]
+    if chip:
+        L += ["Per-chip BN calibration (`--bn chip`), interleaved with the rest: each instance first runs the "
+              "calibration images through the faulty model with its BN layers in training mode, then the test "
+              f"pass through the BN-folded forward with the new statistics. Its overhead is the calibration time "
+              f"over a paper-protocol instance on the full {FULL_TEST_SET:,}-image test set (scaled from the "
+              "images measured here).", ""]
+        L += _table(["network", "calibration images", "calibration s per instance", "chip image-instances/s",
+                     f"overhead per {FULL_TEST_SET:,}-image instance"],
+                    [[c["network"], str(c["calib_images"]), _f(c["calib_s"], 3),
+                      _f(c["image_instances_per_s"]["chip"]), _f(100 * c["chip_overhead_full_test_set"], 1, "%")]
+                     for c in chip])
+    return L
+
+
+def _equivalence_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    L += ["## 3. Accuracy equivalence", "",
+          "Mean accuracy over the same fault maps (seeded per instance) from the fast path and from the naive fp32 "
+          "reference, which quantises, masks and runs the unfolded model independently. The model is the short "
+          "training run's or a `--checkpoint`; its fault-free 8-bit accuracy shows how much the check can see "
+          "(near 10% it sees little: a barely trained model predicts few classes).", ""]
+    rows = []
+    for r in result["equivalence"]:
+        rows.append([r["network"], r["model"], f"{r['fault_rate']:g}", f"{r['instances']} x {r['images']:,}",
+                     _f(r["fault_free_quantized_accuracy"], 2), _f(r["fast_mean"], 3), _f(r["reference_mean"], 3),
+                     _f(r["mean_diff"], 3), _f(r["max_instance_diff"], 3),
+                     "yes" if r["evaluate_matches"] else f"no ({_f(r['evaluate_mean'], 3)})",
+                     "met" if r["mean_diff"] <= TARGETS["equivalence_points"] else "**missed**"])
+    L += _table(["network", "model", "f", "instances x images", "fault-free 8-bit accuracy (%)", "fast mean (%)",
+                 "fp32 reference mean (%)", "difference (points)", "largest per-instance difference",
+                 "`evaluate` gives the same accuracies", ""], rows)
+    return L
+
+
+def _calibration_memory_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    L += ["## 4. BN calibration and memory", "",
+          f"BN re-estimation (`calibrate_bn`) per fault rate p' on {cfg['calib_images']:,} training images, and the "
+          f"implied time of the paper's full pass over {TRAIN_IMAGES:,} images.", ""]
+    rows = [[c["network"], f"{x['rate']:g}", f"{x['images']:,}", _f(x["seconds"], 2), _f(x["images_per_s"]),
+             _f(x["full_train_set_s"], 0)] for c in result["calibration"] for x in c["rates"]]
+    L += _table(["network", "p'", "images", "seconds", "images/s", f"s per {TRAIN_IMAGES:,} images"], rows)
+    runs = result["train_end_to_end"] + result["campaign_end_to_end"] + result["training"] + result["campaign"]
+    isolated = any(r.get("isolated") for r in runs)
+    L += [("Peak memory: each measurement ran in a fresh process; peak RSS is `ru_maxrss` at its end, the baseline "
+           "the RSS after importing torch and loading the data (included in the peak). The interleaved comparisons "
+           "hold all three implementations in one process, so their peaks are combined; DataLoader workers are "
+           "separate processes, not counted."
+           if isolated else
+           "Peak memory: measured in-process (`--in-process`), so each peak RSS is the whole run's so far, not the "
+           "measurement's own."), ""]
+    what = {"train_project": "`dse.core.train.train`", "campaign_project": "`dse.core.evaluate.evaluate`",
+            "train_compare": "training comparison (3 in one process)",
+            "campaign_compare": "campaign comparison (3 in one process)"}
+    L += _table(["measurement", "network", "baseline RSS (MB)", "peak RSS (MB)"]
+                + (["GPU peak (MB)"] if gpu_run else []),
+                [[what[r["kind"]], r["network"], _f(r.get("rss_baseline_mb"), 0), _f(r["peak_rss_mb"], 0)]
+                 + ([_f(r.get("gpu_peak_mb"), 0)] if gpu_run else []) for r in runs])
+    return L
+
+
+def _scaling_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    sc = result["scaling"]
+    L += ["## 5. Scaling", ""]
+    si = sc["instances"]
+    first = si["rows"][0]["per_instance_s"]
+    L += [f"Evaluation time against instances (`Evaluator.run`, {si['network']} width {si['width']:g}, "
+          f"{si['images']:,} images, f={cfg['fault_rate']:g}); linear means constant seconds per instance.", ""]
+    L += _table(["instances", "seconds", "s per instance", "relative to the first row"],
+                [[x["instances"], _f(x["seconds"], 2), _f(x["per_instance_s"], 3), _f(x["per_instance_s"] / first, 2)]
+                 for x in si["rows"]])
+    we, wt = sc["width_eval"]["rows"], sc["width_train"]["rows"]
+    L += [f"Against width ({sc['width_eval']['network']}; widths interleaved): evaluation seconds per instance "
+          f"({sc['width_eval']['images']:,} images) and training seconds per epoch (50,000 images at the measured "
+          f"rate of {cfg['width_train_steps']} step(s) of batch {cfg['batch_size']}). Expected: about width squared, "
+          "i.e. the MAC count.", ""]
+    rows = [[f"{a['width']:g}", _f(a["per_instance_s"], 3), _f(a["per_instance_s"] / we[0]["per_instance_s"], 2),
+             _f((a["width"] / we[0]["width"]) ** 2, 2), _f(a["macs"] / we[0]["macs"], 2), _f(b["epoch_s"], 0),
+             _f(b["epoch_s"] / wt[0]["epoch_s"], 2)] for a, b in zip(we, wt)]
+    L += _table(["width", "eval s/instance", "relative", "width^2", "MACs ratio", "train s/epoch", "relative"], rows)
+    return L
+
+
+def _profile_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    L: list[str] = []
+    prof = result.get("profile")
+    if prof:
+        L += ["## Where the time goes", "",
+              f"Self-CPU-time shares (torch.profiler, {prof['network']} width {cfg['width']:g}): one trainer step "
+              f"(batch {cfg['batch_size']}), one batch of the fast evaluation forward, one batch of plain inference.",
+              ""]
+        rows = []
+        for label, key in (("trainer step", "train_step"), ("fast evaluation", "eval_fast"),
+                           ("plain inference", "eval_plain")):
+            q = prof[key]
+            rows.append([label, f"{100 * q['conv_share']:.0f}%", f"{100 * q['batch_norm_share']:.0f}%",
+                         ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in q["top"])])
+        L += _table(["what", "all convolution kernels", "all BatchNorm kernels", "busiest ops"], rows)
+    return L
+
+def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
+    """BENCHMARKS.md from one `run_bench` result, one function per section."""
+    mc, cfg = result["machine"], result["config"]
+    gpu_run = mc["device"] != "cpu"
+    L = ["# Benchmarks", "", f"Produced by `{command}` on {result['started']} ({result['elapsed_s']:.0f} s).", ""]
+    if cfg.get("quick"):
+        L += ["**Quick run** (`--quick`): a few steps and instances on small subsets, a smoke test of the command. "
+              "Its ratios are noisy; they are not results.", ""]
+    for section in (_machine_section, _targets_section, _training_section, _campaign_section, _equivalence_section,
+                    _calibration_memory_section, _scaling_section, _profile_section):
+        L += section(result, mc, cfg, gpu_run)
+    return "\n".join(L).rstrip() + "\n"
+
+

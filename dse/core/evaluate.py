@@ -1,0 +1,266 @@
+"""Monte-Carlo fault evaluation: accuracy of one trained model over many simulated crossbars.
+
+For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights
+(dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
+so nothing is copied per instance. BN statistics by one of three protocols (dse/core/calibrate.py):
+`paper`, those calibrated for p' = f (nearest calibrated rate otherwise, with a warning) with the 1/(1-f)
+scale on (both can be switched off for ablations); `chip`, re-estimated through each faulty chip from N
+unlabeled training images; `batch`, each test batch's own (transductive, an ablation).
+Protocols: a fixed number of instances (the paper: 100 on the full test set), or adaptive: stop once
+the 95% CI half-width is below a target, after a minimum number of instances.
+The fast path (dse/core/folded.py) folds BN, whichever protocol gave it, into the faulty convs.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibration_batches,
+                           check_bn_protocol, chip_bn_stats, nearest_rate)
+from dse.core.checkpoint import Checkpoint, load_bn_buffers
+from dse.core.data import head, normalize
+from dse.core.device import autocast, autocast_dtype
+from dse.core.dropconnect import check_rate
+from dse.core.errors import DSEError
+from dse.core.faults import FaultInjector, check_fault_model
+from dse.core.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
+from dse.core.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
+
+
+@dataclass
+class Protocol:
+    instances: int = 100  # the paper's count; the maximum in adaptive mode
+    adaptive: float | None = None  # target 95% CI half-width in accuracy points
+    min_instances: int = 20
+    seed: int = 0  # base seed of the fault maps
+    fault_model: str = "sa1"
+    recalibrate: bool = True  # use BN statistics calibrated for p' = f
+    rescale: bool = True  # keep the 1/(1-f) drop-connect scale at inference
+    test_images: int | None = None  # None: the full test set
+    bn: str = "paper"  # BN statistics: paper (Algorithm 1 for p' = f), chip (re-estimated per chip), batch
+    calib_images: int = DEFAULT_CALIB_IMAGES  # training images a chip calibrates on (bn="chip")
+    calib_seed: int = 0  # which training images (and crops) every chip calibrates on
+
+    @property
+    def name(self) -> str:
+        return f"adaptive({self.adaptive})" if self.adaptive else f"fixed({self.instances})"
+
+    @property
+    def calib_n(self) -> int:
+        """Calibration images as the store keys them: 0 unless the chip protocol uses them."""
+        return self.calib_images if self.bn == "chip" else 0
+
+    @property
+    def bn_label(self) -> str:
+        return bn_label(self.bn, self.calib_images)
+
+    def check(self) -> "Protocol":
+        if self.instances < 1:
+            raise DSEError(f"instances must be a positive integer, got {self.instances!r}")
+        if self.adaptive is not None and not (math.isfinite(self.adaptive) and self.adaptive > 0):
+            raise DSEError(f"adaptive CI target must be a positive number of points, got {self.adaptive!r}")
+        if self.bn != "paper" and not self.recalibrate:
+            raise DSEError(f"--no-recalibrate applies to the paper BN protocol only, not to {self.bn!r}")
+        if self.min_instances < 2:
+            raise DSEError(f"min instances must be at least 2, got {self.min_instances!r}")
+        check_fault_model(self.fault_model)
+        check_bn_protocol(self.bn)
+        if isinstance(self.calib_images, bool) or not isinstance(self.calib_images, int) or self.calib_images < 1:
+            raise DSEError(f"calibration images must be a positive integer, got {self.calib_images!r}")
+        return self
+
+
+class Evaluator:
+    """One checkpoint's model on a device, with its test set normalised once and its weights quantised once."""
+
+    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500):
+        self.ckpt = ckpt
+        self.batch_size = batch_size
+        self.calib: list[Tensor] | None = None  # the chip protocol's calibration batches, once set
+        self.device = torch.device(device)
+        self.model = ckpt.build_model().to(self.device, memory_format=torch.channels_last).eval()
+        self.injector = FaultInjector(self.model, ckpt.meta["mapping"])
+        self.trained_bn = {k: v.clone() for k, v in self.model.state_dict().items() if "running" in k or "num_batches" in k}
+        self.x = [normalize(test_x[i : i + batch_size].to(self.device)) for i in range(0, len(test_x), batch_size)]
+        self.y = [test_y[i : i + batch_size].to(self.device) for i in range(0, len(test_y), batch_size)]
+        self.n_images = len(test_x)
+        self.fast, self.fast_reason = self._folded_forward()
+
+    def _folded_forward(self) -> tuple[FoldedForward | None, str]:
+        """The BN-folded forward when it traces and matches the plain one on a few test images."""
+        mkldnn = self.device.type == "cpu" and autocast_dtype(self.device) is None and _mkldnn_conv_ok()
+        try:
+            fast = FoldedForward(self.model, mkldnn)
+            x = self.x[0][:32] if self.x else None
+            if x is not None:
+                with torch.no_grad(), autocast(self.device):
+                    want, got = self.model(x).float(), fast(x, self._params(None)).float()
+                tol = 1e-3 if autocast_dtype(self.device) is None else 5e-2  # bf16/fp16 round differently
+                if not torch.allclose(got, want, rtol=tol, atol=tol * (1 + float(want.abs().max()))):
+                    return None, f"folded forward differs from the plain one by {float((got - want).abs().max()):.3g}"
+        except _Unsupported as e:
+            return None, str(e)
+        except Exception as e:  # any failure of the fast path falls back to the plain, always-correct one
+            return None, f"{type(e).__name__}: {e}"
+        return fast, "bn-folded" + (" + oneDNN fused conv/ReLU/add" if mkldnn else "")
+
+    def set_calibration(self, train_x: Tensor, n: int, seed: int = 0) -> None:
+        """Choose the N training images every chip of the `chip` protocol calibrates its BN statistics on."""
+        self.calib = calibration_batches(train_x, n, seed, self.batch_size, self.device)
+
+    def chip_weights(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
+        """`weights` plus BN statistics re-estimated through the chip they describe (set_calibration first)."""
+        if self.calib is None:
+            raise DSEError("the chip BN protocol needs calibration images: call set_calibration first")
+        return {**(weights or {}), **chip_bn_stats(self.model, weights or {}, self.calib, self.device)}
+
+    def _params(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
+        """The model's parameters and buffers by name, with `weights` substituted."""
+        p = dict(self.model.named_parameters())
+        p.update(self.model.named_buffers())
+        p.update(weights or {})
+        return p
+
+    def use_bn_for(self, rate: float, recalibrate: bool = True) -> float | None:
+        """Load the BN statistics for fault rate `rate`; returns the calibrated rate used (None: trained)."""
+        chosen = nearest_rate(self.ckpt.bn_stats, rate) if recalibrate else None
+        if recalibrate and chosen is None:
+            warnings.warn(f"{self.ckpt.path} has no calibrated BN statistics; using the trained ones", stacklevel=2)
+        elif chosen is not None and not math.isclose(chosen, rate):
+            warnings.warn(f"no BN statistics calibrated for fault rate {rate:g}; using those for {chosen:g}",
+                          stacklevel=2)
+        load_bn_buffers(self.model, self.ckpt.bn_stats[chosen] if chosen is not None else self.trained_bn)
+        return chosen
+
+    @torch.no_grad()
+    def accuracy(self, weights: dict[str, Tensor] | None = None, bn: str = "paper") -> float:
+        """Test accuracy (percent) with the given crossbar weights substituted (None: the float weights).
+        bn: "paper" uses the BN statistics loaded (use_bn_for), "chip" re-estimates them through this chip
+        first, "batch" normalises each test batch with its own statistics."""
+        correct = 0
+        if bn == "chip":  # the re-estimated statistics then fold into the fast path like any others
+            weights = self.chip_weights(weights)
+        if bn == "batch":
+            with batch_statistics(self.model):
+                for x, y in zip(self.x, self.y):
+                    with autocast(self.device):
+                        logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
+                    correct += (logits.argmax(1) == y).sum()
+            return 100.0 * int(correct) / self.n_images
+        if self.fast is not None and all(k in self.fast.names for k in weights or ()):
+            p = self._params(weights)
+            with autocast(self.device):
+                p = self.fast.fold(p)  # once per call, not per batch
+                for x, y in zip(self.x, self.y):
+                    correct += (self.fast.module(x, p).argmax(1) == y).sum()
+            return 100.0 * int(correct) / self.n_images
+        for x, y in zip(self.x, self.y):
+            with autocast(self.device):
+                logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
+            correct += (logits.argmax(1) == y).sum()
+        return 100.0 * int(correct) / self.n_images
+
+    def run(self, rate: float, protocol: Protocol, progress: bool = True,
+            on_instance: Callable[[int, float], None] | None = None, done: list[float] | None = None) -> dict:
+        """Monte-Carlo accuracy at one fault rate. `done`: accuracies of instances 0..k-1 from an interrupted
+        run with the same checkpoint and protocol; only the instances after them are run."""
+        rate = check_rate(rate, "fault rate")
+        p = protocol
+        t0 = time.perf_counter()
+        bn_rate = self.use_bn_for(rate, p.recalibrate) if p.bn == "paper" else None
+        accs: list[float] = list(done or [])[: p.instances]
+        if rate == 0:  # no faults: every instance is the same quantised network
+            accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0), p.bn)]
+        elif not (p.adaptive and len(accs) >= max(2, p.min_instances) and summarize(accs)["ci95"] <= p.adaptive):
+            bar = tqdm(range(len(accs), p.instances), desc=f"f={rate:g}", unit="crossbar", disable=not progress,
+                       leave=False, initial=len(accs), total=p.instances)
+            for i in bar:
+                w = self.injector.weights(i, rate, p.seed, p.fault_model, p.rescale)
+                accs.append(self.accuracy(w, p.bn))
+                if on_instance:
+                    on_instance(i + 1, accs[-1])
+                if len(accs) >= 2:
+                    s = summarize(accs)
+                    bar.set_postfix(mean=f"{s['mean']:.2f}", ci=f"{s['ci95']:.2f}")
+                    if p.adaptive and len(accs) >= p.min_instances and s["ci95"] <= p.adaptive:
+                        break
+        s = summarize(accs)
+        return {"fault_rate": rate, "fault_model": p.fault_model, "protocol": p.name, "seed": p.seed,
+                "bn": p.bn, "calib_images": p.calib_n, "bn_rate": bn_rate, "rescale": p.rescale, "test_images": self.n_images,
+                "accuracies": [round(a, 4) for a in accs], **s, "at_chance": at_chance(s["mean"]),
+                "time_s": round(time.perf_counter() - t0, 3)}
+
+
+def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, protocol: Protocol | None = None,
+             device="cpu", progress: bool = True, batch_size: int = 500,
+             on_result: Callable[[dict], None] | None = None,
+             on_instance: Callable[[float, int, float], None] | None = None,
+             done: dict[float, list[float]] | None = None, calib_x: Tensor | None = None) -> dict:
+    """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies.
+    on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar.
+    done[rate]: per-instance accuracies already measured (an interrupted run's), not run again.
+    calib_x: the training images (uint8) the chip protocol calibrates on; never test images."""
+    protocol = (protocol or Protocol()).check()
+    if protocol.test_images:
+        test_x, test_y = head(test_x, test_y, protocol.test_images)
+    ev = Evaluator(ckpt, test_x, test_y, device, batch_size)
+    if protocol.bn == "chip":
+        if calib_x is None:
+            raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
+        ev.set_calibration(calib_x, protocol.calib_images, protocol.calib_seed)
+    ev.use_bn_for(0.0, protocol.recalibrate)
+    quantized = ev.accuracy(ev.injector.weights(None, 0.0))
+    results = []
+    for f in fault_rates:
+        cb = (lambda i, acc, f=f: on_instance(f, i, acc)) if on_instance else None
+        results.append(ev.run(f, protocol, progress, on_instance=cb, done=(done or {}).get(f)))
+        if on_result:
+            on_result({**results[-1], "fault_free_quantized_accuracy": quantized})
+    m = ckpt.meta
+    return {"checkpoint": ckpt.path, "network": m["network"], "width": m["width"],
+            "shortcut_kernel": m["shortcut_kernel"], "mapping": m["mapping"], "dropconnect": m["dropconnect"],
+            "fault_free_accuracy": m.get("test_accuracy"), "fault_free_quantized_accuracy": quantized,
+            "protocol": asdict(protocol), "results": results}
+
+
+SPOT_CHECK = {"fault_rate": 0.1, "instance": 0, "seed": 0, "test_images": 500}
+
+
+def spot_check(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", **kw) -> dict:
+    """One crossbar instance on a slice of the test set: a seconds-long figure that a shipped checkpoint's
+    manifest records, so a test can recompute it and catch weights, fault maps or the evaluation drifting."""
+    c = {**SPOT_CHECK, **kw}
+    n = c["test_images"]
+    ev = Evaluator(ckpt, test_x[:n], test_y[:n], device)
+    ev.use_bn_for(c["fault_rate"])
+    acc = ev.accuracy(ev.injector.weights(c["instance"], c["fault_rate"], c["seed"]))
+    return {**c, "accuracy": round(acc, 4)}
+
+
+def layer_sensitivity(ev: Evaluator, rate: float, instances: int = 3, seed: int = 0,
+                      on_layer: Callable[[int, int], None] | None = None) -> tuple[float, list[dict]]:
+    """Accuracy with faults at `rate` in one crossbar layer at a time (others fault-free, 8-bit): which
+    layers a chip's defects hurt most. Uses the BN statistics for p' = rate, as a full evaluation does.
+    Returns the fault-free accuracy the drops are measured from, and one row per layer."""
+    rate = check_rate(rate, "fault rate")
+    ev.use_bn_for(rate)
+    clean = ev.accuracy(ev.injector.weights(None, 0.0))
+    rows = []
+    names = list(ev.injector.layers)
+    for k, name in enumerate(names):
+        accs = [ev.accuracy(ev.injector.weights(i, rate, seed, only=name)) for i in range(instances)]
+        acc = float(np.mean(accs))
+        rows.append({"layer": name, "weights": int(np.prod(ev.injector.shape_of[name])), "accuracy": acc,
+                     "drop": clean - acc})
+        if on_layer:
+            on_layer(k + 1, len(names))
+    return clean, rows

@@ -1,0 +1,121 @@
+"""The fault model: 8-bit weights on the crossbar, each cell independently stuck with probability f.
+
+- Quantisation: symmetric, per output channel, to signed 8 bits (levels -127..127); per-channel
+  because one cell per weight means each column's ADC range can follow its own weights.
+- SA1: the cell is trapped in the high state and its weight reads as 0, as the paper models it.
+- SA0 (second model): the weight reads as the largest magnitude of its sign (+-127 levels).
+- A crossbar instance is one fault map over all crossbar weights, drawn from a seed that depends only
+  on (base seed, instance index, crossbar layer shapes): every model of the same shape sees the same
+  maps (common random numbers), and maps are nested across rates (u < f), so a fault at 10% is also one
+  at 20%.
+Faults are applied functionally (a dict of faulty weights for torch.func.functional_call), never by
+copying the model.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dse.core.errors import DSEError
+from dse.core.mapping import MappingPolicy, crossbar_layers
+
+WEIGHT_BITS = 8
+
+
+def quantize(weight: Tensor, bits: int = WEIGHT_BITS) -> tuple[Tensor, Tensor]:
+    """Symmetric per-output-channel quantisation -> (integer levels as float, scale per channel)."""
+    qmax = 2 ** (bits - 1) - 1
+    w = weight.detach().float()
+    amax = w.abs().flatten(1).amax(1).clamp_min(1e-12)
+    scale = (amax / qmax).view(-1, *([1] * (w.dim() - 1)))
+    return torch.round(w / scale).clamp_(-qmax, qmax), scale
+
+
+def sa1(levels: Tensor, faulty: Tensor) -> Tensor:
+    """Stuck-at-1: a faulty cell reads its weight as 0."""
+    return levels.masked_fill(faulty, 0.0)
+
+
+def sa0(levels: Tensor, faulty: Tensor) -> Tensor:
+    """Stuck-at-0: a faulty cell reads the largest magnitude of its weight's sign (0 counts as +)."""
+    qmax = levels.abs().amax().clamp_min(1.0)  # the level range, 127 for 8 bits
+    extreme = torch.where(levels < 0, -qmax, qmax)
+    return torch.where(faulty, extreme, levels)
+
+
+FAULT_MODELS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"sa1": sa1, "sa0": sa0}
+
+
+def check_fault_model(name: str) -> str:
+    if name not in FAULT_MODELS:
+        raise DSEError(f"unknown fault model {name!r}; choose one of {', '.join(FAULT_MODELS)}")
+    return name
+
+
+def instance_seed(base_seed: int, instance: int, shapes: list[tuple[int, ...]]) -> int:
+    """A 63-bit seed from (base seed, instance index, layer shapes), stable across runs and machines."""
+    key = f"{base_seed}|{instance}|{shapes}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
+
+
+def draw_uniforms(shapes: dict[str, tuple[int, ...]], instance: int, seed: int = 0) -> dict[str, Tensor]:
+    """One uniform draw per crossbar cell, layer by layer in order; a cell is faulty at rate f when its
+    draw is below f. Drawn on the CPU so that CPU and CUDA runs see identical maps."""
+    g = torch.Generator().manual_seed(instance_seed(seed, instance, list(shapes.values())))
+    return {name: torch.rand(shape, generator=g) for name, shape in shapes.items()}
+
+
+def crossbar_shapes(model: nn.Module, policy: MappingPolicy | str = "default") -> dict[str, tuple[int, ...]]:
+    """Weight shapes of the crossbar layers (works on a model built on the meta device)."""
+    return {name: tuple(m.weight.shape) for name, m in crossbar_layers(model, policy).items()}
+
+
+def tile_fault_map(shapes: dict[str, tuple[int, ...]], layer: str, instance: int, rate: float, seed: int = 0,
+                   tile: int = 128) -> np.ndarray:
+    """The first crossbar tile of `layer` as the crossbar sees it: rows = inputs (in x k x k), columns =
+    outputs; True where a cell is stuck. For teaching: what one chip's defects look like."""
+    u = draw_uniforms(shapes, instance, seed)[layer]
+    matrix = u.flatten(1).T  # (in*k*k) x out, one weight per cell
+    return (matrix[:tile, :tile] < rate).numpy()
+
+
+class FaultInjector:
+    """Holds one model's quantised crossbar weights; builds the faulty weights of any instance."""
+
+    def __init__(self, model: nn.Module, policy: MappingPolicy | str = "default", bits: int = WEIGHT_BITS):
+        self.layers = crossbar_layers(model, policy)
+        self.quantized: dict[str, tuple[Tensor, Tensor]] = {
+            name: quantize(m.weight, bits) for name, m in self.layers.items()
+        }
+        self.shape_of = {name: tuple(m.weight.shape) for name, m in self.layers.items()}
+        self.dtype = next(model.parameters()).dtype
+
+    def fault_maps(self, instance: int, rate: float, seed: int = 0) -> dict[str, Tensor]:
+        return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
+
+    def weights(
+        self,
+        instance: int | None,
+        rate: float,
+        seed: int = 0,
+        fault_model: str = "sa1",
+        rescale: bool = True,
+        only: str | None = None,
+    ) -> dict[str, Tensor]:
+        """`{"layer.weight": tensor}` for functional_call. instance=None gives the fault-free
+        quantised weights. rescale keeps the drop-connect 1/(1-f) scale on (as the paper does).
+        only="layer" puts faults (and the rescale) in that one layer, for per-layer sensitivity."""
+        apply = FAULT_MODELS[check_fault_model(fault_model)]
+        maps = self.fault_maps(instance, rate, seed) if instance is not None and rate > 0 else None
+        scale_f = 1.0 / (1.0 - rate) if rescale else 1.0
+        out = {}
+        for name, (levels, scale) in self.quantized.items():
+            hit = maps is not None and (only is None or only == name)
+            if hit:
+                levels = apply(levels, maps[name].to(levels.device))
+            out[f"{name}.weight"] = (levels * (scale * (scale_f if hit else 1.0))).to(self.dtype)
+        return out

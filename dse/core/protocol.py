@@ -1,0 +1,21 @@
+"""How BatchNorm statistics are obtained under faults: the three protocols an evaluation can use, and how
+tables and charts name them. Torch-free (the page names protocols without importing torch); the work
+itself is in dse/core/calibrate.py."""
+from __future__ import annotations
+
+from dse.core.errors import DSEError
+
+BN_PROTOCOLS = ("paper", "chip", "batch")
+DEFAULT_CALIB_IMAGES = 500
+
+
+def check_bn_protocol(name: str) -> str:
+    if name not in BN_PROTOCOLS:
+        raise DSEError(f"unknown BN protocol {name!r}; choose one of {', '.join(BN_PROTOCOLS)}")
+    return name
+
+
+def bn_label(bn: str, calib_images: int | None = None) -> str:
+    """How a number's BatchNorm statistics were obtained, as tables and charts name it."""
+    return {"paper": "paper (Algorithm 1)", "chip": f"chip (N={calib_images})",
+            "batch": "batch (transductive)"}[check_bn_protocol(bn)]

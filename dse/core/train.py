@@ -1,0 +1,398 @@
+"""CIFAR-10 training with drop-connect on the crossbar layers.
+
+Recipe (defaults of `Recipe`), chosen for short CPU budgets: SGD with Nesterov momentum 0.9, batch 256,
+peak lr 0.2 (He et al.'s 0.1 per 128 images), one epoch of linear warm-up then cosine decay to zero,
+weight decay 5e-4, label smoothing 0.1, random crop (pad 4) + horizontal flip done on whole batches as
+tensor ops. The whole dataset sits on the device as uint8; batches are channels_last; bf16 autocast on
+CPUs with native bf16 and AMP on CUDA.
+
+Resumable: after every epoch, and every `save_every_s` seconds within one (an epoch of VGG13 takes 20 min
+on two CPU cores), the full state (weights, optimizer, epoch, step, random-generator states) is written
+atomically to `<out>.partial`. All randomness of epoch e (shuffle, crops, flips, drop-connect masks) is
+seeded from (seed, e) and resumed mid-epoch from the saved generator states, so a resumed run equals an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dse.core.calibrate import DEFAULT_RATES, calibrate_bn
+from dse.core.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
+from dse.core.data import Cifar10, head, normalize, random_crop_flip
+from dse.core.device import autocast, autocast_dtype
+from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
+from dse.core.errors import DSEError
+from dse.core.mapping import MappingPolicy
+from dse.core.models import build_model
+from dse.core.widen import widened_state
+
+
+@dataclass
+class Recipe:
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 0.2  # peak learning rate for batch_size images
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0  # linear warm-up, then cosine to zero
+    crop_pad: int = 4
+
+
+@dataclass
+class TrainConfig:
+    network: str = "resnet20"
+    width: float = 1.0
+    shortcut_kernel: int = 1
+    mapping: str = "default"
+    dropconnect: float = 0.0
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+    calib_rates: tuple[float, ...] = DEFAULT_RATES
+    calib_images: int | None = None  # None: the whole training set, as the paper
+    max_train_images: int | None = None  # a subset for quick runs and tests
+    init: str | None = None  # fine-tune from this checkpoint (same network; width and shortcut may be smaller)
+    half: bool = False  # round the final weights to fp16 and store them so (half the file size)
+
+    def identity(self) -> dict:
+        """What must match for a .partial file to be resumed by this config."""
+        d = asdict(self)
+        d.pop("calib_rates"), d.pop("calib_images")
+        for key in ("init", "half"):  # absent when unset, so older checkpoints keep their identity
+            if not d[key]:
+                d.pop(key)
+        if d.get("init"):  # the file name, not the folder, so a moved checkout still resumes
+            d["init"] = Path(d["init"]).name
+        return d
+
+
+def _seed_for(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device, batch_size: int = 1000) -> float:
+    """Top-1 accuracy in percent, model in eval mode."""
+    was = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(x_uint8), batch_size):
+        with autocast(device):
+            logits = model(normalize(x_uint8[i : i + batch_size].to(device)))
+        correct += (logits.argmax(1) == y[i : i + batch_size].to(device)).sum().item()
+    model.train(was)
+    return 100.0 * correct / len(x_uint8)
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, x_uint8: Tensor,
+               y: Tensor, generator: torch.Generator, recipe: Recipe, device: torch.device) -> tuple[Tensor, Tensor]:
+    """One step of the recipe on a uint8 batch (crop+flip, normalise, forward, backward, update); returns
+    (loss, logits). The trainer's loop body, shared with the benchmark so that it times this very code."""
+    x = normalize(random_crop_flip(x_uint8, generator, recipe.crop_pad))
+    with autocast(device):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss, logits
+
+
+def finite_state(model: nn.Module) -> bool:
+    """No inf/NaN in any weight or BN statistic (one device sync for the whole model)."""
+    checks = [torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
+def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    sd = opt.state_dict()
+    tensors = {f"{i}.{k}": v for i, s in sd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+    return tensors, json.dumps(sd["param_groups"])
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict, groups_json: str) -> None:
+    state: dict[int, dict] = {}
+    for key, t in tensors.items():
+        if key.startswith("rng."):  # random-generator states saved beside the optimizer's
+            continue
+        i, _, name = key.partition(".")
+        state.setdefault(int(i), {})[name] = t
+    opt.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
+
+
+def _init_checkpoint(cfg: TrainConfig):
+    """The finished checkpoint a fine-tuning run starts from, checked to be the same network, no wider."""
+    path = Path(cfg.init)
+    if not path.is_file():
+        raise DSEError(f"init checkpoint {str(path)!r} does not exist; train it first")
+    base = load_checkpoint(path)
+    m = base.meta  # the width and the shortcut kernel may grow: see dse.core.widen and grown_state
+    if (m["network"] != cfg.network or float(m["width"]) > cfg.width or m["shortcut_kernel"] > cfg.shortcut_kernel
+            or not m.get("complete", True)):
+        raise DSEError(f"init checkpoint {path.name} is {m['network']} width {float(m['width']):g} kernel "
+                       f"{m['shortcut_kernel']}{'' if m.get('complete', True) else ' (unfinished)'}; this run is "
+                       f"{cfg.network} width {cfg.width:g} kernel {cfg.shortcut_kernel} (width and kernel may only grow)")
+    return base
+
+
+def init_state(init, cfg: TrainConfig, model: nn.Module) -> dict[str, Tensor]:
+    """The init checkpoint's weights fitted to `model`: widened first if narrower, then shortcut kernels grown."""
+    state, m = init.state, init.meta
+    if float(m["width"]) < cfg.width:
+        small = build_model(cfg.network, float(m["width"]), m["shortcut_kernel"])
+        state = widened_state(state, small, build_model(cfg.network, cfg.width, m["shortcut_kernel"]), cfg.seed)
+    return grown_state(state, model)
+
+
+def grown_state(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """`state` fitted to `model`, whose 1x1 shortcut convs may be kxk: the 1x1 weights go to the kernel's
+    centre and the rest is zero, so the grown network computes exactly what the smaller one did."""
+    out = {}
+    for key, want in model.state_dict().items():
+        t = state.get(key)
+        if t is None:
+            raise DSEError(f"init checkpoint has no tensor {key!r} for this network")
+        if t.shape != want.shape:
+            k = want.shape[-1]
+            if t.dim() != 4 or t.shape[:2] != want.shape[:2] or t.shape[2:] != (1, 1) or want.shape[2:] != (k, k):
+                raise DSEError(f"init checkpoint's {key!r} is {tuple(t.shape)}; this network needs {tuple(want.shape)}")
+            t = F.pad(t, (k // 2,) * 4)  # padding (k // 2) keeps a kxk shortcut aligned with the 1x1 one
+        out[key] = t.to(want.dtype)
+    return out
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _start(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, log: Callable[[str], None]):
+    """(metadata of a finished `out` to return as it is, or None; the partial checkpoint to resume, or None)."""
+    part = partial_path(out)
+    if out.exists() and not overwrite:
+        if resume:
+            done = load_checkpoint(out)
+            log(f"{out} is already complete ({done.meta.get('epochs')} epochs); nothing to resume")
+            return done.meta, None
+        raise DSEError(f"{out} exists; pass --resume to keep it or --overwrite to replace it")
+    ck = load_checkpoint(part) if resume and part.exists() else None
+    if ck is not None and ck.meta.get("config") != cfg.identity():
+        raise DSEError(f"{part} was written by a different configuration; delete it or pass the same arguments")
+    return None, ck
+
+
+def _metadata(cfg: TrainConfig, data: Cifar10, policy: MappingPolicy, init, n_train: int, device) -> dict:
+    """What a checkpoint of this run records about how it was made."""
+    r = cfg.recipe
+    meta = {
+        "network": cfg.network, "width": float(cfg.width), "shortcut_kernel": cfg.shortcut_kernel,
+        "mapping": policy.name, "dropconnect": float(cfg.dropconnect), "seed": cfg.seed,
+        "recipe": asdict(r), "epochs": r.epochs, "config": cfg.identity(),
+        "dataset": {"source": data.source, "fingerprint": data.fingerprint, "train_images": n_train},
+        "device": str(device), "versions": library_versions(),
+    }
+    if init is not None:
+        meta["init"] = {"checkpoint": Path(init.path).name, "sha256": init.sha256,
+                        "dropconnect": init.meta.get("dropconnect"), "epochs": init.meta.get("epochs"),
+                        "width": init.meta.get("width"), "shortcut_kernel": init.meta.get("shortcut_kernel"),
+                        "test_accuracy": init.meta.get("test_accuracy")}
+
+    return meta
+
+
+def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.device, policy: MappingPolicy,
+            meta: dict, history: list, elapsed: float, out: Path, progress: bool, log: Callable[[str], None]) -> dict:
+    """After the last epoch: drop-connect off, weights as stored (fp16 if asked), BN calibrated per fault
+    rate, fault-free accuracy with the p' = 0 statistics; the checkpoint written and the partial removed."""
+    r, part = cfg.recipe, partial_path(out)
+    remove_dropconnect(model)
+    model.eval()
+    if cfg.half:  # every figure below is then of the weights as stored
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.half())
+    trained_bn_acc = accuracy(model, data.test_x, data.test_y, device)
+    t0 = time.perf_counter()
+    bn_stats = calibrate_bn(model, data.train_x, cfg.calib_rates, policy, max_images=cfg.calib_images,
+                            seed=cfg.seed, device=device, progress=progress, crop_pad=r.crop_pad) if cfg.calib_rates else {}
+    calib_time = time.perf_counter() - t0
+    test_acc = trained_bn_acc
+    if 0.0 in bn_stats:  # the fault-free baseline uses the statistics re-estimated for p' = 0
+        saved = bn_buffers(model)
+        load_bn_buffers(model, bn_stats[0.0])
+        test_acc = accuracy(model, data.test_x, data.test_y, device)
+        load_bn_buffers(model, saved)
+    final = {**meta, "epochs_done": r.epochs, "complete": True, "train_time_s": round(elapsed, 2),
+             "history": history, "test_accuracy": round(test_acc, 3),
+             "test_accuracy_trained_bn": round(trained_bn_acc, 3),
+             "calibration": {"rates": sorted(bn_stats), "images": cfg.calib_images or len(data.train_x),
+                             "seed": cfg.seed, "time_s": round(calib_time, 2)}}
+    save_checkpoint(out, plain_state_dict(model), final, bn_stats, half=cfg.half)
+    part.unlink(missing_ok=True)
+    log(f"wrote {out}: fault-free test accuracy {test_acc:.2f}% after {r.epochs} epochs ({elapsed:.0f}s)")
+    return final
+
+
+def train(
+    cfg: TrainConfig,
+    data: Cifar10,
+    out: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    stop_after_epochs: int | None = None,
+    save_every_s: float | None = 300.0,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train, calibrate BN, and write the checkpoint `out`; returns its metadata. Long because the epoch loop,
+    its mid-epoch resume and its partial saves share the optimizer, generators and clocks; split, they would
+    pass a dozen variables back and forth.
+    on_epoch(record) and on_step(done, total) report progress (the app's jobs use them).
+    save_every_s: also write `<out>.partial` within an epoch once this many seconds have passed since the
+    last write (None: at epoch ends only)."""
+    out = Path(out)
+    device = torch.device(device)
+    check_rate(cfg.dropconnect)
+    policy = MappingPolicy.parse(cfg.mapping)
+    r = cfg.recipe
+    if r.epochs < 1:
+        raise DSEError(f"epochs must be a positive integer, got {r.epochs!r}")
+    part = partial_path(out)
+    done, ck = _start(cfg, out, resume, overwrite, log)
+    if done is not None:
+        return done
+    torch.manual_seed(cfg.seed)
+    init = _init_checkpoint(cfg) if cfg.init else None
+    if ck is not None:
+        model = ck.build_model()
+    elif init is not None:
+        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
+        model.load_state_dict(init_state(init, cfg, model))  # checks every key and shape itself
+    else:
+        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
+    model = model.to(device, memory_format=torch.channels_last)
+    add_dropconnect(model, cfg.dropconnect, policy)
+    opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
+                          weight_decay=r.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
+
+    train_x, train_y = head(data.train_x, data.train_y, cfg.max_train_images)
+    train_x, train_y = train_x.to(device), train_y.to(device)
+    steps_per_epoch = len(train_x) // r.batch_size
+    if steps_per_epoch < 1:
+        raise DSEError(f"batch size {r.batch_size} exceeds the {len(train_x)} training images")
+    total = steps_per_epoch * r.epochs
+    warmup = max(1, int(r.warmup_epochs * steps_per_epoch))
+
+    start_epoch, start_step, elapsed, history = 0, 0, 0.0, []
+    if ck is not None:
+        _load_optimizer_state(opt, ck.extra, ck.meta["optimizer_groups"])
+        start_epoch, elapsed, history = ck.meta["epochs_done"], ck.meta["train_time_s"], ck.meta["history"]
+        start_step = ck.meta.get("epoch_steps_done", 0)  # older partials hold whole epochs only
+        if ck.meta.get("grad_scaler"):
+            scaler.load_state_dict(ck.meta["grad_scaler"])
+        log(f"resuming {part} at epoch {start_epoch}/{r.epochs}"
+            + (f", step {start_step}/{steps_per_epoch}" if start_step else ""))
+    elif resume:
+        log(f"no {part} to resume; starting from scratch")
+
+    meta = _metadata(cfg, data, policy, init, len(train_x), device)
+
+    def save_partial(epochs_done: int, steps_done: int, loss_sum: Tensor, correct: Tensor, g: torch.Generator):
+        """Everything a resumed run needs to continue exactly here (steps_done > 0: mid-epoch)."""
+        tensors, groups = _optimizer_state(opt)
+        progress_meta = {}
+        if steps_done:
+            tensors["rng.data"], tensors["rng.cpu"] = g.get_state(), torch.get_rng_state()
+            if device.type == "cuda":
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+            progress_meta = {"epoch_steps_done": steps_done, "epoch_loss_sum": loss_sum.item(),
+                             "epoch_correct": int(correct.item())}
+        save_checkpoint(part, plain_state_dict(model),
+                        {**meta, "epochs_done": epochs_done, "train_time_s": elapsed, "history": history,
+                         "optimizer_groups": groups, "complete": False, **progress_meta,
+                         **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})},
+                        extra=tensors)
+
+    model.train()
+    for epoch in range(start_epoch, r.epochs):
+        t0 = last_save = time.perf_counter()
+        g = torch.Generator(device=device).manual_seed(_seed_for(cfg.seed, "data", epoch))
+        torch.manual_seed(_seed_for(cfg.seed, "dropconnect", epoch))
+        order = torch.randperm(len(train_x), generator=g, device=device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        first = 0
+        if epoch == start_epoch and start_step:  # mid-epoch resume: the generators as they were at that step
+            first = start_step
+            g.set_state(ck.extra["rng.data"])
+            torch.set_rng_state(ck.extra["rng.cpu"])
+            if device.type == "cuda" and "rng.cuda" in ck.extra:
+                torch.cuda.set_rng_state(ck.extra["rng.cuda"], device)
+            loss_sum += ck.meta["epoch_loss_sum"]
+            correct += ck.meta["epoch_correct"]
+        bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{r.epochs}", unit="step",
+                   disable=not progress, leave=False, initial=first, total=steps_per_epoch)
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, warmup, r.lr)
+            idx = order[i * r.batch_size : (i + 1) * r.batch_size]
+            y = train_y[idx]
+            loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device)
+            loss_sum += loss.detach().float()
+            correct += (logits.argmax(1) == y).sum()
+            now = time.perf_counter()
+            if save_every_s is not None and now - last_save >= save_every_s and i + 1 < steps_per_epoch:
+                elapsed += now - t0
+                t0 = last_save = now
+                if finite_state(model):  # a diverged state is never saved over the last good one
+                    save_partial(epoch, i + 1, loss_sum, correct, g)
+            if on_step:
+                on_step(step + 1, total)
+        train_loss = loss_sum.item() / steps_per_epoch
+        bad = None
+        if not math.isfinite(train_loss):
+            bad = f"loss is {train_loss}"
+        elif not finite_state(model):  # the epoch's last step can leave inf/NaN weights behind a finite loss
+            bad = "the weights are no longer finite (inf/NaN)"
+        if bad:
+            kept = f"last good state kept in {part}" if part.exists() else "no earlier epoch to keep"
+            raise DSEError(f"training diverged at epoch {epoch + 1}: {bad}; {kept}")
+        elapsed += time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
+                  "train_accuracy": round(100.0 * correct.item() / (steps_per_epoch * r.batch_size), 3),
+                  "time_s": round(elapsed, 2)}
+        history.append(record)
+        save_partial(epoch + 1, 0, loss_sum, correct, g)
+        log(f"epoch {epoch + 1}/{r.epochs}  loss {record['train_loss']:.4f}  "
+            f"train acc {record['train_accuracy']:.2f}%  {elapsed:.0f}s")
+        if on_epoch:
+            on_epoch({**record, "epochs": r.epochs})
+        if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < r.epochs:
+            return {**meta, "epochs_done": epoch + 1, "complete": False}
+
+    return _finish(model, cfg, data, device, policy, meta, history, elapsed, out, progress, log)

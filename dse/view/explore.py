@@ -1,0 +1,202 @@
+"""What the explorer shows, computed from the results store with pandas (no streamlit here): the
+design-point table at a fault rate, a point's status, fronts and the recommendation."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dse.view.pareto import cheapest_meeting, pareto_front
+from dse.core.paper import DROPCONNECT_RATES, FAULT_RATES, WIDTHS  # noqa: F401  the space the app offers
+from dse.core.stats import CHANCE_ACCURACY, at_chance  # noqa: F401  what the page says of a collapse
+from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
+from dse.core.errors import DSEError  # noqa: F401  what the page reports as a one-line error
+from dse.core.protocol import DEFAULT_CALIB_IMAGES, bn_label
+from dse.results.store import DesignPoint, Store, label  # noqa: F401  label: the names the page shows
+
+# the design space the explorer offers (torch-free, so the page renders without importing torch;
+# tests/test_explore.py checks it against the model registry)
+NETWORKS = ("resnet20", "vgg13", "mobilenetv2")
+SHORTCUT_KERNELS = {"resnet20": (1, 3), "vgg13": (1,), "mobilenetv2": (1,)}
+MAPPINGS = ("default", "1x1-on-crossbar")
+ARCH = ["network", "width", "shortcut_kernel", "mapping"]
+POINT = ARCH + ["dropconnect"]
+BN_PROTOCOLS = ("chip", "paper", "batch")  # the app's order: per-chip calibration first
+
+
+def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    """One row per (design point, fault rate) under one BN protocol (paper: Algorithm 1's statistics for
+    p' = f; chip: re-estimated through each chip from `calib_images` training images; batch): SA1,
+    rescaled, the one with most instances on most test images. Its `bn_protocol` column names the protocol."""
+    if evals.empty:
+        return evals.assign(bn_protocol=pd.Series(dtype=str))
+    e = evals[(evals.fault_model == "sa1") & (evals.recalibrate == 1) & (evals.rescale == 1)]
+    e = e[e.bn == bn] if "bn" in e else e
+    if bn == "chip":
+        e = e[e.calib_images == int(calib_images)]
+    e = e.sort_values(["test_images", "n", "updated"], ascending=False)
+    e = e.drop_duplicates(["point_id", "fault_rate"]).sort_values(POINT + ["fault_rate"])
+    return e.assign(bn_protocol=bn_label(bn, calib_images))
+
+
+def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.DataFrame:
+    c = costs[costs.cost_model == cost_model].drop(columns="cost_model")
+    for col in ("width",):  # float keys: match on rounded values
+        c = c.assign(**{col: c[col].round(4)})
+        df = df.assign(**{col: df[col].round(4)})
+    return df.merge(c, on=ARCH, how="left")
+
+
+def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = "paper",
+                 calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
+    evaluated), its fault-free accuracy, its loss both ways (against its own fault-free accuracy, `loss_own`,
+    the paper's "degradation"; against its architecture's p=0 model, `loss_p0`, NaN where there is none),
+    and cost. `bn_protocol` names the protocol of every number."""
+    points = store.points()
+    if points.empty:
+        return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj", "bn_protocol"])
+    ev = best_evaluations(store.evaluations(), bn, calib_images)
+    at = ev[np.isclose(ev.fault_rate, fault_rate)] if not ev.empty else ev
+    cols = ["point_id", "mean", "ci95", "worst", "p5", "n", "test_images", "protocol"]
+    df = points.merge(at[cols] if not at.empty else pd.DataFrame(columns=cols), on="point_id", how="left")
+    df = df.rename(columns={"mean": "accuracy"})
+    df["accuracy"] = df["accuracy"].astype(float)
+    base = baseline_accuracy(points)
+    df["baseline"] = [base.get(tuple(r[c] for c in ARCH), np.nan) for _, r in df.iterrows()]
+    df["loss_own"] = df["fault_free_accuracy"].astype(float) - df["accuracy"]
+    df["loss_p0"] = df["baseline"].astype(float) - df["accuracy"]
+    df["bn_protocol"] = bn_label(bn, calib_images)
+    df["label"] = [label(r) for _, r in df.iterrows()]
+    return with_costs(df, store.costs(), cost_model)
+
+
+def baseline_accuracy(points: pd.DataFrame) -> dict:
+    """Fault-free accuracy of each architecture trained without drop-connect (the paper's baseline)."""
+    plain = points[(points.dropconnect == 0) & points.fault_free_accuracy.notna()]
+    return {tuple(r[c] for c in ARCH): r["fault_free_accuracy"] for _, r in plain.iterrows()}
+
+
+def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    """Accuracy against fault rate for every drop-connect rate of the point's architecture (Figs. 3-5)."""
+    ev = best_evaluations(store.evaluations(), bn, calib_images)
+    if ev.empty:
+        return ev
+    arch = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
+        (ev.shortcut_kernel == point.shortcut_kernel) & (ev.mapping == point.mapping)
+    return ev[arch].sort_values(["dropconnect", "fault_rate"])
+
+
+def mapping_comparison(store: Store, point: DesignPoint, bn: str = "paper",
+                       calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+    """The point's curves under each mapping policy where more than one exists (Fig. 7)."""
+    ev = best_evaluations(store.evaluations(), bn, calib_images)
+    if ev.empty:
+        return ev
+    same = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
+        (ev.shortcut_kernel == point.shortcut_kernel) & np.isclose(ev.dropconnect, point.dropconnect)
+    ev = ev[same]
+    return ev if ev.mapping.nunique() > 1 else ev.iloc[0:0]
+
+
+@dataclass
+class PointStatus:
+    trained: bool
+    evaluated: bool
+    row: dict | None  # the design-table row, when trained
+    checkpoint: str | None
+    error: str | None
+
+    @property
+    def label(self) -> str:
+        if self.error:
+            return "unreadable checkpoint"
+        return "evaluated" if self.evaluated else "trained, not evaluated at this fault rate" if self.trained else "missing"
+
+
+def status(table: pd.DataFrame, point: DesignPoint) -> PointStatus:
+    hit = table[table.point_id == point.point_id] if "point_id" in table else table.iloc[0:0]
+    if hit.empty:
+        return PointStatus(False, False, None, None, None)
+    r = hit.iloc[0].to_dict()
+    err = r.get("error") if isinstance(r.get("error"), str) else None
+    trained = isinstance(r.get("checkpoint"), str) and not err
+    return PointStatus(trained, trained and not pd.isna(r.get("accuracy")), r, r.get("checkpoint"), err)
+
+
+def calibration_curve(store: Store, point: DesignPoint, fault_rate: float) -> pd.DataFrame:
+    """Accuracy (mean, CI, spread across chips) at `fault_rate` against the images each chip calibrated its
+    BN statistics on: the paper's protocol as N = 0, then every chip-protocol N evaluated (dse calib-curve).
+    Only the crossbars all counts share are compared (the same chips for every N)."""
+    from scipy import stats
+
+    ev = store.evaluations()
+    if ev.empty:
+        return ev
+    e = ev[(ev.point_id == point.point_id) & np.isclose(ev.fault_rate, fault_rate) & (ev.fault_model == "sa1")
+           & (ev.recalibrate == 1) & (ev.rescale == 1) & ev.bn.isin(["paper", "chip"])]
+    e = e.sort_values(["test_images", "n", "updated"], ascending=False).drop_duplicates(["bn", "calib_images"])
+    if e.empty:
+        return e
+    e = e.assign(calib_images=np.where(e.bn == "paper", 0, e.calib_images))
+    accs = [json.loads(a) for a in e.accuracies]
+    k = min(len(a) for a in accs)
+    rows = []
+    for (_, r), a in zip(e.iterrows(), accs):
+        a = np.asarray(a[:k], dtype=float)
+        half = float(stats.t.ppf(0.975, k - 1)) * a.std(ddof=1) / math.sqrt(k) if k > 1 else np.nan
+        rows.append({"calib_images": int(r.calib_images), "bn_protocol": bn_label(r.bn, r.calib_images),
+                     "mean": a.mean(), "ci95": half, "std": a.std(ddof=1) if k > 1 else 0.0,
+                     "worst": a.min(), "best": a.max(), "n": k, "test_images": int(r.test_images)})
+    return pd.DataFrame(rows).sort_values("calib_images").reset_index(drop=True)
+
+
+def fronts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    t = table.dropna(subset=["accuracy", "latency_ns", "energy_uj"])
+    if t.empty:
+        return {obj: t for obj in ("latency_ns", "energy_uj")}
+    return {obj: pareto_front(t, objective=obj, accuracy="accuracy") for obj in ("latency_ns", "energy_uj")}
+
+
+def recommend(table: pd.DataFrame, target: float, objective: str = "latency_ns") -> dict | None:
+    """The cheapest design (by latency or energy) whose accuracy at the table's fault rate is >= target."""
+    t = table.dropna(subset=["accuracy", objective])
+    if t.empty:
+        return None
+    row = cheapest_meeting(t, target, cost=objective, accuracy="accuracy")
+    return None if row is None else dict(row)
+
+
+def default_target(table: pd.DataFrame, fallback: float = 85.0) -> float:
+    """A first accuracy target that some evaluated designs meet and others miss: their median, rounded down
+    to half a point, so the first recommendation already shows a trade-off."""
+    acc = table["accuracy"].dropna() if "accuracy" in table else pd.Series(dtype=float)
+    return fallback if acc.empty else math.floor(float(acc.median()) * 2) / 2
+
+
+def stored_cost(store: Store, point: DesignPoint, cost_model: str) -> dict | None:
+    """The point's cost totals from the store, when they were computed before."""
+    return store.cost_totals(point, cost_model)
+
+
+def open_results(path=None) -> tuple[Store, dict]:
+    """The results store, filled from the checkpoint folders (catalog.sync): what the page reads."""
+    from dse.results.catalog import sync
+    from dse.results.store import open_store
+
+    store = open_store(path)
+    return store, sync(store)
+
+
+def point_cost(store: Store, point: DesignPoint, cost_model: str) -> dict:
+    """A point's cost totals: from the store when known (no torch import), else computed once and stored."""
+    totals = stored_cost(store, point, cost_model)
+    if totals is None:
+        from dse.results.catalog import ensure_costs
+
+        ensure_costs(store, [point])
+        totals = stored_cost(store, point, cost_model)
+    return totals
