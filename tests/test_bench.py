@@ -7,6 +7,7 @@ import torch
 from torch.func import functional_call
 
 from dse.core import allocator
+from tests.fixtures import POINTS
 from dse.bench import measure, synthetic_data, untrained_checkpoint
 from dse.cli import main
 from dse.core.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
@@ -102,9 +103,14 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     argv = ["bench", "--quick", "--networks", "resnet20", "--width", "0.5", "--scaling-widths", "0.5,0.75",
             "--batch-size", "16", "--train-steps", "1", "--warmup-steps", "1", "--instances", "2",
             "--test-images", "40", "--calib-images", "32", "--batched-instances", "2", "--synthetic-images", "48",
-            "--in-process", "--device", "cpu", "--out", str(out), "--json"]
+            "--in-process", "--device", "cpu", "--out", str(out), "--page", str(tmp_path / "ck"), "--json"]
+    from tests.fixtures import build_store
+
+    build_store(tmp_path / "page", points=POINTS[:2])  # a checkpoint folder with its evaluations, for the page
+    (tmp_path / "page" / "checkpoints").rename(tmp_path / "ck")
     assert main(argv) == 0
     res = json.loads(capsys.readouterr().out)
+    assert res["page"]["renders"] == 3 and 0 < res["page"]["median_s"] and len(res["page"]["times_s"]) == 4
     assert res["data"]["synthetic"] and res["machine"]["cpu"] and res["machine"]["torch"] == torch.__version__
     (tr,) = res["training"]
     assert set(tr["images_per_s"]) == {"project", "project_p0", "reference"} and min(tr["images_per_s"].values()) > 0

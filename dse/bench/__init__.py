@@ -38,6 +38,8 @@ class BenchConfig:
     width_train_steps: int = 3
     batched_instances: int | None = None  # instances per vmapped batch; None: 8 on CUDA, off on CPU
     profile: bool = True
+    page_checkpoints: str | None = None  # a checkpoint folder to render the app's page on (None: not measured)
+    page_renders: int = 3
     isolate: bool = True  # each measurement in a fresh process (own peak RSS, no shared allocator state)
     quick: bool = False
 
@@ -170,6 +172,9 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
     for step in (_bench_training, _bench_campaign, _bench_calibration, _bench_scaling):
         step(*args)
 
+    if cfg.page_checkpoints:  # the explorer's page on those results
+        result["page"] = m("page_render", checkpoints=cfg.page_checkpoints, renders=cfg.page_renders)
+        log(f"page render: first {result['page']['first_s']:.2f}s, then median {result['page']['median_s']:.2f}s")
     if cfg.profile:
         base = "resnet20" if "resnet20" in nets else nets[0]
         result["profile"] = m("profile", network=base, width=cfg.width, dropconnect=cfg.dropconnect,

@@ -530,11 +530,40 @@ def profile_breakdown(data: dict, network: str, width: float, dropconnect: float
             "eval_plain": _top_ops(p_plain), "eval_path": ev.fast_reason}
 
 
+def page_render(data: dict, checkpoints: str, renders: int = 3, device: str = "cpu") -> dict:
+    """Server-side seconds for the explorer's page (Streamlit's AppTest running app.py, as the server runs a
+    session's script) on a fresh store filled from `checkpoints`: the first render (it imports the shipped
+    manifest into the store) and `renders` more (cached queries and figures), median of those."""
+    import statistics
+    import tempfile
+
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parents[2] / "app.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = {k: os.environ.get(k) for k in ("DSE_STORE", "DSE_CHECKPOINTS", "DSE_RUNS")}
+        os.environ.update(DSE_STORE=str(Path(tmp) / "results.sqlite"), DSE_CHECKPOINTS=str(checkpoints),
+                          DSE_RUNS=str(Path(tmp) / "runs"))
+        try:
+            times = []
+            for _ in range(renders + 1):
+                t0 = time.perf_counter()
+                at = AppTest.from_file(app, default_timeout=300).run()
+                times.append(time.perf_counter() - t0)
+                if at.exception:
+                    raise DSEError(f"the page failed: {at.exception[0].message}")
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return {"checkpoints": str(checkpoints), "first_s": times[0], "renders": renders,
+            "median_s": statistics.median(times[1:]), "times_s": [round(t, 3) for t in times]}
+
+
 MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "train_compare": train_compare, "train_widths": train_widths, "train_project": train_project,
     "campaign_compare": campaign_compare, "campaign_project": campaign_project, "campaign_batched": campaign_batched,
     "calibration": calibration, "eval_instances": eval_instances, "eval_widths": eval_widths,
-    "profile": profile_breakdown,
+    "profile": profile_breakdown, "page_render": page_render,
 }
 
 

@@ -268,6 +268,18 @@ def _scaling_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[s
     return L
 
 
+def _page_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    page = result.get("page")
+    if not page:
+        return []
+    return ["## 6. Page render", "",
+            f"Server-side seconds for the explorer's page (`app.py` under Streamlit's AppTest, as the server runs a "
+            f"session's script) on a fresh results store filled from `{Path(page['checkpoints']).name}/`: the "
+            f"first render imports its manifest; later ones reuse cached queries and figures.", ""] + _table(
+        ["first render (s)", f"median of the next {page['renders']} (s)", "all (s)"],
+        [[_f(page["first_s"], 2), _f(page["median_s"], 2), ", ".join(f"{t:.2f}" for t in page["times_s"])]])
+
+
 def _profile_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
     L: list[str] = []
     prof = result.get("profile")
@@ -294,7 +306,7 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
         L += ["**Quick run** (`--quick`): a few steps and instances on small subsets, a smoke test of the command. "
               "Its ratios are noisy; they are not results.", ""]
     for section in (_machine_section, _targets_section, _training_section, _campaign_section, _equivalence_section,
-                    _calibration_memory_section, _scaling_section, _profile_section):
+                    _calibration_memory_section, _scaling_section, _page_section, _profile_section):
         L += section(result, mc, cfg, gpu_run)
     return "\n".join(L).rstrip() + "\n"
 

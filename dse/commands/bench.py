@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batched-instances", type=_args.nonneg_int, default=None,
                    help="instances per batched (vmap) call; default 8 on CUDA, 0 (off) on CPU")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
+    p.add_argument("--page", default=None, metavar="CHECKPOINT_DIR",
+                   help="also time the explorer's page rendered on this checkpoint folder (e.g. checkpoints)")
     p.add_argument("--in-process", action="store_true",
                    help="run every measurement in this process (faster start; peak RSS is then cumulative)")
     p.add_argument("--synthetic-images", type=_args.positive_int, default=None,
@@ -118,6 +120,14 @@ def config_from(args):
         cfg.train_steps = {**cfg.train_steps, **given}
         cfg.width_train_steps = min(cfg.width_train_steps, *given.values())
     cfg.profile = not args.no_profile
+    if args.page is not None:
+        from pathlib import Path
+
+        from dse.core.errors import DSEError
+
+        if not Path(args.page).is_dir():
+            raise DSEError(f"--page: {args.page!r} is not a folder of checkpoints")
+        cfg.page_checkpoints = str(Path(args.page).absolute())
     cfg.isolate = not args.in_process
     if cfg.fault_rate == 0:
         from dse.core.errors import DSEError

@@ -1,7 +1,8 @@
 """Load: a real `streamlit run` server (tests/test_browser.py's fixture) with five browser sessions opening the
 page at once while a sweep trains and evaluates into the same results store. Every session renders, and every
 session shows the same numbers, those the store holds. How fast they render is printed, not asserted: a time
-bound in a test fails by the machine's load, not by the app (`python -m dse bench` is where speed is measured).
+bound in a test fails by the machine's load, not by the app (`python -m dse bench --page checkpoints` measures the
+page's render time).
 
 "Renders" is the app's own measure, shown at the foot of every page: the server's time from the start of the
 session's script run to its last element, with the other sessions and the sweep competing for the CPU. The
