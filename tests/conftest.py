@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+
+# Hypothesis keeps its example database and constants cache under this folder: never in the checkout
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="dse-hypothesis-"))
 from pathlib import Path
 
 import pytest

@@ -15,7 +15,6 @@ from tests.fixtures import build_store
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(os.environ.get("DSE_SCREENSHOTS", ROOT / "runs" / "screenshots"))
 
 
 def free_port() -> int:
@@ -52,10 +51,11 @@ def server(tmp_path):
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_page_loads_charts_render_and_controls_work(server):
+def test_page_loads_charts_render_and_controls_work(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = tmp_path / "screenshots"  # printed below; never in the checkout
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -69,7 +69,7 @@ def test_page_loads_charts_render_and_controls_work(server):
             first_render = time.time() - t0
             assert page.locator(".js-plotly-plot").count() >= 2  # both Pareto charts
             assert page.locator(".js-plotly-plot .scatterlayer .point").count() > 0  # with data points
-            page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
+            page.screenshot(path=str(shots / "app.png"), full_page=True)
 
             page.get_by_role("tab", name="Fault tolerance").click()
             page.get_by_text("accuracy vs fault rate").first.wait_for(timeout=30_000)
@@ -78,7 +78,7 @@ def test_page_loads_charts_render_and_controls_work(server):
             # the old page stays up until the rerun replaces it: wait for the new heading, not for any status
             expect(page.locator("h3").first).to_contain_text("1x1-on-crossbar", timeout=60_000)
             page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-            page.screenshot(path=str(SHOTS / "app-changed.png"), full_page=True)
-            print(f"first render in {first_render:.1f}s; screenshots in {SHOTS}")
+            page.screenshot(path=str(shots / "app-changed.png"), full_page=True)
+            print(f"first render in {first_render:.1f}s; screenshots in {shots}")
         finally:
             browser.close()
