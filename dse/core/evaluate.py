@@ -146,23 +146,23 @@ class Evaluator:
         """Test accuracy (percent) with the given crossbar weights substituted (None: the float weights).
         bn: "paper" uses the BN statistics loaded (use_bn_for), "chip" re-estimates them through this chip
         first, "batch" normalises each test batch with its own statistics."""
-        correct = 0
         if bn == "chip":  # the re-estimated statistics then fold into the fast path like any others
             weights = self.chip_weights(weights)
-        if bn == "batch":
+        if bn == "batch":  # batch statistics exist only in the plain forward
             with batch_statistics(self.model):
-                for x, y in zip(self.x, self.y):
-                    with autocast(self.device):
-                        logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
-                    correct += (logits.argmax(1) == y).sum()
-            return 100.0 * int(correct) / self.n_images
+                return self._plain_accuracy(weights)
         if self.fast is not None and all(k in self.fast.names for k in weights or ()):
+            correct = 0
             p = self._params(weights)
             with autocast(self.device):
                 p = self.fast.fold(p)  # once per call, not per batch
                 for x, y in zip(self.x, self.y):
                     correct += (self.fast.module(x, p).argmax(1) == y).sum()
             return 100.0 * int(correct) / self.n_images
+        return self._plain_accuracy(weights)
+
+    def _plain_accuracy(self, weights: dict[str, Tensor] | None) -> float:
+        correct = 0
         for x, y in zip(self.x, self.y):
             with autocast(self.device):
                 logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
