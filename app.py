@@ -16,8 +16,9 @@ import pandas as pd
 import streamlit as st
 
 from dse.run import jobs
-from dse.view import charts, explore, teaching
+from dse.view import charts, explore, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
+from dse.view import yields
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
 
@@ -40,31 +41,36 @@ def store_version(store) -> str:
 
 @st.cache_data(ttl=600, show_spinner=False)
 def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: str = "chip",
-                 calib_images: int = explore.DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
-    return explore.design_table(_store, fault_rate, cost_model, bn, calib_images)
+                 calib_images: int = explore.DEFAULT_CALIB_IMAGES, hardware: tuple = (),
+                 fault_model: str = "sa1") -> pd.DataFrame:
+    """hardware: isaac knobs other than ISAAC's defaults, (name, value) pairs; their costs are computed, cached."""
+    return explore.design_table(_store, fault_rate, cost_model, bn, calib_images, dict(hardware), fault_model)
 
 
 # Building plotly figures is most of a page's server time, and they are only read afterwards: each is built
 # once per store version and selection and shared by every session (cache_resource: no copy per session).
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, objective: str, selected: str,
-                  recommended: str | None, bn: str, calib_images: int):
-    table = design_table(_store, version, fault_rate, cost_model, bn, calib_images)
-    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate)
+                  recommended: str | None, bn: str, calib_images: int, hardware: tuple = (), fault_model: str = "sa1"):
+    table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
+    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate,
+                        cost_model, fault_model)
     return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, calib_images: int) -> tuple:
-    cv = explore.curves(_store, point, bn, calib_images)
+def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, calib_images: int,
+                  fault_model: str = "sa1") -> tuple:
+    cv = explore.curves(_store, point, bn, calib_images, fault_model)
     how = f" (BN: {explore.bn_label(bn, calib_images)})"
-    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs fault rate{how}"),
+    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {fault_model.upper()} fault rate{how}"),
             charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate{how}"))
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str, calib_images: int):
-    return charts.mapping_comparison(explore.mapping_comparison(_store, point, bn, calib_images),
+def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str, calib_images: int,
+                   fault_model: str = "sa1"):
+    return charts.mapping_comparison(explore.mapping_comparison(_store, point, bn, calib_images, fault_model),
                                      f"{title} (BN: {explore.bn_label(bn, calib_images)})")
 
 
@@ -75,14 +81,33 @@ def calibration_figure(_store, version: str, point: DesignPoint, fault_rate: flo
 
 
 @st.cache_data(ttl=600, show_spinner=False)
+def yield_table(_store, version: str, fault_rate: float, cost_model: str, target: float, bn: str,
+                calib_images: int, hardware: tuple = (), fault_model: str = "sa1") -> pd.DataFrame:
+    """The design table with each point's chip yield at `target` (dse.view.yields)."""
+    table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
+    return yields.with_yields(table, _store.evaluations(), fault_rate, target, bn, calib_images,
+                              fault_model=fault_model)
+
+
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def yield_figure(_store, version: str, point: DesignPoint, fault_rate: float, target: float, bn: str,
+                 calib_images: int, title: str, fault_model: str = "sa1"):
+    curve = yields.yield_curve(_store.evaluations(), point.point_id, fault_rate, bn, calib_images,
+                               fault_model=fault_model)
+    fig = charts.yield_curve(curve, title, target)
+    return curve, charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
+
+
+@st.cache_data(ttl=600, show_spinner=False)
 def evaluations_csv(_store, version: str) -> bytes:
     return _store.evaluations().to_csv(index=False).encode()
 
 
 @st.cache_data(show_spinner=False)
-def point_cost(_store, point: DesignPoint, cost_model: str) -> dict:
-    """Totals from the store when known (no torch import), else computed once and stored."""
-    return explore.point_cost(_store, point, cost_model)
+def point_cost(_store, point: DesignPoint, cost_model: str, hardware: tuple = ()) -> dict:
+    """Totals from the store when known (no torch import), else computed once and stored; with isaac knobs
+    other than the defaults (`hardware`), computed and cached by them."""
+    return explore.point_cost(_store, point, cost_model, dict(hardware))
 
 
 @st.cache_data(show_spinner=False)
@@ -104,10 +129,17 @@ def sidebar() -> dict:
     dropconnect = sb.select_slider("Drop-connect rate p", explore.DROPCONNECT_RATES, value=0.3, key="dropconnect")
     mapping = sb.radio("1x1 convolutions", explore.MAPPINGS, format_func=MAPPING_NAMES.get, key="mapping")
     sb.header("Chip")
-    fault_rate = sb.select_slider("SA1 fault rate f", explore.FAULT_RATES, value=0.1,
-                                  format_func=lambda f: f"{f:.0%}", key="fault_rate")
+    fault_model = sb.radio("Stuck-at faults", explore.FAULT_MODELS, horizontal=True, key="fault_model",
+                           format_func=str.upper, help="SA1: a stuck cell reads its weight as 0 (the paper's); "
+                                                       "SA0: as the largest level of the weight's sign")
+    fault_pct = sb.number_input(f"{fault_model.upper()} fault rate f (%)", 0.0, 50.0, 10.0, step=1.0, format="%.1f",
+                                key="fault_rate", help="any rate from 0 to 50%; the paper's are 10, 20 and 30%. A "
+                                                       "rate not evaluated yet can be, from the point's Evaluate button")
+    fault_rate = round(fault_pct / 100, 6)  # 10.0 -> 0.1 exactly, as the store keys rates
     cost_model = sb.radio("Cost model", ["paper", "isaac"], horizontal=True, key="cost_model",
                           help="paper: the paper's Table II method; isaac: our crossbar-mapping model")
+    sb.caption(WHY_THEY_DIFFER)
+    hardware = hardware_knobs(sb, cost_model)
     bn = sb.radio("BatchNorm statistics", explore.BN_PROTOCOLS, key="bn", horizontal=True,
                   format_func={"chip": "per chip", "paper": "paper", "batch": "per batch"}.get,
                   help="per chip: each faulty chip re-estimates its BN statistics from unlabeled training images "
@@ -123,8 +155,9 @@ def sidebar() -> dict:
         target = st.number_input("CI half-width target (points)", 0.05, 5.0, 0.5, 0.05, key="adaptive",
                                  disabled=not adaptive)
     with sb.expander("Training and data"):
-        data = st.text_input("CIFAR-10 data path", os.environ.get("DSE_DATA", ""), key="data",
-                             help="batches folder, image tree, or .tar.gz; needed to train or evaluate")
+        data = st.text_input("CIFAR-10 data path", jobs.default_data(), key="data",
+                             help="batches folder, image tree, or .tar.gz (default: $DSE_DATA, else ./data); "
+                                  "needed to train or evaluate")
         data, data_error = data.strip(), None
         if data:
             try:  # a path typed in the browser is read by a worker: only inside the configured folders
@@ -135,31 +168,55 @@ def sidebar() -> dict:
         epochs = st.number_input("Training epochs", 1, 500, 30, key="epochs")
         device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     point = DesignPoint(network, float(width), int(sk), mapping, float(dropconnect))
-    return {"point": point, "fault_rate": float(fault_rate), "cost_model": cost_model, "bn": bn,
+    return {"point": point, "fault_rate": float(fault_rate), "fault_model": fault_model, "cost_model": cost_model,
+            "bn": bn,
             "calib_images": calib_images, "instances": int(instances),
             "adaptive": float(target) if adaptive else None, "data": data, "data_error": data_error,
-            "epochs": int(epochs), "device": device}
+            "epochs": int(epochs), "device": device, "hardware": hardware}
+
+
+WHY_THEY_DIFFER = ("Why they differ: paper spreads each image over all 64 chips at ISAAC's peak rate (a time per "
+                   "image at full throughput); isaac gives each layer only the crossbars its weights fill (one "
+                   "image's latency, and a pipelined interval: compare paper with that).")
+KNOB_LABELS = {"xbar_size": "Crossbar size (rows = columns)", "bits_per_cell": "Bits per cell",
+               "adc_bits": "ADC resolution (bits)", "chips": "Chips available"}
+
+
+def hardware_knobs(sb, cost_model: str) -> tuple:
+    """isaac mode's hardware: the knobs that differ from ISAAC's defaults as sorted (name, value) pairs (hashable,
+    so costs are cached by them). A bad value gets one line naming it and what is allowed, and the defaults."""
+    with sb.expander("ISAAC hardware (isaac cost model)", expanded=cost_model == "isaac"):
+        values = {k: int(st.number_input(KNOB_LABELS[k], min_value=1, value=getattr(explore.DEFAULT_HARDWARE, k),
+                                         step=1, key=f"hw_{k}", disabled=cost_model != "isaac",
+                                         help=f"{explore.LIMITS[k][1]} to {explore.LIMITS[k][2]}"))
+                  for k in explore.KNOBS}
+        try:
+            return tuple(sorted(explore.check_knobs(**values).items()))
+        except DSEError as e:
+            st.error(f"{e}; using ISAAC's defaults")
+            return ()
 
 
 # ----------------------------------------------------------------------------------- sections
 def fmt_cost(value: float, unit: str) -> str:
-    return f"{value:,.2f} {unit}" if value < 1e5 else f"{value / 1e6:,.3f} m{unit[1:] if unit == 'ns' else unit}"
+    """A cost in the unit that fits it (unit: "ns", "uJ" or a column name such as latency_ns)."""
+    return units.fmt(value, unit)
 
 
 def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     p, f = ui["point"], ui["fault_rate"]
     s = explore.status(table, p)
     title = explore.label(asdict(p))
-    st.subheader(f"{title} on a chip with {f:.0%} SA1 faults")
-    cost = point_cost(store, p, ui["cost_model"])
-    isaac = point_cost(store, p, "isaac")
+    st.subheader(f"{title} on a chip with {charts.pct(f)} {ui['fault_model'].upper()} faults")
+    isaac = point_cost(store, p, "isaac", ui["hardware"])
+    cost = isaac if ui["cost_model"] == "isaac" else point_cost(store, p, ui["cost_model"])
     if s.error:
         st.error(f"This design point's checkpoint cannot be used: {s.error}")
     r = s.row or {}
     if s.evaluated and explore.at_chance(r["accuracy"]):  # a result worth saying plainly, not an error
-        st.warning(f"At {f:.0%} faults this design point is at chance level ({r['accuracy']:.2f}%; guessing "
+        st.warning(f"At {charts.pct(f)} faults this design point is at chance level ({r['accuracy']:.2f}%; guessing "
                    f"scores {explore.CHANCE_ACCURACY:g}%): the network has collapsed under these faults.")
-    c = st.columns(6)
+    c = st.columns(4)  # accuracy here, cost below: six to a row would cut values short
     how = explore.bn_label(ui["bn"], ui["calib_images"])
     if s.evaluated:
         c[0].metric("Accuracy under faults", f"{r['accuracy']:.2f}%", help=f"mean over crossbar instances; BN: {how}")
@@ -177,21 +234,61 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
         c[3].metric("Loss vs own fault-free", "—")
     c[2].metric("Fault-free accuracy", f"{r['fault_free_accuracy']:.2f}%"
                 if s.trained and pd.notna(r.get("fault_free_accuracy")) else "—")
-    c[4].metric(f"Latency ({ui['cost_model']})", fmt_cost(cost["latency_ns"], "ns"))
-    c[5].metric(f"Energy ({ui['cost_model']})", f"{cost['energy_uj']:,.2f} uJ")
-    st.caption(f"Status: **{s.label}** · {isaac['crossbars']} crossbars of 128x128 on {isaac['chips']} chip(s), "
+    cost_details(store, ui, cost, isaac)
+    busy = explore.active_jobs(store, p)
+    state = explore.job_status(busy.iloc[0]) if not busy.empty else s.label
+    x = dict(ui["hardware"]).get("xbar_size", explore.DEFAULT_HARDWARE.xbar_size)
+    st.caption(f"Status: **{state}** · {isaac['crossbars']} crossbars of {x}x{x} on {isaac['chips']} chip(s), "
                f"{isaac['tiles']} tiles · per 32x32 image")
     if ui["bn"] == "chip":
         cal = calibration_cost(cost, ui["calib_images"])
         st.caption(f"Per-chip BN calibration ({ui['cost_model']} cost model): {ui['calib_images']} forward passes once "
                    f"per chip at deployment, {fmt_cost(cal['calib_latency_ns'], 'ns')} and "
-                   f"{cal['calib_energy_uj']:,.2f} uJ")
+                   f"{fmt_cost(cal['calib_energy_uj'], 'uJ')}")
     return s
+
+
+LATENCY_LABEL = {"paper": "Time per image (paper)", "isaac": "Latency (isaac)"}
+LATENCY_HELP = {"paper": "at the whole 64-chip system's peak rate, images streaming: a throughput figure, not one "
+                         "image's latency (off-crossbar layers on the processor, a pipeline stage of their own)",
+                "isaac": "one image alone, layer after layer through the crossbars its weights fill"}
+
+
+def cost_details(store, ui: dict, cost: dict, isaac: dict) -> None:
+    """Area, power and TOPS/W beside latency and energy, and the figures to compare across the two models."""
+    m = ui["cost_model"]
+    d = st.columns(3) + st.columns(3)
+    d[0].metric(LATENCY_LABEL[m], fmt_cost(cost["latency_ns"], "ns"), help=LATENCY_HELP[m])
+    d[1].metric(f"Energy ({m})", fmt_cost(cost["energy_uj"], "uJ"), help="per image")
+    if m == "isaac":
+        d[2].metric("Interval (isaac)", fmt_cost(cost["interval_ns"], "ns"),
+                    help="time between images with layers pipelined across images: compare paper's time per image "
+                         "with this, not with the latency")
+    else:
+        d[2].metric("Table II figure", fmt_cost(cost["table_ii_latency_ns"], "ns"),
+                    help="the paper's own Table II method: every layer on ISAAC, whatever the mapping")
+    what = "the 64 chips" if m == "paper" else "the crossbars, IMAs and tiles this design occupies"
+    d[3].metric(f"Area ({m})", f"{cost['area_mm2']:,.2f} mm²", help=f"{what} (ISAAC Table 6); processor not counted")
+    d[4].metric(f"Power ({m})", f"{cost['power_w']:,.2f} W",
+                help=f"{what}, all computing, plus the processor's {cost['power_processor_w']:g} W when it is used")
+    d[5].metric(f"TOPS/W ({m})", f"{cost['tops_per_w']:.3f}", help="ops per image / energy per image; a MAC is 2 ops")
+    paper = cost if m == "paper" else point_cost(store, ui["point"], "paper")
+    st.caption(f"Like with like: paper's {fmt_cost(paper['latency_ns'], 'ns')} is a time per image at the 64-chip "
+               f"peak rate (Table II's mapping-blind figure: {fmt_cost(paper['table_ii_latency_ns'], 'ns')}); "
+               f"isaac's counterpart is its pipelined interval, {fmt_cost(isaac['interval_ns'], 'ns')}; one image "
+               f"alone takes {fmt_cost(isaac['latency_ns'], 'ns')} (isaac latency).")
+    if not isaac.get("fits", True):
+        st.warning(f"On {isaac['chips_available']} chip(s) this design does not fit: it needs {isaac['chips']}. "
+                   "In isaac mode it is left out of the Pareto fronts and the recommendation.")
 
 
 def actions(store, ui: dict, s: explore.PointStatus) -> None:
     """Train / Evaluate buttons for what is missing; the work runs in a worker process."""
     p, f = ui["point"], ui["fault_rate"]
+    busy = explore.active_jobs(store, p)
+    if not busy.empty:  # one job at a time per point: its progress here, Cancel in the Jobs tab
+        point_job(store, busy.iloc[0].job_id)
+        return
     if s.evaluated and not s.error:
         return
     if ui["data_error"]:
@@ -207,14 +304,26 @@ def actions(store, ui: dict, s: explore.PointStatus) -> None:
                                     device=ui["device"])
             jid, new = jobs.submit(store, "train", p, cfg)
             st.toast("Training started" if new else "Already training: showing the running job")
+            st.rerun()  # the point's status and progress from now on
     else:
-        label = f"Evaluate at {f:.0%} faults ({ui['instances']} crossbars, BN {ui['bn']})"
+        label = f"Evaluate at {charts.pct(f)} {ui['fault_model'].upper()} faults ({ui['instances']} crossbars, BN {ui['bn']})"
         if st.button(label, type="primary", key="evaluate"):
             cfg = jobs.evaluate_config(s.checkpoint, [f], data=ui["data"], instances=ui["instances"],
                                        adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
-                                       calib_images=ui["calib_images"])
+                                       calib_images=ui["calib_images"], fault_model=ui["fault_model"])
             jid, new = jobs.submit(store, "evaluate", p, cfg)
             st.toast("Evaluation started" if new else "Already evaluating: showing the running job")
+            st.rerun()
+
+
+@st.fragment(run_every=2)
+def point_job(store, jid: str) -> None:
+    """The selected point's running job, live; when it ends the page reruns to show the point's new state."""
+    job = store.job(jid)
+    if job is None or job["state"] not in ("queued", "running"):
+        st.rerun(scope="app")
+    st.progress(float(job["progress"] or 0), text=f"{explore.job_status(pd.Series(job))}: {job['message'] or ''} "
+                                                  "(Cancel in the Jobs tab)")
 
 
 @st.fragment(run_every=2)
@@ -241,12 +350,12 @@ def job_panel(store) -> None:
             cols[1].progress(float(r.progress or 0), text=f"{r.message or ''}{eta}")
             if cols[2].button("Cancel", key=f"cancel-{r.job_id}"):
                 jobs.cancel(store, r.job_id)
-                st.rerun(scope="fragment")
-        elif r.state == "failed":
-            cols[1].error(r.error or "failed")
+                st.rerun()  # the whole page: the point's status changes too
+        elif r.state in ("failed", "cancelled"):
+            (cols[1].error if r.state == "failed" else cols[1].caption)(r.error or r.message or r.state)
             if cols[2].button("Retry", key=f"retry-{r.job_id}"):
                 jobs.retry(store, r.job_id)
-                st.rerun(scope="fragment")
+                st.rerun()  # the whole page: the point's status changes too
         else:
             cols[1].caption(r.message or r.state)
 
@@ -258,20 +367,24 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     if st.session_state.get("target_context") != context:
         st.session_state.target_context = context
         st.session_state.target = explore.default_target(table)
-    target = c1.number_input(f"Accuracy target at {f:.0%} faults (%)", 0.0, 100.0, step=0.5, key="target")
+    target = c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5, key="target")
     objective = c1.radio("Cheapest by", ["latency_ns", "energy_uj"], key="objective",
                          format_func=lambda o: charts.AXIS[o].split(" per")[0])
     rec = explore.recommend(table, target, objective)
     with c1:
         if rec:
-            st.success(f"**{rec['label']}**: {rec['accuracy']:.2f}% at {f:.0%} faults, "
-                       f"{rec[objective]:,.4g} {'ns' if objective == 'latency_ns' else 'uJ'}")
+            st.success(f"**{rec['label']}**: {rec['accuracy']:.2f}% at {charts.pct(f)} faults, "
+                       f"{fmt_cost(rec[objective], objective)}")
         else:
-            st.warning(f"No evaluated design reaches {target:.1f}% at {f:.0%} faults.")
+            st.warning(f"No evaluated design reaches {target:.1f}% at {charts.pct(f)} faults.")
+        unfit = int((table.fits == False).sum()) if ui["cost_model"] == "isaac" and "fits" in table else 0
+        if unfit:
+            st.caption(f"{unfit} design point(s) do not fit on the chips given and are left out.")
     with c2:
         for obj in ("latency_ns", "energy_uj"):
             fig = pareto_figure(store, version, f, ui["cost_model"], obj, ui["point"].point_id,
-                                rec["point_id"] if rec else None, ui["bn"], ui["calib_images"])
+                                rec["point_id"] if rec else None, ui["bn"], ui["calib_images"], ui["hardware"],
+                                ui["fault_model"])
             st.plotly_chart(fig, key=f"pareto-{obj}")
             st.download_button("Download this chart (HTML)", data=lambda fig=fig: fig.to_html(include_plotlyjs=True),
                                file_name=f"pareto-{obj}-f{f:g}.html", mime="text/html", on_click="ignore",
@@ -281,7 +394,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
 def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     p, f = ui["point"], ui["fault_rate"]
     if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
-        st.caption("A picture of SA1 defects on one crossbar tile, and which layers they hurt most.")
+        st.caption("A picture of stuck cells on one crossbar tile, and which layers they hurt most.")
         return
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2 = st.columns([1, 2])
@@ -292,7 +405,7 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; this tile holds {fmap.shape[0]}x{fmap.shape[1]} "
                 f"cells, **{fmap.sum()}** stuck ({fmap.mean():.1%}). Each stuck cell reads its weight as 0. "
                 "Every chip draws a new map; drop-connect training makes the network indifferent to which.")
-    c2.plotly_chart(charts.fault_map(fmap, f"SA1 fault map of one 128x128 tile at {rate:.0%}"), key="faultmap")
+    c2.plotly_chart(charts.fault_map(fmap, f"SA1 fault map of one 128x128 tile at {charts.pct(rate)}"), key="faultmap")
 
     st.markdown("**Per-layer fault sensitivity**: accuracy drop when only one layer has faults.")
     if not s.trained:
@@ -305,7 +418,7 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     job = store.job(store_job_id("sensitivity", cfg))
     if job and job["state"] == "done" and job["result"]:
         st.plotly_chart(charts.sensitivity(pd.DataFrame(json.loads(job["result"])),
-                                           f"fault rate {rate:.0%}, 3 crossbars, 2,000 test images"), key="sens")
+                                           f"fault rate {charts.pct(rate)}, 3 crossbars, 2,000 test images"), key="sens")
     elif st.button("Run sensitivity analysis (background job)", key="sens_run"):
         jobs.submit(store, "sensitivity", p, cfg)
         st.toast("Sensitivity analysis started; see Jobs")
@@ -314,10 +427,10 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
 def calibration_section(store, ui: dict, version: str, arch: str) -> None:
     """How many unlabeled images a chip needs to re-estimate its BN statistics (dse calib-curve)."""
     p, f = ui["point"], ui["fault_rate"]
-    curve, fig = calibration_figure(store, version, p, f, f"{arch}, p={p.dropconnect:g} at {f:.0%} SA1 faults: "
+    curve, fig = calibration_figure(store, version, p, f, f"{arch}, p={p.dropconnect:g} at {charts.pct(f)} SA1 faults: "
                                                           "accuracy vs calibration images per chip")
     if curve.empty or (curve.calib_images > 0).sum() == 0:
-        st.info(f"No per-chip calibration sweep for this design point at {f:.0%} yet. Run it with "
+        st.info(f"No per-chip calibration sweep for this design point at {charts.pct(f)} yet. Run it with "
                 f"`python -m dse calib-curve CKPT --fault-rate {f:g} --images 32,100,500,2000`; N = 0 is the "
                 "paper's protocol.")
         return
@@ -326,6 +439,51 @@ def calibration_section(store, ui: dict, version: str, arch: str) -> None:
                "Each chip runs N unlabeled training images through itself once, at deployment, with its weights "
                "frozen; only BN statistics (in the digital periphery) change.")
     st.dataframe(curve, hide_index=True)
+
+
+def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str) -> None:
+    """Chip yield: the share of simulated chips (crossbar instances) whose accuracy reaches a target, with its
+    exact 95% interval; and the cheapest design whose yield reaches a minimum by the interval's LOW end."""
+    p, f, bn, n_cal = ui["point"], ui["fault_rate"], ui["bn"], ui["calib_images"]
+    how = explore.bn_label(bn, n_cal)
+    if st.session_state.get("yield_context") != (f, bn, n_cal):  # new numbers: start from their median
+        st.session_state.yield_context = (f, bn, n_cal)
+        st.session_state.yield_target = explore.default_target(table)
+    c1, c2 = st.columns([1, 3])
+    target = float(c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5,
+                                   key="yield_target"))
+    ytable = yield_table(store, version, f, ui["cost_model"], target, bn, n_cal, ui["hardware"], ui["fault_model"])
+    mine = ytable[ytable.point_id == p.point_id] if "point_id" in ytable else ytable.iloc[0:0]
+    if mine.empty or pd.isna(mine["yield"].iloc[0]):
+        c1.metric("Chip yield", "—", help=f"BN: {how}")
+        c1.caption(f"Not evaluated at {charts.pct(f)} faults under BN: {how}.")
+    else:
+        r = mine.iloc[0]
+        c1.metric("Chip yield", f"{r['yield']:.1%}", help=f"share of chips with accuracy >= {target:g}%; BN: {how}")
+        c1.caption(f"{int(r['chips_meeting'])} of {int(r['chips'])} chips >= {target:g}% · 95% Clopper-Pearson "
+                   f"[{r['yield_low']:.1%}, {r['yield_high']:.1%}] · BN: {how}")
+    _, fig = yield_figure(store, version, p, f, target, bn, n_cal, f"{arch}, p={p.dropconnect:g} at {charts.pct(f)} "
+                          f"{ui['fault_model'].upper()} faults: chip yield vs accuracy target", ui["fault_model"])
+    c2.plotly_chart(fig, key="yield-curve")
+    yield_recommendation(c1, ytable, target, f, how)
+
+
+def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how: str) -> None:
+    """The cheapest design whose yield at `target` is at least Y%, judged by the interval's lower bound."""
+    min_yield = col.number_input("Minimum yield (%)", 0.0, 100.0, 90.0, 1.0, key="yield_min")
+    objective = col.radio("Cheapest by", ["latency_ns", "energy_uj"], key="yield_objective",
+                          format_func=lambda o: charts.AXIS[o].split(" per")[0])
+    rec = yields.recommend(ytable, min_yield / 100, objective)
+    if rec:
+        col.success(f"**{rec['label']}**: yield >= {rec['yield_low']:.1%} (lower 95% bound; estimate "
+                    f"{rec['yield']:.1%}, {int(rec['chips_meeting'])} of {int(rec['chips'])} chips) at target "
+                    f"{target:g}% at {charts.pct(f)} faults, {fmt_cost(rec[objective], objective)}"
+                    f" · BN: {how}")
+    else:
+        col.warning(f"No evaluated design's yield at {target:g}% reaches {min_yield:g}% by the lower end of its 95% "
+                    f"interval at {charts.pct(f)} faults · BN: {how}")
+    col.caption("A design qualifies when the LOW end of its 95% Clopper-Pearson interval reaches the minimum "
+                "yield (conservative: few chips cannot prove a high yield). Each crossbar instance is one chip.")
 
 
 def store_job_id(kind: str, cfg: dict) -> str:
@@ -337,10 +495,11 @@ def main() -> None:
     store, report = get_store()
     ui = sidebar()
     version = store_version(store)
-    table = design_table(store, version, ui["fault_rate"], ui["cost_model"], ui["bn"], ui["calib_images"])
+    table = design_table(store, version, ui["fault_rate"], ui["cost_model"], ui["bn"], ui["calib_images"],
+                         ui["hardware"], ui["fault_model"])
 
     st.title("RRAM fault-tolerance design-space explorer")
-    st.caption("Drop-connect training against stuck-at-1 crossbar faults (Xiang et al.): accuracy over many "
+    st.caption("Drop-connect training against stuck-at crossbar faults (Xiang et al.): accuracy over many "
                "simulated chips against ISAAC latency and energy.")
     for problem in report["problems"]:
         st.warning(problem)
@@ -348,21 +507,21 @@ def main() -> None:
     actions(store, ui, s)
 
     tabs = st.tabs(["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Calibration images",
-                    "Teaching", "Jobs", "Results table"])
+                    "Teaching", "Jobs", "Results table", "Yield"])
     with tabs[0]:
         pareto_section(store, ui, table, version)
     p = ui["point"]
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")
     with tabs[1]:
-        accuracy, heatmap = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"])
+        accuracy, heatmap = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"], ui["fault_model"])
         c1, c2 = st.columns(2)
         c1.plotly_chart(accuracy, key="curves")
         c2.plotly_chart(heatmap, key="heatmap")
     with tabs[2]:
         st.plotly_chart(mapping_figure(store, version, p, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the "
                                                           "processor vs on the crossbar", ui["bn"],
-                                     ui["calib_images"]), key="fig7")
+                                     ui["calib_images"], ui["fault_model"]), key="fig7")
     with tabs[3]:
         calibration_section(store, ui, version, arch)
     with tabs[4]:
@@ -370,14 +529,15 @@ def main() -> None:
     with tabs[5]:
         job_panel(store)
     with tabs[6]:
-        shown = table.drop(columns=[c for c in ("point_id", "checkpoint_sha", "label", "updated", "calibrated_rates")
-                                    if c in table])
+        shown = explore.results_view(table)
         st.dataframe(shown, hide_index=True)
         c1, c2 = st.columns(2)
         c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),
                            file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
         c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
                            file_name="evaluations.csv", mime="text/csv", key="dl_evals")
+    with tabs[7]:
+        yield_section(store, ui, table, version, arch)
     st.caption(f"Rendered in {time.perf_counter() - t0:.2f} s from {store.path}")
 
 

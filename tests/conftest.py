@@ -73,6 +73,11 @@ def shared_cifar() -> Path:
     return SHARED_CIFAR
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-screenshot", action="store_true",
+                     help="tests/test_browser.py rewrites docs/app.png, the README's screenshot of the app")
+
+
 def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -40,7 +40,9 @@ def test_opens_on_the_store_and_shows_the_selected_point(tmp_path, monkeypatch, 
     assert metric(at, "Loss vs own fault-free") == f"{accuracy_model(p, 0.0) - accuracy_model(p, 0.1):.2f} pts"
     base = accuracy_model(DesignPoint("resnet20", 1.0, 1, "default", 0.0), 0.0)
     assert f"Loss vs p=0 model: {base - accuracy_model(p, 0.1):.2f} pts" in [c.value for c in at.caption]
-    assert metric(at, "Latency (paper)") == "15.74 ns"
+    # paper mode, mapping-aware: the 1x1 shortcuts and fc run on the processor, a pipeline stage of their own
+    assert metric(at, "Time per image (paper)") == "2.63 us"
+    assert metric(at, "Table II figure") == "15.74 ns"  # the paper's own, every layer on ISAAC
     assert any("BN: chip (N=500)" in c.value for c in at.caption)  # the app opens on the per-chip protocol
 
 
@@ -59,7 +61,7 @@ def test_the_protocol_selector_switches_every_number(tmp_path, monkeypatch, stor
 def test_controls_change_the_shown_point(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
     at.sidebar.select_slider(key="dropconnect").set_value(0.0).run()
-    at.sidebar.select_slider(key="fault_rate").set_value(0.3).run()
+    at.sidebar.number_input(key="fault_rate").set_value(30.0).run()
     assert not at.exception
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.0)
     assert metric(at, "Accuracy under faults") == f"{accuracy_model(p, 0.3):.2f}%"
@@ -73,7 +75,7 @@ def test_only_valid_combinations_can_be_chosen(tmp_path, monkeypatch, store):
     at.sidebar.selectbox(key="network").set_value("vgg13").run()
     assert not at.exception
     assert not [r for r in at.sidebar.radio if r.key == "shortcut_kernel"]  # VGG13 has no shortcuts
-    assert metric(at, "Latency (paper)") == "87.83 ns"
+    assert metric(at, "Table II figure") == "87.83 ns"
 
 
 def test_missing_point_offers_training(tmp_path, monkeypatch, store):
@@ -90,11 +92,83 @@ def test_missing_point_offers_training(tmp_path, monkeypatch, store):
     assert len(jobs) == 1 and jobs.kind.iloc[0] == "train"
 
 
+def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(tmp_path, monkeypatch, store):
+    from dse.run import jobs
+
+    started = []
+    monkeypatch.setattr(jobs, "start_worker", lambda st_, jid: started.append(jid))  # no process in this test
+    point = DesignPoint("resnet20", 1.4, 1, "default", 0.3)  # missing in the store
+    cfg = jobs.train_config(point, epochs=2, data=str(tmp_path / "d"), out_dir=str(tmp_path / "ck"))
+    jid, _ = jobs.submit(store, "train", point, cfg, spawn=False)
+    at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
+    at.sidebar.select_slider(key="width").set_value(1.4).run()
+    assert "Status: **training (queued, 0%)**" in " ".join(c.value for c in at.caption)
+    assert "train" not in [b.key for b in at.button]  # no second Train while one runs
+    jobs.cancel(store, jid)
+    at.run()
+    assert "train" in [b.key for b in at.button] and "missing" in " ".join(c.value for c in at.caption)
+    at.button(key=f"retry-{jid}").click().run()  # the Jobs tab offers Retry for a cancelled job
+    assert not at.exception and started == [jid] and store.job(jid)["state"] == "queued"
+
+
+def test_the_results_table_leads_with_the_point_its_accuracy_and_cost(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    cols = list(next(d for d in at.dataframe if "checkpoint" in d.value.columns).value.columns)
+    assert cols[:6] == ["network", "width", "shortcut_kernel", "mapping", "dropconnect", "accuracy"]
+    assert cols.index("accuracy") < cols.index("latency_ns") < cols.index("energy_uj") < cols.index("checkpoint")
+    assert "point_id" not in cols and "checkpoint_sha" not in cols
+
+
+def test_any_fault_rate_and_sa0_can_be_evaluated_from_the_page(tmp_path, monkeypatch, store):
+    import json
+
+    from dse.run import jobs
+    from tests.fixtures import fake_result
+
+    monkeypatch.setattr(jobs, "start_worker", lambda st_, jid: None)  # the job is recorded, no process started
+    at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
+    at.sidebar.number_input(key="fault_rate").set_value(15.0).run()  # a rate the shipped grid never ran
+    assert metric(at, "Accuracy under faults") == "—"
+    at.sidebar.radio(key="fault_model").set_value("sa0").run()
+    assert "Evaluate at 15% SA0 faults" in at.button(key="evaluate").label
+    at.button(key="evaluate").click().run()
+    cfg = json.loads(Store(tmp_path / "results.sqlite").jobs().config.iloc[0])
+    assert cfg["fault_rates"] == [0.15] and cfg["fault_model"] == "sa0" and cfg["bn"] == "chip"
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)  # its SA0 result lands: the page shows it, not SA1's
+    sha = store.points().set_index("point_id").checkpoint_sha[p.point_id]
+    store.add_evaluation(p.point_id, sha, {**fake_result(0.15, 42.0, bn="chip"), "fault_model": "sa0"},
+                         {"recalibrate": True})
+    at.run()
+    assert metric(at, "Accuracy under faults") == f"{fake_result(0.15, 42.0)['mean']:.2f}%"
+    assert "on a chip with 15% SA0 faults" in at.subheader[0].value
+    at.sidebar.radio(key="fault_model").set_value("sa1").run()
+    assert metric(at, "Accuracy under faults") == "—"
+
+
+def test_the_loss_against_a_p0_model_is_never_a_silent_stand_in(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.select_slider(key="width").set_value(1.6).run()  # no p=0 model of the 1.6x architecture
+    p = DesignPoint("resnet20", 1.6, 1, "default", 0.3)
+    assert metric(at, "Loss vs own fault-free") == f"{accuracy_model(p, 0.0) - accuracy_model(p, 0.1):.2f} pts"
+    assert "Loss vs p=0 model: — (no p=0 model of this architecture)" in [c.value for c in at.caption]
+
+
+def test_the_accuracy_target_starts_over_when_the_fault_rate_changes(tmp_path, monkeypatch, store):
+    from dse.view import explore
+
+    at = app(tmp_path, monkeypatch)
+    at.number_input(key="target").set_value(89.0).run()
+    at.sidebar.number_input(key="fault_rate").set_value(30.0).run()
+    want = explore.default_target(explore.design_table(store, 0.3, "paper", "chip"))
+    assert at.number_input(key="target").value == want != 89.0
+    assert not any("reaches 89.0%" in w.value for w in at.warning)
+
+
 def test_trained_but_unevaluated_point_offers_evaluation(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch, data="somewhere")
     at.sidebar.radio(key="mapping").set_value("1x1-on-crossbar").run()
     assert metric(at, "Accuracy under faults") == "—"
-    assert "Evaluate at 10% faults" in at.button(key="evaluate").label
+    assert "Evaluate at 10% SA1 faults" in at.button(key="evaluate").label
 
 
 def test_recommendation_picks_the_cheapest_point_meeting_the_target(tmp_path, monkeypatch, store):
@@ -151,3 +225,35 @@ def test_the_calibration_tab_draws_the_images_sweep_when_there_is_one(tmp_path, 
     curve = next(d for d in at.dataframe if "calib_images" in d.value.columns).value
     assert list(curve.calib_images) == [0, 32, 500] and list(curve["mean"].round(2)) == [
         round(accuracy_model(p, 0.1, "paper"), 2), 80.0, round(accuracy_model(p, 0.1, "chip"), 2)]
+
+
+def test_sidebar_says_why_the_cost_models_differ(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    assert any(c.value.startswith("Why they differ:") and "throughput" in c.value and "interval" in c.value
+               for c in at.sidebar.caption)
+    like = next(c.value for c in at.caption if c.value.startswith("Like with like"))
+    assert "2.63 us" in like and "819.20 us" in like and "7.27 ms" in like  # paper beside isaac's interval
+
+
+def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="cost_model").set_value("isaac").run()
+    assert metric(at, "Latency (isaac)") == "7.27 ms" and metric(at, "Interval (isaac)") == "819.20 us"
+    for m in ("Area (isaac)", "Power (isaac)", "TOPS/W (isaac)"):
+        assert metric(at, m) not in ("", "—")
+    power = metric(at, "Power (isaac)")
+    at.sidebar.number_input(key="hw_xbar_size").set_value(256).run()  # 256 columns per ADC: a 200 ns cycle
+    assert not at.exception and not at.sidebar.error
+    assert metric(at, "Latency (isaac)") == "14.54 ms"  # the crossbar part doubles, the processor's does not
+    assert any("crossbars of 256x256" in c.value for c in at.caption)
+    at.sidebar.number_input(key="hw_adc_bits").set_value(10).run()
+    assert metric(at, "Power (isaac)") != power
+    at.sidebar.number_input(key="hw_xbar_size").set_value(4).run()  # not allowed: one line, defaults used
+    assert not at.exception
+    error = at.sidebar.error[0].value
+    assert "xbar_size" in error and "from 8 to 1024" in error and "got 4" in error and "\n" not in error
+    assert metric(at, "Latency (isaac)") == "7.27 ms"
+    at.sidebar.number_input(key="hw_xbar_size").set_value(128).run()
+    at.sidebar.number_input(key="hw_adc_bits").set_value(8).run()
+    at.sidebar.number_input(key="hw_chips").set_value(1).run()
+    assert not at.sidebar.error and metric(at, "Latency (isaac)") == "7.27 ms"  # ResNet20 fits on one chip

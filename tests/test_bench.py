@@ -1,6 +1,7 @@
 """The benchmark command as a smoke test on tiny synthetic data (structure, never timings), and the fast
 evaluation path it measures: the BN-folded forward must give the plain model's answers."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +169,21 @@ def test_bad_bench_arguments_give_one_line(argv, match, capsys, tmp_path, monkey
     # the error is one line (a library warning on a first import may precede it), never a traceback
     assert match in err.splitlines()[-1] and "Traceback" not in err
     assert not list(tmp_path.glob("BENCHMARKS*"))
+
+
+@pytest.mark.parametrize("argv, where", [
+    ([], "RUNS/benchmarks.md"),  # a plain or quick run never replaces the committed record
+    (["--quick"], "RUNS/benchmarks.md"),
+    (["--write"], "BENCHMARKS.md"),
+    (["--quick", "--out", "elsewhere.md"], "elsewhere.md"),
+    (["--write", "--no-write"], None),
+])
+def test_the_record_is_written_only_when_asked(argv, where, monkeypatch, tmp_path):
+    from dse.cli import build_parser
+    from dse.commands.bench import command_line, report_path
+
+    monkeypatch.setenv("DSE_RUNS", str(tmp_path / "runs"))
+    args = build_parser().parse_args(["bench", *argv])
+    want = None if where is None else Path(where.replace("RUNS", str(tmp_path / "runs")))
+    assert report_path(args) == want
+    assert ("--write" in command_line(args)) == ("--write" in argv)  # the record says how it was made

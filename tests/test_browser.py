@@ -1,20 +1,44 @@
-"""End to end in a real headless browser: `streamlit run app.py` on localhost, Debian's chromium driven
-by Playwright; the page loads, charts render, a control changes the page. Saves screenshots."""
+"""End to end in a real headless browser: `streamlit run app.py` on localhost, Debian's chromium driven by
+Playwright. The first-run path of a new user (data found in ./data with no configuration, a control changed
+in every tab, a training job started, cancelled and retried), no metric cut short, and the README's screenshot
+made from the shipped checkpoints.
+
+Screenshots go to $CI_ARTIFACTS_DIR/browser when it is set (`.ci/run` sets it to runs/ci-artifacts), else to
+the test's temporary folder. `pytest tests/test_browser.py --update-screenshot` rewrites docs/app.png, the
+README's picture; tests/test_readme_screenshot.py fails when the page's code has changed since it was made."""
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures import build_store
+from tests.screenshot import SCREENSHOT, save_screenshot
+from tests.test_data import make_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = os.environ.get("CI_ARTIFACTS_DIR")  # read at import: the session fixture clears only DSE_* variables
+NO_EXCEPTION = "() => document.querySelectorAll('[data-testid=\"stException\"]').length === 0"
+# every metric's label and value shown whole: nothing wider than its box (CSS would cut it with an ellipsis)
+CUT_SHORT = """() => Array.from(document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]'))
+    .flatMap(e => [e, ...e.querySelectorAll('*')]).filter(e => e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.textContent)"""
+
+
+
+def browser_test(fn):
+    for mark in (pytest.mark.browser, pytest.mark.slow,
+                 pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")):
+        fn = mark(fn)
+    return fn
 
 
 def free_port() -> int:
@@ -23,62 +47,167 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(tmp_path):
-    build_store(tmp_path)
+@contextmanager
+def serve(cwd: Path, **env):
+    """`streamlit run app.py` in `cwd` with the DSE_* settings `env`; yields its URL."""
     port = free_port()
-    env = {**os.environ, "DSE_STORE": str(tmp_path / "results.sqlite"), "DSE_CHECKPOINTS": str(tmp_path / "checkpoints"),
-           "DSE_RUNS": str(tmp_path / "runs"), "DSE_DATA": ""}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
                              f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < 60:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 60:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            proc.kill()
+            pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
-@pytest.mark.browser
-@pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_page_loads_charts_render_and_controls_work(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def chromium_page():
+    from playwright.sync_api import sync_playwright
 
-    shots = tmp_path / "screenshots"  # printed below; never in the checkout
-    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            t0 = time.time()
-            page.goto(server, timeout=60_000)
-            page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
-            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-            first_render = time.time() - t0
-            assert page.locator(".js-plotly-plot").count() >= 2  # both Pareto charts
-            assert page.locator(".js-plotly-plot .scatterlayer .point").count() > 0  # with data points
-            page.screenshot(path=str(shots / "app.png"), full_page=True)
-
-            page.get_by_role("tab", name="Fault tolerance").click()
-            page.get_by_text("accuracy vs fault rate").first.wait_for(timeout=30_000)
-
-            page.get_by_text("1x1 convs on the crossbar").click()  # a sidebar control
-            # the old page stays up until the rerun replaces it: wait for the new heading, not for any status
-            expect(page.locator("h3").first).to_contain_text("1x1-on-crossbar", timeout=60_000)
-            page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-            page.screenshot(path=str(shots / "app-changed.png"), full_page=True)
-            print(f"first render in {first_render:.1f}s; screenshots in {shots}")
+            yield browser.new_page(viewport={"width": 1500, "height": 1100})
         finally:
             browser.close()
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    folder = Path(ARTIFACTS) / "browser" if ARTIFACTS else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def settle(page) -> None:
+    """Wait for the rerun a click started to finish, and check it raised nothing."""
+    page.wait_for_timeout(300)  # the click's rerun starts
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+    assert page.evaluate(NO_EXCEPTION), page.locator('[data-testid="stException"]').first.inner_text()
+
+
+@pytest.fixture()
+def server(tmp_path):
+    """The app on a small store (tests/fixtures.py) in `tmp_path`, no data: its URL."""
+    build_store(tmp_path)
+    with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(tmp_path / "checkpoints"),
+               DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="") as url:
+        yield url
+
+
+@pytest.fixture()
+def first_run(tmp_path):
+    """A working folder as a new user has it: results in the store, CIFAR-10 (a tiny tree) in ./data, nothing set."""
+    build_store(tmp_path)
+    make_tree(tmp_path / "data" / "cifar", per_class=26)  # 260 training images: one batch of the recipe's 256
+    with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(tmp_path / "checkpoints"),
+               DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="", DSE_ALLOWED_DIRS="") as url:
+        yield url
+
+
+@browser_test
+def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, tmp_path):
+    from playwright.sync_api import expect
+
+    from dse.results.store import Store
+
+    shots = shots_dir(tmp_path)
+    with chromium_page() as page:
+        page.goto(first_run, timeout=60_000)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        assert page.locator(".js-plotly-plot .scatterlayer .point").count() > 0  # the Pareto charts, with data
+        assert page.evaluate(CUT_SHORT) == []
+        page.screenshot(path=str(shots / "01-first-page.png"), full_page=True)
+
+        page.get_by_text("Training and data").click()  # ./data is found with no variable set and no restart
+        expect(page.get_by_label("CIFAR-10 data path", exact=True)).to_have_value("data")
+
+        steps = {  # one control per tab, and what it must show afterwards
+            "Pareto & recommendation": (lambda: page.get_by_text("energy", exact=True).first.click(), "recommend"),
+            "Fault tolerance": (None, "accuracy vs SA1 fault rate"),
+            "1x1 mapping (Fig. 7)": (None, "1x1 layers on the processor vs on the crossbar"),
+            "Calibration images": (None, "calibration"),
+            "Teaching": (lambda: page.get_by_text("Show one chip's fault map").click(), "Crossbar layer"),
+            "Results table": (None, None),
+            "Yield": (lambda: page.get_by_label("Minimum yield (%)", exact=True).fill("50") or page.keyboard.press("Enter"),
+                      "Chip yield"),
+        }
+        for i, (tab, (act, shows)) in enumerate(steps.items(), start=2):
+            page.get_by_role("tab", name=tab).click()
+            if act:
+                act()
+                settle(page)
+            if shows:
+                page.get_by_text(shows).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / f"{i:02d}-{tab.split()[0].lower()}.png"), full_page=True)
+
+        page.get_by_label("Training epochs", exact=True).fill("500")  # long enough to be caught running
+        page.keyboard.press("Enter")
+        settle(page)
+        network = page.get_by_role("combobox", name="Network")  # a point not trained yet: VGG13
+        network.click()
+        page.keyboard.type("VGG13")
+        page.keyboard.press("Enter")
+        settle(page)
+        expect(page.locator("h3").first).to_contain_text("vgg13", timeout=60_000)
+        page.get_by_role("button", name="Train this design point (500 epochs)").click()
+        settle(page)
+        expect(page.get_by_text(re.compile(r"training \((queued|running)")).first).to_be_visible(timeout=30_000)
+        store = Store(tmp_path / "results.sqlite")
+        (jid,) = store.jobs().job_id
+
+        page.get_by_role("tab", name="Jobs").click()
+        page.get_by_role("button", name="Cancel").first.click()
+        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
+        assert store.job(jid)["state"] == "cancelled"
+        page.screenshot(path=str(shots / "10-job-cancelled.png"), full_page=True)
+        page.get_by_role("button", name="Retry").first.click()
+        expect(page.get_by_role("button", name="Cancel").first).to_be_visible(timeout=60_000)
+        assert store.job(jid)["state"] in ("queued", "running")
+        page.screenshot(path=str(shots / "11-job-retried.png"), full_page=True)
+        page.get_by_role("button", name="Cancel").first.click()  # leave no worker behind
+        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
+    t0 = time.time()
+    while store.job(jid)["pid"] and _alive(int(store.job(jid)["pid"])) and time.time() - t0 < 30:
+        time.sleep(0.2)
+    print(f"screenshots in {shots}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+@browser_test
+def test_readme_screenshot_from_the_shipped_checkpoints(tmp_path, request):
+    if not any((ROOT / "checkpoints").glob("*.safetensors")):
+        pytest.skip("no shipped checkpoints")
+    shots = shots_dir(tmp_path)
+    with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(ROOT / "checkpoints"),
+               DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="") as url, chromium_page() as page:
+        page.goto(url, timeout=120_000)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=120_000)
+        page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)
+        settle(page)
+        assert page.evaluate(CUT_SHORT) == []
+        page.screenshot(path=str(shots / "app.png"))
+    if request.config.getoption("--update-screenshot"):
+        save_screenshot(shots / "app.png", SCREENSHOT)
+        print(f"wrote {SCREENSHOT}")

@@ -38,3 +38,33 @@ def test_fault_map_image():
     fm[1, 2] = True
     fig = charts.fault_map(fm, "t")
     assert np.asarray(fig.data[0].z).sum() == 1
+
+
+def test_fault_rates_read_as_percentages_and_networks_differ_in_colour_and_marker(tmp_path):
+    store, _ = build_store(tmp_path)
+    cv = explore.curves(store, POINTS[0])
+    assert charts.accuracy_vs_fault_rate(cv, "t").layout.xaxis.tickformat == ".0%"
+    heat = charts.dropconnect_heatmap(cv, "t")
+    assert list(heat.data[0].x) == [charts.pct(f) for f in sorted(cv.fault_rate.unique())]
+    assert charts.pct(0.1) == "10%" and charts.pct(0.015) == "1.5%" and charts.pct(0.3) == "30%"
+    table = explore.design_table(store, 0.1)
+    other = table.assign(network="mobilenetv2", point_id=table.point_id + "-m")  # a second network on the chart
+    table = pd.concat([table, other], ignore_index=True)
+    fig = charts.pareto(table, explore.fronts(table)["latency_ns"], "latency_ns", None, None, 0.1)
+    assert "at 10% SA1 faults" in fig.layout.title.text and "0.1" not in fig.layout.title.text
+    nets = {t.name: t.marker for t in fig.data if t.name in charts.NETWORK_COLORS}
+    assert len(nets) >= 2 and len({m.color for m in nets.values()}) == len(nets)
+    assert len({m.symbol for m in nets.values()}) == len(nets)
+
+
+def test_trained_points_not_evaluated_at_the_rate_show_at_their_cost(tmp_path):
+    store, _ = build_store(tmp_path, evaluate_missing=(POINTS[2],))
+    table = explore.design_table(store, 0.1)
+    fig = charts.pareto(table, explore.fronts(table)["energy_uj"], "energy_uj", None, None, 0.1, "paper", "sa0")
+    assert "at 10% SA0 faults" in fig.layout.title.text
+    ticks = next(t for t in fig.data if t.name == "not evaluated at 10% (cost only)")
+    assert list(ticks.hovertext) == [explore.label(POINTS[2].__dict__)]
+    assert max(ticks.y) < min(table.accuracy.dropna())  # below every measured accuracy, never mistaken for one
+    only = table.assign(accuracy=float("nan"))  # nothing evaluated: the costs still show
+    fig = charts.pareto(only, explore.fronts(only)["energy_uj"], "energy_uj", None, None, 0.1)
+    assert len(next(t for t in fig.data if t.name.startswith("not evaluated")).x) == len(table)

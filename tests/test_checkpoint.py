@@ -55,7 +55,8 @@ def _rewrite(path, fn):
         (lambda d: d[:4], "empty or truncated"),
         (lambda d: b"", "empty or truncated"),
         (lambda d: d[:-1] + bytes([d[-1] ^ 0x01]), "corrupted"),
-        (lambda d: b"hello world, not a checkpoint at all", "truncated or not a safetensors"),
+        (lambda d: b"hello world, not a checkpoint at all", r"not a safetensors checkpoint \(no safetensors header"),
+        (lambda d: d[:20], r"truncated: its header declares \d+ bytes, the file holds 20"),
     ],
 )
 def test_damaged_files_are_refused(ckpt_path, damage, match):

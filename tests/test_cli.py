@@ -34,7 +34,11 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     assert [r["n"] for r in ev["results"]] == [3, 3]
     assert any("0.15" in w for w in ev["warnings"])  # 0.15 was not calibrated
     assert main(["evaluate", ckpt, "--fault-rate", "0.1", "--instances", "2"]) == 0  # human-readable table
-    assert "95% CI" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "95% CI" in out and "not comparable" not in out
+    assert main(["evaluate", ckpt, "--fault-rate", "0.1", "--instances", "2", "--test-images", "20"]) == 0
+    out = capsys.readouterr().out  # a subset's 8-bit figure is not set beside the full set's float one as a pair
+    assert "fault-free 8-bit on these 20 test images" in out and "not comparable" in out
     sens = run_json(capsys, "sensitivity", ckpt, "--fault-rate", "0.2", "--instances", "2")
     assert [r["layer"] for r in sens["layers"]][0] == "conv1" and len(sens["layers"]) > 5
     assert sens["sum_of_layer_drops"] == pytest.approx(sum(r["drop"] for r in sens["layers"]))
@@ -87,3 +91,12 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, match, capsys, tmp_path, m
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_info_on_a_file_that_is_not_a_checkpoint_says_so(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# rram-dse\n\nA design-space explorer for fault-tolerant DNNs on RRAM crossbars.\n")
+    assert main(["info", str(readme)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not a safetensors checkpoint (no safetensors header at its start)")
+    assert "bytes" not in err and len(err.splitlines()) == 1

@@ -38,6 +38,10 @@ def test_image_tree_and_targz_give_the_same_tensors(tmp_path):
     b = load_cifar10(arc)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert a.fingerprint == b.fingerprint
+    shelf = tmp_path / "shelf"  # a folder holding one archive (./data with a .tar.gz dropped in) reads as it
+    shelf.mkdir()
+    arc.rename(shelf / "cifar10-jpeg.tar.gz")
+    assert load_cifar10(shelf).fingerprint == a.fingerprint
     img = np.array(Image.open(tree / "train" / "bird" / "1.png"))  # writable: from_numpy warns on read-only
     assert torch.equal(a.train_x[5], torch.from_numpy(img).permute(2, 0, 1))
 

@@ -16,6 +16,14 @@ def test_summary_statistics():
     assert s["worst"] == 89.5 and s["best"] == 92.0 and s["p5"] == pytest.approx(np.percentile(a, 5))
 
 
+def test_the_interval_stays_within_what_an_accuracy_can_be():
+    s = summarize([50.59 + 50.82, 50.59])  # two crossbars far apart: the t interval reaches past 100
+    assert s["mean"] + s["ci95"] > 100 and s["ci_high"] == 100.0 and s["ci_low"] == 0.0
+    assert np.isnan(summarize([90.0])["ci_low"]) and np.isnan(summarize([90.0])["ci_high"])  # one network: none
+    s = summarize([80.0, 81.0, 82.0])
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((s["mean"] - s["ci95"], s["mean"] + s["ci95"]))
+
+
 def test_fixed_protocol_reports_every_instance(trained, tiny_data):
     res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=5), progress=False)
     r0, r3 = res["results"]
@@ -72,3 +80,25 @@ def test_bad_fault_rate(trained, tiny_data):
     ev = Evaluator(trained, tiny_data.test_x[:10], tiny_data.test_y[:10])
     with pytest.raises(DSEError, match="fault rate must be in"):
         ev.run(1.0, Protocol(instances=2), progress=False)
+
+
+def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(trained, tiny_data):
+    """Any fault rate under the paper protocol: Algorithm 1's statistics for it are computed as the checkpoint's
+    own were (same image count and seed), not borrowed from the nearest calibrated rate."""
+    from dse.core.calibrate import calibrate_bn
+
+    assert 0.15 not in trained.bn_stats
+    with pytest.warns(UserWarning, match=r"fault rate\(s\) 0.15 were not in the checkpoint: computed now"):
+        res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], Protocol(instances=2), progress=False,
+                       calib_x=tiny_data.train_x)
+    assert res["results"][0]["bn_rate"] == 0.15
+    ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
+    ev.calibrate_missing([0.15, 0.3], tiny_data.train_x)  # 0.3 is calibrated: kept as it is
+    assert torch.equal(ev.bn_stats[0.3]["bn1.running_mean"], trained.bn_stats[0.3]["bn1.running_mean"])
+    cal = trained.meta["calibration"]
+    want = calibrate_bn(trained.build_model(), tiny_data.train_x, [0.15], trained.meta["mapping"],
+                        max_images=cal["images"], seed=cal["seed"], progress=False)[0.15]
+    assert all(torch.allclose(ev.bn_stats[0.15][k].float(), v.float(), rtol=1e-4, atol=1e-5) for k, v in want.items()), \
+        max(float((ev.bn_stats[0.15][k].float() - v.float()).abs().max()) for k, v in want.items())
+    without = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], Protocol(instances=2), progress=False)
+    assert without["results"][0]["bn_rate"] in (0.0, 0.3)  # no training images given: a nearest calibrated rate

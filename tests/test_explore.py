@@ -11,6 +11,8 @@ def test_explorer_space_matches_the_registry():
     assert sorted(explore.NETWORKS) == list_models()
     assert {n: shortcut_kernels(n) for n in list_models()} == explore.SHORTCUT_KERNELS
     assert set(explore.MAPPINGS) <= set(POLICIES)
+    from dse.core.faults import FAULT_MODELS
+    assert set(explore.FAULT_MODELS) == set(FAULT_MODELS)
 
 
 @pytest.mark.parametrize("bn, name", [("paper", "paper (Algorithm 1)"), ("chip", "chip (N=500)")])
@@ -66,3 +68,41 @@ def test_default_target_is_met_by_some_designs_and_missed_by_others():
     met = (table.accuracy >= explore.default_target(table)).sum()
     assert 0 < met < table.accuracy.notna().sum()
     assert explore.default_target(pd.DataFrame({"accuracy": []}), fallback=85.0) == 85.0
+
+
+def test_stale_cached_costs_are_recomputed(tmp_path):
+    """Totals stored by another cost-model version read as unknown and are recomputed (COST_VERSION)."""
+    from dse.core.isaac import COST_VERSION
+    from dse.results.catalog import ensure_costs
+
+    store, _ = build_store(tmp_path)
+    p = POINTS[0]
+    stale = {"totals": {"latency_ns": 1.0, "energy_uj": 1.0}}  # as an older cost model stored it: no version
+    store.add_cost(p.network, p.width, p.shortcut_kernel, p.mapping, "paper", stale)
+    assert store.cost_totals(p, "paper") == stale["totals"]  # there, but
+    assert explore.stored_cost(store, p, "paper") is None  # stale: unknown to the page
+    totals = explore.point_cost(store, p, "paper")  # recomputed once and stored
+    assert totals["latency_ns"] != 1.0 and {"area_mm2", "power_w", "tops_per_w"} <= set(totals)
+    costs = store.costs()
+    assert (costs.version == COST_VERSION).all()
+    store.add_cost(p.network, p.width, p.shortcut_kernel, p.mapping, "isaac", stale)
+    ensure_costs(store)  # what the page's start (catalog.sync) does
+    row = store.costs().query("cost_model == 'isaac' and mapping == @p.mapping and width == @p.width")
+    assert row.version.iloc[0] == COST_VERSION and row.latency_ns.iloc[0] != 1.0
+    assert explore.design_table(store, 0.1, "isaac").area_mm2.notna().all()
+
+
+def test_hardware_knobs_recompute_the_design_tables_costs(tmp_path):
+    store, _ = build_store(tmp_path)
+    base = explore.design_table(store, 0.1, "isaac").set_index("point_id")
+    big = explore.design_table(store, 0.1, "isaac", hardware={"xbar_size": 256}).set_index("point_id")
+    assert np.allclose(big.latency_ns, 2 * base.latency_ns, rtol=1e-3)  # the ADC-bound cycle doubles
+    assert (big.crossbars < base.crossbars).all()
+    assert explore.design_table(store, 0.1, "paper", hardware={"xbar_size": 256}).latency_ns.equals(
+        explore.design_table(store, 0.1, "paper").latency_ns)  # the knobs are isaac mode's
+    unfit = explore.design_table(store, 0.1, "isaac", hardware={"chips": 1, "tiles_per_chip": 1})
+    assert (~unfit.fits.astype(bool)).any()
+    assert unfit[~unfit.fits.astype(bool)].latency_ns.isna().all()  # left out of fronts and recommendations
+    p = POINTS[1]
+    assert explore.point_cost(store, p, "isaac", {"adc_bits": 10})["power_w"] > explore.point_cost(
+        store, p, "isaac")["power_w"]

@@ -45,6 +45,11 @@ def nonneg_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a non-negative finite number")
 
 
+def percent(text: str) -> float:
+    """A percentage in [0, 100], e.g. an accuracy target."""
+    return _number(text, float, lambda v: 0 <= v <= 100, "a percentage in [0, 100]")
+
+
 def rate(text: str) -> float:
     """A probability in [0, 1)."""
     from dse.core.dropconnect import check_rate

@@ -3,6 +3,7 @@ a Markdown table (BENCHMARKS.md) with the machine described."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--quick", action="store_true", help="a few steps and instances on small subsets (a smoke test)")
     p.add_argument("--data", default=None,
                    help="CIFAR-10 source (or $DSE_DATA); without one, synthetic images give throughput only")
-    p.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="where to write the table")
+    p.add_argument("--write", action="store_true",
+                   help="write the project's record, BENCHMARKS.md (without it: runs/benchmarks.md, never the record)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the table instead")
     p.add_argument("--no-write", action="store_true", help="print the table but write no file")
     p.add_argument("--networks", type=network_list, default=None, help="comma-separated (default resnet20,vgg13)")
     p.add_argument("--width", type=_args.width, default=None, help="width of the compared models (default 1.0)")
@@ -77,7 +80,8 @@ def add_parser(sub) -> None:
 def command_line(args) -> str:
     """The command that reproduces this run (options that differ from their defaults)."""
     parts = ["python", "-m", "dse", "bench"]
-    for action, default in (("quick", False), ("no_write", False), ("no_profile", False), ("in_process", False)):
+    for action, default in (("quick", False), ("write", False), ("no_write", False), ("no_profile", False),
+                            ("in_process", False)):
         if getattr(args, action) != default:
             parts.append("--" + action.replace("_", "-"))
     for name in ("data", "networks", "width", "scaling_widths", "batch_size", "train_steps", "warmup_steps",
@@ -94,9 +98,19 @@ def command_line(args) -> str:
         parts += ["--checkpoint", c]
     if args.device != "auto":
         parts += ["--device", args.device]
-    if args.out != Path("BENCHMARKS.md"):
+    if args.out is not None:
         parts += ["--out", str(args.out)]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def report_path(args) -> Path | None:
+    """Where the table goes: --out, else BENCHMARKS.md with --write, else runs/ (a smoke run or a trial never
+    replaces the committed record); None with --no-write."""
+    if args.no_write:
+        return None
+    if args.out is not None:
+        return args.out
+    return Path("BENCHMARKS.md") if args.write else Path(os.environ.get("DSE_RUNS", "runs")) / "benchmarks.md"
 
 
 def config_from(args):
@@ -165,16 +179,18 @@ def run(args) -> dict:
     result = run_bench(cfg, data, str(device), checkpoints=checkpoints, log=log)
     result["command"] = command_line(args)
     result["markdown"] = to_markdown(result, result["command"])
-    if not args.no_write:
+    out = report_path(args)
+    if out is not None:
         from dse.core.io import atomic_write
 
         try:
-            atomic_write(args.out, result["markdown"].encode())
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(out, result["markdown"].encode())
         except OSError as e:
-            raise DSEError(f"cannot write {args.out}: {e.strerror or e}") from None
-        result["written"] = str(args.out)
+            raise DSEError(f"cannot write {out}: {e.strerror or e}") from None
+        result["written"] = str(out)
     if not args.json:
         print(result["markdown"])
-        if not args.no_write:
-            print(f"wrote {args.out}")
+        if out is not None:
+            print(f"wrote {out}")
     return result

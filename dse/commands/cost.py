@@ -1,5 +1,6 @@
-"""`python -m dse cost`: latency and energy of one design point on ISAAC, paper mode beside isaac mode.
-Without --network (or with --table) it prints both models for every network at the paper's widths."""
+"""`python -m dse cost`: latency, energy, area, power and TOPS/W of one design point on ISAAC, paper mode
+beside isaac mode. Without --network (or with --table) it prints both models for every network at the
+paper's widths. --xbar-size, --bits-per-cell, --adc-bits and --chips set isaac mode's hardware."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--calib-images", type=_args.nonneg_int, default=500,
                    help="images of the per-chip BN calibration pass to price (default 500; 0: none)")
     p.add_argument("--table", action="store_true", help="paper vs isaac for all networks at widths 1.0-1.6")
+    hw = p.add_argument_group("isaac hardware (isaac cost model only; defaults: ISAAC's, 8-bit cells, 64 chips)")
+    hw.add_argument("--xbar-size", type=_args.positive_int, help="crossbar rows = columns (8-1024; default 128)")
+    hw.add_argument("--bits-per-cell", type=_args.positive_int, help="bits stored per cell (1-8; default 8)")
+    hw.add_argument("--adc-bits", type=_args.positive_int, help="ADC resolution (1-16; default 8)")
+    hw.add_argument("--chips", type=_args.positive_int,
+                    help="chips available; a design needing more does not fit (default 64)")
     _args.add_json(p)
     p.set_defaults(func=run)
     return p
@@ -40,7 +47,10 @@ def run(args) -> dict:
             print_table(rows, args.mapping)
         return {"policy": args.mapping, "table": rows}
     models = ["paper", "isaac"] if args.cost_model == "both" else [args.cost_model]
-    result = {m: cost.estimate(args.network, args.width, args.shortcut_kernel, args.mapping, m)
+    knobs = {k: getattr(args, k) for k in ("xbar_size", "bits_per_cell", "adc_bits", "chips")
+             if getattr(args, k) is not None}
+    result = {m: cost.estimate(args.network, args.width, args.shortcut_kernel, args.mapping, m,
+                               **(knobs if m == "isaac" else {}))
               for m in models}
     from dse.core.deployment import calibration_cost
 
@@ -84,18 +94,30 @@ def _print_counts(layers: list[dict]) -> None:
 
 def _print_totals(model: str, result: dict) -> None:
     t = result["totals"]
+    hardware = (f"area {t['area_mm2']:,.2f} mm^2  power {t['power_w']:,.2f} W "
+                f"(processor {t['power_processor_w']:.1f} W)  {t['tops_per_w']:.3f} TOPS/W (a MAC = 2 ops)")
     if model == "paper":
-        print(f"paper: {t['macs']:,} MACs (ptflops)  latency {t['latency_ns']:.2f} ns  "
-              f"energy {t['energy_uj']:.2f} uJ")
+        print(f"paper: {t['macs']:,} MACs (ptflops)  time per image {_time(t['latency_ns'])} "
+              f"(64-chip peak rate: a throughput figure)  energy {_energy(t['energy_uj'])}")
+        print(f"       crossbar {_time(t['latency_crossbar_ns'])} / {_energy(t['energy_crossbar_uj'])}, processor "
+              f"{_time(t['latency_processor_ns'])} / {_energy(t['energy_processor_uj'])} (pipelined stages)")
+        print(f"       Table II (mapping-blind, every layer on ISAAC): {t['table_ii_latency_ns']:.2f} ns, "
+              f"{t['table_ii_energy_uj']:.2f} uJ")
+        print(f"       {hardware} (64 ISAAC chips)")
         print(f"       units: {result['units']}")
         return
-    print(f"isaac: latency {t['latency_ns']:,.0f} ns (one image, layer after layer)  "
-          f"interval {t['interval_ns']:,.0f} ns (pipelined)  energy {t['energy_uj']:.2f} uJ")
-    print(f"       crossbar {t['latency_crossbar_ns']:,.0f} ns / {t['energy_crossbar_uj']:.2f} uJ, "
-          f"processor {t['latency_processor_ns']:,.0f} ns / {t['energy_processor_uj']:.2f} uJ "
+    print(f"isaac: latency {_time(t['latency_ns'])} (one image, layer after layer)  "
+          f"interval {_time(t['interval_ns'])} (pipelined; compare with paper's time per image)  "
+          f"energy {_energy(t['energy_uj'])}")
+    print(f"       crossbar {_time(t['latency_crossbar_ns'])} / {_energy(t['energy_crossbar_uj'])}, "
+          f"processor {_time(t['latency_processor_ns'])} / {_energy(t['energy_processor_uj'])} "
           f"({t['processor_energy_share']:.0%} of energy)")
-    print(f"       {t['crossbars']} crossbars ({t['cell_utilisation']:.0%} of cells used), {t['imas']} IMAs, "
-          f"{t['tiles']} tiles, {t['chips']} chip(s)")
+    c = result["config"]
+    print(f"       {t['crossbars']} crossbars of {c['xbar_size']}x{c['xbar_size']} ({t['cell_utilisation']:.0%} of "
+          f"cells used), {t['imas']} IMAs, {t['tiles']} tiles, {t['chips']} chip(s) of {t['chips_available']}"
+          + ("" if t["fits"] else "  DOES NOT FIT"))
+    print(f"       {hardware}; {c['bits_per_cell']}-bit cells, {c['adc_bits']}-bit ADCs, "
+          f"{c['cycle_ns']:g} ns cycle")
 
 
 def _time(ns: float) -> str:
@@ -106,12 +128,25 @@ def _time(ns: float) -> str:
     return f"{ns:,.2f} ns"
 
 
+def _energy(uj: float) -> str:
+    """An energy with a unit that fits it."""
+    for unit, scale in (("J", 1e6), ("mJ", 1e3), ("uJ", 1.0)):
+        if uj >= scale:
+            return f"{uj / scale:,.2f} {unit}"
+    return f"{uj * 1e3:,.2f} nJ"
+
+
 def print_table(rows: list[dict], policy: str = "default") -> None:
-    print(f"per 32x32 image; mapping {policy}; paper = Table II method, isaac = crossbar mapping")
-    print(f"{'network':<12} {'width':>5} {'MACs (M)':>9} {'paper ns':>9} {'paper uJ':>9} {'isaac ns':>11} "
-          f"{'interval ns':>11} {'isaac uJ':>9} {'cpu share':>9} {'xbars':>6}")
+    print(f"per 32x32 image; mapping {policy}. Table II: the paper's method, every layer on ISAAC (mapping-blind); "
+          "paper: the same rates, off-crossbar layers on the processor; both are times per image at the 64-chip "
+          "peak rate, so compare them with isaac's interval (pipelined), not its latency (one image). "
+          "TOPS/W: a MAC = 2 ops")
+    print(f"{'network':<12} {'width':>5} {'MACs (M)':>9} {'TableII ns':>10} {'TableII uJ':>10} {'paper ns':>11} "
+          f"{'paper uJ':>9} {'interval ns':>11} {'latency ns':>11} {'isaac uJ':>9} {'cpu share':>9} {'xbars':>6} "
+          f"{'mm^2':>6} {'W':>5} {'TOPS/W':>6}")
     for r in rows:
-        print(f"{r['network']:<12} {r['width']:>5.1f} {r['macs'] / 1e6:>9.2f} {r['paper_latency_ns']:>9.2f} "
-              f"{r['paper_energy_uj']:>9.2f} {r['isaac_latency_ns']:>11,.0f} "
-              f"{r['isaac_interval_ns']:>11,.0f} "
-              f"{r['isaac_energy_uj']:>9.2f} {r['isaac_processor_energy_share']:>9.0%} {r['crossbars']:>6}")
+        print(f"{r['network']:<12} {r['width']:>5.1f} {r['macs'] / 1e6:>9.2f} {r['paper_latency_ns']:>10.2f} "
+              f"{r['paper_energy_uj']:>10.2f} {r['paper_mapped_ns']:>11,.2f} {r['paper_mapped_uj']:>9.2f} "
+              f"{r['isaac_interval_ns']:>11,.0f} {r['isaac_latency_ns']:>11,.0f} "
+              f"{r['isaac_energy_uj']:>9.2f} {r['isaac_processor_energy_share']:>9.0%} {r['crossbars']:>6} "
+              f"{r['isaac_area_mm2']:>6.2f} {r['isaac_power_w']:>5.2f} {r['isaac_tops_per_w']:>6.3f}")

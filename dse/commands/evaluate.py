@@ -58,7 +58,11 @@ def run(args) -> dict:
         print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
               f"BN: {protocol.bn_label}")
-        print(f"  fault-free: float {result['fault_free_accuracy']}%  8-bit {result['fault_free_quantized_accuracy']:.2f}%")
+        n_test = result["results"][0]["test_images"]
+        print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
+              + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else
+                 f"  (the float {result['fault_free_accuracy']}% in the checkpoint is over all "
+                 f"{len(data.test_y):,} test images, not comparable)"))
         print(f"  {'fault':>6} {'n':>4} {'mean':>7} {'95% CI':>15} {'std':>6} {'p5':>7} {'worst':>7} {'time':>7}")
         for r in result["results"]:
             ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"

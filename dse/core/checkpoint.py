@@ -124,8 +124,10 @@ def _read_metadata(data: bytes, path: str) -> dict:
         raise DSEError(f"{path} looks like a pickle/torch.save file; rram-dse only loads safetensors checkpoints")
     if n is None:
         raise DSEError(f"{path} is empty or truncated ({len(data)} bytes); not a safetensors checkpoint")
+    if data[8:9] != b"{":  # every safetensors header is a JSON object
+        raise DSEError(f"{path} is not a safetensors checkpoint (no safetensors header at its start)")
     if n > len(data) - 8 or n > 100_000_000:
-        raise DSEError(f"{path} is truncated or not a safetensors file (header of {n} bytes, file of {len(data)})")
+        raise DSEError(f"{path} is truncated: its header declares {n} bytes, the file holds {len(data)}")
     try:
         header = json.loads(data[8 : 8 + n])
         meta = header.get("__metadata__") or {}

@@ -1,18 +1,29 @@
-"""Latency and energy of one 32x32 image on the ISAAC RRAM accelerator, two ways.
+"""Latency, energy, area and power of one 32x32 image on the ISAAC RRAM accelerator, two ways.
 
-paper: the paper's Table II method. The whole model's operation count (as ptflops counts it) divided
-    by the 64-chip ISAAC computational efficiency gives latency, divided by 363.7 GOPs/J gives energy.
-    Reproduces every Table II cell in shared/paper-notes.md to within 0.03%. Units are ns and uJ per
+paper: the paper's Table II method. Table II divides the whole model's operation count (as ptflops counts
+    it) by the 64-chip ISAAC computational efficiency and by 363.7 GOPs/J; `paper_cost` is exactly that
+    (mapping-blind, every layer on ISAAC) and reproduces every Table II cell in shared/paper-notes.md to
+    within 0.03%. Paper mode proper (`paper_mapped`, what `estimate` and the app show) is mapping-aware:
+    the MACs of layers the mapping keeps off the crossbar move from ISAAC's rate to PROCESSOR, the rest
+    stay at Table II's rate, and the two run as pipeline stages, so with every layer on the crossbar it
+    is Table II's figure. Its latency_ns is a throughput figure: time per image when the whole 64-chip
+    system streams images at its peak rate, not the latency of one image. Units are ns and uJ per
     image; the paper's header says "latency (s), energy (kW)", which is mislabelled (at best the
     numbers are s and kJ per 1e9 images).
 isaac: our own mapping model. Each crossbar layer's weight matrix is tiled onto 128x128 crossbars
     (one 8-bit weight per cell, as in the paper), inputs are streamed one bit per 100 ns cycle, and
     energy is ISAAC's per-component power times the time each component is busy. Layers kept off
-    the crossbar by the mapping policy run on a conventional processor (PROCESSOR below).
+    the crossbar by the mapping policy run on a conventional processor (PROCESSOR below). It gives the
+    latency of one image (latency_ns) and the pipelined time between images (interval_ns).
 
 Why they differ: paper mode assumes the work of one image is spread over all 64 chips at ISAAC's
 peak rate; isaac mode gives each layer only the crossbars its weights need, so a layer computes its
-output positions one after another, 8 cycles each.
+output positions one after another, 8 cycles each. Like with like: paper's figure is a time per image
+at full throughput, so compare it with isaac's interval_ns, not its latency_ns.
+
+Both models also give area_mm2, power_w and tops_per_w (dse/core/isaac.py: ISAAC's Table 6 figures; a MAC
+counts 2 ops). The hardware figures and knobs (crossbar size, bits per cell, ADC resolution, chips) are in
+dse/core/isaac.py.
 """
 from __future__ import annotations
 
@@ -26,6 +37,20 @@ import torch
 from torch import nn
 
 from dse.core.errors import DSEError
+from dse.core.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_POWER_MW
+    COST_VERSION,
+    IMA_PARTS,
+    ISAAC_AREA_MM2,  # noqa: F401
+    ISAAC_CHIP,
+    ISAAC_POWER_MW,
+    TILE_PARTS,
+    XBAR_PARTS,
+    IsaacConfig,
+    config_dict,
+    occupied,
+    tops_per_w,
+    unit_power_mw,
+)
 from dse.core.mapping import MappingPolicy
 from dse.core.models import build_model, check_network, check_width
 from dse.core.paper import WIDTHS as TABLE_WIDTHS
@@ -48,7 +73,9 @@ PAPER = {
 # ptflops counts one multiply-accumulate as one op, while ISAAC counts a MAC as 2 ops; the paper mixes
 # the two, so its figures are half what ISAAC's own convention would give. We keep the paper's way.
 PAPER_UNITS_NOTE = (
-    "ns and uJ per image; the paper's Table II header says 'latency (s), energy (kW)', which is "
+    "ns and uJ per image; latency_ns (= interval_ns) is the time per image when the whole 64-chip system "
+    "streams images at its peak rate (a throughput figure, not one image's latency); table_ii_* are Table II's "
+    "mapping-blind figures. The paper's Table II header says 'latency (s), energy (kW)', which is "
     "mislabelled (the same numbers are s and kJ per 1e9 images)"
 )
 
@@ -73,15 +100,60 @@ def _ptflops_macs(network: str, width: float, shortcut_kernel: int) -> int:
 
 
 def paper_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1) -> dict:
-    """Table II figures for any registry network: whole-model ptflops count over ISAAC's efficiencies."""
+    """Table II figures for any registry network: whole-model ptflops count over ISAAC's efficiencies
+    (mapping-blind: every layer on ISAAC, as Table II computes them)."""
     network, width = check_network(network), check_width(width)
     macs = _ptflops_macs(network, width, shortcut_kernel)
-    ops_per_s = PAPER["gops_per_s_per_mm2"] * 1e9 * PAPER["chip_area_mm2"] * PAPER["chips"]
     return {
         "macs": macs,
-        "latency_ns": macs / ops_per_s * 1e9,
+        "latency_ns": macs / _paper_ops_per_s() * 1e9,
         "energy_uj": macs / (PAPER["gops_per_j"] * 1e9) * 1e6,
         "units": PAPER_UNITS_NOTE,
+    }
+
+
+def _paper_ops_per_s() -> float:
+    return PAPER["gops_per_s_per_mm2"] * 1e9 * PAPER["chip_area_mm2"] * PAPER["chips"]
+
+
+def paper_mapped(network: str, width: float = 1.0, shortcut_kernel: int = 1,
+                 policy: MappingPolicy | str = "default", processor: Processor | None = None) -> dict:
+    """Paper mode, mapping-aware: Table II's rates for what the mapping keeps on the crossbar, PROCESSOR for
+    the rest. The off-crossbar layers' MACs (our hook count) leave the ptflops total; everything else ptflops
+    counts (BatchNorm, biases, pooling) stays at ISAAC's rate, so with every layer on the crossbar this is
+    `paper_cost` exactly. The crossbar share and the processor are two pipeline stages, so the time per image
+    is the slower of the two (a throughput figure, like isaac mode's interval_ns); energy is their sum.
+    Area and power are the 64-chip system's (ISAAC's 85.4 mm^2 and 65.8 W a chip; the paper's 363.7 GOPs/J
+    implies more power than 65.8 W a chip, so power_w is not energy over time), plus the processor's power
+    when the mapping uses it (its area is not modelled)."""
+    processor = PROCESSOR if processor is None else processor
+    table = paper_cost(network, width, shortcut_kernel)
+    off = sum(r.macs for r in count_layers(network, width, shortcut_kernel, policy) if not r.on_crossbar)
+    on = table["macs"] - off
+    t_x, e_x = on / _paper_ops_per_s() * 1e9, on / (PAPER["gops_per_j"] * 1e9) * 1e6
+    t_p, e_p = off / processor.macs_per_s * 1e9, off * processor.pj_per_mac * 1e-6
+    chips = PAPER["chips"]
+    cpu_w = processor.macs_per_s * processor.pj_per_mac * 1e-12 if off else 0.0
+    return {
+        "macs": table["macs"],
+        "latency_ns": max(t_x, t_p),  # time per image at the system's peak rate: a throughput figure
+        "interval_ns": max(t_x, t_p),
+        "energy_uj": e_x + e_p,
+        "latency_crossbar_ns": t_x,
+        "latency_processor_ns": t_p,
+        "energy_crossbar_uj": e_x,
+        "energy_processor_uj": e_p,
+        "processor_energy_share": e_p / (e_x + e_p) if e_x + e_p else 0.0,
+        "macs_crossbar": on,
+        "macs_processor": off,
+        "table_ii_latency_ns": table["latency_ns"],
+        "table_ii_energy_uj": table["energy_uj"],
+        "chips": chips,
+        "fits": True,
+        "area_mm2": chips * ISAAC_CHIP["area_mm2"],
+        "power_w": chips * ISAAC_CHIP["power_w"] + cpu_w,
+        "power_processor_w": cpu_w,
+        "tops_per_w": tops_per_w(table["macs"], e_x + e_p),
     }
 
 
@@ -167,58 +239,6 @@ def count_layers(network: str, width: float = 1.0, shortcut_kernel: int = 1,
 # ISAAC mapping mode
 # =============================================================================================
 
-# Component powers from Shafiee et al., "ISAAC", ISCA 2016, Table 6 (32 nm). The table lists each
-# component's power for all its units in an IMA or tile; we keep those figures and divide them out:
-# they add up to the paper's totals (IMA 24.09 mW, tile 330 mW, chip 65.8 W), see tests/test_cost.py.
-ISAAC_POWER_MW = {
-    # per IMA (8 crossbars, 12 IMAs per tile)
-    "adc": 16.0,  # 8 ADCs, 8-bit, 1.2 GS/s (one per crossbar): 2 mW each
-    "dac": 4.0,  # 8x128 1-bit DACs (one per crossbar row)
-    "sample_hold": 0.01,  # 8x128 sample-and-hold circuits
-    "crossbar": 2.4,  # 8 memristor arrays 128x128 (ISAAC: 2 bits per cell)
-    "ima_shift_add": 0.2,  # 4 shift-and-add units
-    "input_register": 1.24,  # 2 KB
-    "output_register": 0.23,  # 256 B
-    # per tile (168 per chip)
-    "edram": 20.7,  # 64 KB eDRAM buffer
-    "bus": 7.0,  # eDRAM-to-IMA bus, 384 wires
-    "router": 10.5,  # 42 mW router shared by 4 tiles
-    "tile_digital": 0.52 + 0.05 + 0.4 + 1.68,  # sigmoid units, shift-and-add, max-pool, 3 KB output register
-    # per chip
-    "links": 10.4e3,  # 4 HyperTransport links, 1.6 GHz (chip total 65.8 W, 85.4 mm^2)
-}
-_XBAR_PARTS = ("adc", "dac", "sample_hold", "crossbar")  # scale with active crossbars
-_IMA_PARTS = ("ima_shift_add", "input_register", "output_register")  # scale with active IMAs
-_TILE_PARTS = ("edram", "bus", "router", "tile_digital")  # scale with active tiles
-
-
-@dataclass(frozen=True)
-class IsaacConfig:
-    """The crossbar organisation. Defaults: ISAAC's, with one 8-bit weight per cell as in the paper."""
-
-    xbar_size: int = 128  # rows = columns of one crossbar (ISAAC)
-    bits_per_cell: int = 8  # the paper stores one 8-bit weight per cell (ISAAC: 2 bits per cell)
-    weight_bits: int = 8
-    input_bits: int = 8  # inputs streamed one bit per cycle (ISAAC: 16-bit inputs, 16 cycles)
-    cycle_ns: float = 100.0  # one crossbar read + ADC pass over 128 columns (ISAAC)
-    xbars_per_ima: int = 8  # ISAAC
-    imas_per_tile: int = 12  # ISAAC
-    tiles_per_chip: int = 168  # ISAAC
-
-    @property
-    def cells_per_weight(self) -> int:
-        return math.ceil(self.weight_bits / self.bits_per_cell)
-
-    def check(self) -> "IsaacConfig":
-        for f in fields(self):
-            v = getattr(self, f.name)
-            number = (int, float) if f.name == "cycle_ns" else int
-            if isinstance(v, bool) or not isinstance(v, number) or not (math.isfinite(v) and v > 0):
-                allowed = "a positive number" if f.name == "cycle_ns" else "a positive integer"
-                raise DSEError(f"{f.name} must be {allowed}, got {v!r}")
-        return self
-
-
 @dataclass(frozen=True)
 class Processor:
     """Where off-crossbar layers (1x1 convs, linears by default) run: a small throughput/energy model.
@@ -280,7 +300,7 @@ class CostReport:
             "shortcut_kernel": self.shortcut_kernel,
             "policy": self.policy,
             "cost_model": "isaac",
-            "config": asdict(self.config),
+            "config": config_dict(self.config),
             "processor": asdict(self.processor),
             "totals": dict(self.totals),
             "energy_by_component_uj": dict(self.energy_by_component_uj),
@@ -292,7 +312,10 @@ class CostReport:
 ISAAC_UNITS_NOTE = (
     "ns and uJ per image. latency_ns: one image, layers run one after another (each waits for the "
     "previous layer's whole output). interval_ns: time between images when layers are pipelined "
-    "across images (each layer on its own crossbars; the processor is one shared stage)."
+    "across images (each layer on its own crossbars; the processor is one shared stage): compare paper "
+    "mode's time per image with this. area_mm2 and power_w: the crossbars, IMAs and tiles occupied (and "
+    "chip links when more than one chip), power with all of them computing, plus the processor's when used. "
+    "tops_per_w: 2 ops per MAC over energy per image."
 )
 
 
@@ -308,26 +331,11 @@ def crossbars_for(layer: LayerCount, config: IsaacConfig = IsaacConfig()) -> int
     return layer.groups * math.ceil(rows / s) * math.ceil(cols / s)
 
 
-def _component_power_mw(config: IsaacConfig) -> dict[str, float]:
-    """Power of one active crossbar, one active IMA and one active tile, per component.
-    A crossbar other than 128x128 scales ADC power with its columns (conversions per cycle), DAC and
-    sample-and-hold with its rows, and the array with its cells (our assumption)."""
-    p, n = ISAAC_POWER_MW, 8  # Table 6 lists 8 crossbars' worth per IMA
-    r = config.xbar_size / 128
-    return {
-        "adc": p["adc"] / n * r,
-        "dac": p["dac"] / n * r,
-        "sample_hold": p["sample_hold"] / n * r,
-        "crossbar": p["crossbar"] / n * r * r,
-        **{k: p[k] for k in _IMA_PARTS + _TILE_PARTS},
-    }
-
-
 def isaac_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
-               policy: MappingPolicy | str = "default", *, xbar_size: int = 128, bits_per_cell: int = 8,
-               weight_bits: int = 8, input_bits: int = 8, processor: Processor = PROCESSOR) -> CostReport:
-    """Map a network onto ISAAC crossbars and cost one 32x32 image. Long because the assumptions below are
-    listed where they are applied, layer by layer, then summed; the docstring is half of it.
+               policy: MappingPolicy | str = "default", *, processor: Processor = PROCESSOR,
+               **knobs) -> CostReport:
+    """Map a network onto ISAAC crossbars and cost one 32x32 image. knobs: IsaacConfig's fields (xbar_size,
+    bits_per_cell, weight_bits, input_bits, adc_bits, chips, ...), validated.
 
     Assumptions (ours, where ISAAC or the paper is silent):
     - every crossbar layer holds one copy of its weights (no replication to balance the pipeline), all
@@ -340,41 +348,49 @@ def isaac_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
     """
     network, width = check_network(network), check_width(width)
     policy = MappingPolicy.parse(policy)
-    config = IsaacConfig(xbar_size, bits_per_cell, weight_bits, input_bits).check()
+    config = IsaacConfig(**knobs).check()
     if processor.macs_per_s <= 0 or processor.pj_per_mac < 0:
         raise DSEError(f"processor needs macs_per_s > 0 and pj_per_mac >= 0, got {processor!r}")
-    power = _component_power_mw(config)
     energy = {k: 0.0 for k in list(ISAAC_POWER_MW) + ["processor"]}
-    rows: list[LayerCost] = []
-    for layer in count_layers(network, width, shortcut_kernel, policy):
-        base = {f.name: getattr(layer, f.name) for f in fields(LayerCount) if f.name != "on_crossbar"}
-        if not layer.on_crossbar:
-            t_ns = layer.macs / processor.macs_per_s * 1e9
-            e_uj = layer.macs * processor.pj_per_mac * 1e-6
-            energy["processor"] += e_uj
-            rows.append(LayerCost(**base, device="processor", latency_ns=t_ns, energy_uj=e_uj))
-            continue
-        xbars = crossbars_for(layer, config)
-        imas = math.ceil(xbars / config.xbars_per_ima)
-        cycles = layer.positions * config.input_bits
-        t_ns = cycles * config.cycle_ns
-        active = {**{k: xbars for k in _XBAR_PARTS}, **{k: imas for k in _IMA_PARTS},
-                  **{k: imas / config.imas_per_tile for k in _TILE_PARTS}}
-        e_uj = 0.0
-        for part, units in active.items():
-            e = power[part] * units * t_ns * 1e-9 * 1e3  # mW * ns -> uJ
-            energy[part] += e
-            e_uj += e
-        cells = layer.weights * config.cells_per_weight
-        rows.append(LayerCost(
-            **base, device="crossbar", rows=layer.rows, cols=layer.cols * config.cells_per_weight,
-            crossbars=xbars, imas=imas, cycles=cycles, utilisation=cells / (xbars * config.xbar_size ** 2),
-            latency_ns=t_ns, energy_uj=e_uj,
-        ))
+    rows = [_layer_cost(layer, config, processor, energy)
+            for layer in count_layers(network, width, shortcut_kernel, policy)]
+    totals = _isaac_totals(rows, config, processor, energy)
+    return CostReport(network, width, shortcut_kernel, policy.name, config, processor, totals, energy, rows)
 
+
+def _layer_cost(layer: LayerCount, config: IsaacConfig, processor: Processor, energy: dict) -> LayerCost:
+    """One layer on the crossbar or the processor; its energy is added to `energy` by component."""
+    base = {f.name: getattr(layer, f.name) for f in fields(LayerCount) if f.name != "on_crossbar"}
+    if not layer.on_crossbar:
+        t_ns = layer.macs / processor.macs_per_s * 1e9
+        e_uj = layer.macs * processor.pj_per_mac * 1e-6
+        energy["processor"] += e_uj
+        return LayerCost(**base, device="processor", latency_ns=t_ns, energy_uj=e_uj)
+    xbars = crossbars_for(layer, config)
+    imas = math.ceil(xbars / config.xbars_per_ima)
+    cycles = layer.positions * config.input_bits
+    t_ns = cycles * config.cycle_ns
+    active = {**{k: xbars for k in XBAR_PARTS}, **{k: imas for k in IMA_PARTS},
+              **{k: imas / config.imas_per_tile for k in TILE_PARTS}}
+    power = unit_power_mw(config)
+    e_uj = 0.0
+    for part, units in active.items():
+        e = power[part] * units * t_ns * 1e-9 * 1e3  # mW * ns -> uJ
+        energy[part] += e
+        e_uj += e
+    cells = layer.weights * config.cells_per_weight
+    return LayerCost(
+        **base, device="crossbar", rows=layer.rows, cols=layer.cols * config.cells_per_weight,
+        crossbars=xbars, imas=imas, cycles=cycles, utilisation=cells / (xbars * config.xbar_size ** 2),
+        latency_ns=t_ns, energy_uj=e_uj,
+    )
+
+
+def _isaac_totals(rows: list[LayerCost], config: IsaacConfig, processor: Processor, energy: dict) -> dict:
+    """The design's totals from its layers (adds the chip links' energy to `energy` when chips > 1)."""
     xbar_rows = [r for r in rows if r.device == "crossbar"]
     cpu_rows = [r for r in rows if r.device == "processor"]
-    imas = sum(r.imas for r in xbar_rows)
+    crossbars, imas = sum(r.crossbars for r in xbar_rows), sum(r.imas for r in xbar_rows)
     tiles = math.ceil(imas / config.imas_per_tile)
     chips = math.ceil(tiles / config.tiles_per_chip)
     latency_xbar = sum(r.latency_ns for r in xbar_rows)
@@ -385,7 +401,10 @@ def isaac_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
         energy["links"] = ISAAC_POWER_MW["links"] * chips * latency * 1e-6
     energy_xbar = sum(v for k, v in energy.items() if k != "processor")
     total_energy = energy_xbar + energy["processor"]
-    totals = {
+    macs = sum(r.macs for r in rows)
+    hardware = occupied(crossbars, imas, tiles, chips, config)
+    cpu_w = processor.macs_per_s * processor.pj_per_mac * 1e-12 if cpu_rows else 0.0
+    return {
         "latency_ns": latency,
         "interval_ns": interval,
         "images_per_s": 1e9 / interval if interval else float("inf"),
@@ -395,21 +414,25 @@ def isaac_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
         "energy_crossbar_uj": energy_xbar,
         "energy_processor_uj": energy["processor"],
         "processor_energy_share": energy["processor"] / total_energy if total_energy else 0.0,
-        "macs": sum(r.macs for r in rows),
+        "macs": macs,
         "macs_crossbar": sum(r.macs for r in xbar_rows),
         "macs_processor": sum(r.macs for r in cpu_rows),
         "weights_crossbar": sum(r.weights for r in xbar_rows),
         "weights_processor": sum(r.weights for r in cpu_rows),
-        "crossbars": sum(r.crossbars for r in xbar_rows),
+        "crossbars": crossbars,
         "imas": imas,
         "tiles": tiles,
         "chips": chips,
+        "chips_available": config.chips,
+        "fits": chips <= config.chips,
         "cell_utilisation": (
-            sum(r.weights for r in xbar_rows) * config.cells_per_weight
-            / max(1, sum(r.crossbars for r in xbar_rows)) / config.xbar_size ** 2
+            sum(r.weights for r in xbar_rows) * config.cells_per_weight / max(1, crossbars) / config.xbar_size ** 2
         ),
+        "area_mm2": hardware["area_mm2"],
+        "power_w": hardware["power_w"] + cpu_w,
+        "power_processor_w": cpu_w,
+        "tops_per_w": tops_per_w(macs, total_energy),
     }
-    return CostReport(network, width, shortcut_kernel, policy.name, config, processor, totals, energy, rows)
 
 
 # =============================================================================================
@@ -417,14 +440,15 @@ def isaac_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
 # =============================================================================================
 
 
-ISAAC_OPTIONS = {"xbar_size", "bits_per_cell", "weight_bits", "input_bits", "processor"}
+ISAAC_OPTIONS = {f.name for f in fields(IsaacConfig)} | {"processor"}
 
 
 def estimate(network: str, width: float = 1.0, shortcut_kernel: int = 1,
              policy: MappingPolicy | str = "default", cost_model: str = "paper", **isaac_options) -> dict:
-    """Cost of one design point as a JSON-serialisable dict: totals (latency_ns, energy_uj, ...) and a
-    `layers` list. Paper mode counts the whole model and ignores the policy for its totals; its layers
-    show the per-layer counts and placement. isaac_options go to isaac_cost (xbar_size, bits_per_cell...)."""
+    """Cost of one design point as a JSON-serialisable dict: totals (latency_ns, interval_ns, energy_uj,
+    area_mm2, power_w, tops_per_w, ...), a `layers` list and the cost-model `version`. Paper mode is
+    `paper_mapped` (Table II's own figures under totals' table_ii_*); its layers show the per-layer counts
+    and placement. isaac_options go to isaac_cost (xbar_size, bits_per_cell, adc_bits, chips...)."""
     if cost_model not in COST_MODELS:
         raise DSEError(f"unknown cost model {cost_model!r}; choose one of {', '.join(COST_MODELS)}")
     unknown = set(isaac_options) - ISAAC_OPTIONS
@@ -432,10 +456,10 @@ def estimate(network: str, width: float = 1.0, shortcut_kernel: int = 1,
         raise DSEError(f"unknown option(s) {', '.join(sorted(unknown))}; "
                        f"allowed: {', '.join(sorted(ISAAC_OPTIONS))}")
     if cost_model == "isaac":
-        return isaac_cost(network, width, shortcut_kernel, policy, **isaac_options).to_dict()
+        return {**isaac_cost(network, width, shortcut_kernel, policy, **isaac_options).to_dict(),
+                "version": COST_VERSION}
     if isaac_options:
         raise DSEError(f"options {', '.join(sorted(isaac_options))} apply to cost_model 'isaac' only")
-    paper = paper_cost(network, width, shortcut_kernel)
     layers = count_layers(network, width, shortcut_kernel, policy)
     return {
         "network": check_network(network),
@@ -443,30 +467,37 @@ def estimate(network: str, width: float = 1.0, shortcut_kernel: int = 1,
         "shortcut_kernel": shortcut_kernel,
         "policy": MappingPolicy.parse(policy).name,
         "cost_model": "paper",
-        "totals": {"macs": paper["macs"], "latency_ns": paper["latency_ns"], "energy_uj": paper["energy_uj"]},
+        "totals": paper_mapped(network, width, shortcut_kernel, policy),
         "layers": [asdict(r) for r in layers],
         "units": PAPER_UNITS_NOTE,
+        "version": COST_VERSION,
     }
 
 
 def compare(networks=TABLE_NETWORKS, widths=TABLE_WIDTHS,
             policy: MappingPolicy | str = "default") -> list[dict]:
-    """Paper and isaac figures side by side, one row per network and width (shortcut kernel 1)."""
+    """Paper and isaac figures side by side, one row per network and width (shortcut kernel 1): Table II's
+    own (mapping-blind) figures, paper mode under `policy`, and isaac mode."""
     table = []
     for network in networks:
         for width in widths:
-            paper = paper_cost(network, width)
+            paper = paper_mapped(network, width, 1, policy)
             isaac = isaac_cost(network, width, 1, policy).totals
             table.append({
                 "network": network,
                 "width": float(width),
                 "macs": paper["macs"],
-                "paper_latency_ns": paper["latency_ns"],
-                "paper_energy_uj": paper["energy_uj"],
+                "paper_latency_ns": paper["table_ii_latency_ns"],
+                "paper_energy_uj": paper["table_ii_energy_uj"],
+                "paper_mapped_ns": paper["latency_ns"],
+                "paper_mapped_uj": paper["energy_uj"],
                 "isaac_latency_ns": isaac["latency_ns"],
                 "isaac_interval_ns": isaac["interval_ns"],
                 "isaac_energy_uj": isaac["energy_uj"],
                 "isaac_processor_energy_share": isaac["processor_energy_share"],
+                "isaac_area_mm2": isaac["area_mm2"],
+                "isaac_power_w": isaac["power_w"],
+                "isaac_tops_per_w": isaac["tops_per_w"],
                 "crossbars": isaac["crossbars"],
                 "chips": isaac["chips"],
             })

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from dse.core.errors import DSEError
 from dse.core.io import atomic_write
+from dse.core.paths import default_data_path  # noqa: F401  (re-exported: the CLI asks data for its default)
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # per-channel statistics of the CIFAR-10 training set, for normalisation
@@ -45,9 +46,6 @@ class Cifar10:
     fingerprint: str  # sha256 (16 hex) of the decoded tensors: identifies the data whatever the source format
 
 
-def default_data_path() -> Path | None:
-    env = os.environ.get("DSE_DATA")
-    return Path(env) if env else None
 
 
 def cache_dir() -> Path:
@@ -216,7 +214,8 @@ def load_cifar10(path: str | os.PathLike | None = None, download: bool = False) 
     if path is None:
         path = default_data_path()
     if path is None:
-        raise DSEError("no data given: pass --data PATH (CIFAR-10 batches, an image tree or a .tar.gz) or set DSE_DATA")
+        raise DSEError("no data given: pass --data PATH (CIFAR-10 batches, an image tree or a .tar.gz), set "
+                       "DSE_DATA, or put it in ./data (python -m dse train --download --data data)")
     path = Path(path).expanduser()
     if download and _batches_dir(path) is None:
         path.mkdir(parents=True, exist_ok=True)
@@ -232,6 +231,8 @@ def load_cifar10(path: str | os.PathLike | None = None, download: bool = False) 
         key, reader = _sha256_tree(bdir), lambda: _read_batches(bdir)
     elif any((path / s).is_dir() for s in ("train", "test")) or any(path.glob("*/train")):
         key, reader = _sha256_tree(path), lambda: _read_tree(path)
+    elif len(archives := sorted(path.glob("*.tar.gz")) + sorted(path.glob("*.tgz"))) == 1:
+        return load_cifar10(archives[0])  # a folder holding one archive, e.g. data/ with a .tar.gz in it
     else:
         raise DSEError(
             f"no CIFAR-10 found in {path}: expected data_batch_1..5 + test_batch, "

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibration_batches,
+from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibrate_bn, calibration_batches,
                            check_bn_protocol, chip_bn_stats, nearest_rate)
 from dse.core.checkpoint import Checkpoint, load_bn_buffers
 from dse.core.data import head, normalize
@@ -84,6 +84,7 @@ class Evaluator:
 
     def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500):
         self.ckpt = ckpt
+        self.bn_stats = dict(ckpt.bn_stats)  # Algorithm 1's statistics per fault rate: the checkpoint's, and any computed here
         self.batch_size = batch_size
         self.calib: list[Tensor] | None = None  # the chip protocol's calibration batches, once set
         self.device = torch.device(device)
@@ -113,6 +114,22 @@ class Evaluator:
             return None, f"{type(e).__name__}: {e}"
         return fast, "bn-folded" + (" + oneDNN fused conv/ReLU/add" if mkldnn else "")
 
+    def calibrate_missing(self, rates, train_x: Tensor) -> list[float]:
+        """Algorithm 1's statistics for the fault rates the checkpoint was not calibrated for, computed as its
+        own were (the same image count and seed), so any rate is evaluated as the paper protocol requires."""
+        missing = [float(r) for r in rates if not any(math.isclose(r, c) for c in self.bn_stats)]
+        if missing and self.bn_stats:
+            cal = self.ckpt.meta.get("calibration", {})
+            # a model in the checkpoint's own memory format: drop-connect masks drawn as `dse calibrate` draws them
+            model = self.ckpt.build_model().to(self.device)
+            self.bn_stats.update(calibrate_bn(model, train_x, missing, self.ckpt.meta["mapping"],
+                                              max_images=cal.get("images"), seed=cal.get("seed", 0),
+                                              device=self.device, progress=False))
+            warnings.warn(f"BN statistics for fault rate(s) {', '.join(f'{r:g}' for r in missing)} were not in the "
+                          f"checkpoint: computed now (Algorithm 1, {cal.get('images') or len(train_x)} training images)",
+                          stacklevel=2)
+        return missing
+
     def set_calibration(self, train_x: Tensor, n: int, seed: int = 0) -> None:
         """Choose the N training images every chip of the `chip` protocol calibrates its BN statistics on."""
         self.calib = calibration_batches(train_x, n, seed, self.batch_size, self.device)
@@ -132,13 +149,13 @@ class Evaluator:
 
     def use_bn_for(self, rate: float, recalibrate: bool = True) -> float | None:
         """Load the BN statistics for fault rate `rate`; returns the calibrated rate used (None: trained)."""
-        chosen = nearest_rate(self.ckpt.bn_stats, rate) if recalibrate else None
+        chosen = nearest_rate(self.bn_stats, rate) if recalibrate else None
         if recalibrate and chosen is None:
             warnings.warn(f"{self.ckpt.path} has no calibrated BN statistics; using the trained ones", stacklevel=2)
         elif chosen is not None and not math.isclose(chosen, rate):
             warnings.warn(f"no BN statistics calibrated for fault rate {rate:g}; using those for {chosen:g}",
                           stacklevel=2)
-        load_bn_buffers(self.model, self.ckpt.bn_stats[chosen] if chosen is not None else self.trained_bn)
+        load_bn_buffers(self.model, self.bn_stats[chosen] if chosen is not None else self.trained_bn)
         return chosen
 
     @torch.no_grad()
@@ -217,6 +234,8 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
         if calib_x is None:
             raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
         ev.set_calibration(calib_x, protocol.calib_images, protocol.calib_seed)
+    if protocol.bn == "paper" and protocol.recalibrate and calib_x is not None:
+        ev.calibrate_missing([f for f in fault_rates if f > 0], calib_x)
     ev.use_bn_for(0.0, protocol.recalibrate)
     quantized = ev.accuracy(ev.injector.weights(None, 0.0))
     results = []

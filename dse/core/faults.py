@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dse.core.errors import DSEError
 from dse.core.mapping import MappingPolicy, crossbar_layers
+from dse.core.protocol import check_fault_model  # noqa: F401  (the names live torch-free)
 
 WEIGHT_BITS = 8
 
@@ -47,13 +47,7 @@ def sa0(levels: Tensor, faulty: Tensor) -> Tensor:
     return torch.where(faulty, extreme, levels)
 
 
-FAULT_MODELS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"sa1": sa1, "sa0": sa0}
-
-
-def check_fault_model(name: str) -> str:
-    if name not in FAULT_MODELS:
-        raise DSEError(f"unknown fault model {name!r}; choose one of {', '.join(FAULT_MODELS)}")
-    return name
+FAULT_MODELS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"sa1": sa1, "sa0": sa0}  # FAULT_MODEL_NAMES' order
 
 
 def instance_seed(base_seed: int, instance: int, shapes: list[tuple[int, ...]]) -> int:

@@ -21,19 +21,22 @@ class Journal:
     test_images: int | None
     bn: str = "paper"
     calib_images: int = 0
+    fault_model: str = "sa1"
 
     @property
     def path(self) -> Path:
         key = [self.sha, float(self.rate), self.seed, self.test_images]
         if self.bn != "paper":  # a chip's accuracy depends on the protocol; the paper's journals keep their names
             key += [self.bn, self.calib_images]
+        if self.fault_model != "sa1":  # likewise: SA1 journals keep their names
+            key += [self.fault_model]
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
         return Path(f"{self.checkpoint}.crossbars-{digest}.partial")
 
     def write(self, accuracies: list[float], seconds: float) -> None:
         doc = {"checkpoint_sha": self.sha, "fault_rate": self.rate, "seed": self.seed,
                "test_images": self.test_images, "bn": self.bn, "calib_images": self.calib_images,
-               "accuracies": list(accuracies), "seconds": round(seconds, 3)}
+               "fault_model": self.fault_model, "accuracies": list(accuracies), "seconds": round(seconds, 3)}
         atomic_write(self.path, json.dumps(doc).encode())
 
     def read(self) -> tuple[list[float], float]:
@@ -42,7 +45,8 @@ class Journal:
         try:
             doc = json.loads(self.path.read_text())
             if (doc["checkpoint_sha"] != self.sha or float(doc["fault_rate"]) != float(self.rate)
-                    or (doc.get("bn", "paper"), int(doc.get("calib_images", 0))) != (self.bn, self.calib_images)):
+                    or (doc.get("bn", "paper"), int(doc.get("calib_images", 0)), doc.get("fault_model", "sa1"))
+                    != (self.bn, self.calib_images, self.fault_model)):
                 return [], 0.0
             return [float(a) for a in doc["accuracies"]], float(doc.get("seconds", 0.0))
         except (OSError, ValueError, KeyError, TypeError):

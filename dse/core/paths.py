@@ -8,9 +8,21 @@ Paths given on the command line (--data, --checkpoint-dir, --out, --store) are t
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from dse.core.errors import DSEError
+
+
+DEFAULT_DATA_DIR = Path("data")  # in the working folder: where `train --download` puts CIFAR-10 unless told
+
+
+def default_data_path() -> Path | None:
+    """$DSE_DATA, else the working folder's data/ when it exists (always inside the allowed folders)."""
+    env = os.environ.get("DSE_DATA")
+    if env:
+        return Path(env)
+    return DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else None
 
 
 def _env_dirs(name: str) -> list[Path]:
@@ -29,11 +41,15 @@ def checkpoint_roots() -> list[Path]:
     return [Path.cwd(), *_env_dirs("DSE_CHECKPOINTS"), *_env_dirs("DSE_RUNS"), *_env_dirs("DSE_ALLOWED_DIRS")]
 
 
-def check_inside(path: str | os.PathLike, roots: list[Path], what: str) -> None:
-    """Raise a one-line DSEError unless `path` (resolved) lies in one of `roots`."""
+def check_inside(path: str | os.PathLike, roots: list[Path], what: str, restart: str | None = None) -> None:
+    """Raise a one-line DSEError unless `path` (resolved) lies in one of `roots`. `restart`: the command
+    that reads such paths (e.g. "streamlit run app.py"); the error then gives it with the path's folder allowed."""
     resolved = Path(path).expanduser().resolve()
     if any(resolved.is_relative_to(root.resolve()) for root in roots):
         return
     allowed = ", ".join(dict.fromkeys(str(r.resolve()) for r in roots))
-    raise DSEError(f"{what} {str(path)!r} is outside the allowed folders ({allowed}); "
-                   "move it there or add its folder to DSE_ALLOWED_DIRS")
+    folder = resolved if resolved.is_dir() else resolved.parent
+    extra = os.pathsep.join([*os.environ.get("DSE_ALLOWED_DIRS", "").split(os.pathsep), str(folder)]).strip(os.pathsep)
+    how = (f"to allow it, restart with: DSE_ALLOWED_DIRS={shlex.quote(extra)} {restart}" if restart else
+           "move it there or add its folder to DSE_ALLOWED_DIRS")
+    raise DSEError(f"{what} {str(path)!r} is outside the allowed folders ({allowed}); {how}")

@@ -1,5 +1,5 @@
 """How BatchNorm statistics are obtained under faults: the three protocols an evaluation can use, and how
-tables and charts name them. Torch-free (the page names protocols without importing torch); the work
+tables and charts name them; and the fault models' names. Torch-free (the page names protocols without importing torch); the work
 itself is in dse/core/calibrate.py."""
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ from dse.core.errors import DSEError
 
 BN_PROTOCOLS = ("paper", "chip", "batch")
 DEFAULT_CALIB_IMAGES = 500
+
+
+FAULT_MODEL_NAMES = ("sa1", "sa0")  # dse.core.faults.FAULT_MODELS implements them
+
+
+def check_fault_model(name: str) -> str:
+    if name not in FAULT_MODEL_NAMES:
+        raise DSEError(f"unknown fault model {name!r}; choose one of {', '.join(FAULT_MODEL_NAMES)}")
+    return name
 
 
 def check_bn_protocol(name: str) -> str:

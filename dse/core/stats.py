@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from dse.core.errors import DSEError
+
 CHANCE_ACCURACY = 10.0  # CIFAR-10 has ten classes: guessing scores 10%
 CHANCE_MARGIN = 3.0  # points above chance that still count as guessing
 
@@ -25,5 +27,61 @@ def summarize(accs) -> dict:
     mean = float(a.mean())
     std = float(a.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
-    return {"n": n, "mean": mean, "std": std, "ci95": half, "ci_low": mean - half, "ci_high": mean + half,
+    # an accuracy lies in [0, 100]: a t interval from few crossbars can reach past either end
+    return {"n": n, "mean": mean, "std": std, "ci95": half, "ci_low": float(np.clip(mean - half, 0.0, 100.0)),
+            "ci_high": float(np.clip(mean + half, 0.0, 100.0)),
             "p5": float(np.percentile(a, 5)), "worst": float(a.min()), "best": float(a.max())}
+
+
+# ------------------------------------------------------------------ chip yield
+# A yield is a fraction in [0, 1] (the share of chips that work), and so are its interval's ends; accuracies
+# and accuracy targets are percent, as everywhere in dse. Pages and commands print yields as percent.
+
+def _check_level(level) -> float:
+    try:
+        lv = float(level)
+    except (TypeError, ValueError):
+        lv = float("nan")
+    if not 0.0 < lv < 1.0:  # NaN fails too
+        raise DSEError(f"confidence level must be in (0, 1), e.g. 0.95; got {level!r}")
+    return lv
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) two-sided binomial interval for k successes in n trials, as fractions in
+    [0, 1]: (Beta(a/2; k, n-k+1), Beta(1-a/2; k+1, n-k)) with a = 1 - level; the low end is 0 when k = 0 and
+    the high end 1 when k = n (then the other end is the one-sided bound at a/2, e.g. 1 - (a/2)^(1/n))."""
+    from scipy.stats import beta
+
+    lv = _check_level(level)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DSEError(f"number of chips n must be a positive integer, got {n!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+        raise DSEError(f"number of chips meeting the target k must be an integer in [0, {n}], got {k!r}")
+    a = 1.0 - lv
+    low = 0.0 if k == 0 else float(beta.ppf(a / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a / 2, k + 1, n - k))
+    return low, high
+
+
+def chip_yield(accuracies, target: float, level: float = 0.95) -> dict:
+    """The share of chips (crossbar instances, one accuracy in percent each) whose accuracy is >= `target`
+    (percent, in [0, 100]): yield = k/n as a fraction, with its Clopper-Pearson interval (low, high) at `level`."""
+    try:
+        t = float(target)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not 0.0 <= t <= 100.0:
+        raise DSEError(f"accuracy target must be a percentage in [0, 100], got {target!r}")
+    lv = _check_level(level)
+    try:
+        a = np.asarray(accuracies, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise DSEError(f"chip accuracies must be numbers (percent), got {accuracies!r}") from None
+    if a.size == 0:
+        raise DSEError("no chip accuracies (n = 0): a yield needs at least one evaluated chip")
+    if not np.isfinite(a).all():
+        raise DSEError(f"chip accuracies must be finite numbers (percent), got {a[~np.isfinite(a)][0]!r}")
+    n, k = int(a.size), int((a >= t).sum())
+    low, high = clopper_pearson(k, n, lv)
+    return {"yield": k / n, "k": k, "n": n, "low": low, "high": high, "target": t, "level": lv}

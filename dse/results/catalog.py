@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from dse.core.errors import DSEError
+from dse.core.isaac import COST_VERSION
 from dse.results.store import DesignPoint, Store, file_stamp
 
 MANIFEST = "manifest.json"
@@ -150,17 +151,20 @@ def _plain(v):
 
 
 def ensure_costs(store: Store, points: list[DesignPoint] | None = None) -> None:
-    """Both cost models for every design point in the store (or those given) that lacks them."""
+    """Both cost models for every design point in the store (or those given) that lacks them, or has them
+    from another cost-model version (COST_VERSION: the cost model changed since, so they are recomputed)."""
     if points is None:
         df = store.points()
         points = [DesignPoint(r.network, r.width, int(r.shortcut_kernel), r.mapping, r.dropconnect)
                   for r in df.itertuples()]
     have = {(r.network, round(r.width, 4), int(r.shortcut_kernel), r.mapping, r.cost_model)
-            for r in store.costs().itertuples()}
+            for r in store.costs().itertuples() if r.version == COST_VERSION}
     for p in points:
         for model in COST_MODELS:
-            if (p.network, round(p.width, 4), p.shortcut_kernel, p.mapping, model) not in have:
+            key = (p.network, round(p.width, 4), p.shortcut_kernel, p.mapping, model)
+            if key not in have:
                 from dse.core.cost import estimate  # torch: only when a cost is actually missing
 
                 est = estimate(p.network, p.width, p.shortcut_kernel, p.mapping, model)
                 store.add_cost(p.network, p.width, p.shortcut_kernel, p.mapping, model, est)
+                have.add(key)  # once per architecture, not once per drop-connect rate

@@ -71,9 +71,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id);
 """
 ACTIVE = ("queued", "running")
+# cost totals read out of a cost row's JSON beside its columns (the design table shows them)
+COST_EXTRAS = ("interval_ns", "area_mm2", "power_w", "tops_per_w")
 # the evaluation queries other layers need, named (the SQL stays here)
 COLUMNS = {"*": "*",
-           "standing": "point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images, bn, calib_images",
+           "standing": "point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images, bn, calib_images, "
+                       "fault_model",
            "crossbars": "point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s, bn, "
                         "calib_images"}
 WHERE_FILTERS = {"sa1-recalibrated": "fault_model = 'sa1' AND recalibrate = 1 AND rescale = 1"}
@@ -291,16 +294,23 @@ class Store:
                        (network, float(width), int(shortcut_kernel), mapping, cost_model, float(t["latency_ns"]),
                         float(t["energy_uj"]), t.get("crossbars"), t.get("chips"), json.dumps(estimate)))
 
-    def cost_totals(self, point: DesignPoint, cost_model: str) -> dict | None:
-        """A design point's cost totals under one model, when they were computed before."""
+    def cost_totals(self, point: DesignPoint, cost_model: str, version: int | None = None) -> dict | None:
+        """A design point's cost totals under one model, when they were computed before (by cost-model
+        `version`, when given: totals of another version are stale and read as unknown)."""
         df = self.read_sql("SELECT detail FROM costs WHERE network=? AND ABS(width-?)<1e-6 AND shortcut_kernel=? "
                            "AND mapping=? AND cost_model=?",
                            (point.network, point.width, point.shortcut_kernel, point.mapping, cost_model))
-        return None if df.empty else json.loads(df.detail.iloc[0])["totals"]
+        if df.empty:
+            return None
+        detail = json.loads(df.detail.iloc[0])
+        return None if version is not None and detail.get("version") != version else detail["totals"]
 
     def costs(self) -> pd.DataFrame:
+        """Every stored cost row: the keys, the main totals (NULL where a row predates them) and the cost-model
+        `version` that computed it (NULL before versions were recorded)."""
+        extra = ", ".join(f"json_extract(detail, '$.totals.{c}') AS {c}" for c in COST_EXTRAS)
         return self.read_sql("SELECT network, width, shortcut_kernel, mapping, cost_model, latency_ns, energy_uj, "
-                             "crossbars, chips FROM costs")
+                             f"crossbars, chips, {extra}, json_extract(detail, '$.version') AS version FROM costs")
 
     # ------------------------------------------------------------------ jobs
     def submit_job(self, kind: str, point_id_: str, config: dict, source: str = "app",

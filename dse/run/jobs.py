@@ -31,11 +31,19 @@ class Cancelled(Exception):
     """Raised inside a worker when its job is cancelled (SIGTERM)."""
 
 
+def default_data() -> str:
+    """The data path the page starts with: $DSE_DATA, else ./data when it exists, else none."""
+    from dse.core.paths import default_data_path
+
+    path = default_data_path()
+    return str(path) if path else ""
+
+
 def check_data_path(path: str) -> str:
     """A data path typed into the page, which a worker will read: only inside the configured folders."""
     from dse.core.paths import check_inside, data_roots
 
-    check_inside(path, data_roots(), "data path")
+    check_inside(path, data_roots(), "data path", restart="streamlit run app.py")
     return path
 
 
@@ -212,7 +220,7 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
 
     ck = load_checkpoint(c.checkpoint)
     protocol = Protocol(instances=c.instances, adaptive=c.adaptive, seed=c.seed, test_images=c.test_images,
-                        bn=c.bn, calib_images=c.calib_images or DEFAULT_CALIB_IMAGES).check()
+                        bn=c.bn, calib_images=c.calib_images or DEFAULT_CALIB_IMAGES, fault_model=c.fault_model).check()
     data = load_cifar10(c.data)
     rates = list(c.fault_rates)
     per_rate = protocol.instances
@@ -248,7 +256,7 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
 
 def journal(c: EvaluateTask, sha: str, rate: float) -> Journal:
     """The crossbar journal of evaluate task `c` at one fault rate, for weights `sha`."""
-    return Journal(c.checkpoint, sha, rate, c.seed, c.test_images, c.bn, c.calib_images)
+    return Journal(c.checkpoint, sha, rate, c.seed, c.test_images, c.bn, c.calib_images, c.fault_model)
 
 
 def _sensitivity(c: SensitivityTask, progress) -> dict:

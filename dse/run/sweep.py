@@ -200,8 +200,8 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
     rows = store.evaluation_rows("standing")
     found: dict[tuple, list] = {}
     for r in rows.itertuples():
-        found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed, r.bn, r.calib_images),
-                         []).append(r)
+        found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed, r.bn, r.calib_images,
+                          r.fault_model), []).append(r)
     asked, sha = _images_asked(rows), _digests(store)
 
     def enough(r, c) -> bool:
@@ -220,7 +220,8 @@ def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
             out[j.job_id] = sha(c["out"]) is not None
         else:
             t = j.task
-            key = (j.point.point_id, sha(t.checkpoint), round(t.fault_rates[0], 9), t.seed, t.bn, t.calib_images)
+            key = (j.point.point_id, sha(t.checkpoint), round(t.fault_rates[0], 9), t.seed, t.bn, t.calib_images,
+                   t.fault_model)
             out[j.job_id] = any(enough(r, c) for r in found.get(key, []))
     return out
 

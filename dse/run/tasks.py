@@ -5,12 +5,12 @@ defaults; unknown ones are refused)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from dse.core.errors import DSEError
-from dse.core.protocol import DEFAULT_CALIB_IMAGES, check_bn_protocol
+from dse.core.protocol import DEFAULT_CALIB_IMAGES, check_bn_protocol, check_fault_model
 from dse.results.store import DesignPoint, job_id
 
 
@@ -58,9 +58,11 @@ class EvaluateTask:
     test_images: int | None = None
     bn: str = "paper"
     calib_images: int = DEFAULT_CALIB_IMAGES  # 0 unless bn is "chip": it changes nothing else's work
+    fault_model: str = field(default="sa1", metadata={"omit_default": True})  # SA1 jobs keep their ids
 
     def __post_init__(self):
         check_bn_protocol(self.bn)
+        check_fault_model(self.fault_model)
         object.__setattr__(self, "fault_rates", tuple(sorted(float(f) for f in self.fault_rates)))
         object.__setattr__(self, "calib_images", int(self.calib_images) if self.bn == "chip" else 0)
 
@@ -83,10 +85,13 @@ TASKS: dict[str, type] = {t.kind: t for t in (TrainTask, EvaluateTask, Sensitivi
 
 
 def to_json(task: Task) -> dict:
-    """The task's canonical JSON: every field, tuples as lists, the design point as a dict."""
+    """The task's canonical JSON: every field (but those marked omit_default, at their default), tuples as
+    lists, the design point as a dict."""
     out = {}
     for f in dataclasses.fields(task):
         v = getattr(task, f.name)
+        if f.metadata.get("omit_default") and v == f.default:  # a field added later: old tasks' ids stand
+            continue
         out[f.name] = dataclasses.asdict(v) if isinstance(v, DesignPoint) else list(v) if isinstance(v, tuple) else v
     return out
 

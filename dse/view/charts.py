@@ -6,8 +6,21 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-AXIS = {"latency_ns": "latency per image (ns)", "energy_uj": "energy per image (uJ)",
+from dse.view import units
+
+# cost axes carry no unit here: pareto() adds the one that fits the plotted values (dse.view.units)
+AXIS = {"latency_ns": "latency per image", "energy_uj": "energy per image",
         "accuracy": "accuracy (%)", "fault_rate": "SA1 fault rate", "dropconnect": "drop-connect rate p"}
+
+
+# one colour and marker per network, distinct in hue (not two blues) and for colour-blind readers
+NETWORK_COLORS = {"resnet20": "#1f77b4", "vgg13": "#2ca02c", "mobilenetv2": "#d62728"}
+NETWORK_SYMBOLS = {"resnet20": "circle", "vgg13": "square", "mobilenetv2": "diamond"}
+
+
+def pct(rate: float) -> str:
+    """A fault rate as the sidebar shows it: 0.1 -> '10%', 0.015 -> '1.5%'."""
+    return f"{100 * float(rate):.4g}%"
 
 
 def empty(message: str) -> go.Figure:
@@ -25,6 +38,7 @@ def accuracy_vs_fault_rate(curves: pd.DataFrame, title: str) -> go.Figure:
     fig = px.line(d, x="fault_rate", y="mean", color="p", error_y="ci95", markers=True,
                   hover_data={"n": True, "worst": ":.2f", "ci95": ":.2f", "p": False},
                   labels={**AXIS, "mean": AXIS["accuracy"], "p": "drop-connect"}, title=title)
+    fig.update_xaxes(tickformat=".0%")
     fig.update_layout(height=380, legend_title_text="drop-connect")
     return fig
 
@@ -34,12 +48,12 @@ def dropconnect_heatmap(curves: pd.DataFrame, title: str) -> go.Figure:
     if curves.empty:
         return empty("no evaluations for this architecture yet")
     grid = curves.pivot_table(index="dropconnect", columns="fault_rate", values="mean")
-    fig = px.imshow(grid.values, x=[f"{f:g}" for f in grid.columns], y=[f"{p:g}" for p in grid.index],
+    fig = px.imshow(grid.values, x=[pct(f) for f in grid.columns], y=[f"{p:g}" for p in grid.index],
                     color_continuous_scale="Viridis", aspect="auto", text_auto=".1f", origin="lower",
                     labels={"x": AXIS["fault_rate"], "y": AXIS["dropconnect"], "color": "accuracy %"}, title=title)
     best = grid.idxmax(axis=0)
     # an open square around the best cell keeps its value readable
-    fig.add_trace(go.Scatter(x=[f"{f:g}" for f in best.index], y=[f"{p:g}" for p in best.values], mode="markers",
+    fig.add_trace(go.Scatter(x=[pct(f) for f in best.index], y=[f"{p:g}" for p in best.values], mode="markers",
                              marker=dict(symbol="square-open", size=34, color="red", line=dict(width=3)),
                              name="best p per fault rate", hoverinfo="skip"))
     fig.update_xaxes(type="category")
@@ -48,17 +62,44 @@ def dropconnect_heatmap(curves: pd.DataFrame, title: str) -> go.Figure:
     return fig
 
 
+# what a cost model's latency_ns is: paper's is a throughput figure, isaac's one image's latency
+MEASURE = {("latency_ns", "paper"): "time per image at the 64-chip peak rate",
+           ("latency_ns", "isaac"): "latency of one image"}
+
+
+def cost_axis(objective: str, values, cost_model: str | None = None) -> tuple[str, float]:
+    """An axis title naming what the cost is and the unit that fits `values`, and that unit's size."""
+    unit, size = units.unit_for(values, objective)
+    return f"{MEASURE.get((objective, cost_model), AXIS[objective])} ({unit})", size
+
+
 def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: str | None,
-           recommended: str | None, fault_rate: float) -> go.Figure:
-    """Accuracy against cost for all evaluated design points; front, selection and recommendation marked."""
-    t = table.dropna(subset=["accuracy", objective])
-    if t.empty:
-        return empty(f"no design point evaluated at fault rate {fault_rate:g} yet")
+           recommended: str | None, fault_rate: float, cost_model: str | None = None,
+           fault_model: str = "sa1") -> go.Figure:
+    """Accuracy against cost for all evaluated design points; front, selection and recommendation marked.
+    Trained points not evaluated at this rate sit as ticks along the bottom, at their (known) cost.
+    The cost axis is in the unit that fits its values; a front of one point still shows, as a marker."""
+    faults = f"{pct(fault_rate)} {fault_model.upper()} faults"
+    costed = table.dropna(subset=[objective])
+    t, u = costed[costed.accuracy.notna()], costed[costed.accuracy.isna()]
+    if costed.empty:
+        return empty(f"no design point evaluated at {faults} yet")
+    title, size = cost_axis(objective, costed[objective], cost_model)
+    t, u = (d.assign(**{objective: d[objective] / size}) for d in (t, u))
     hover = {"label": True, "ci95": ":.2f", "worst": ":.2f", "n": True, objective: ":.4g", "network": False}
-    fig = px.scatter(t, x=objective, y="accuracy", color="network", hover_name="label", hover_data=hover,
-                     labels=AXIS, title=f"accuracy vs {objective.split('_')[0]} at fault rate {fault_rate:g}")
+    fig = px.scatter(t, x=objective, y="accuracy", color="network", symbol="network", hover_name="label",
+                     hover_data=hover, labels={**AXIS, objective: title},
+                     color_discrete_map=NETWORK_COLORS, symbol_map=NETWORK_SYMBOLS,
+                     title=f"accuracy vs {objective.split('_')[0]} at {faults}")
+    if not u.empty:  # their accuracy is unknown, not low: a tick on the floor, said so in the legend and hover
+        floor = float(t.accuracy.min()) - 3 if not t.empty else 0.0
+        fig.add_trace(go.Scatter(x=u[objective], y=[floor] * len(u), mode="markers", hovertext=u["label"],
+                                 marker=dict(symbol="line-ns-open", size=16, color="grey", line=dict(width=2)),
+                                 name=f"not evaluated at {pct(fault_rate)} (cost only)",
+                                 hovertemplate="%{hovertext}: not evaluated at this rate<extra></extra>"))
     f = front.sort_values(objective)
-    fig.add_trace(go.Scatter(x=f[objective], y=f["accuracy"], mode="lines", line=dict(color="black", dash="dot"),
+    fig.add_trace(go.Scatter(x=f[objective] / size, y=f["accuracy"], mode="lines+markers",
+                             line=dict(color="black", dash="dot"), marker=dict(color="black", size=6, symbol="x"),
                              line_shape="hv", name="Pareto front", hoverinfo="skip"))
     for pid, name, style in ((selected, "selected", dict(symbol="circle-open", size=22, color="red", line=dict(width=3))),
                              (recommended, "recommended", dict(symbol="star", size=20, color="gold",
@@ -77,6 +118,7 @@ def mapping_comparison(ev: pd.DataFrame, title: str) -> go.Figure:
         return empty("needs this point trained under both mappings")
     fig = px.line(ev, x="fault_rate", y="mean", color="mapping", error_y="ci95", markers=True,
                   labels={**AXIS, "mean": AXIS["accuracy"]}, title=title)
+    fig.update_xaxes(tickformat=".0%")
     fig.update_layout(height=380)
     return fig
 
@@ -124,5 +166,28 @@ def calibration_curve(curve: pd.DataFrame, title: str) -> go.Figure:
                              hovertemplate="N=%{x}: %{y:.2f}% (chip std %{customdata[0]:.2f}, %{customdata[1]} chips)"))
     fig.update_xaxes(type="category", title="calibration images per chip (N)")
     fig.update_yaxes(title=AXIS["accuracy"])
+    fig.update_layout(title=title, height=400, legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def yield_curve(curve: pd.DataFrame, title: str, target: float | None = None) -> go.Figure:
+    """Chip yield (share of chips at or above an accuracy target) against the target, in percent, with its
+    Clopper-Pearson interval as a band (dse.view.yields.yield_curve); the chosen target as a dashed line."""
+    if curve.empty:
+        return empty("no evaluation of this design point at this fault rate and BN protocol yet")
+    d = curve.assign(y=100 * curve["yield"], lo=100 * curve["low"], hi=100 * curve["high"])
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=d.target, y=d.hi, mode="lines", line=dict(width=0), showlegend=False,
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=d.target, y=d.lo, mode="lines", line=dict(width=0), fill="tonexty",
+                             fillcolor="rgba(31,119,180,0.2)", name="95% Clopper-Pearson interval", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=d.target, y=d.y, mode="lines", line=dict(color="#1f77b4"), name="yield",
+                             customdata=np.stack([d.k, d.n, d.lo, d.hi], axis=1),
+                             hovertemplate="target %{x:.2f}%: yield %{y:.1f}% (%{customdata[0]} of %{customdata[1]} "
+                                           "chips; interval %{customdata[2]:.1f}-%{customdata[3]:.1f}%)<extra></extra>"))
+    if target is not None:
+        fig.add_vline(x=float(target), line=dict(color="red", dash="dash"), annotation_text=f"target {target:g}%")
+    fig.update_xaxes(title="accuracy target (%)")
+    fig.update_yaxes(title="chip yield (%)", range=[-2, 102])
     fig.update_layout(title=title, height=400, legend=dict(orientation="h", y=-0.2))
     return fig

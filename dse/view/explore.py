@@ -14,7 +14,9 @@ from dse.core.paper import DROPCONNECT_RATES, FAULT_RATES, WIDTHS  # noqa: F401 
 from dse.core.stats import CHANCE_ACCURACY, at_chance  # noqa: F401  what the page says of a collapse
 from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
 from dse.core.errors import DSEError  # noqa: F401  what the page reports as a one-line error
-from dse.core.protocol import DEFAULT_CALIB_IMAGES, bn_label
+from dse.core.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
+from dse.core.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
+from dse.core.protocol import DEFAULT_CALIB_IMAGES, FAULT_MODEL_NAMES as FAULT_MODELS, bn_label
 from dse.results.store import DesignPoint, Store, label  # noqa: F401  label: the names the page shows
 
 # the design space the explorer offers (torch-free, so the page renders without importing torch;
@@ -25,15 +27,19 @@ MAPPINGS = ("default", "1x1-on-crossbar")
 ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 POINT = ARCH + ["dropconnect"]
 BN_PROTOCOLS = ("chip", "paper", "batch")  # the app's order: per-chip calibration first
+COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "area_mm2", "power_w", "tops_per_w",
+                "fits")
 
 
-def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES,
+                     fault_model: str = "sa1") -> pd.DataFrame:
     """One row per (design point, fault rate) under one BN protocol (paper: Algorithm 1's statistics for
-    p' = f; chip: re-estimated through each chip from `calib_images` training images; batch): SA1,
-    rescaled, the one with most instances on most test images. Its `bn_protocol` column names the protocol."""
+    p' = f; chip: re-estimated through each chip from `calib_images` training images; batch) and fault model
+    (sa1: a stuck cell reads its weight as 0; sa0: as the largest level of its sign), rescaled, the one with most instances
+    on most test images. Its `bn_protocol` column names the protocol."""
     if evals.empty:
         return evals.assign(bn_protocol=pd.Series(dtype=str))
-    e = evals[(evals.fault_model == "sa1") & (evals.recalibrate == 1) & (evals.rescale == 1)]
+    e = evals[(evals.fault_model == fault_model) & (evals.recalibrate == 1) & (evals.rescale == 1)]
     e = e[e.bn == bn] if "bn" in e else e
     if bn == "chip":
         e = e[e.calib_images == int(calib_images)]
@@ -43,7 +49,12 @@ def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int =
 
 
 def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.DataFrame:
-    c = costs[costs.cost_model == cost_model].drop(columns="cost_model")
+    """The design points with their cost columns. A design that does not fit on the chips given (`fits`
+    False) keeps NaN latency and energy, so no front or recommendation picks it."""
+    c = costs[costs.cost_model == cost_model].drop(columns=[x for x in ("cost_model", "version") if x in costs])
+    if "fits" in c:
+        unfit = c.fits.notna() & ~c.fits.astype(bool)
+        c = c.assign(latency_ns=c.latency_ns.where(~unfit), energy_uj=c.energy_uj.where(~unfit))
     for col in ("width",):  # float keys: match on rounded values
         c = c.assign(**{col: c[col].round(4)})
         df = df.assign(**{col: df[col].round(4)})
@@ -51,15 +62,17 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
 
 
 def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = "paper",
-                 calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+                 calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
+                 fault_model: str = "sa1") -> pd.DataFrame:
     """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
     evaluated), its fault-free accuracy, its loss both ways (against its own fault-free accuracy, `loss_own`,
     the paper's "degradation"; against its architecture's p=0 model, `loss_p0`, NaN where there is none),
-    and cost. `bn_protocol` names the protocol of every number."""
+    and cost. `bn_protocol` names the protocol of every number. `hardware`: isaac knobs other than ISAAC's
+    defaults (check_knobs); their costs are computed here, the defaults' come from the store."""
     points = store.points()
     if points.empty:
         return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj", "bn_protocol"])
-    ev = best_evaluations(store.evaluations(), bn, calib_images)
+    ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
     at = ev[np.isclose(ev.fault_rate, fault_rate)] if not ev.empty else ev
     cols = ["point_id", "mean", "ci95", "worst", "p5", "n", "test_images", "protocol"]
     df = points.merge(at[cols] if not at.empty else pd.DataFrame(columns=cols), on="point_id", how="left")
@@ -71,7 +84,34 @@ def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn:
     df["loss_p0"] = df["baseline"].astype(float) - df["accuracy"]
     df["bn_protocol"] = bn_label(bn, calib_images)
     df["label"] = [label(r) for _, r in df.iterrows()]
+    if hardware and cost_model == "isaac":
+        return with_costs(df, hardware_costs(points, hardware), cost_model)
     return with_costs(df, store.costs(), cost_model)
+
+
+def hardware_costs(points: pd.DataFrame, hardware: dict) -> pd.DataFrame:
+    """isaac costs of every architecture in `points` under non-default knobs, in store.costs()'s shape
+    (torch: the counts are cached per architecture in dse.core.cost)."""
+    from dse.core.cost import estimate
+
+    rows = []
+    for arch in points[ARCH].drop_duplicates().itertuples(index=False):
+        t = estimate(arch.network, float(arch.width), int(arch.shortcut_kernel), arch.mapping, "isaac",
+                     **hardware)["totals"]
+        rows.append({**arch._asdict(), "cost_model": "isaac", **{k: t[k] for k in COST_COLUMNS}})
+    return pd.DataFrame(rows, columns=ARCH + ["cost_model"] + list(COST_COLUMNS))
+
+
+# the results table as a reader scans it: what the point is, how it holds up, what it costs; then the files
+RESULTS_FIRST = POINT + ["accuracy", "ci95", "n", "worst", "fault_free_accuracy", "loss_own", "loss_p0",
+                         "latency_ns", "interval_ns", "energy_uj", "bn_protocol"]
+RESULTS_HIDDEN = ("point_id", "checkpoint_sha", "label", "updated", "calibrated_rates")
+
+
+def results_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The design table's columns in reading order, internal keys left out."""
+    first = [c for c in RESULTS_FIRST if c in table]
+    return table[first + [c for c in table if c not in first and c not in RESULTS_HIDDEN]]
 
 
 def baseline_accuracy(points: pd.DataFrame) -> dict:
@@ -80,9 +120,10 @@ def baseline_accuracy(points: pd.DataFrame) -> dict:
     return {tuple(r[c] for c in ARCH): r["fault_free_accuracy"] for _, r in plain.iterrows()}
 
 
-def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES,
+           fault_model: str = "sa1") -> pd.DataFrame:
     """Accuracy against fault rate for every drop-connect rate of the point's architecture (Figs. 3-5)."""
-    ev = best_evaluations(store.evaluations(), bn, calib_images)
+    ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
     if ev.empty:
         return ev
     arch = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
@@ -91,9 +132,9 @@ def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: in
 
 
 def mapping_comparison(store: Store, point: DesignPoint, bn: str = "paper",
-                       calib_images: int = DEFAULT_CALIB_IMAGES) -> pd.DataFrame:
+                       calib_images: int = DEFAULT_CALIB_IMAGES, fault_model: str = "sa1") -> pd.DataFrame:
     """The point's curves under each mapping policy where more than one exists (Fig. 7)."""
-    ev = best_evaluations(store.evaluations(), bn, calib_images)
+    ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
     if ev.empty:
         return ev
     same = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
@@ -125,6 +166,18 @@ def status(table: pd.DataFrame, point: DesignPoint) -> PointStatus:
     err = r.get("error") if isinstance(r.get("error"), str) else None
     trained = isinstance(r.get("checkpoint"), str) and not err
     return PointStatus(trained, trained and not pd.isna(r.get("accuracy")), r, r.get("checkpoint"), err)
+
+
+def active_jobs(store: Store, point: DesignPoint) -> pd.DataFrame:
+    """The point's queued or running jobs (training, evaluation, ...), newest first."""
+    df = store.jobs()
+    return df[(df.point_id == point.point_id) & df.state.isin(["queued", "running"])]
+
+
+def job_status(job) -> str:
+    """A running job as the point's status: 'training (running, 42%)'."""
+    doing = {"train": "training", "evaluate": "evaluating", "sensitivity": "measuring sensitivity"}
+    return f"{doing.get(job.kind, job.kind)} ({job.state}, {float(job.progress or 0):.0%})"
 
 
 def calibration_curve(store: Store, point: DesignPoint, fault_rate: float) -> pd.DataFrame:
@@ -178,8 +231,8 @@ def default_target(table: pd.DataFrame, fallback: float = 85.0) -> float:
 
 
 def stored_cost(store: Store, point: DesignPoint, cost_model: str) -> dict | None:
-    """The point's cost totals from the store, when they were computed before."""
-    return store.cost_totals(point, cost_model)
+    """The point's cost totals from the store, when they were computed before by this cost model version."""
+    return store.cost_totals(point, cost_model, COST_VERSION)
 
 
 def open_results(path=None) -> tuple[Store, dict]:
@@ -191,8 +244,13 @@ def open_results(path=None) -> tuple[Store, dict]:
     return store, sync(store)
 
 
-def point_cost(store: Store, point: DesignPoint, cost_model: str) -> dict:
-    """A point's cost totals: from the store when known (no torch import), else computed once and stored."""
+def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict | None = None) -> dict:
+    """A point's cost totals: from the store when known (no torch import), else computed once and stored.
+    With isaac knobs other than the defaults (`hardware`), computed (the caller caches them)."""
+    if hardware and cost_model == "isaac":
+        from dse.core.cost import estimate
+
+        return estimate(point.network, point.width, point.shortcut_kernel, point.mapping, "isaac", **hardware)["totals"]
     totals = stored_cost(store, point, cost_model)
     if totals is None:
         from dse.results.catalog import ensure_costs

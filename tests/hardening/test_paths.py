@@ -79,7 +79,22 @@ def test_the_app_refuses_a_data_path_outside_and_starts_no_job(tmp_path, monkeyp
         at.sidebar.text_input(key="data").set_value(bad).run()
         assert not at.exception
         assert any(f"data path {bad!r} is outside the allowed folders" in e.value for e in at.error)
+        # the refusal gives the exact command that allows it (the folder added to what is allowed already)
+        assert any("; to allow it, restart with: DSE_ALLOWED_DIRS=" in e.value
+                   and e.value.endswith(f"{os.pathsep}/etc streamlit run app.py") or
+                   e.value.endswith("DSE_ALLOWED_DIRS=/etc streamlit run app.py") for e in at.error)
         assert "train" not in [b.key for b in at.button]
     assert Store(tmp_path / "results.sqlite").jobs().empty
     at.sidebar.text_input(key="data").set_value(str(tmp_path / "cifar")).run()  # inside: allowed
+    assert not at.error and "train" in [b.key for b in at.button]
+
+
+def test_the_app_finds_data_in_the_working_folder_without_configuration(project, tmp_path, monkeypatch):
+    """The README's data location (./data) works with the README's app command: no variable, no restart."""
+    from tests.fixtures import build_store
+
+    build_store(tmp_path)
+    at = app(tmp_path, monkeypatch)  # cwd: the project, which holds data/; DSE_DATA empty
+    assert at.sidebar.text_input(key="data").value == "data"
+    at.sidebar.select_slider(key="width").set_value(1.4).run()  # a missing point: it offers training
     assert not at.error and "train" in [b.key for b in at.button]

@@ -1,0 +1,70 @@
+"""`python -m dse yield CKPT --fault-rate F --target T`: the share of simulated chips (crossbar instances) of a
+checkpoint's evaluation in the results store whose accuracy reaches T%, with its exact (Clopper-Pearson) 95%
+interval, under one BN protocol. Reads the evaluation of exactly these weights from the store, after importing
+the checkpoint's folder (and its manifest.json, as the app does), so shipped results answer at once; it runs nothing."""
+from __future__ import annotations
+
+from dse.commands import _args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("yield", help="chip yield: the share of simulated chips reaching an accuracy target")
+    p.add_argument("checkpoint", help="checkpoint (.safetensors)")
+    p.add_argument("--fault-rate", type=_args.rate, required=True, help="fault rate f in [0, 1)")
+    p.add_argument("--target", type=_args.percent, required=True, help="accuracy target in percent, in [0, 100]")
+    p.add_argument("--bn", default="paper", type=_args.bn_protocol,
+                   help="BN protocol of the evaluation: paper (default), chip or batch")
+    p.add_argument("--calib-images", type=_args.positive_int, default=500,
+                   help="the chip protocol's calibration images per chip (--bn chip; default 500)")
+    p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
+    _args.add_json(p)
+    p.set_defaults(func=run)
+
+
+def how_to_record(args, store_path) -> str:
+    """The command that records the missing evaluation in the store."""
+    store = f" --store {args.store}" if args.store else ""
+    if args.bn == "batch":
+        return (f"run a sweep whose protocol has bn = \"batch\" (`python -m dse sweep SPEC{store}`) or use the "
+                "app's Evaluate button with BatchNorm statistics 'per batch'")
+    images = args.calib_images if args.bn == "chip" else 0
+    return (f"run `python -m dse calib-curve {args.checkpoint} --data PATH --fault-rate {args.fault_rate:g} "
+            f"--images {images}{store}`")
+
+
+def run(args) -> dict:
+    from pathlib import Path
+
+    from dse.core.checkpoint import load_checkpoint
+    from dse.core.errors import DSEError
+    from dse.core.protocol import bn_label
+    from dse.results.catalog import sync
+    from dse.results.store import DesignPoint, Store, default_store_path, label
+    from dse.view import yields
+
+    ckpt = load_checkpoint(args.checkpoint)
+    m = ckpt.meta
+    point = DesignPoint(m["network"], float(m["width"]), int(m["shortcut_kernel"]), m["mapping"],
+                        float(m["dropconnect"]))
+    how = bn_label(args.bn, args.calib_images)
+    path = args.store or default_store_path()
+    missing = (f"no evaluation of {args.checkpoint} at fault rate {args.fault_rate:g} under BN {how} in "
+               f"{path}; {how_to_record(args, path)}")
+    store = Store(path)
+    sync(store, [Path(args.checkpoint).parent])  # the folder's manifest: shipped evaluations count
+    rows = store.evaluation_rows()
+    rows = rows[(rows.point_id == point.point_id) & (rows.checkpoint_sha == ckpt.sha256)]
+    rows = rows.assign(network=point.network, width=point.width, shortcut_kernel=point.shortcut_kernel,
+                       mapping=point.mapping, dropconnect=point.dropconnect)
+    y = yields.point_yield(rows, point.point_id, args.fault_rate, args.target, args.bn, args.calib_images)
+    if y is None:
+        raise DSEError(missing)
+    out = {"checkpoint": args.checkpoint, "design_point": label(m), "store": str(path), "bn": args.bn,
+           "calib_images": args.calib_images if args.bn == "chip" else 0, **y}
+    if not args.json:
+        print(f"{args.checkpoint}: {label(m)} at fault rate {args.fault_rate:g}; BN: {how}")
+        print(f"  yield at accuracy >= {args.target:g}%: {y['yield']:.1%} ({y['k']} of {y['n']} chips); "
+              f"{y['level']:.0%} Clopper-Pearson interval [{y['low']:.1%}, {y['high']:.1%}] (BN: {how})")
+        print(f"  chips' accuracy: mean {y['mean']:.2f}%, worst {y['worst']:.2f}% on {y['test_images']:,} "
+              f"test images; from {path}")
+    return out

@@ -1,0 +1,43 @@
+"""Units that fit the numbers: one choice of unit for a column of values (ns/us/ms/s, nJ/uJ/mJ/J), used by
+the page's metrics and by the charts' axes alike, so a value and its axis never disagree."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+# a base unit's ladder: (unit, size in the base unit), smallest first
+LADDERS = {
+    "ns": (("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9)),
+    "uJ": (("nJ", 1e-3), ("uJ", 1.0), ("mJ", 1e3), ("J", 1e6)),
+}
+SUFFIX = {"_ns": "ns", "_uj": "uJ"}  # a column's base unit from its name: latency_ns, energy_uj, ...
+
+
+def base_unit(column_or_unit: str) -> str:
+    """"ns" or "uJ" from a column name (latency_ns, energy_uj, ...) or from the unit itself."""
+    if column_or_unit in LADDERS:
+        return column_or_unit
+    for suffix, unit in SUFFIX.items():
+        if column_or_unit.lower().endswith(suffix):
+            return unit
+    raise ValueError(f"no unit ladder for {column_or_unit!r}; columns end in {', '.join(SUFFIX)}")
+
+
+def unit_for(values: Iterable[float] | float, column_or_unit: str) -> tuple[str, float]:
+    """(unit, size in the base unit) for a column of values: the largest unit its largest magnitude
+    reaches one of (7.27e6 ns -> ms; 15.74 ns -> ns; 0.5 ns -> ns). NaNs are ignored."""
+    ladder = LADDERS[base_unit(column_or_unit)]
+    values = [values] if isinstance(values, (int, float)) else list(values)
+    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v))]
+    top = max(finite, default=0.0)
+    fits = [(u, s) for u, s in ladder if top >= s]
+    base = next((u, s) for u, s in ladder if s == 1.0)
+    return fits[-1] if fits else base
+
+
+def fmt(value: float, column_or_unit: str, digits: int = 2) -> str:
+    """One value with the unit that fits it: fmt(7273028, "latency_ns") == "7.27 ms"."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    unit, size = unit_for(value, column_or_unit)
+    return f"{value / size:,.{digits}f} {unit}"

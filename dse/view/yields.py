@@ -1,0 +1,121 @@
+"""Chip yield from the results store: each crossbar instance of an evaluation is one simulated chip, and a
+design's yield at an accuracy target is the share of its chips that reach it, with an exact (Clopper-Pearson)
+interval. Torch-free, no streamlit.
+
+Units: yields (and their interval ends) are fractions in [0, 1]; accuracies and targets are percent.
+A design "has a yield of at least Y" when the LOW end of its interval is >= Y (conservative: with few chips
+a point estimate of 100% says little), which is what `recommend` and the page use; the point estimate is
+shown beside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from dse.core.errors import DSEError
+from dse.core.protocol import DEFAULT_CALIB_IMAGES, bn_label
+from dse.core.stats import chip_yield
+from dse.view.explore import best_evaluations
+from dse.view.pareto import cheapest_meeting
+
+LEVEL = 0.95  # the confidence level of every yield interval the page and the command show
+BOUNDS = {"low": "yield_low", "estimate": "yield"}  # what "a yield of at least Y" compares against
+
+
+def _chips(row) -> list[float]:
+    a = row["accuracies"]
+    return json.loads(a) if isinstance(a, str) else list(a)
+
+
+def evaluation(evals: pd.DataFrame, point_id: str, fault_rate: float, bn: str = "paper",
+               calib_images: int = DEFAULT_CALIB_IMAGES, fault_model: str = "sa1") -> dict | None:
+    """The evaluation a design point's yield is read from at `fault_rate` under BN protocol `bn` (the one the
+    design table shows: explore.best_evaluations), or None when there is none."""
+    ev = best_evaluations(evals, bn, calib_images, fault_model)
+    if ev.empty:
+        return None
+    hit = ev[(ev.point_id == point_id) & np.isclose(ev.fault_rate, float(fault_rate))]
+    return None if hit.empty else hit.iloc[0].to_dict()
+
+
+def point_yield(evals: pd.DataFrame, point_id: str, fault_rate: float, target: float, bn: str = "paper",
+                calib_images: int = DEFAULT_CALIB_IMAGES, level: float = LEVEL, fault_model: str = "sa1") -> dict | None:
+    """chip_yield of one design point's chips at `fault_rate` and accuracy `target` (percent), with the
+    protocol that produced them (`bn_protocol`) and the evaluation's test images; None when not evaluated."""
+    row = evaluation(evals, point_id, fault_rate, bn, calib_images, fault_model)
+    if row is None:
+        return None
+    y = chip_yield(_chips(row), target, level)
+    return {**y, "fault_rate": float(row["fault_rate"]), "bn_protocol": bn_label(bn, calib_images),
+            "test_images": int(row["test_images"]), "mean": row["mean"], "worst": row["worst"]}
+
+
+def default_targets(accuracies, points: int = 201) -> np.ndarray:
+    """Targets spanning the chips' accuracies with a point either side (clipped to [0, 100])."""
+    a = np.asarray(accuracies, dtype=float)
+    lo, hi = max(0.0, math.floor(a.min()) - 1.0), min(100.0, math.ceil(a.max()) + 1.0)
+    return np.round(np.linspace(lo, hi, points), 4)
+
+
+def yield_curve(evals: pd.DataFrame, point_id: str, fault_rate: float, bn: str = "paper",
+                calib_images: int = DEFAULT_CALIB_IMAGES, targets=None, level: float = LEVEL,
+                fault_model: str = "sa1") -> pd.DataFrame:
+    """Yield against accuracy target for one design point: columns target, yield, low, high, k, n,
+    bn_protocol (empty when the point has no evaluation at `fault_rate` under `bn`)."""
+    row = evaluation(evals, point_id, fault_rate, bn, calib_images, fault_model)
+    cols = ["target", "yield", "low", "high", "k", "n", "bn_protocol"]
+    if row is None:
+        return pd.DataFrame(columns=cols)
+    chips = _chips(row)
+    ts = default_targets(chips) if targets is None else targets
+    rows = [chip_yield(chips, t, level) for t in ts]
+    return pd.DataFrame(rows).assign(bn_protocol=bn_label(bn, calib_images))[cols]
+
+
+def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault_rate: float, target: float, bn: str = "paper",
+                calib_images: int = DEFAULT_CALIB_IMAGES, level: float = LEVEL, fault_model: str = "sa1") -> pd.DataFrame:
+    """The design table (explore.design_table at the same fault rate and protocol) with each point's yield at
+    `target`: yield, yield_low, yield_high (fractions), chips_meeting, chips (NaN where not evaluated)."""
+    ev = best_evaluations(evals, bn, calib_images, fault_model)
+    at = ev[np.isclose(ev.fault_rate, float(fault_rate))] if not ev.empty else ev
+    found = {}
+    for _, r in at.iterrows():
+        chips = _chips(r)
+        if chips:
+            y = chip_yield(chips, target, level)
+            found[r["point_id"]] = (y["yield"], y["low"], y["high"], y["k"], y["n"])
+    empty = (np.nan,) * 5
+    vals = [found.get(pid, empty) for pid in table["point_id"]] if "point_id" in table else []
+    cols = ["yield", "yield_low", "yield_high", "chips_meeting", "chips"]
+    out = table.copy()
+    for i, c in enumerate(cols):
+        out[c] = pd.Series([v[i] for v in vals], index=out.index, dtype=float)
+    return out.assign(bn_protocol=bn_label(bn, calib_images), yield_target=float(target))
+
+
+def check_min_yield(min_yield) -> float:
+    try:
+        y = float(min_yield)
+    except (TypeError, ValueError):
+        y = float("nan")
+    if not 0.0 <= y <= 1.0:
+        raise DSEError(f"minimum yield must be a fraction in [0, 1] (e.g. 0.9 for 90%), got {min_yield!r}")
+    return y
+
+
+def recommend(table: pd.DataFrame, min_yield: float, objective: str = "latency_ns", bound: str = "low") -> dict | None:
+    """The cheapest design (by `objective`: latency_ns or energy_uj, the design table's cost columns) whose
+    yield at the table's target is at least `min_yield` (a fraction), judged by the interval's low end
+    (bound="low", the default and what the page uses) or the point estimate (bound="estimate"); None if none."""
+    if bound not in BOUNDS:
+        raise DSEError(f"unknown yield bound {bound!r}; choose one of {', '.join(BOUNDS)}")
+    y = check_min_yield(min_yield)
+    col = BOUNDS[bound]
+    t = table.dropna(subset=[col, objective]) if col in table else table.iloc[0:0]
+    if t.empty:
+        return None
+    row = cheapest_meeting(t, y, cost=objective, accuracy=col)
+    return None if row is None else dict(row)
