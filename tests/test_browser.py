@@ -136,13 +136,22 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
         page.get_by_text("Training and data").click()  # ./data is found with no variable set and no restart
         expect(page.get_by_label("CIFAR-10 data path", exact=True)).to_have_value("data")
 
-        steps = {  # one control per tab, and what it must show afterwards
+        def radio(label):  # an option of the sidebar's BatchNorm statistics choice
+            return lambda: page.get_by_role("radiogroup", name="BatchNorm statistics").get_by_text(label, exact=True).click()
+
+        def rate(percent):
+            def act():
+                page.get_by_label("SA1 fault rate f (%)", exact=True).fill(percent)
+                page.keyboard.press("Enter")
+            return act
+
+        steps = {  # one control per tab (the tab's own, else the sidebar's), and what the tab shows afterwards
             "Pareto & recommendation": (lambda: page.get_by_text("energy", exact=True).first.click(), "recommend"),
-            "Fault tolerance": (None, "accuracy vs SA1 fault rate"),
-            "1x1 mapping (Fig. 7)": (None, "1x1 layers on the processor vs on the crossbar"),
-            "Calibration images": (None, "calibration"),
+            "Fault tolerance": (radio("paper"), "(BN: paper (Algorithm 1))"),
+            "1x1 mapping (Fig. 7)": (radio("per chip"), "on the crossbar (BN: chip (N=500))"),
+            "Calibration images": (rate("30"), "at 30%"),
             "Teaching": (lambda: page.get_by_text("Show one chip's fault map").click(), "Crossbar layer"),
-            "Results table": (None, None),
+            "Results table": (rate("10"), "Download design points (CSV)"),
             "Yield": (lambda: page.get_by_label("Minimum yield (%)", exact=True).fill("50") or page.keyboard.press("Enter"),
                       "Chip yield"),
         }
@@ -152,9 +161,11 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
                 act()
                 settle(page)
             if shows:
-                page.get_by_text(shows).first.wait_for(timeout=30_000)
+                page.get_by_text(shows).first.wait_for(state="attached", timeout=30_000)  # chart titles are SVG
             page.screenshot(path=str(shots / f"{i:02d}-{tab.split()[0].lower()}.png"), full_page=True)
 
+        if not page.get_by_label("Training epochs", exact=True).is_visible():  # the sidebar changed: reopen
+            page.get_by_text("Training and data").click()
         page.get_by_label("Training epochs", exact=True).fill("500")  # long enough to be caught running
         page.keyboard.press("Enter")
         settle(page)
