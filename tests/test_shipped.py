@@ -18,25 +18,32 @@ from dse.run.spec import load_spec
 pytestmark = pytest.mark.slow  # the shipped checkpoints and real CIFAR-10
 
 FOLDER = Path(__file__).parents[1] / "checkpoints"
+# the shipped grid, and the training question's point (README "The training question"), each with its manifest
+FOLDERS = [FOLDER, FOLDER / "from-scratch"]
 META_KEYS = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "epochs", "test_accuracy", "init")
 
 
+@pytest.fixture(scope="module", params=FOLDERS, ids=lambda f: f.name)
+def folder(request) -> Path:
+    if not any(request.param.glob("*.safetensors")):  # checkpoints land over several sessions (README)
+        pytest.skip(f"no checkpoints in {request.param.name}/ yet")
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def manifest() -> dict:
-    if not any(FOLDER.glob("*.safetensors")):  # the first checkpoints land over several sessions (README)
-        pytest.skip("no checkpoints shipped yet")
-    doc = json.loads((FOLDER / MANIFEST).read_text())
-    assert doc["format"] == MANIFEST_FORMAT and doc["checkpoints"], "checkpoints/manifest.json lists nothing"
+def manifest(folder) -> dict:
+    doc = json.loads((folder / MANIFEST).read_text())
+    assert doc["format"] == MANIFEST_FORMAT and doc["checkpoints"], f"{folder}/manifest.json lists nothing"
     return doc
 
 
-def test_every_shipped_file_is_in_the_manifest_and_matches(manifest):
+def test_every_shipped_file_is_in_the_manifest_and_matches(manifest, folder):
     entries = {e["file"]: e for e in manifest["checkpoints"]}
-    files = sorted(p.name for p in FOLDER.glob("*.safetensors"))
+    files = sorted(p.name for p in folder.glob("*.safetensors"))
     assert files == sorted(entries)
-    grid = {p for p, _ in load_spec(FOLDER / "grid.toml").points()}
+    grid = {p for p, _ in load_spec(folder / "grid.toml").points()}
     for name, e in entries.items():
-        ck = load_checkpoint(FOLDER / name)  # verifies the sha256 over every tensor
+        ck = load_checkpoint(folder / name)  # verifies the sha256 over every tensor
         assert ck.sha256 == e["sha256"], name
         for key in META_KEYS:
             assert ck.meta.get(key) == e.get(key), (name, key)
@@ -67,13 +74,13 @@ def test_recorded_statistics_follow_from_the_instances(manifest):
             assert all(0 <= a <= 100 for a in accs) and np.isfinite(accs).all()
 
 
-def test_one_crossbar_on_a_slice_matches_the_manifest(manifest, shared_cifar):
+def test_one_crossbar_on_a_slice_matches_the_manifest(manifest, folder, shared_cifar):
     data = load_cifar10(shared_cifar)
     for e in manifest["checkpoints"]:
         assert "spot_check" in e, f"{e['file']}: no spot check; write the manifest with --data"
         recorded = e["spot_check"]
         assert {k: recorded[k] for k in SPOT_CHECK} == SPOT_CHECK
-        again = spot_check(load_checkpoint(FOLDER / e["file"]), data.test_x, data.test_y)
+        again = spot_check(load_checkpoint(folder / e["file"]), data.test_x, data.test_y)
         one_image = 100 / SPOT_CHECK["test_images"]  # float sums vary with the thread count: a near-tie may flip
         assert again["accuracy"] == pytest.approx(recorded["accuracy"], abs=one_image + 1e-9), e["file"]
 
@@ -106,3 +113,38 @@ def test_the_readme_quotes_no_figure_the_tables_lack():
     stale = sorted({n for n in re.findall(figure.format(r"\d+\.\d\d"), prose)
                     if not re.search(figure.format(re.escape(n)), tables)})
     assert not stale, f"the README quotes {stale}, which no table of it holds"
+
+
+def _first_20(folder: Path, file: str) -> tuple[dict, dict]:
+    """A checkpoint's manifest entry and, per (BN protocol, fault rate), the summary of its first 20 crossbars
+    (the same fault maps in every run with the same seed), from its largest SA1 evaluation on all test images."""
+    entry = next(e for e in json.loads((folder / MANIFEST).read_text())["checkpoints"] if e["file"] == file)
+    best = {}
+    for ev in entry["evaluations"]:
+        if ev["fault_rate"] == 0 or ev["test_images"] != 10000 or ev["fault_model"] != "sa1":
+            continue
+        if ev["bn"] == "chip" and ev["calib_images"] != 500:
+            continue
+        key = (ev["bn"], ev["fault_rate"])
+        if key not in best or ev["n"] > best[key]["n"]:
+            best[key] = ev
+    return entry, {k: summarize(ev["accuracies"][:20]) for k, ev in best.items() if ev["n"] >= 20}
+
+
+def test_the_training_question_table_is_what_the_manifests_hold():
+    """README "The training question": the shipped fine-tuned ResNet20 p=0.3 against the same point trained
+    from scratch for as many epochs (checkpoints/from-scratch/), on the same 20 crossbars."""
+    name = "resnet20-w1-k1-default-p0.3-s0.safetensors"
+    if not (FOLDERS[1] / name).exists():
+        pytest.skip("the from-scratch point is not shipped yet")
+    rows = ["| ResNet20 1.0x p=0.3 | training | fault-free (%) | BN | f=0.1 | f=0.2 | f=0.3 |",
+            "|---|---|---|---|---|---|---|"]
+    for folder, how, epochs in ((FOLDER, "fine-tuned (shipped)", "15 epochs at p=0, then 4 at p=0.3"),
+                                (FOLDERS[1], "from scratch", "19 epochs at p=0.3")):
+        entry, first = _first_20(folder, name)
+        for bn in ("paper", "chip"):
+            cells = " | ".join(f"{first[(bn, f)]['mean']:.2f} ± {first[(bn, f)]['ci95']:.2f}" for f in (0.1, 0.2, 0.3))
+            rows.append(f"| {how} | {epochs} | {entry['test_accuracy']:.2f} | {bn} | {cells} |")
+    readme = (FOLDER.parent / "README.md").read_text()
+    block = readme[readme.index("<!-- dse:training-question -->"):readme.index("<!-- /dse:training-question -->")]
+    assert "\n".join(rows) in block, "\n".join(rows)
