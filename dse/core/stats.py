@@ -37,14 +37,20 @@ def summarize(accs) -> dict:
 # A yield is a fraction in [0, 1] (the share of chips that work), and so are its interval's ends; accuracies
 # and accuracy targets are percent, as everywhere in dse. Pages and commands print yields as percent.
 
-def _check_level(level) -> float:
+def number_in(value, low: float, high: float, message: str, open_ends: bool = False) -> float:
+    """`value` as a float in [low, high] ((low, high) with open_ends), else a one-line DSEError:
+    `message` followed by the value given. NaN and non-numbers fail."""
     try:
-        lv = float(level)
+        v = float(value)
     except (TypeError, ValueError):
-        lv = float("nan")
-    if not 0.0 < lv < 1.0:  # NaN fails too
-        raise DSEError(f"confidence level must be in (0, 1), e.g. 0.95; got {level!r}")
-    return lv
+        v = float("nan")
+    if not (low < v < high if open_ends else low <= v <= high):
+        raise DSEError(f"{message}{value!r}")
+    return v
+
+
+def _check_level(level) -> float:
+    return number_in(level, 0.0, 1.0, "confidence level must be in (0, 1), e.g. 0.95; got ", open_ends=True)
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -67,12 +73,7 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 def chip_yield(accuracies, target: float, level: float = 0.95) -> dict:
     """The share of chips (crossbar instances, one accuracy in percent each) whose accuracy is >= `target`
     (percent, in [0, 100]): yield = k/n as a fraction, with its Clopper-Pearson interval (low, high) at `level`."""
-    try:
-        t = float(target)
-    except (TypeError, ValueError):
-        t = float("nan")
-    if not 0.0 <= t <= 100.0:
-        raise DSEError(f"accuracy target must be a percentage in [0, 100], got {target!r}")
+    t = number_in(target, 0.0, 100.0, "accuracy target must be a percentage in [0, 100], got ")
     lv = _check_level(level)
     try:
         a = np.asarray(accuracies, dtype=float).ravel()

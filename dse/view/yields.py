@@ -17,7 +17,7 @@ import pandas as pd
 
 from dse.core.errors import DSEError
 from dse.core.protocol import DEFAULT_CALIB_IMAGES, bn_label
-from dse.core.stats import chip_yield
+from dse.core.stats import chip_yield, number_in
 from dse.view.explore import best_evaluations
 from dse.view.pareto import cheapest_meeting
 
@@ -97,13 +97,7 @@ def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault_rate: float, tar
 
 
 def check_min_yield(min_yield) -> float:
-    try:
-        y = float(min_yield)
-    except (TypeError, ValueError):
-        y = float("nan")
-    if not 0.0 <= y <= 1.0:
-        raise DSEError(f"minimum yield must be a fraction in [0, 1] (e.g. 0.9 for 90%), got {min_yield!r}")
-    return y
+    return number_in(min_yield, 0.0, 1.0, "minimum yield must be a fraction in [0, 1] (e.g. 0.9 for 90%), got ")
 
 
 def recommend(table: pd.DataFrame, min_yield: float, objective: str = "latency_ns", bound: str = "low") -> dict | None:
