@@ -40,7 +40,7 @@ def tiny_data() -> Cifar10:
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory):
     """The suite never depends on the user's DSE_* settings nor touches their files: every DSE_* variable of
-    the environment is cleared; the decoded-data cache, the results store, the runs folder and the
+    the environment is cleared (and fp32 made the default precision); the decoded-data cache, the results store, the runs folder and the
     checkpoint folder default to temporary ones; the tests' temporary folders are configured folders for
     sweep specs and the app (dse/core/paths.py). For the whole session, so that module fixtures get it too;
     a test that needs its own sets it with monkeypatch."""
@@ -48,7 +48,9 @@ def _isolated_environment(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for name in [k for k in os.environ if k.startswith("DSE_")]:
             mp.delenv(name)
-        mp.setenv("DSE_CACHE", str(base / "dse-cache"))
+        mp.setenv("DSE_CACHE", str(base / "dse-cache"))  # the precision measurements' cache too
+        mp.setenv("DSE_INSTANCES_PER_PASS", "1")  # likewise; tests of batching give theirs
+        mp.setenv("DSE_PRECISION", "fp32")  # answers that never depend on what a timing chose; precision tests say theirs
         mp.setenv("DSE_ALLOWED_DIRS", str(base))
         mp.setenv("DSE_STORE", str(base / "session-store" / "results.sqlite"))
         mp.setenv("DSE_RUNS", str(base / "session-runs"))

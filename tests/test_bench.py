@@ -114,7 +114,9 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert res["page"]["renders"] == 3 and 0 < res["page"]["median_s"] and len(res["page"]["times_s"]) == 4
     assert res["data"]["synthetic"] and res["machine"]["cpu"] and res["machine"]["torch"] == torch.__version__
     (tr,) = res["training"]
-    assert set(tr["images_per_s"]) == {"project", "project_p0", "reference"} and min(tr["images_per_s"].values()) > 0
+    assert set(tr["images_per_s"]) == {"project", "project_p0", "model_step", "reference"}
+    assert min(tr["images_per_s"].values()) > 0 and tr["precision"] == "fp32"  # the suite's $DSE_PRECISION
+    assert res["precision"]["choices"]["resnet20"]["evaluate"]["precision"] == "fp32"
     assert res["train_end_to_end"][0]["images_per_s"] > 0 and res["train_end_to_end"][0]["peak_rss_mb"] > 0
     (c,) = res["campaign"]
     assert set(c["image_instances_per_s"]) == {"project", "chip", "plain", "naive"} and c["path"].startswith("bn-folded")
@@ -129,7 +131,8 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert [r["width"] for r in res["scaling"]["width_train"]["rows"]] == [0.5, 0.75]
     assert res["profile"]["train_step"]["top"] and res["profile"]["eval_fast"]["conv_share"] > 0.5
     names = [t["name"] for t in res["targets"]]
-    assert len(names) == 6 and all(t["met"] in (True, False) for t in res["targets"])
+    assert len(names) == 7 and all(t["met"] in (True, False) for t in res["targets"] if t["target"] is not None)
+    assert any(n.startswith("training resnet20: project / the model's own step") for n in names)
     assert any(n.startswith("fault campaign resnet20: chip BN protocol (N=48)") for n in names)
     text = out.read_text()
     assert text == res["markdown"] and text.startswith("# Benchmarks")

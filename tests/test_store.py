@@ -8,7 +8,7 @@ import pytest
 from dse.run import jobs
 from dse.results.catalog import sync
 from dse.core.checkpoint import load_checkpoint, save_checkpoint
-from dse.results.store import DesignPoint, Store, open_store
+from dse.results.store import SCHEMA_VERSION, DesignPoint, Store, open_store
 from tests.fixtures import POINTS, build_store, write_checkpoint
 
 
@@ -168,9 +168,10 @@ def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tm
 
     path = tmp_path / "old.sqlite"
     old = SCHEMA.replace("    bn TEXT NOT NULL DEFAULT 'paper',", "").replace(
+        "    precision TEXT,", "").replace(
         "    calib_images INTEGER NOT NULL DEFAULT 0,", "").replace(",\n                 bn, calib_images)", ")")
     old = "\n".join(line.split("--")[0] for line in old.splitlines())
-    assert "bn TEXT" not in old and "calib_images" not in old
+    assert "bn TEXT" not in old and "calib_images" not in old and "precision" not in old
     db = sqlite3.connect(path)
     db.executescript(old)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
@@ -182,6 +183,27 @@ def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tm
     store = Store(path)
     rows = store.read_sql("SELECT bn, calib_images, mean FROM evaluations")
     assert rows.to_dict("records") == [{"bn": "paper", "calib_images": 0, "mean": 50.0}]
-    assert store.read_sql("SELECT value FROM meta WHERE key='schema_version'").value.iloc[0] == "2"
+    assert store.read_sql("SELECT value FROM meta WHERE key='schema_version'").value.iloc[0] == str(SCHEMA_VERSION)
     Store(path)  # opening again is a no-op
     assert len(store.read_sql("SELECT * FROM evaluations")) == 1
+
+
+def test_a_version_2_store_gains_the_precision_column_and_keeps_its_results(tmp_path):
+    import sqlite3
+
+    from dse.results.store import SCHEMA
+
+    path = tmp_path / "v2.sqlite"
+    old = "\n".join(line.split("--")[0] for line in SCHEMA.replace("    precision TEXT,", "").splitlines())
+    db = sqlite3.connect(path)
+    db.executescript(old)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    db.execute("INSERT INTO evaluations (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, "
+               "rescale, test_images, bn, calib_images, n, mean, accuracies, updated) VALUES ('p', 's', 0.1, 'sa1', "
+               "'fixed(2)', 0, 1, 1, 100, 'chip', 500, 2, 50.0, '[49, 51]', 0)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    rows = store.read_sql("SELECT bn, calib_images, mean, precision FROM evaluations").to_dict("records")
+    assert rows == [{"bn": "chip", "calib_images": 500, "mean": 50.0, "precision": None}]
+    assert store.read_sql("SELECT value FROM meta WHERE key='schema_version'").value.iloc[0] == str(SCHEMA_VERSION)

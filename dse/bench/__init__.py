@@ -41,12 +41,16 @@ class BenchConfig:
     page_checkpoints: str | None = None  # a checkpoint folder to render the app's page on (None: not measured)
     page_renders: int = 3
     isolate: bool = True  # each measurement in a fresh process (own peak RSS, no shared allocator state)
+    precision: str = "auto"  # of the project's side of every comparison; the references stay fp32
+    equivalence_instances: int = 10  # bf16 against fp32 on the same maps, per --checkpoint
+    equivalence_images: int = 10_000
     quick: bool = False
 
     @classmethod
     def quick_config(cls) -> "BenchConfig":
         """A smoke run of every measurement in a few minutes; its ratios are noisy, not results."""
         return cls(batch_size=64, train_steps={"resnet20": 2, "vgg13": 1}, instances=2, test_images=250,
+                   equivalence_instances=2, equivalence_images=250,
                    calib_rates=(0.0, 0.1), calib_images=256, scaling_instances=(1, 2), scaling_widths=(1.0, 1.4),
                    scaling_test_images=250, width_train_steps=1, quick=True)
 
@@ -64,20 +68,55 @@ def _describe(path: str) -> str:
             f"{m.get('epochs', '?')} epochs{acc}")
 
 
+def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+        tmp, log) -> None:
+    """What each phase runs in here: bf16's speed measured (and cached) where the machine has it natively, the
+    fp32-vs-bf16 equivalence checked on each given checkpoint and recorded for `auto` to use, then the choice."""
+    from dse.core import precision as P
+
+    cap = P.capability(dev)
+    out = result["precision"] = {"capability": cap.name, "native_bf16": cap.native_bf16, "requested": cfg.precision,
+                                 "speed": {}, "equivalence": [], "choices": {}}
+    for net in nets:
+        if cap.native_bf16 and cfg.precision == "auto":
+            for phase in ("train", "evaluate"):
+                speed = P.measure_speed(net, phase, dev)
+                P.record(dev, "speed", f"{net}/{phase}", speed)
+                out["speed"][f"{net}/{phase}"] = speed
+                log(f"precision {net} {phase}: bf16 {speed['speedup']:.2f}x fp32")
+            if net in checkpoints:
+                eq = m("precision_equivalence", ckpt=checkpoints[net], rate=cfg.fault_rate,
+                       instances=cfg.equivalence_instances,
+                       test_images=min(cfg.equivalence_images, len(d.test_x)), batch_size=cfg.eval_batch)
+                eq["ok"] = eq["diff"] <= P.EQUIVALENCE_POINTS
+                if not cfg.quick:  # a smoke run's few images decide nothing
+                    P.record(dev, "equivalence", net, {k: eq[k] for k in ("ok", "diff", "checkpoint", "instances",
+                                                                         "images", "fault_rate", "max_instance_diff")})
+                out["equivalence"].append(eq)
+                log(f"precision {net}: bf16 mean {eq['bf16_mean']:.3f}% vs fp32 {eq['fp32_mean']:.3f}% "
+                    f"({eq['diff']:.3f} points), {eq['speedup']:.2f}x")
+        out["choices"][net] = {phase: {"precision": c.precision, "reason": c.reason}
+                               for phase in ("train", "evaluate")
+                               for c in [P.resolve(cfg.precision, net, phase, dev)]}
+        log(f"precision {net}: " + ", ".join(f"{ph} {c['precision']} ({c['reason']})"
+                                             for ph, c in out["choices"][net].items()))
+
+
 def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Training throughput (interleaved) and one end-to-end run of the trainer per network."""
     for net in nets:
         steps = cfg.steps_for(net)
         common = dict(network=net, width=cfg.width, batch_size=cfg.batch_size, warmup=cfg.warmup_steps, steps=steps)
-        r = m("train_compare", dropconnect=cfg.dropconnect, workers=cfg.ref_workers, **common)
+        r = m("train_compare", dropconnect=cfg.dropconnect, workers=cfg.ref_workers,
+              precision=result["precision"]["choices"][net]["train"]["precision"], **common)
         result["training"].append(r)
         ips = r["images_per_s"]
         log(f"train {net}: project p={cfg.dropconnect:g} {ips['project']:.1f}, p=0 {ips['project_p0']:.1f}, "
             f"plain reference {ips['reference']:.1f} img/s")
         out = None if net in checkpoints else str(Path(tmp.name) / f"{net}.safetensors")
         keep = dict(out=out, calib_rates=(0.0, cfg.fault_rate), calib_images=cfg.calib_images) if out else {}
-        e2e = m("train_project", dropconnect=cfg.dropconnect, **keep, **common)
+        e2e = m("train_project", dropconnect=cfg.dropconnect, precision=r["precision"], **keep, **common)
         result["train_end_to_end"].append(e2e)
         log(f"train {net}: end-to-end dse.core.train.train {e2e['images_per_s']:.1f} img/s, "
             f"peak RSS {e2e['peak_rss_mb']:.0f} MB")
@@ -93,6 +132,7 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
     per = cfg.batched_instances if cfg.batched_instances is not None else (8 if dev.type == "cuda" else 0)
     for net in nets:
         ck = checkpoints[net]
+        ev["precision"] = result["precision"]["choices"][net]["evaluate"]["precision"]
         c = m("campaign_compare", ckpt=ck, workers=cfg.ref_workers, **ev)
         result["campaign"].append(c)
         ips = c["image_instances_per_s"]
@@ -159,7 +199,7 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
               "data": {"source": d.source, "synthetic": "synthetic" in data, "train_images": len(d.train_x),
                        "test_images": len(d.test_x)},
               "config": {**asdict(cfg), "device": str(dev)}, "training": [], "train_end_to_end": [], "campaign": [],
-              "campaign_end_to_end": [], "batched": [], "equivalence": [], "calibration": [],
+              "campaign_end_to_end": [], "batched": [], "equivalence": [], "calibration": [], "precision": {},
               "scaling": {}, "targets": []}
     checkpoints = dict(checkpoints or {})
     given = {net: _describe(path) for net, path in checkpoints.items()}
@@ -169,7 +209,7 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
     tmp = tempfile.TemporaryDirectory()
 
     args = (cfg, result, m, nets, checkpoints, given, d, dev, tmp, log)
-    for step in (_bench_training, _bench_campaign, _bench_calibration, _bench_scaling):
+    for step in (_bench_precision, _bench_training, _bench_campaign, _bench_calibration, _bench_scaling):
         step(*args)
 
     if cfg.page_checkpoints:  # the explorer's page on those results

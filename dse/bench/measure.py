@@ -64,10 +64,11 @@ def _cpu_model() -> str:
 def machine_info(device: torch.device) -> dict:
     import torchvision
 
-    from dse.core.device import cpu_has_bf16
+    from dse.core.precision import capability
 
+    cap = capability("cpu")
     info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_bf16(),
+            "cpu_capability": cap.name, "native_bf16": cap.native_bf16,
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version(), "os": platform.platform(), "device": str(device)}
     if device.type == "cuda":
@@ -197,9 +198,9 @@ def interleaved(steps: dict[str, Callable[[int], object]], rounds: int, warmup: 
     return times
 
 
-def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev):
+def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
+                     precision: str = "fp32"):
     """The state `dse.core.train.train` sets up, and a step function running its loop body (`train_step`)."""
-    from dse.core.device import autocast_dtype
     from dse.core.dropconnect import add_dropconnect
     from dse.core.models import build_model
     from dse.core.train import Recipe, train_step
@@ -211,32 +212,67 @@ def _project_trainer(d, network: str, width: float, dropconnect: float, batch_si
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
                           weight_decay=r.weight_decay)
-    scaler = torch.amp.GradScaler(dev.type, enabled=autocast_dtype(dev) == torch.float16)
+    scaler = torch.amp.GradScaler(dev.type, enabled=False)  # as the trainer: bf16 needs no loss scaling
     x, y = d.train_x[:n].to(dev), d.train_y[:n].to(dev)
     g = torch.Generator(device=dev).manual_seed(0)
     order = torch.randperm(n, generator=g, device=dev)
 
     def step(i: int):
         idx = order[(i * batch_size) % n : (i * batch_size) % n + batch_size]
-        train_step(model, opt, scaler, x[idx], y[idx], g, r, dev)
+        train_step(model, opt, scaler, x[idx], y[idx], g, r, dev, precision)
+
+    return step
+
+
+def _model_step(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
+                precision: str = "fp32"):
+    """The limit for the trainer: the same model (drop-connect included) and optimizer stepping on batches
+    already augmented, normalised and channels_last in memory; forward, loss, backward, update, nothing else."""
+    import torch.nn.functional as F
+
+    from dse.core.data import normalize
+    from dse.core.dropconnect import add_dropconnect
+    from dse.core.models import build_model
+    from dse.core.precision import autocast
+    from dse.core.train import Recipe
+
+    r = Recipe(batch_size=batch_size)
+    torch.manual_seed(0)
+    model = build_model(network, width).to(dev, memory_format=torch.channels_last)
+    add_dropconnect(model, dropconnect)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
+                          weight_decay=r.weight_decay)
+    batches = [(normalize(d.train_x[i : i + batch_size].to(dev)).contiguous(memory_format=torch.channels_last),
+                d.train_y[i : i + batch_size].to(dev)) for i in range(0, n - batch_size + 1, batch_size)]
+
+    def step(i: int):
+        x, y = batches[i % len(batches)]
+        with autocast(dev, precision):
+            loss = F.cross_entropy(model(x), y, label_smoothing=r.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
     return step
 
 
 def train_compare(data: dict, network: str, width: float, dropconnect: float, batch_size: int, warmup: int,
-                  steps: int, workers: int = 2, device: str = "cpu") -> dict:
-    """Images/s of the project's training step at p=`dropconnect` and at p=0 and of the plain reference,
+                  steps: int, workers: int = 2, device: str = "cpu", precision: str = "fp32") -> dict:
+    """Images/s of the project's training step at p=`dropconnect` and at p=0 (in `precision`), of the model's
+    own step on in-memory batches (the same precision: the trainer's limit) and of the plain fp32 reference,
     interleaved step by step in this process."""
     d, dev = bench_data(data), torch.device(device)
     n = min(len(d.train_x), (warmup + steps) * batch_size)
     if n < batch_size:
         raise DSEError(f"batch size {batch_size} exceeds the {len(d.train_x)} training images")
-    impls = {"project": _project_trainer(d, network, width, dropconnect, batch_size, n, dev),
-             "project_p0": _project_trainer(d, network, width, 0.0, batch_size, n, dev),
+    impls = {"project": _project_trainer(d, network, width, dropconnect, batch_size, n, dev, precision),
+             "project_p0": _project_trainer(d, network, width, 0.0, batch_size, n, dev, precision),
+             "model_step": _model_step(d, network, width, dropconnect, batch_size, n, dev, precision),
              "reference": _reference_trainer(d, network, width, batch_size, n, workers, dev)}
     times = interleaved(impls, steps, warmup, dev)
     return {"network": network, "width": width, "dropconnect": dropconnect, "batch_size": batch_size,
-            "steps": steps, "warmup": warmup, "workers": workers,
+            "steps": steps, "warmup": warmup, "workers": workers, "precision": precision,
             "images_per_s": {k: steps * batch_size / sum(v) for k, v in times.items()},
             "step_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}
 
@@ -254,7 +290,8 @@ def train_widths(data: dict, network: str, widths, dropconnect: float, batch_siz
 
 
 def train_project(data: dict, network: str, width: float, dropconnect: float, batch_size: int, warmup: int,
-                  steps: int, device: str = "cpu", out: str | None = None, calib_rates=(), calib_images=None) -> dict:
+                  steps: int, device: str = "cpu", out: str | None = None, calib_rates=(), calib_images=None,
+                  precision: str = "fp32") -> dict:
     """One end-to-end run of `dse.core.train.train` (one epoch of (warmup + steps) batches): its images/s over
     the steps after `warmup` and its peak memory. With `out`, the checkpoint (BN calibrated at
     `calib_rates`) is kept for the fault campaign."""
@@ -280,7 +317,8 @@ def train_project(data: dict, network: str, width: float, dropconnect: float, ba
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(out) if out else Path(tmp) / "bench.safetensors"
         t0 = time.perf_counter()
-        train(cfg, small, path, device=dev, overwrite=True, progress=False, on_step=on_step, log=lambda *_: None)
+        train(cfg, small, path, device=dev, overwrite=True, progress=False, on_step=on_step, log=lambda *_: None,
+              precision=precision)
         total = time.perf_counter() - t0
         if out:
             _ensure_loadable(path)
@@ -300,7 +338,7 @@ def _load_ckpt(ckpt: str | dict):
 
 def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
                      batch_size: int = 500, workers: int = 2, device: str = "cpu", seed: int = 0,
-                     calib_images: int = 500) -> dict:
+                     calib_images: int = 500, precision: str = "fp32") -> dict:
     """Image-instances/s of four ways to run `instances` crossbar instances over `test_images` images,
     interleaved instance by instance: the project's (`Evaluator.accuracy(FaultInjector.weights(i, ...))`, the
     loop body of `Evaluator.run`), the same under the chip BN protocol (each instance first re-estimates its
@@ -310,14 +348,14 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     instance. Long because the four ways share one evaluator, one data slice and one interleaved clock."""
     from dse.core.calibrate import nearest_rate
     from dse.core.checkpoint import load_bn_buffers
-    from dse.core.device import autocast
     from dse.core.evaluate import Evaluator
+    from dse.core.precision import autocast
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an uncalibrated short run warns about its BN statistics
-        ev = Evaluator(ck, x, y, dev, batch_size)
+        ev = Evaluator(ck, x, y, dev, batch_size, precision)
         ev.use_bn_for(0.0)
         quantized = ev.accuracy(ev.injector.weights(None, 0.0))  # as `evaluate` reports it
         ev.use_bn_for(rate)
@@ -340,7 +378,7 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
         ev.accuracy(ev.injector.weights(max(i, 0), rate, seed), "chip")
 
     def plain_pass(i: int):
-        with torch.no_grad(), autocast(dev):
+        with torch.no_grad(), autocast(dev, ev.precision):
             for xb in ev.x:
                 plain(xb).argmax(1)
 
@@ -370,7 +408,7 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
 
 
 def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
-                     batch_size: int = 500, device: str = "cpu", seed: int = 0) -> dict:
+                     batch_size: int = 500, device: str = "cpu", seed: int = 0, precision: str = "fp32") -> dict:
     """One end-to-end `dse.core.evaluate.evaluate` at one fault rate: image-instances/s over the rate's own
     `time_s` (BN statistics, every instance's faulty weights and test pass), accuracies, peak memory."""
     from scipy import stats  # noqa: F401  imported by the first summary: a one-off second, not campaign time
@@ -381,26 +419,59 @@ def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         protocol = Protocol(instances=instances, seed=seed, test_images=test_images)
-        res = evaluate(ck, d.test_x, d.test_y, [rate], protocol, dev, progress=False, batch_size=batch_size)
+        res = evaluate(ck, d.test_x, d.test_y, [rate], protocol, dev, progress=False, batch_size=batch_size,
+                       precision=precision, instances_per_pass=1)  # K > 1 has its own measurement
     r = res["results"][0]
     return {"network": ck.meta["network"], "fault_rate": rate, "instances": r["n"], "images": r["test_images"],
             "seconds": r["time_s"], "image_instances_per_s": r["n"] * r["test_images"] / r["time_s"],
-            "accuracies": r["accuracies"], "mean": r["mean"]}
+            "accuracies": r["accuracies"], "mean": r["mean"], "precision": res["precision"]}
+
+
+def precision_equivalence(data: dict, ckpt: str, rate: float, instances: int, test_images: int,
+                          batch_size: int = 500, device: str = "cpu", seed: int = 0) -> dict:
+    """Accuracy of the same crossbar instances (same maps) evaluated in fp32 and in bf16, instance by instance
+    in turn, and the seconds each took: whether bf16 may evaluate on this machine, and what it saves."""
+    from dse.core.evaluate import Evaluator
+
+    d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
+    x, y = head(d.test_x, d.test_y, test_images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evs = {p: Evaluator(ck, x, y, dev, batch_size, p) for p in ("fp32", "bf16")}
+        for ev in evs.values():
+            ev.use_bn_for(rate)
+    accs = {p: [] for p in evs}
+    secs = {p: 0.0 for p in evs}
+    for i in range(instances):
+        for p in (("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")):
+            ev = evs[p]
+            _sync(dev)
+            t0 = time.perf_counter()
+            accs[p].append(ev.accuracy(ev.injector.weights(i, rate, seed)))
+            _sync(dev)
+            secs[p] += time.perf_counter() - t0
+    mean = {p: sum(a) / len(a) for p, a in accs.items()}
+    return {"network": ck.meta["network"], "checkpoint": Path(ck.path).name, "fault_rate": rate,
+            "instances": instances, "images": len(y), "fp32_mean": mean["fp32"], "bf16_mean": mean["bf16"],
+            "diff": abs(mean["bf16"] - mean["fp32"]),
+            "max_instance_diff": max(abs(a - b) for a, b in zip(accs["fp32"], accs["bf16"])),
+            "speedup": secs["fp32"] / secs["bf16"], "paths": {p: ev.fast_reason for p, ev in evs.items()}}
 
 
 def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
-                     per_batch: int, batch_size: int = 500, device: str = "cpu", seed: int = 0) -> dict:
+                     per_batch: int, batch_size: int = 500, device: str = "cpu", seed: int = 0,
+                     precision: str = "fp32") -> dict:
     """Image-instances/s when `per_batch` instances run as one batched call (torch.func.vmap over the
     BN-folded forward: the convs become grouped convs), the GPU's way to fill the device."""
     from torch.func import functional_call, vmap
 
-    from dse.core.device import autocast
     from dse.core.evaluate import Evaluator, FoldedForward
+    from dse.core.precision import autocast
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = Evaluator(ck, *head(d.test_x, d.test_y, test_images), dev, batch_size)
+        ev = Evaluator(ck, *head(d.test_x, d.test_y, test_images), dev, batch_size, precision)
         ev.use_bn_for(rate)
     base = ev._params(None)
     try:
@@ -420,7 +491,7 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
             ws = [ev.injector.weights(i, rate, seed) for i in range(start, min(instances, start + per_batch))]
             stacked = {k: torch.stack([w[k] for w in ws]) for k in ws[0]}
             correct = torch.zeros(len(ws), dtype=torch.long, device=dev)
-            with torch.no_grad(), autocast(dev):
+            with torch.no_grad(), autocast(dev, ev.precision):
                 for x, y in zip(ev.x, ev.y):
                     correct += (vmap(forward, in_dims=(0, None))(stacked, x).argmax(-1) == y).sum(1)
             accs += (100.0 * correct.cpu() / ev.n_images).tolist()
@@ -460,7 +531,7 @@ def eval_instances(data: dict, network: str, width: float, rate: float, instance
 
     d, dev = bench_data(data), torch.device(device)
     ev = Evaluator(untrained_checkpoint(network, width, rate), *head(d.test_x, d.test_y, test_images),
-                   dev, batch_size)
+                   dev, batch_size, instances_per_pass=1)
     ev.run(rate, Protocol(instances=2), progress=False)  # warm-up, and scipy imported by its summary
     rows = []
     for n in instances:
@@ -508,8 +579,8 @@ def profile_breakdown(data: dict, network: str, width: float, dropconnect: float
     batch of the fast evaluation forward and one of plain inference."""
     from torch.profiler import profile
 
-    from dse.core.device import autocast
     from dse.core.evaluate import Evaluator
+    from dse.core.precision import autocast
 
     d, dev = bench_data(data), torch.device(device)
     step = _project_trainer(d, network, width, dropconnect, batch_size, min(len(d.train_x), 2 * batch_size), dev)
@@ -524,7 +595,7 @@ def profile_breakdown(data: dict, network: str, width: float, dropconnect: float
     ev.accuracy(w)
     with profile() as p_eval:
         ev.accuracy(w)
-    with torch.no_grad(), autocast(dev), profile() as p_plain:
+    with torch.no_grad(), autocast(dev, ev.precision), profile() as p_plain:
         ev.model(ev.x[0])
     return {"network": network, "train_step": _top_ops(p_train), "eval_fast": _top_ops(p_eval),
             "eval_plain": _top_ops(p_plain), "eval_path": ev.fast_reason}
@@ -563,7 +634,7 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "train_compare": train_compare, "train_widths": train_widths, "train_project": train_project,
     "campaign_compare": campaign_compare, "campaign_project": campaign_project, "campaign_batched": campaign_batched,
     "calibration": calibration, "eval_instances": eval_instances, "eval_widths": eval_widths,
-    "profile": profile_breakdown, "page_render": page_render,
+    "profile": profile_breakdown, "page_render": page_render, "precision_equivalence": precision_equivalence,
 }
 
 

@@ -106,5 +106,18 @@ def add_device(parser: argparse.ArgumentParser) -> None:
                         help="auto (CUDA when present), cpu, cuda or cuda:N")
 
 
+def precision(text: str) -> str:
+    from dse.core.precision import check_precision
+
+    return _wrap(check_precision)(text)
+
+
+def add_precision(parser: argparse.ArgumentParser, what: str = "the computation") -> None:
+    parser.add_argument("--precision", default=None, type=precision,
+                        help=f"arithmetic of {what}: auto (bf16 where this machine has it natively, it is faster "
+                             "and gives fp32's answers; measured once and cached), fp32 or bf16 "
+                             "(default: $DSE_PRECISION or auto)")
+
+
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

@@ -65,6 +65,10 @@ def add_parser(sub) -> None:
                    help="a trained checkpoint to run the campaign on (one per network; default: the short run's)")
     p.add_argument("--batched-instances", type=_args.nonneg_int, default=None,
                    help="instances per batched (vmap) call; default 8 on CUDA, 0 (off) on CPU")
+    p.add_argument("--equivalence-instances", type=_args.positive_int, default=None,
+                   help="crossbar instances of the fp32-vs-bf16 check on each --checkpoint (default 10)")
+    p.add_argument("--equivalence-images", type=_args.positive_int, default=None,
+                   help="test images of that check (default 10000)")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
     p.add_argument("--page", default=None, metavar="CHECKPOINT_DIR",
                    help="also time the explorer's page rendered on this checkpoint folder (e.g. checkpoints)")
@@ -73,6 +77,8 @@ def add_parser(sub) -> None:
     p.add_argument("--synthetic-images", type=_args.positive_int, default=None,
                    help="training images of the synthetic data (default: what the run needs)")
     _args.add_device(p)
+    _args.add_precision(p, "the project's side of each comparison (auto also measures bf16 and checks its answers "
+                           "on each --checkpoint, for later runs to use)")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -86,7 +92,7 @@ def command_line(args) -> str:
             parts.append("--" + action.replace("_", "-"))
     for name in ("data", "networks", "width", "scaling_widths", "batch_size", "train_steps", "warmup_steps",
                  "instances", "test_images", "scaling_test_images", "calib_images", "fault_rate", "ref_workers",
-                 "batched_instances", "synthetic_images"):
+                 "batched_instances", "synthetic_images", "equivalence_instances", "equivalence_images", "precision"):
         v = getattr(args, name)
         if v is not None:
             if isinstance(v, dict):
@@ -126,7 +132,7 @@ def config_from(args):
     if args.scaling_widths:
         cfg.scaling_widths = args.scaling_widths
     for name in ("batch_size", "warmup_steps", "instances", "test_images", "scaling_test_images", "calib_images",
-                 "fault_rate", "ref_workers", "batched_instances"):
+                 "fault_rate", "ref_workers", "batched_instances", "equivalence_instances", "equivalence_images"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.train_steps is not None:
@@ -143,6 +149,9 @@ def config_from(args):
             raise DSEError(f"--page: {args.page!r} is not a folder of checkpoints")
         cfg.page_checkpoints = str(Path(args.page).absolute())
     cfg.isolate = not args.in_process
+    from dse.core.precision import default_precision
+
+    cfg.precision = args.precision or default_precision()
     if cfg.fault_rate == 0:
         from dse.core.errors import DSEError
 

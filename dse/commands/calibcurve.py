@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
     _args.add_device(p)
+    _args.add_precision(p, "the evaluations")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -43,7 +44,8 @@ def run(args) -> dict:
         bn = "chip" if n else "paper"
         cfg = jobs.evaluate_config(str(Path(args.checkpoint).absolute()), [args.fault_rate], data=data,
                                    instances=args.instances, seed=args.seed, device=args.device,
-                                   test_images=args.test_images, bn=bn, calib_images=n or 500)
+                                   test_images=args.test_images, bn=bn, calib_images=n or 500,
+                                   precision=args.precision)
         result = jobs.execute("evaluate", cfg)
         jobs.record(store, job_id("evaluate", cfg), "evaluate", result)
         r = result["results"][0]

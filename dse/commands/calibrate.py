@@ -14,6 +14,7 @@ def add_parser(sub) -> None:
                    help="training images per pass (default: all)")
     p.add_argument("--seed", type=_args.nonneg_int, default=0)
     _args.add_device(p)
+    _args.add_precision(p, "the calibration passes")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -27,19 +28,21 @@ def run(args) -> dict:
     from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
+    from dse.core.precision import default_precision, resolve
     from dse.core.train import accuracy
 
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)
     data = load_cifar10(args.data)
     model = ckpt.build_model().to(device, memory_format=torch.channels_last)
+    choice = resolve(args.precision or default_precision(), ckpt.meta["network"], "calibrate", device)
     t0 = time.perf_counter()
     stats = calibrate_bn(model, data.train_x, args.fault_rates, ckpt.meta["mapping"], max_images=args.calib_images,
-                         seed=args.seed, device=device, progress=not args.json)
+                         seed=args.seed, device=device, progress=not args.json, precision=choice.precision)
     merged = {**ckpt.bn_stats, **stats}  # new rates replace old ones, others are kept
     meta = {**ckpt.meta, "calibration": {"rates": sorted(merged), "images": args.calib_images or len(data.train_x),
                                           "seed": args.seed, "time_s": round(time.perf_counter() - t0, 2),
-                                          "dataset": data.fingerprint}}
+                                          "dataset": data.fingerprint, "precision": choice.precision}}
     if 0.0 in stats:  # the fault-free baseline uses the p' = 0 statistics, as after training
         meta.setdefault("test_accuracy_trained_bn", ckpt.meta.get("test_accuracy"))
         load_bn_buffers(model, stats[0.0])
@@ -48,5 +51,5 @@ def run(args) -> dict:
     save_checkpoint(args.checkpoint, ckpt.state, meta, merged, half=half)
     if not args.json:
         print(f"calibrated {args.checkpoint} for fault rates {', '.join(f'{r:g}' for r in args.fault_rates)} "
-              f"in {meta['calibration']['time_s']}s; fault-free test accuracy {meta.get('test_accuracy')}%")
+              f"in {meta['calibration']['time_s']}s ({choice}); fault-free test accuracy {meta.get('test_accuracy')}%")
     return {**meta["calibration"], "test_accuracy": meta.get("test_accuracy")}

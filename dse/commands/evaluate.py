@@ -26,7 +26,11 @@ def add_parser(sub) -> None:
     p.add_argument("--no-rescale", action="store_true", help="drop the 1/(1-f) scale at inference")
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     p.add_argument("--batch-size", type=_args.positive_int, default=500)
+    p.add_argument("--instances-per-pass", type=_args.positive_int, default=None, metavar="K",
+                   help="crossbar instances per batched forward (default: $DSE_INSTANCES_PER_PASS, else measured "
+                        "once per machine; a GPU gains from K > 1, a CPU seldom)")
     _args.add_device(p)
+    _args.add_precision(p, "the evaluation (and each chip's BN pass)")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -50,14 +54,15 @@ def run(args) -> dict:
     warnings.simplefilter("always")
     with warnings.catch_warnings(record=True) as caught:
         result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
-                          batch_size=args.batch_size, calib_x=data.train_x)
+                          batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision,
+                          instances_per_pass=args.instances_per_pass)
     result["warnings"] = sorted({str(w.message) for w in caught})
     if not args.json:
         for w in result["warnings"]:
             print(f"warning: {w}")
         print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
-              f"BN: {protocol.bn_label}")
+              f"BN: {protocol.bn_label}; precision {result['precision']} ({result['precision_reason']})")
         n_test = result["results"][0]["test_images"]
         print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
               + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else

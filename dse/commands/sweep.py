@@ -25,6 +25,7 @@ def add_sweep_options(p) -> None:
                    help="crossbar instances per fault rate, overriding the spec's protocol (a later run with more "
                         "instances reuses the ones finished)")
     _args.add_device(p)
+    _args.add_precision(p, "the sweep's jobs")
 
 
 def add_parser(sub) -> None:
@@ -51,6 +52,8 @@ def spec_from_args(args):
         changes["device"] = args.device  # checked by its argument type
     if args.data:
         changes["data"] = args.data
+    if getattr(args, "precision", None):
+        changes["precision"] = args.precision
     if getattr(args, "instances", None):
         n = args.instances
         changes["protocol"] = {**spec.protocol, "instances": n}

@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
                    help="training images per calibration pass (default: all)")
     p.add_argument("--max-train-images", type=_args.positive_int, default=None, help="train on a subset")
     _args.add_device(p)
+    _args.add_precision(p, "the training steps (accuracies are always measured in fp32)")
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -62,4 +63,4 @@ def run(args) -> dict:
     data = load_cifar10(args.data, download=args.download)
     log = (lambda s: None) if args.json else print
     return train(cfg, data, args.out, device=device, resume=args.resume, overwrite=args.overwrite,
-                 save_every_s=args.save_every, log=log)
+                 save_every_s=args.save_every, log=log, precision=args.precision)

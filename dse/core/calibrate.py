@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from dse.core.checkpoint import bn_buffers, load_bn_buffers
 from dse.core.data import normalize, random_crop_flip
-from dse.core.device import autocast
+from dse.core.precision import autocast
 from dse.core.dropconnect import add_dropconnect, remove_dropconnect
 from dse.core.mapping import MappingPolicy
 from dse.core.paper import FAULT_RATES as DEFAULT_RATES
@@ -39,9 +39,10 @@ def calibrate_bn(
     device: torch.device | str = "cpu",
     progress: bool = True,
     crop_pad: int = 4,
+    precision: str = "fp32",
 ) -> dict[float, dict[str, Tensor]]:
     """BN statistics per rate in `rates`, from uint8 `images` (N x 3 x 32 x 32). The model's weights and
-    its own BN statistics are left exactly as they were."""
+    its own BN statistics are left exactly as they were. precision: a resolved one (fp32 | bf16)."""
     device = torch.device(device)
     g = torch.Generator().manual_seed(seed)
     if max_images is not None and max_images < len(images):
@@ -62,7 +63,7 @@ def calibrate_bn(
             model.train()
             for i in range(0, len(images), batch_size):
                 x = normalize(random_crop_flip(images[i : i + batch_size].to(device), aug, crop_pad))
-                with autocast(device):
+                with autocast(device, precision):
                     model(x)
             remove_dropconnect(model)
             out[float(rate)] = bn_buffers(model)
@@ -98,7 +99,7 @@ def calibration_batches(train_x: Tensor, n: int, seed: int = 0, batch_size: int 
 
 @torch.no_grad()
 def chip_bn_stats(model: nn.Module, weights: dict[str, Tensor], batches: list[Tensor],
-                  device: torch.device | str = "cpu") -> dict[str, Tensor]:
+                  device: torch.device | str = "cpu", precision: str = "fp32") -> dict[str, Tensor]:
     """BN running statistics re-estimated through one faulty chip: the `batches` run through the model with
     the chip's `weights` substituted (functional_call, weights frozen), each BN layer's statistics an exact
     cumulative average over the pass (momentum=None). The model's own buffers are left as they were."""
@@ -113,7 +114,7 @@ def chip_bn_stats(model: nn.Module, weights: dict[str, Tensor], batches: list[Te
             bn.momentum = None
             bn.train()  # only the BN layers: any other train-mode behaviour stays off
         for x in batches:
-            with autocast(torch.device(device)):
+            with autocast(device, precision):
                 functional_call(model, weights, (x,))
         return bn_buffers(model)
     finally:

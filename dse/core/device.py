@@ -1,8 +1,6 @@
-"""Device and precision choice: CUDA when present (`auto`), bf16 autocast on CPUs with native bf16
-(AVX512-BF16/AMX), AMP on CUDA; plain fp32 elsewhere, where bf16 would be emulated and slower."""
+"""Device choice: CUDA when present (`auto`), else the CPU. Precision is dse/core/precision.py's."""
 from __future__ import annotations
 
-import contextlib
 import re
 
 import torch
@@ -24,21 +22,3 @@ def pick_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DSEError(f"device {name!r} asked for, but no CUDA GPU is available; use --device cpu")
     return dev
-
-
-def cpu_has_bf16() -> bool:
-    return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")  # native bf16 units
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The reduced precision worth using on this device, or None for fp32."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_bf16() else None
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    dtype = autocast_dtype(device) if enabled else None
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)

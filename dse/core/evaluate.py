@@ -13,6 +13,7 @@ The fast path (dse/core/folded.py) folds BN, whichever protocol gave it, into th
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -28,11 +29,11 @@ from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label
                            check_bn_protocol, chip_bn_stats, nearest_rate)
 from dse.core.checkpoint import Checkpoint, load_bn_buffers
 from dse.core.data import head, normalize
-from dse.core.device import autocast, autocast_dtype
 from dse.core.dropconnect import check_rate
 from dse.core.errors import DSEError
 from dse.core.faults import FaultInjector, check_fault_model
 from dse.core.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
+from dse.core.precision import Choice, autocast, default_precision, resolve
 from dse.core.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
 
 
@@ -82,12 +83,16 @@ class Protocol:
 class Evaluator:
     """One checkpoint's model on a device, with its test set normalised once and its weights quantised once."""
 
-    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500):
+    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500,
+                 precision: str | None = None, instances_per_pass: int | None = None):
         self.ckpt = ckpt
         self.bn_stats = dict(ckpt.bn_stats)  # Algorithm 1's statistics per fault rate: the checkpoint's, and any computed here
         self.batch_size = batch_size
         self.calib: list[Tensor] | None = None  # the chip protocol's calibration batches, once set
         self.device = torch.device(device)
+        # one precision for the whole evaluation (a chip's calibration pass included): bf16 only where proven equal
+        self.choice: Choice = resolve(precision or default_precision(), ckpt.meta["network"], "evaluate", self.device)
+        self.precision = self.choice.precision
         self.model = ckpt.build_model().to(self.device, memory_format=torch.channels_last).eval()
         self.injector = FaultInjector(self.model, ckpt.meta["mapping"])
         self.trained_bn = {k: v.clone() for k, v in self.model.state_dict().items() if "running" in k or "num_batches" in k}
@@ -95,17 +100,20 @@ class Evaluator:
         self.y = [test_y[i : i + batch_size].to(self.device) for i in range(0, len(test_y), batch_size)]
         self.n_images = len(test_x)
         self.fast, self.fast_reason = self._folded_forward()
+        self._batched: FoldedForward | None = None  # the vmappable twin of `fast`, made on first use
+        # crossbar instances per forward: given, $DSE_INSTANCES_PER_PASS, or measured on first use (None)
+        self.per_pass = instances_per_pass or _env_per_pass()
 
     def _folded_forward(self) -> tuple[FoldedForward | None, str]:
         """The BN-folded forward when it traces and matches the plain one on a few test images."""
-        mkldnn = self.device.type == "cpu" and autocast_dtype(self.device) is None and _mkldnn_conv_ok()
+        mkldnn = self.device.type == "cpu" and self.precision == "fp32" and _mkldnn_conv_ok()
         try:
             fast = FoldedForward(self.model, mkldnn)
             x = self.x[0][:32] if self.x else None
             if x is not None:
-                with torch.no_grad(), autocast(self.device):
+                with torch.no_grad(), autocast(self.device, self.precision):
                     want, got = self.model(x).float(), fast(x, self._params(None)).float()
-                tol = 1e-3 if autocast_dtype(self.device) is None else 5e-2  # bf16/fp16 round differently
+                tol = 1e-3 if self.precision == "fp32" else 5e-2  # bf16 rounds the folded weights differently
                 if not torch.allclose(got, want, rtol=tol, atol=tol * (1 + float(want.abs().max()))):
                     return None, f"folded forward differs from the plain one by {float((got - want).abs().max()):.3g}"
         except _Unsupported as e:
@@ -124,7 +132,7 @@ class Evaluator:
             model = self.ckpt.build_model().to(self.device)
             self.bn_stats.update(calibrate_bn(model, train_x, missing, self.ckpt.meta["mapping"],
                                               max_images=cal.get("images"), seed=cal.get("seed", 0),
-                                              device=self.device, progress=False))
+                                              device=self.device, progress=False, precision=self.precision))
             warnings.warn(f"BN statistics for fault rate(s) {', '.join(f'{r:g}' for r in missing)} were not in the "
                           f"checkpoint: computed now (Algorithm 1, {cal.get('images') or len(train_x)} training images)",
                           stacklevel=2)
@@ -138,7 +146,7 @@ class Evaluator:
         """`weights` plus BN statistics re-estimated through the chip they describe (set_calibration first)."""
         if self.calib is None:
             raise DSEError("the chip BN protocol needs calibration images: call set_calibration first")
-        return {**(weights or {}), **chip_bn_stats(self.model, weights or {}, self.calib, self.device)}
+        return {**(weights or {}), **chip_bn_stats(self.model, weights or {}, self.calib, self.device, self.precision)}
 
     def _params(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
         """The model's parameters and buffers by name, with `weights` substituted."""
@@ -171,17 +179,77 @@ class Evaluator:
         if self.fast is not None and all(k in self.fast.names for k in weights or ()):
             correct = 0
             p = self._params(weights)
-            with autocast(self.device):
+            with autocast(self.device, self.precision):
                 p = self.fast.fold(p)  # once per call, not per batch
                 for x, y in zip(self.x, self.y):
                     correct += (self.fast.module(x, p).argmax(1) == y).sum()
             return 100.0 * int(correct) / self.n_images
         return self._plain_accuracy(weights)
 
+    def accuracies(self, weight_sets: list[dict[str, Tensor]], bn: str = "paper") -> list[float]:
+        """accuracy() of several crossbar instances, in one batched forward when there are several and the
+        fast path runs: torch.func.vmap over the BN-folded graph, every conv becoming a grouped conv."""
+        if bn == "chip":
+            weight_sets = [self.chip_weights(w) for w in weight_sets]
+            bn = "paper"  # the statistics are in the weights now
+        if len(weight_sets) == 1 or self.fast is None or bn == "batch" or not all(
+                k in self.fast.names for w in weight_sets for k in w):
+            return [self.accuracy(w, bn) for w in weight_sets]
+        if self._batched is None:
+            self._batched = FoldedForward(self.model, mkldnn=False)  # oneDNN's fused op has no vmap rule
+        with autocast(self.device, self.precision):
+            folded = [self._batched.fold(self._params(w)) for w in weight_sets]
+        first = folded[0]
+        varying = [k for k in first if any(f[k] is not first[k] for f in folded[1:])]
+        common = {k: v for k, v in first.items() if k not in varying}
+        stacked = {k: torch.stack([f[k] for f in folded]) for k in varying}
+        forward = torch.func.vmap(lambda s, x: self._batched.module(x, {**common, **s}), in_dims=(0, None))
+        correct = torch.zeros(len(folded), dtype=torch.long, device=self.device)
+        with warnings.catch_warnings(), autocast(self.device, self.precision):
+            warnings.filterwarnings("ignore", message=".*batching rule.*")  # pooling loops over the K: tiny
+            for x, y in zip(self.x, self.y):
+                correct += (forward(stacked, x).argmax(-1) == y).sum(1)
+        return [100.0 * int(c) / self.n_images for c in correct]
+
+    def instances_per_pass(self) -> int:
+        """K, the crossbar instances one forward evaluates: as given, else measured once per machine, network
+        and precision (cached with the precision measurements) on one test batch."""
+        if self.per_pass is None:
+            from dse.core import precision as P
+
+            key = f"{self.ckpt.meta['network']}/{self.precision}/{self.device.type}"
+            rec = P.machine_record(self.device).get("instances_per_pass", {}).get(key)
+            if rec is None:
+                rec = self._measure_per_pass()
+                P.record(self.device, "instances_per_pass", key, rec)
+            self.per_pass = int(rec["k"])
+        return self.per_pass
+
+    @torch.no_grad()
+    def _measure_per_pass(self, candidates=(1, 2, 4, 8)) -> dict:
+        """Seconds per instance for each K on one test batch; K > 1 only where it wins by 10% or more."""
+        x, y, n = self.x, self.y, self.n_images
+        self.x, self.y, self.n_images = x[:1], y[:1], len(y[0])
+        try:
+            w = [self.injector.weights(i, 0.1) for i in range(max(candidates))]
+            per = {}
+            for k in candidates:
+                self.accuracies(w[:k])  # warm-up: first calls build kernels
+                t0 = time.perf_counter()
+                self.accuracies(w[:k])
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                per[k] = (time.perf_counter() - t0) / k
+        finally:
+            self.x, self.y, self.n_images = x, y, n
+        best = min(per, key=per.get)
+        k = best if per[best] <= 0.9 * per[1] else 1
+        return {"k": k, "seconds_per_instance": {str(c): round(s, 4) for c, s in per.items()}}
+
     def _plain_accuracy(self, weights: dict[str, Tensor] | None) -> float:
         correct = 0
         for x, y in zip(self.x, self.y):
-            with autocast(self.device):
+            with autocast(self.device, self.precision):
                 logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
             correct += (logits.argmax(1) == y).sum()
         return 100.0 * int(correct) / self.n_images
@@ -198,21 +266,30 @@ class Evaluator:
         if rate == 0:  # no faults: every instance is the same quantised network
             accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0), p.bn)]
         elif not (p.adaptive and len(accs) >= max(2, p.min_instances) and summarize(accs)["ci95"] <= p.adaptive):
-            bar = tqdm(range(len(accs), p.instances), desc=f"f={rate:g}", unit="crossbar", disable=not progress,
-                       leave=False, initial=len(accs), total=p.instances)
-            for i in bar:
-                w = self.injector.weights(i, rate, p.seed, p.fault_model, p.rescale)
-                accs.append(self.accuracy(w, p.bn))
-                if on_instance:
-                    on_instance(i + 1, accs[-1])
-                if len(accs) >= 2:
-                    s = summarize(accs)
-                    bar.set_postfix(mean=f"{s['mean']:.2f}", ci=f"{s['ci95']:.2f}")
-                    if p.adaptive and len(accs) >= p.min_instances and s["ci95"] <= p.adaptive:
-                        break
+            bar = tqdm(desc=f"f={rate:g}", unit="crossbar", disable=not progress, leave=False, initial=len(accs),
+                       total=p.instances)
+            k = self.instances_per_pass() if p.bn != "batch" else 1
+            stop = False
+            while not stop and len(accs) < p.instances:
+                chunk = range(len(accs), min(p.instances, len(accs) + k))
+                got = self.accuracies([self.injector.weights(i, rate, p.seed, p.fault_model, p.rescale)
+                                       for i in chunk], p.bn)
+                for i, acc in zip(chunk, got):  # one by one, so a batch stops where one at a time would
+                    accs.append(acc)
+                    bar.update(1)
+                    if on_instance:
+                        on_instance(i + 1, acc)
+                    if len(accs) >= 2:
+                        s = summarize(accs)
+                        bar.set_postfix(mean=f"{s['mean']:.2f}", ci=f"{s['ci95']:.2f}")
+                        if p.adaptive and len(accs) >= p.min_instances and s["ci95"] <= p.adaptive:
+                            stop = True
+                            break
+            bar.close()
         s = summarize(accs)
         return {"fault_rate": rate, "fault_model": p.fault_model, "protocol": p.name, "seed": p.seed,
-                "bn": p.bn, "calib_images": p.calib_n, "bn_rate": bn_rate, "rescale": p.rescale, "test_images": self.n_images,
+                "bn": p.bn, "calib_images": p.calib_n, "bn_rate": bn_rate, "precision": self.precision,
+                "rescale": p.rescale, "test_images": self.n_images,
                 "accuracies": [round(a, 4) for a in accs], **s, "at_chance": at_chance(s["mean"]),
                 "time_s": round(time.perf_counter() - t0, 3)}
 
@@ -221,15 +298,18 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
              device="cpu", progress: bool = True, batch_size: int = 500,
              on_result: Callable[[dict], None] | None = None,
              on_instance: Callable[[float, int, float], None] | None = None,
-             done: dict[float, list[float]] | None = None, calib_x: Tensor | None = None) -> dict:
+             done: dict[float, list[float]] | None = None, calib_x: Tensor | None = None,
+             precision: str | None = None, instances_per_pass: int | None = None) -> dict:
     """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies.
     on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar.
     done[rate]: per-instance accuracies already measured (an interrupted run's), not run again.
-    calib_x: the training images (uint8) the chip protocol calibrates on; never test images."""
+    calib_x: the training images (uint8) the chip protocol calibrates on; never test images.
+    precision: auto | fp32 | bf16 (None: $DSE_PRECISION or auto); the result says which ran, and why.
+    instances_per_pass: crossbar instances per batched forward (None: $DSE_INSTANCES_PER_PASS, else measured)."""
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = head(test_x, test_y, protocol.test_images)
-    ev = Evaluator(ckpt, test_x, test_y, device, batch_size)
+    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, precision, instances_per_pass)
     if protocol.bn == "chip":
         if calib_x is None:
             raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
@@ -248,7 +328,17 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
     return {"checkpoint": ckpt.path, "network": m["network"], "width": m["width"],
             "shortcut_kernel": m["shortcut_kernel"], "mapping": m["mapping"], "dropconnect": m["dropconnect"],
             "fault_free_accuracy": m.get("test_accuracy"), "fault_free_quantized_accuracy": quantized,
-            "protocol": asdict(protocol), "results": results}
+            "protocol": asdict(protocol), "precision": ev.precision, "precision_reason": ev.choice.reason,
+            "results": results}
+
+
+def _env_per_pass() -> int | None:
+    v = os.environ.get("DSE_INSTANCES_PER_PASS")
+    if not v or v == "auto":
+        return None
+    if not v.isdigit() or int(v) < 1:
+        raise DSEError(f"DSE_INSTANCES_PER_PASS must be a positive integer or auto, got {v!r}")
+    return int(v)
 
 
 SPOT_CHECK = {"fault_rate": 0.1, "instance": 0, "seed": 0, "test_images": 500}
@@ -259,7 +349,7 @@ def spot_check(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", *
     manifest records, so a test can recompute it and catch weights, fault maps or the evaluation drifting."""
     c = {**SPOT_CHECK, **kw}
     n = c["test_images"]
-    ev = Evaluator(ckpt, test_x[:n], test_y[:n], device)
+    ev = Evaluator(ckpt, test_x[:n], test_y[:n], device, precision="fp32")  # a fixed figure: fixed arithmetic
     ev.use_bn_for(c["fault_rate"])
     acc = ev.accuracy(ev.injector.weights(c["instance"], c["fault_rate"], c["seed"]))
     return {**c, "accuracy": round(acc, 4)}

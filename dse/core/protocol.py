@@ -1,5 +1,5 @@
 """How BatchNorm statistics are obtained under faults: the three protocols an evaluation can use, and how
-tables and charts name them; and the fault models' names. Torch-free (the page names protocols without importing torch); the work
+tables and charts name them; and the names of the fault models and of the precisions. Torch-free (the page names protocols without importing torch); the work
 itself is in dse/core/calibrate.py."""
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ DEFAULT_CALIB_IMAGES = 500
 
 
 FAULT_MODEL_NAMES = ("sa1", "sa0")  # dse.core.faults.FAULT_MODELS implements them
+
+
+PRECISIONS = ("auto", "fp32", "bf16")  # dse.core.precision chooses and runs them
+
+
+def check_precision(name) -> str:
+    if name not in PRECISIONS:
+        raise DSEError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+    return name
 
 
 def check_fault_model(name: str) -> str:

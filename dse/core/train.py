@@ -3,8 +3,9 @@
 Recipe (defaults of `Recipe`), chosen for short CPU budgets: SGD with Nesterov momentum 0.9, batch 256,
 peak lr 0.2 (He et al.'s 0.1 per 128 images), one epoch of linear warm-up then cosine decay to zero,
 weight decay 5e-4, label smoothing 0.1, random crop (pad 4) + horizontal flip done on whole batches as
-tensor ops. The whole dataset sits on the device as uint8; batches are channels_last; bf16 autocast on
-CPUs with native bf16 and AMP on CUDA.
+tensor ops. The whole dataset sits on the device as uint8; batches are channels_last; the steps run in
+bf16 autocast where dse/core/precision.py finds it native and faster (recorded per epoch and in the
+checkpoint), fp32 otherwise; the recorded accuracies are always measured in fp32.
 
 Resumable: after every epoch, and every `save_every_s` seconds within one (an epoch of VGG13 takes 20 min
 on two CPU cores), the full state (weights, optimizer, epoch, step, random-generator states) is written
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 from dse.core.calibrate import DEFAULT_RATES, calibrate_bn
 from dse.core.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
 from dse.core.data import Cifar10, head, normalize, random_crop_flip
-from dse.core.device import autocast, autocast_dtype
+from dse.core.precision import autocast, default_precision, resolve
 from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
 from dse.core.errors import DSEError
 from dse.core.mapping import MappingPolicy
@@ -96,19 +97,19 @@ def accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device, b
     model.eval()
     correct = 0
     for i in range(0, len(x_uint8), batch_size):
-        with autocast(device):
-            logits = model(normalize(x_uint8[i : i + batch_size].to(device)))
+        logits = model(normalize(x_uint8[i : i + batch_size].to(device)))
         correct += (logits.argmax(1) == y[i : i + batch_size].to(device)).sum().item()
     model.train(was)
     return 100.0 * correct / len(x_uint8)
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, x_uint8: Tensor,
-               y: Tensor, generator: torch.Generator, recipe: Recipe, device: torch.device) -> tuple[Tensor, Tensor]:
+               y: Tensor, generator: torch.Generator, recipe: Recipe, device: torch.device,
+               precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """One step of the recipe on a uint8 batch (crop+flip, normalise, forward, backward, update); returns
     (loss, logits). The trainer's loop body, shared with the benchmark so that it times this very code."""
     x = normalize(random_crop_flip(x_uint8, generator, recipe.crop_pad))
-    with autocast(device):
+    with autocast(device, precision):
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
     opt.zero_grad(set_to_none=True)
@@ -241,7 +242,9 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
         load_bn_buffers(model, bn_stats[0.0])
         test_acc = accuracy(model, data.test_x, data.test_y, device)
         load_bn_buffers(model, saved)
+    used = sorted({h["precision"] for h in history if "precision" in h})  # several if resumed elsewhere
     final = {**meta, "epochs_done": r.epochs, "complete": True, "train_time_s": round(elapsed, 2),
+             **({"precision": "+".join(used)} if used else {}),
              "history": history, "test_accuracy": round(test_acc, 3),
              "test_accuracy_trained_bn": round(trained_bn_acc, 3),
              "calibration": {"rates": sorted(bn_stats), "images": cfg.calib_images or len(data.train_x),
@@ -266,13 +269,15 @@ def train(
     stop_after_epochs: int | None = None,
     save_every_s: float | None = 300.0,
     log: Callable[[str], None] = print,
+    precision: str | None = None,
 ) -> dict:
     """Train, calibrate BN, and write the checkpoint `out`; returns its metadata. Long because the epoch loop,
     its mid-epoch resume and its partial saves share the optimizer, generators and clocks; split, they would
     pass a dozen variables back and forth.
     on_epoch(record) and on_step(done, total) report progress (the app's jobs use them).
     save_every_s: also write `<out>.partial` within an epoch once this many seconds have passed since the
-    last write (None: at epoch ends only)."""
+    last write (None: at epoch ends only). precision: of the training steps, auto | fp32 | bf16 (None:
+    $DSE_PRECISION or auto)."""
     out = Path(out)
     device = torch.device(device)
     check_rate(cfg.dropconnect)
@@ -297,7 +302,9 @@ def train(
     add_dropconnect(model, cfg.dropconnect, policy)
     opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
                           weight_decay=r.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16 needs no loss scaling; fp16 is not used
+    choice = resolve(precision or default_precision(), cfg.network, "train", device, log)
+    log(f"training precision: {choice}")
 
     train_x, train_y = head(data.train_x, data.train_y, cfg.max_train_images)
     train_x, train_y = train_x.to(device), train_y.to(device)
@@ -362,7 +369,7 @@ def train(
                 group["lr"] = lr_at(step, total, warmup, r.lr)
             idx = order[i * r.batch_size : (i + 1) * r.batch_size]
             y = train_y[idx]
-            loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device)
+            loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device, choice.precision)
             loss_sum += loss.detach().float()
             correct += (logits.argmax(1) == y).sum()
             now = time.perf_counter()
@@ -385,7 +392,7 @@ def train(
         elapsed += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                   "train_accuracy": round(100.0 * correct.item() / (steps_per_epoch * r.batch_size), 3),
-                  "time_s": round(elapsed, 2)}
+                  "time_s": round(elapsed, 2), "precision": choice.precision}
         history.append(record)
         save_partial(epoch + 1, 0, loss_sum, correct, g)
         log(f"epoch {epoch + 1}/{r.epochs}  loss {record['train_loss']:.4f}  "

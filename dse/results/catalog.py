@@ -104,6 +104,8 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
             ev = {k: _plain(getattr(r, k)) for k in _EVAL_FIELDS}
             ev.update(accuracies=json.loads(r.accuracies), fault_free_quantized_accuracy=_plain(r.quantized_accuracy),
                       protocol_config={"recalibrate": bool(r.recalibrate)})
+            if getattr(r, "precision", None):  # recorded since the store has had the column
+                ev["precision"] = r.precision
             rows.append(ev)
         n += len(rows)
         dataset = dict(m.get("dataset") or {})

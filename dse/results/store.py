@@ -21,7 +21,7 @@ import pandas as pd
 
 from dse.core.errors import DSEError
 
-SCHEMA_VERSION = 2  # 2: evaluations keyed by their BN protocol (bn, calib_images) too
+SCHEMA_VERSION = 3  # 2: evaluations keyed by their BN protocol (bn, calib_images) too; 3: their precision
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS design_points (
@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     p5 REAL, worst REAL, best REAL, quantized_accuracy REAL, bn_rate REAL,
     accuracies TEXT NOT NULL,      -- JSON list, one accuracy per crossbar instance
     time_s REAL, updated REAL NOT NULL,
+    precision TEXT,                -- arithmetic the evaluation ran in: fp32 or bf16, NULL if not recorded
     PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images,
                  bn, calib_images)
 );
@@ -257,6 +258,7 @@ class Store:
             **{k: _finite(result.get(k)) for k in ("mean", "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best")},
             "quantized_accuracy": quantized_accuracy, "bn_rate": result.get("bn_rate"),
             "accuracies": json.dumps(result["accuracies"]), "time_s": result.get("time_s"), "updated": time.time(),
+            "precision": result.get("precision"),
         }
         with self.connect() as db:
             db.execute(f"INSERT OR REPLACE INTO evaluations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -381,8 +383,9 @@ class Store:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a version-1 store up to date: its evaluations were all of the paper's BN protocol, so they move
-    into the new table as such (SQLite cannot change a primary key in place)."""
+    """Bring an older store up to date. Version 1's evaluations were all of the paper's BN protocol, so they
+    move into the new table as such (SQLite cannot change a primary key in place); version 2's gain a
+    precision column, NULL for what they hold (not recorded then)."""
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if db.execute(
         "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
     if row is None or int(row[0]) >= SCHEMA_VERSION:
@@ -399,7 +402,10 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT INTO evaluations ({cols}) SELECT {cols} FROM evaluations_v1")
             db.execute("DROP TABLE evaluations_v1")
             db.execute("CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id)")
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        if int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) < 3:
+            if "precision" not in [r[1] for r in db.execute("PRAGMA table_info(evaluations)")]:
+                db.execute("ALTER TABLE evaluations ADD COLUMN precision TEXT")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

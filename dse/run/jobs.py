@@ -205,7 +205,7 @@ def _train(c: TrainTask, progress) -> dict:
     progress(0.0, "loading data", force=True)
     data = load_cifar10(c.data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = train(cfg, data, out, device=pick_device(c.device), resume=True, progress=False,
+    meta = train(cfg, data, out, device=pick_device(c.device), resume=True, progress=False, precision=c.precision,
                  on_step=lambda done, total: progress(0.95 * done / total, f"step {done}/{total}"),
                  log=lambda s: print(s, flush=True))
     return {"checkpoint": str(out), "test_accuracy": meta.get("test_accuracy"),
@@ -245,7 +245,7 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
               flush=True)
     out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.device),
                    progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()},
-                   calib_x=data.train_x)
+                   calib_x=data.train_x, precision=c.precision)
     quantized = out["fault_free_quantized_accuracy"]
     # time_s covers every crossbar of the result, those of earlier runs it reused included
     return {"checkpoint": c.checkpoint, "checkpoint_sha": ck.sha256, "protocol": asdict(protocol),
@@ -267,7 +267,7 @@ def _sensitivity(c: SensitivityTask, progress) -> dict:
 
     ck = load_checkpoint(c.checkpoint)
     data = load_cifar10(c.data)
-    ev = Evaluator(ck, *head(data.test_x, data.test_y, c.test_images), pick_device(c.device))
+    ev = Evaluator(ck, *head(data.test_x, data.test_y, c.test_images), pick_device(c.device), precision=c.precision)
     _, rows = layer_sensitivity(ev, c.fault_rate, c.instances, c.seed,
                                 on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
     return {"rows": rows}

@@ -39,7 +39,7 @@ AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_
 GRID_KEYS = AXES + ("recipe", "protocol", "finetune_from", "finetune_recipe")
 FINETUNE_KEYS = ("mapping", "dropconnect", "shortcut_kernel", "width")  # what a fine-tuned point's base may differ in
 AXIS_DEFAULTS = {"width": [1.0], "shortcut_kernel": [1], "mapping": ["default"], "dropconnect": [0.0]}
-TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "seed", "fault_rates", "recipe",
+TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "precision", "seed", "fault_rates", "recipe",
             "protocol", "resources", "manifest", "axes", "grid")
 RECIPE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 0.2, "calib_images": None, "max_train_images": None,
                    "half": False}
@@ -82,6 +82,7 @@ class SweepSpec:
     data: str | None = None  # None: $DSE_DATA
     checkpoint_dir: str = "runs/checkpoints"
     device: str = "auto"
+    precision: str | None = None  # auto | fp32 | bf16; None: each worker's $DSE_PRECISION or auto
     seed: int = 0
     recipe: dict = field(default_factory=lambda: dict(RECIPE_DEFAULTS))
     protocol: dict = field(default_factory=lambda: dict(PROTOCOL_DEFAULTS))
@@ -286,6 +287,7 @@ def _paths(doc: dict) -> None:
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
     from dse.core.device import check_device_name
+    from dse.core.protocol import check_precision
 
     if not isinstance(doc, dict):
         fail("", "the file must hold a table of keys (name = ..., [[grid]] ...)")
@@ -328,6 +330,7 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
         fault_rates=_rates("fault_rates", doc["fault_rates"]) if "fault_rates" in doc else DEFAULT_FAULT_RATES,
         data=doc.get("data"), checkpoint_dir=doc.get("checkpoint_dir", "runs/checkpoints"),
         device=_checked("device", check_device_name, doc.get("device", "auto")), seed=seed, recipe=recipe,
+        precision=_checked("precision", check_precision, doc["precision"]) if "precision" in doc else None,
         protocol=protocol, resources=resources, manifest=doc.get("manifest", False), source=source)
     blocks = spec.blocks()
     names = {point for point, _, _ in blocks}

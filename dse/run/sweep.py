@@ -89,7 +89,7 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         recipe = {k: (None if r[k] == RECIPE_DEFAULTS[k] else r[k]) for k in ("batch_size", "lr")}
         task = tasks.train_task(
             point, epochs=r["epochs"], data=data, out_dir=out_dir, seed=spec.seed, calib_images=r["calib_images"],
-            device=spec.device, half=bool(r["half"]), max_train_images=r["max_train_images"] or None,
+            device=spec.device, precision=spec.precision, half=bool(r["half"]), max_train_images=r["max_train_images"] or None,
             # calibrate BN for every rate the sweep evaluates
             calib_rates=None if set(rates) <= set(DEFAULT_RATES) else tuple(set(DEFAULT_RATES) | set(rates)),
             init=str(Path(out_dir) / tasks.checkpoint_name(base, spec.seed)) if base is not None else None, **recipe)
@@ -103,7 +103,8 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
             for f in rates:
                 ecfg = tasks.to_json(tasks.EvaluateTask(
                     task.out, (f,), data, instances=p["instances"], adaptive=p["adaptive"], seed=p["seed"],
-                    device=spec.device, test_images=p["test_images"], bn=bn, calib_images=p["calib_images"]))
+                    device=spec.device, test_images=p["test_images"], bn=bn, calib_images=p["calib_images"],
+                    precision=spec.precision))
                 plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
     for i, job in enumerate(plan):  # fine-tuned points wait for their base's training (any block's)
         if job.kind == "train" and job.point in bases:

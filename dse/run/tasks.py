@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from dse.core.errors import DSEError
-from dse.core.protocol import DEFAULT_CALIB_IMAGES, check_bn_protocol, check_fault_model
+from dse.core.protocol import DEFAULT_CALIB_IMAGES, check_bn_protocol, check_fault_model, check_precision
 from dse.results.store import DesignPoint, job_id
 
 
@@ -36,8 +36,11 @@ class TrainTask:
     max_train_images: int | None = None
     calib_rates: tuple[float, ...] | None = None  # None: the paper's fault rates
     init: str | None = None
+    precision: str | None = field(default=None, metadata={"omit_default": True})  # None: $DSE_PRECISION or auto
 
     def __post_init__(self):
+        if self.precision is not None:
+            check_precision(self.precision)
         if isinstance(self.point, dict):
             object.__setattr__(self, "point", DesignPoint(**self.point))
         if self.calib_rates is not None:
@@ -59,10 +62,13 @@ class EvaluateTask:
     bn: str = "paper"
     calib_images: int = DEFAULT_CALIB_IMAGES  # 0 unless bn is "chip": it changes nothing else's work
     fault_model: str = field(default="sa1", metadata={"omit_default": True})  # SA1 jobs keep their ids
+    precision: str | None = field(default=None, metadata={"omit_default": True})  # None: $DSE_PRECISION or auto
 
     def __post_init__(self):
         check_bn_protocol(self.bn)
         check_fault_model(self.fault_model)
+        if self.precision is not None:
+            check_precision(self.precision)
         object.__setattr__(self, "fault_rates", tuple(sorted(float(f) for f in self.fault_rates)))
         object.__setattr__(self, "calib_images", int(self.calib_images) if self.bn == "chip" else 0)
 
@@ -78,6 +84,7 @@ class SensitivityTask:
     test_images: int | None = 2000
     seed: int = 0
     device: str = "auto"
+    precision: str | None = field(default=None, metadata={"omit_default": True})
 
 
 Task = TrainTask | EvaluateTask | SensitivityTask

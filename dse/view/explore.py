@@ -74,7 +74,8 @@ def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn:
         return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj", "bn_protocol"])
     ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
     at = ev[np.isclose(ev.fault_rate, fault_rate)] if not ev.empty else ev
-    cols = ["point_id", "mean", "ci95", "worst", "p5", "n", "test_images", "protocol"]
+    cols = ["point_id", "mean", "ci95", "worst", "p5", "n", "test_images", "protocol", "precision"]
+    at = at.reindex(columns=list(at.columns) + [c for c in cols if c not in at])  # a store older than a column
     df = points.merge(at[cols] if not at.empty else pd.DataFrame(columns=cols), on="point_id", how="left")
     df = df.rename(columns={"mean": "accuracy"})
     df["accuracy"] = df["accuracy"].astype(float)
@@ -104,7 +105,7 @@ def hardware_costs(points: pd.DataFrame, hardware: dict) -> pd.DataFrame:
 
 # the results table as a reader scans it: what the point is, how it holds up, what it costs; then the files
 RESULTS_FIRST = POINT + ["accuracy", "ci95", "n", "worst", "fault_free_accuracy", "loss_own", "loss_p0",
-                         "latency_ns", "interval_ns", "energy_uj", "bn_protocol"]
+                         "latency_ns", "interval_ns", "energy_uj", "bn_protocol", "precision"]
 RESULTS_HIDDEN = ("point_id", "checkpoint_sha", "label", "updated", "calibrated_rates")
 
 
