@@ -92,6 +92,11 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
                 if not cfg.quick:  # a smoke run's few images decide nothing
                     P.record(dev, "equivalence", net, {k: eq[k] for k in ("ok", "diff", "checkpoint", "instances",
                                                                          "images", "fault_rate", "max_instance_diff")})
+                    # the evaluation path's own speed-up (BN-folded, fused where fp32), not the plain forward's
+                    speed = {"fp32_s": eq["fp32_s"], "bf16_s": eq["bf16_s"], "speedup": round(eq["speedup"], 3),
+                             "batch": cfg.eval_batch, "source": "campaign"}
+                    P.record(dev, "speed", f"{net}/evaluate", speed)
+                    out["speed"][f"{net}/evaluate"] = speed
                 out["equivalence"].append(eq)
                 log(f"precision {net}: bf16 mean {eq['bf16_mean']:.3f}% vs fp32 {eq['fp32_mean']:.3f}% "
                     f"({eq['diff']:.3f} points), {eq['speedup']:.2f}x")

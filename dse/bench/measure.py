@@ -455,7 +455,8 @@ def precision_equivalence(data: dict, ckpt: str, rate: float, instances: int, te
             "instances": instances, "images": len(y), "fp32_mean": mean["fp32"], "bf16_mean": mean["bf16"],
             "diff": abs(mean["bf16"] - mean["fp32"]),
             "max_instance_diff": max(abs(a - b) for a, b in zip(accs["fp32"], accs["bf16"])),
-            "speedup": secs["fp32"] / secs["bf16"], "paths": {p: ev.fast_reason for p, ev in evs.items()}}
+            "speedup": secs["fp32"] / secs["bf16"], "fp32_s": round(secs["fp32"] / instances, 3),
+            "bf16_s": round(secs["bf16"] / instances, 3), "paths": {p: ev.fast_reason for p, ev in evs.items()}}
 
 
 def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,

@@ -153,12 +153,13 @@ def _precision_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list
     L = ["## Precision", ""]
     if not pr["native_bf16"]:
         return L + [f"{pr['capability']} has no native bf16: every phase runs in fp32 and bf16 is not measured.", ""]
-    L += [f"{pr['capability']}: native bf16. Speed: the width-1 model's forward (evaluate, batch 500) or SGD step "
-          "(train, batch 256), fp32 and bf16 interleaved, best of 2 after a warm-up; cached per machine for "
-          "`--precision auto`. Equivalence: the same crossbar instances (same fault maps) evaluated in fp32 and in "
+    L += [f"{pr['capability']}: native bf16. Speed: the width-1 model's SGD step (train, batch 256) or forward "
+          "(evaluate, batch 500), fp32 and bf16 interleaved, best of 2 after a warm-up; for a network with a "
+          "checkpoint, evaluate's is the campaign's own (seconds per instance below, the BN-folded path in each "
+          "precision). Cached per machine for `--precision auto`. Equivalence: the same crossbar instances (same fault maps) evaluated in fp32 and in "
           "bf16 on each given checkpoint; bf16 evaluates on this machine only if the mean accuracies agree within "
           f"{TARGETS['equivalence_points']:g} points (recorded for later runs).", ""]
-    L += _table(["network / phase", "fp32 s per batch", "bf16 s per batch", "bf16 speed-up"],
+    L += _table(["network / phase", "fp32 s per batch (instance)", "bf16 s per batch (instance)", "bf16 speed-up"],
                 [[k.replace("/", " / "), _f(v["fp32_s"], 3), _f(v["bf16_s"], 3), _f(v["speedup"], 2, "x")]
                  for k, v in pr["speed"].items()])
     if pr["equivalence"]:
