@@ -5,7 +5,8 @@ from dse.commands import _args
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy under SA1/SA0 faults over many simulated crossbars")
+    p = sub.add_parser("evaluate", help="accuracy under crossbar faults (SA1, SA0, lines, clusters; optionally "
+                                        "remapped) over many simulated crossbars")
     p.add_argument("checkpoint", help="checkpoint (.safetensors)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
     p.add_argument("--fault-rate", type=_args.rate, action="append", required=True,
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
                    help="stop once the 95%% CI half-width (accuracy points) is below this")
     p.add_argument("--min-instances", type=_args.positive_int, default=20)
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
-    p.add_argument("--fault-model", default="sa1", help="sa1 (weight reads 0) or sa0 (reads max magnitude)")
+    _args.add_fault_model(p)
     p.add_argument("--bn", default="paper", type=_args.bn_protocol,
                    help="BN statistics under faults: paper (Algorithm 1, for p' = f), chip (re-estimated through "
                         "each faulty chip from unlabeled training images) or batch (each test batch's own; "
@@ -41,7 +42,7 @@ def run(args) -> dict:
     from dse.view.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
-                        seed=args.seed, fault_model=args.fault_model, recalibrate=not args.no_recalibrate,
+                        seed=args.seed, fault_model=_args.fault_model_of(args), recalibrate=not args.no_recalibrate,
                         rescale=not args.no_rescale, test_images=args.test_images, bn=args.bn,
                         calib_images=args.calib_images).check()
     ckpt = load_checkpoint(args.checkpoint)
@@ -57,7 +58,7 @@ def run(args) -> dict:
             print(f"warning: {w}")
         print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
-              f"BN: {protocol.bn_label}")
+              f"BN: {protocol.bn_label}; faults: {protocol.fault_model}")
         n_test = result["results"][0]["test_images"]
         print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
               + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else

@@ -72,7 +72,7 @@ class Protocol:
             raise DSEError(f"--no-recalibrate applies to the paper BN protocol only, not to {self.bn!r}")
         if self.min_instances < 2:
             raise DSEError(f"min instances must be at least 2, got {self.min_instances!r}")
-        check_fault_model(self.fault_model)
+        self.fault_model = check_fault_model(self.fault_model)  # canonical: one name per evaluation
         check_bn_protocol(self.bn)
         if isinstance(self.calib_images, bool) or not isinstance(self.calib_images, int) or self.calib_images < 1:
             raise DSEError(f"calibration images must be a positive integer, got {self.calib_images!r}")

@@ -62,7 +62,7 @@ class EvaluateTask:
 
     def __post_init__(self):
         check_bn_protocol(self.bn)
-        check_fault_model(self.fault_model)
+        object.__setattr__(self, "fault_model", check_fault_model(self.fault_model))  # canonical name
         object.__setattr__(self, "fault_rates", tuple(sorted(float(f) for f in self.fault_rates)))
         object.__setattr__(self, "calib_images", int(self.calib_images) if self.bn == "chip" else 0)
 
