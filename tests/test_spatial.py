@@ -220,3 +220,20 @@ def test_cli_rejects_bad_fault_options_in_one_line(cli_setup, capsys, extra, mat
     assert main(["evaluate", ckpt, "--data", data, "--fault-rate", "0.1", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and "\n" not in err
+
+
+# ---- the spare columns' cost ----
+
+
+def test_spare_columns_cost_grows_with_the_spares_and_stays_in_the_array():
+    from dse.core import cost
+
+    none = cost.spare_columns_cost("resnet20", 1.0, spares=0)
+    four, eight = cost.spare_columns_cost("resnet20", 1.0, spares=4), cost.spare_columns_cost("resnet20", 1.0, spares=8)
+    assert none["extra_area_mm2"] == 0 and none["extra_energy_uj"] == 0
+    assert four["extra_area_mm2"] > 0 and four["extra_energy_uj"] > 0
+    assert eight["extra_area_mm2"] == pytest.approx(2 * four["extra_area_mm2"])
+    assert eight["extra_energy_uj"] == pytest.approx(2 * four["extra_energy_uj"])
+    assert 0 < four["area_share"] < 4 / 128  # only the array and its sample-and-holds grow, not the ADCs
+    with pytest.raises(DSEError, match="got -1"):
+        cost.spare_columns_cost("resnet20", spares=-1)

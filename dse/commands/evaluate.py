@@ -36,9 +36,11 @@ def run(args) -> dict:
     import warnings
 
     from dse.core.checkpoint import load_checkpoint
+    from dse.core.cost import spare_columns_cost
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
     from dse.core.evaluate import Protocol, evaluate
+    from dse.core.protocol import parse_fault_model
     from dse.view.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
@@ -53,6 +55,10 @@ def run(args) -> dict:
         result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
                           batch_size=args.batch_size, calib_x=data.train_x)
     result["warnings"] = sorted({str(w.message) for w in caught})
+    spares = parse_fault_model(protocol.fault_model).spares
+    if spares:  # what the remapping's spare columns cost in hardware
+        result["spare_columns"] = spare_columns_cost(result["network"], result["width"], result["shortcut_kernel"],
+                                                     result["mapping"], spares)
     if not args.json:
         for w in result["warnings"]:
             print(f"warning: {w}")
@@ -69,6 +75,11 @@ def run(args) -> dict:
             ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
             print(f"  {r['fault_rate']:>6.3g} {r['n']:>4} {r['mean']:>7.2f} {ci:>15} {r['std']:>6.2f} "
                   f"{r['p5']:>7.2f} {r['worst']:>7.2f} {r['time_s']:>6.1f}s")
+        if spares:
+            sc = result["spare_columns"]
+            print(f"  {spares} spare columns on each of {sc['crossbars']} crossbars (isaac): "
+                  f"+{sc['extra_area_mm2']:.3g} mm^2 ({sc['area_share']:.2%} of the area), "
+                  f"+{sc['extra_energy_uj']:.3g} uJ per image ({sc['energy_share']:.2%} of the energy)")
         for r in result["results"]:
             if r["at_chance"]:
                 print(f"  at fault rate {r['fault_rate']:g} the accuracy ({r['mean']:.2f}%) is at chance level "
