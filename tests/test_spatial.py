@@ -237,3 +237,45 @@ def test_spare_columns_cost_grows_with_the_spares_and_stays_in_the_array():
     assert 0 < four["area_share"] < 4 / 128  # only the array and its sample-and-holds grow, not the ADCs
     with pytest.raises(DSEError, match="got -1"):
         cost.spare_columns_cost("resnet20", spares=-1)
+
+
+# ---- the findings command ----
+
+
+def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsys):
+    from dse.cli import main
+    from dse.view import spatial
+
+    ckpt, data = cli_setup
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- dse:spatial -->\nold\n<!-- /dse:spatial -->\n"
+                      "<!-- dse:spatial-gain -->\n<!-- /dse:spatial-gain -->\ntail\n")
+    out = tmp_path / "spatial.json"
+    assert main(["spatial-report", ckpt, "--data", data, "--fault-models", "sa1,rows", "--fault-rates", "0.2",
+                 "--spares", "2", "--instances", "2", "--test-images", "20", "--calib-images", "10",
+                 "--device", "cpu", "--out", str(out), "--readme", str(readme)]) == 0
+    report = spatial.load_report(out)
+    assert [(r["fault_model"], r["spec"]) for r in report["rows"]] == [
+        ("sa1", "sa1"), ("sa1", "sa1+remap"), ("sa1", "sa1+remap:2"),
+        ("rows", "rows"), ("rows", "rows+remap"), ("rows", "rows+remap:2")]
+    text = readme.read_text()
+    assert "old" not in text and "| rows | remapped + 2 spare columns |" in text and text.endswith("tail\n")
+    assert len(spatial.gain_table(report)) == 4  # two remapped layouts per fault model
+    fig = spatial.accuracy_figure(report, report["rows"][0]["point"])
+    assert len(fig.data) == 6
+    from dse.core.lifetime import parse_trajectory
+
+    curve = spatial.lifetime_curve(report, report["rows"][0]["point"], "rows", "blind (as placed)",
+                                   parse_trajectory("0:0,12:0.2,24:0.4"), [0, 12, 24])
+    assert curve["mean"].iloc[1] == pytest.approx(report["rows"][3]["mean"])
+    assert list(curve.extrapolated) == [False, False, True]
+
+
+def test_teaching_tile_maps_show_the_remapped_layout():
+    from dse.view import spatial
+
+    maps = spatial.tile_maps("resnet20", 0.5, 1, "default", "layer1.0.conv1", "rows+remap:2", 0.2)
+    assert maps["stuck"].shape == (128, 130) and maps["stuck_remapped"].shape == (128, 128)
+    assert maps["occupied"].sum() > 0
+    seen = maps["stuck_remapped"]  # the same stuck lines, reordered: each logical row still all or nothing
+    assert (seen.all(axis=1) == seen.any(axis=1)).all() and seen.sum() <= maps["stuck"].sum()
