@@ -43,6 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="docs/spatial.json", help="results JSON (default docs/spatial.json)")
     p.add_argument("--readme", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "
                                                                   "and <!-- dse:spatial-gain --> in FILE")
+    p.add_argument("--figures", default=None, metavar="DIR",
+                   help="also write the figures (PNG, or HTML where PNG export is unavailable) into DIR")
     p.add_argument("--report-only", action="store_true",
                    help="evaluate nothing: print (and with --readme paste) the tables of the JSON at --out")
     _args.add_device(p)
@@ -116,8 +118,35 @@ def _tables(report: dict, args, out) -> dict:
     table, gain = spatial.readme_table(report), spatial.gain_table(report)
     if args.readme:
         paste_tables(args.readme, {"spatial": table, "spatial-gain": gain})
+    if args.figures:
+        _figures(report, args.figures)
     if not args.json:
         print(_md_table(table))
         print(_md_table(gain))
         print(f"results in {out}" + (f"; tables written to {args.readme}" if args.readme else ""))
     return report
+
+
+def _figures(report: dict, folder) -> list[str]:
+    """Accuracy against fault rate per design point, and one tile under each fault model."""
+    from pathlib import Path
+
+    from dse.view import spatial
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = spatial.report_rows(report)
+    figures = {f"spatial-{p.replace(' ', '-').replace('=', '')}": spatial.accuracy_figure(report, p)
+               for p in dict.fromkeys(rows.point)}
+    figures["spatial-tiles"] = spatial.tile_gallery("resnet20", 1.0, 1, "default", "layer2.1.conv1",
+                                                    list(dict.fromkeys(rows.fault_model)), 0.1)
+    written = []
+    for name, fig in figures.items():
+        try:
+            fig.write_image(folder / f"{name}.png", width=fig.layout.width or 900, height=fig.layout.height or 450)
+            written.append(str(folder / f"{name}.png"))
+        except Exception:  # no PNG export (kaleido) here: the interactive HTML instead
+            fig.write_html(folder / f"{name}.html", include_plotlyjs="cdn")
+            written.append(str(folder / f"{name}.html"))
+    print("figures: " + ", ".join(written))
+    return written

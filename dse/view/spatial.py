@@ -124,3 +124,20 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
         rows, cols = remap_tile(cells, inj.loss_cells(spec.model)[t])
         out["stuck_remapped"] = cells[np.ix_(rows, cols)]
     return out
+
+
+def tile_gallery(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, models: list[str],
+                 rate: float, instance: int = 0) -> go.Figure:
+    """One tile of one chip under each fault model side by side (the physical map; dark cells are stuck)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, horizontal_spacing=0.02)
+    for k, model in enumerate(models):
+        stuck = tile_maps(network, width, shortcut_kernel, mapping, layer, model, rate, instance)["stuck"]
+        fig.add_trace(go.Heatmap(z=stuck.astype(np.uint8)[::-1], colorscale=[[0, "#f2f2f2"], [1, "#b2182b"]],
+                                 showscale=False), row=1, col=k + 1)
+        fig.update_xaxes(showticklabels=False, row=1, col=k + 1)
+        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{k + 1 if k else ''}", row=1, col=k + 1)
+    fig.update_layout(title=f"One 128x128 tile ({layer}) of chip {instance} at a cell fault rate of {rate:.0%}",
+                      height=330, width=260 * len(models), margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    return fig
