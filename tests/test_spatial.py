@@ -7,7 +7,12 @@ from dse.core.errors import DSEError
 from dse.core.faults import FaultInjector
 from dse.core.models import build_model
 from dse.core.placement import place
-from dse.core.protocol import FaultSpec, check_fault_model, fault_model_name, parse_fault_model
+from dse.core.protocol import (
+    FaultSpec,
+    check_fault_model,
+    fault_model_name,
+    parse_fault_model,
+)
 from dse.core.remap import lost, remap_tile, remap_tiles, to_logical, to_physical
 from dse.core.spatial import cell_maps, clusters, expected_area
 
@@ -163,11 +168,14 @@ def test_remap_of_rows_moves_weights_off_stuck_lines():
 def test_remapped_evaluation_loses_no_more_weight_than_blind():
     inj = injector()
     loss = inj.loss_cells("sa1")
+    clean = inj.weights(None, 0.0)
+
+    def lose(maps):
+        return sum(float(clean[f"{k}.weight"].abs()[m].sum()) for k, m in maps.items())
+
     for name in ["rows", "clustered", "sa1"]:
         blind = inj.fault_maps(1, 0.2, fault_model=name)
         remapped = inj.fault_maps(1, 0.2, fault_model=name + "+remap:2")
-        clean = inj.weights(None, 0.0)
-        lose = lambda m: sum(float(clean[f"{k}.weight"].abs()[m[k]].sum()) for k in m)  # noqa: E731
         assert lose(remapped) <= lose(blind) + 1e-6
         assert loss.shape == (inj.placement.tiles, 128, 128)
 

@@ -4,6 +4,7 @@ the target (dse/core/lifetime.py)."""
 from __future__ import annotations
 
 import argparse
+from itertools import pairwise
 
 from dse.commands import _args
 
@@ -18,7 +19,7 @@ def month_list(text: str) -> list[float]:
     """Comma-separated months >= 0, increasing, e.g. 0,6,12,24."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     months = [_args._in_list(_args.nonneg_float, p, text) for p in parts]
-    if not months or any(b <= a for a, b in zip(months, months[1:])):
+    if not months or any(b <= a for a, b in pairwise(months)):
         raise argparse.ArgumentTypeError(f"expected increasing comma-separated months >= 0, got {text!r}")
     return months
 

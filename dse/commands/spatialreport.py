@@ -145,7 +145,7 @@ def _figures(report: dict, folder) -> list[str]:
         try:
             fig.write_image(folder / f"{name}.png", width=fig.layout.width or 900, height=fig.layout.height or 450)
             written.append(str(folder / f"{name}.png"))
-        except Exception:  # no PNG export (kaleido) here: the interactive HTML instead
+        except Exception:  # noqa: BLE001  no PNG export (kaleido, a browser) here: the interactive HTML instead
             fig.write_html(folder / f"{name}.html", include_plotlyjs="cdn")
             written.append(str(folder / f"{name}.html"))
     print("figures: " + ", ".join(written))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -87,9 +88,9 @@ def parse_trajectory(text: str) -> Trajectory:
             raise DSEError(f"month {m!r} in trajectory {whole!r} must be >= 0")
         points.append((month, _rate(_float(r, "fault rate", whole), r, whole)))
     months, rates = zip(*points)
-    if any(b <= a for a, b in zip(months, months[1:])):
+    if any(b <= a for a, b in pairwise(months)):
         raise DSEError(f"months in trajectory {whole!r} must increase, got {', '.join(f'{m:g}' for m in months)}")
-    if any(b < a for a, b in zip(rates, rates[1:])):  # nested maps: a chip's defects only accumulate
+    if any(b < a for a, b in pairwise(rates)):  # nested maps: a chip's defects only accumulate
         raise DSEError(f"fault rates in trajectory {whole!r} must not decrease over time (defects accumulate), "
                        f"got {', '.join(f'{r:g}' for r in rates)}")
     return Trajectory(whole, tuple(months), tuple(rates))
@@ -156,7 +157,7 @@ def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, months, prot
     from dse.core.evaluate import evaluate
 
     months = [float(m) for m in months]
-    if not months or any(m < 0 for m in months) or any(b <= a for a, b in zip(months, months[1:])):
+    if not months or any(m < 0 for m in months) or any(b <= a for a, b in pairwise(months)):
         raise DSEError(f"months must be increasing and >= 0, got {', '.join(f'{m:g}' for m in months) or 'none'}")
     rates = [round(trajectory.rate(m), 12) for m in months]
     distinct = sorted(set(rates))

@@ -96,7 +96,9 @@ def cell_maps(spec: FaultSpec, rate: float, placement: Placement, shapes: list, 
     take the weights' own uniforms (`weight_uniforms`, numpy, by layer), so the map is SA1's per-weight map."""
     T, s = placement.tiles, placement.size
     f = float(rate)
-    rng = lambda tag: _rng(seed, instance, shapes, tag)  # noqa: E731  one stream per component
+    def rng(tag: str) -> np.random.Generator:  # one stream per component
+        return _rng(seed, instance, shapes, tag)
+
     out = np.zeros((T, s, s + spares), dtype=bool)
     if f <= 0:
         return out
