@@ -62,6 +62,9 @@ def accuracy_figure(report: dict, point: str, fault_models: list[str] | None = N
     rows = report_rows(report)
     rows = rows[rows.point == point]
     fig = go.Figure()
+    palette = dict(zip(dict.fromkeys(rows.fault_model), ["#4c72b0", "#dd8452", "#c44e52", "#55a868", "#8172b3",
+                                                          "#937860", "#da8bc3"] * 4))
+    dashes = dict(zip(dict.fromkeys(rows.layout), ["solid", "dot", "dash", "dashdot"] * 4))
     for (model, layout), g in rows.groupby(["fault_model", "layout"], sort=False):
         if fault_models and model not in fault_models:
             continue
@@ -70,9 +73,11 @@ def accuracy_figure(report: dict, point: str, fault_models: list[str] | None = N
         err = [0.0, *g.ci95]
         fig.add_trace(go.Scatter(x=[100 * v for v in x], y=y, error_y={"type": "data", "array": err},
                                  mode="lines+markers", name=f"{model}, {layout}",
-                                 line={"dash": "solid" if layout == LAYOUTS["blind"] else "dot"}))
+                                 line={"color": palette[model], "dash": dashes[layout]},
+                                 marker={"color": palette[model]}))
     fig.update_layout(title=f"{point}: accuracy vs cell fault rate", xaxis_title="cell fault rate f (%)",
-                      yaxis_title="test accuracy (%)", legend_title="faults, layout", height=420)
+                      yaxis_title="test accuracy (%)", legend_title="faults, layout (colour: faults; line: layout)",
+                      height=560, width=1000)
     return fig
 
 
