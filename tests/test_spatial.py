@@ -287,3 +287,23 @@ def test_teaching_tile_maps_show_the_remapped_layout():
     assert maps["occupied"].sum() > 0
     seen = maps["stuck_remapped"]  # the same stuck lines, reordered: each logical row still all or nothing
     assert (seen.all(axis=1) == seen.any(axis=1)).all() and seen.sum() <= maps["stuck"].sum()
+
+
+# ---- sweeps ----
+
+
+def test_a_sweep_spec_evaluates_each_fault_model_and_keeps_sa1_job_ids():
+    import tomllib
+
+    from dse.run.spec import parse_spec
+    from dse.run.sweep import expand
+
+    base = '[protocol]\ninstances = 5\n[[grid]]\nnetwork = "resnet20"\nfault_rates = [0.1]\n'
+    plain = [j for j in expand(parse_spec(tomllib.loads(base)), data="/d") if j.kind == "evaluate"]
+    spec = parse_spec(tomllib.loads(base.replace("instances = 5", 'instances = 5\nfault_model = ["sa1", '
+                                                                  '"clustered:8", "rows+remap"]')))
+    evals = [j for j in expand(spec, data="/d") if j.kind == "evaluate"]
+    assert [j.config.get("fault_model", "sa1") for j in evals] == ["sa1", "clustered:8", "rows+remap"]
+    assert evals[0].job_id == plain[0].job_id and "fault_model" not in evals[0].config  # SA1 ids stand
+    with pytest.raises(DSEError, match="sweep spec protocol.fault_model: unknown fault model 'blobs'"):
+        parse_spec(tomllib.loads(base.replace("instances = 5", 'instances = 5\nfault_model = "blobs"')))
