@@ -1,7 +1,7 @@
 """Monte-Carlo fault evaluation: accuracy of one trained model over many simulated crossbars.
 
-For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights
-(dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
+For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights, or a spatial
+one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
 so nothing is copied per instance. BN statistics by one of three protocols (dse/core/calibrate.py):
 `paper`, those calibrated for p' = f (nearest calibrated rate otherwise, with a warning) with the 1/(1-f)
 scale on (both can be switched off for ablations); `chip`, re-estimated through each faulty chip from N
@@ -42,7 +42,7 @@ class Protocol:
     adaptive: float | None = None  # target 95% CI half-width in accuracy points
     min_instances: int = 20
     seed: int = 0  # base seed of the fault maps
-    fault_model: str = "sa1"
+    fault_model: str = "sa1"  # dse/core/protocol.py: sa1, sa0, rows, cols, clustered[:SIDE], mixed[:SHARE], +remap[:S]
     recalibrate: bool = True  # use BN statistics calibrated for p' = f
     rescale: bool = True  # keep the 1/(1-f) drop-connect scale at inference
     test_images: int | None = None  # None: the full test set
