@@ -434,10 +434,13 @@ def spatial_tile(network: str, width: float, shortcut_kernel: int, mapping: str,
     return spatial.tile_maps(network, width, shortcut_kernel, mapping, layer, fault_model, rate, instance)
 
 
-def spatial_section(ui: dict) -> None:
+def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     """Issue #28 for a teacher: one tile's defects under each fault model, blind and remapped; the shipped
     report's accuracy for the fault model; an interpolated lifetime curve (dse/view/spatial.py)."""
     p = ui["point"]
+    if not st.toggle("Show one chip's defects under each fault model, remapping and lifetime", key="sp_show"):
+        st.caption("Lines and clusters of stuck cells, a chip's known map remapped, and accuracy over a chip's life.")
+        return  # the tile maps need torch: not on the page's first render
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2, c3 = st.columns([1, 1, 1])
     model = c1.radio("Fault model", FAULT_MODEL_NAMES, index=FAULT_MODEL_NAMES.index("clustered"), horizontal=True,
@@ -463,6 +466,17 @@ def spatial_section(ui: dict) -> None:
     st.caption(f"Cells holding a weight: {occ.sum():,} of {occ.size:,}; stuck among them as placed: "
                f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. Stuck cells read as 0 (SA1). The remapping moves the "
                "least important weights (of a freshly initialised model here) onto stuck cells.")
+    if s.trained and ui["data"] and not ui["data_error"] and st.button(
+            f"Evaluate this design point under {name} at {charts.pct(rate)} ({ui['instances']} chips, BN {ui['bn']}; "
+            "background job)", key="sp_eval"):
+        cfg = jobs.evaluate_config(s.checkpoint, [rate], data=ui["data"], instances=ui["instances"],
+                                   adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
+                                   calib_images=ui["calib_images"], fault_model=name)
+        st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", p, cfg)[1] else "Already evaluated")
+    stored = explore.curves(store, p, ui["bn"], ui["calib_images"], name)
+    if not stored.empty:
+        st.plotly_chart(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy under {name}"),
+                        key="sp_stored")
     report = spatial.load_report()
     point = label(asdict(p))
     rows = spatial.report_rows(report)
@@ -604,7 +618,7 @@ def main() -> None:
     with tabs[7]:
         yield_section(store, ui, table, version, arch)
     with tabs[8]:
-        spatial_section(ui)
+        spatial_section(store, ui, s)
     st.caption(f"Rendered in {time.perf_counter() - t0:.2f} s from {store.path}")
 
 

@@ -274,6 +274,7 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
     monkeypatch.setattr(spatial, "REPORT", path)
     at = app(tmp_path, monkeypatch)
     assert not at.exception
+    at.toggle(key="sp_show").set_value(True).run()
     assert at.radio(key="sp_model").value == "clustered"
     assert any(c.key == "sp_map" for c in at.get("plotly_chart"))
     assert any(c.key == "sp_accuracy" for c in at.get("plotly_chart"))
@@ -284,3 +285,20 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
     assert any(c.key == "sp_remapped" for c in at.get("plotly_chart"))
     at.text_input(key="sp_traj").set_value("0:0.1,6:0.05").run()
     assert any("must not decrease" in e.value for e in at.error)
+
+
+def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_model(tmp_path, monkeypatch, store):
+    from dse.core.checkpoint import load_checkpoint
+    from tests.fixtures import fake_result
+
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
+    store.add_evaluation(p.point_id, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"},
+                         {"recalibrate": True})
+    at = app(tmp_path, monkeypatch)
+    at.toggle(key="sp_show").set_value(True).run()
+    assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under clustered
+    at.radio(key="sp_model").set_value("rows").run()
+    at.toggle(key="sp_remap").set_value(True).run()
+    assert not at.exception
+    assert any(c.key == "sp_stored" for c in at.get("plotly_chart"))
