@@ -19,6 +19,10 @@ from dse.run import jobs
 from dse.view import charts, explore, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
+from dse.core.lifetime import months_until, parse_trajectory  # the spatial-defects tab (#28)
+from dse.core.protocol import FAULT_MODEL_NAMES, FAULT_PARAMS, MAX_SPARES, fault_model_name
+from dse.results.store import label
+from dse.view import spatial
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
 
@@ -424,6 +428,81 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
         st.toast("Sensitivity analysis started; see Jobs")
 
 
+@st.cache_data(show_spinner=False)
+def spatial_tile(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, fault_model: str,
+                 rate: float, instance: int) -> dict:
+    return spatial.tile_maps(network, width, shortcut_kernel, mapping, layer, fault_model, rate, instance)
+
+
+def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
+    """Issue #28 for a teacher: one tile's defects under each fault model, blind and remapped; the shipped
+    report's accuracy for the fault model; an interpolated lifetime curve (dse/view/spatial.py)."""
+    p = ui["point"]
+    if not st.toggle("Show one chip's defects under each fault model, remapping and lifetime", key="sp_show"):
+        st.caption("Lines and clusters of stuck cells, a chip's known map remapped, and accuracy over a chip's life.")
+        return  # the tile maps need torch: not on the page's first render
+    shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
+    c1, c2, c3 = st.columns([1, 1, 1])
+    model = c1.radio("Fault model", FAULT_MODEL_NAMES, index=FAULT_MODEL_NAMES.index("clustered"), horizontal=True,
+                     key="sp_model", help="sa1/sa0: independent cells; rows/cols: whole lines; clustered: clusters of "
+                                          "stuck cells; mixed: random SA1 plus lines (sources in dse/core/spatial.py)")
+    param = None
+    if model in FAULT_PARAMS:
+        what, default, lo, hi = FAULT_PARAMS[model]
+        param = c1.slider(what, lo, min(hi, 16.0), default, key="sp_param")
+    rate = c2.slider("Cell fault rate f (%)", 1, 40, 10, key="sp_rate") / 100
+    remap = c2.toggle("Remap to the chip's known map", key="sp_remap")
+    spares = c2.number_input("Spare columns per tile", 0, MAX_SPARES, 0, key="sp_spares", disabled=not remap)
+    layer = c3.selectbox("Crossbar layer", list(shapes), key="sp_layer")
+    instance = c3.number_input("Chip (crossbar instance)", 0, 999, 0, key="sp_instance")
+    name = fault_model_name(model, param, remap, int(spares) if remap else 0)
+    maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
+    m1, m2 = st.columns(2)
+    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{name}: one tile's stuck cells at {charts.pct(rate)} "
+                                                    "(physical)"), key="sp_map")
+    if remap:
+        m2.plotly_chart(charts.fault_map(maps["stuck_remapped"], "as the remapped weights see them"), key="sp_remapped")
+    occ = maps["occupied"]
+    st.caption(f"Cells holding a weight: {occ.sum():,} of {occ.size:,}; stuck among them as placed: "
+               f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. Stuck cells read as 0 (SA1). The remapping moves the "
+               "least important weights (of a freshly initialised model here) onto stuck cells.")
+    if s.trained and ui["data"] and not ui["data_error"] and st.button(
+            f"Evaluate this design point under {name} at {charts.pct(rate)} ({ui['instances']} chips, BN {ui['bn']}; "
+            "background job)", key="sp_eval"):
+        cfg = jobs.evaluate_config(s.checkpoint, [rate], data=ui["data"], instances=ui["instances"],
+                                   adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
+                                   calib_images=ui["calib_images"], fault_model=name)
+        st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", p, cfg)[1] else "Already evaluated")
+    stored = explore.curves(store, p, ui["bn"], ui["calib_images"], name)
+    if not stored.empty:
+        st.plotly_chart(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy under {name}"),
+                        key="sp_stored")
+    report = spatial.load_report()
+    point = label(asdict(p))
+    rows = spatial.report_rows(report)
+    if rows.empty or point not in set(rows.point):
+        st.info(f"No spatial-defects results for {point}; `python -m dse spatial-report CKPT --data PATH` makes them.")
+        return
+    st.plotly_chart(spatial.accuracy_figure(report, point, [model]), key="sp_accuracy")
+    st.markdown("**Lifetime** (accuracy interpolated between the evaluated rates; `python -m dse lifetime` "
+                "evaluates each month)")
+    l1, l2, l3 = st.columns([2, 1, 1])
+    text = l1.text_input("Fault-rate trajectory f(t)", "weibull:fmax=0.3,eta=60,beta=2", key="sp_traj")
+    target = l2.number_input("Accuracy target (%)", 0.0, 100.0, 75.0, key="sp_target")
+    layout = l3.radio("Layout", sorted(set(rows[rows.point == point].layout)), key="sp_layout")
+    trajectory = parse_trajectory(text)  # a bad one is a DSEError: one line on the page
+    months = list(range(0, 121, 6))
+    curve = spatial.lifetime_curve(report, point, model, layout, trajectory, months)
+    when = months_until(list(curve.month), list(curve["mean"]), target)
+    st.plotly_chart(spatial.lifetime_figure(curve, target, f"{point}, {model}, {layout}: "
+                                            + (f"below {target:g}% after {when:.0f} months" if when is not None
+                                               else f"above {target:g}% for {months[-1]} months")),
+                    key="sp_lifetime")
+    if curve.extrapolated.any():
+        st.caption("Beyond the largest evaluated rate the curve holds its last value: evaluate higher rates to see "
+                   "further.")
+
+
 def calibration_section(store, ui: dict, version: str, arch: str) -> None:
     """How many unlabeled images a chip needs to re-estimate its BN statistics (dse calib-curve)."""
     p, f = ui["point"], ui["fault_rate"]
@@ -507,7 +586,7 @@ def main() -> None:
     actions(store, ui, s)
 
     tabs = st.tabs(["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Calibration images",
-                    "Teaching", "Jobs", "Results table", "Yield"])
+                    "Teaching", "Jobs", "Results table", "Yield", "Spatial defects"])
     with tabs[0]:
         pareto_section(store, ui, table, version)
     p = ui["point"]
@@ -538,6 +617,8 @@ def main() -> None:
                            file_name="evaluations.csv", mime="text/csv", key="dl_evals")
     with tabs[7]:
         yield_section(store, ui, table, version, arch)
+    with tabs[8]:
+        spatial_section(store, ui, s)
     st.caption(f"Rendered in {time.perf_counter() - t0:.2f} s from {store.path}")
 
 

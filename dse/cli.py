@@ -12,7 +12,8 @@ from dse.core.errors import DSEError
 
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
 COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench",
-            "sensitivity", "calibcurve", "chipyield"]
+            "sensitivity", "calibcurve", "chipyield", "lifetime",
+            "spatialreport"]
 
 
 class OneLineParser(argparse.ArgumentParser):

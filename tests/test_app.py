@@ -257,3 +257,48 @@ def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
     at.sidebar.number_input(key="hw_adc_bits").set_value(8).run()
     at.sidebar.number_input(key="hw_chips").set_value(1).run()
     assert not at.sidebar.error and metric(at, "Latency (isaac)") == "7.27 ms"  # ResNet20 fits on one chip
+
+
+def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_lifetime(tmp_path, monkeypatch, store):
+    import json
+
+    from dse.view import spatial
+
+    report = {"rows": [{"point": "resnet20 1x k1 p=0.3", "fault_free": 82.0, "fault_model": m, "layout": lay,
+                        "fault_rate": f, "mean": 80.0 - 30 * f - (5 if m == "rows" else 0), "ci95": 0.5,
+                        "accuracies": [80.0 - 30 * f] * 3}
+                       for m in ("clustered", "rows") for lay in ("blind (as placed)", "remapped")
+                       for f in (0.1, 0.2, 0.3)]}  # made-up accuracies: page logic only
+    path = tmp_path / "spatial.json"
+    path.write_text(json.dumps(report))
+    monkeypatch.setattr(spatial, "REPORT", path)
+    at = app(tmp_path, monkeypatch)
+    assert not at.exception
+    at.toggle(key="sp_show").set_value(True).run()
+    assert at.radio(key="sp_model").value == "clustered"
+    assert any(c.key == "sp_map" for c in at.get("plotly_chart"))
+    assert any(c.key == "sp_accuracy" for c in at.get("plotly_chart"))
+    assert any(c.key == "sp_lifetime" for c in at.get("plotly_chart"))
+    at.radio(key="sp_model").set_value("rows").run()
+    at.toggle(key="sp_remap").set_value(True).run()
+    assert not at.exception
+    assert any(c.key == "sp_remapped" for c in at.get("plotly_chart"))
+    at.text_input(key="sp_traj").set_value("0:0.1,6:0.05").run()
+    assert any("must not decrease" in e.value for e in at.error)
+
+
+def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_model(tmp_path, monkeypatch, store):
+    from dse.core.checkpoint import load_checkpoint
+    from tests.fixtures import fake_result
+
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
+    store.add_evaluation(p.point_id, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"},
+                         {"recalibrate": True})
+    at = app(tmp_path, monkeypatch)
+    at.toggle(key="sp_show").set_value(True).run()
+    assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under clustered
+    at.radio(key="sp_model").set_value("rows").run()
+    at.toggle(key="sp_remap").set_value(True).run()
+    assert not at.exception
+    assert any(c.key == "sp_stored" for c in at.get("plotly_chart"))

@@ -121,3 +121,39 @@ def add_precision(parser: argparse.ArgumentParser, what: str = "the computation"
 
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def add_fault_model(parser: argparse.ArgumentParser) -> None:
+    """--fault-model and its options; fault_model_of(args) turns them into the canonical name."""
+    from dse.core.protocol import FAULT_PARAMS, MAX_SPARES
+
+    parser.add_argument("--fault-model", default="sa1",
+                        help="sa1 (weight reads 0), sa0 (reads max magnitude), or on the physical tiles: rows, cols "
+                             "(whole lines stuck), clustered (clusters of stuck cells), mixed (random SA1 plus lines)")
+    parser.add_argument("--cluster-size", type=positive_float, default=None,
+                        help=f"clustered: mean cluster side in cells (default {FAULT_PARAMS['clustered'][1]:g})")
+    parser.add_argument("--mixed-share", type=nonneg_float, default=None,
+                        help=f"mixed: share of the cell rate from random SA1 cells, the rest lines "
+                             f"(default {FAULT_PARAMS['mixed'][1]:g})")
+    parser.add_argument("--remap", action="store_true",
+                        help="permute each tile's rows and columns to the chip's known fault map first")
+    parser.add_argument("--spares", type=nonneg_int, default=0,
+                        help=f"spare columns per tile for --remap (0 to {MAX_SPARES})")
+
+
+def fault_model_of(args) -> str:
+    """The canonical fault model name from --fault-model and its options (DSEError naming a bad one)."""
+    from dse.core.errors import DSEError
+    from dse.core.protocol import fault_model_name, parse_fault_model
+
+    spec = parse_fault_model(args.fault_model)
+    param = None
+    for option, model, value in (("--cluster-size", "clustered", args.cluster_size),
+                                 ("--mixed-share", "mixed", args.mixed_share)):
+        if value is not None:
+            if spec.model != model:
+                raise DSEError(f"{option} {value:g} applies to --fault-model {model} only, not {args.fault_model!r}")
+            param = value
+    name = fault_model_name(spec.model, param if param is not None else spec.param,
+                            spec.remap or args.remap, args.spares or spec.spares)
+    return name

@@ -5,7 +5,8 @@ from dse.commands import _args
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy under SA1/SA0 faults over many simulated crossbars")
+    p = sub.add_parser("evaluate", help="accuracy under crossbar faults (SA1, SA0, lines, clusters; optionally "
+                                        "remapped) over many simulated crossbars")
     p.add_argument("checkpoint", help="checkpoint (.safetensors)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
     p.add_argument("--fault-rate", type=_args.rate, action="append", required=True,
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
                    help="stop once the 95%% CI half-width (accuracy points) is below this")
     p.add_argument("--min-instances", type=_args.positive_int, default=20)
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
-    p.add_argument("--fault-model", default="sa1", help="sa1 (weight reads 0) or sa0 (reads max magnitude)")
+    _args.add_fault_model(p)
     p.add_argument("--bn", default="paper", type=_args.bn_protocol,
                    help="BN statistics under faults: paper (Algorithm 1, for p' = f), chip (re-estimated through "
                         "each faulty chip from unlabeled training images) or batch (each test batch's own; "
@@ -39,13 +40,15 @@ def run(args) -> dict:
     import warnings
 
     from dse.core.checkpoint import load_checkpoint
+    from dse.core.cost import spare_columns_cost
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
     from dse.core.evaluate import Protocol, evaluate
+    from dse.core.protocol import parse_fault_model
     from dse.view.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
-                        seed=args.seed, fault_model=args.fault_model, recalibrate=not args.no_recalibrate,
+                        seed=args.seed, fault_model=_args.fault_model_of(args), recalibrate=not args.no_recalibrate,
                         rescale=not args.no_rescale, test_images=args.test_images, bn=args.bn,
                         calib_images=args.calib_images).check()
     ckpt = load_checkpoint(args.checkpoint)
@@ -57,12 +60,17 @@ def run(args) -> dict:
                           batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision,
                           instances_per_pass=args.instances_per_pass)
     result["warnings"] = sorted({str(w.message) for w in caught})
+    spares = parse_fault_model(protocol.fault_model).spares
+    if spares:  # what the remapping's spare columns cost in hardware
+        result["spare_columns"] = spare_columns_cost(result["network"], result["width"], result["shortcut_kernel"],
+                                                     result["mapping"], spares)
     if not args.json:
         for w in result["warnings"]:
             print(f"warning: {w}")
         print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
-              f"BN: {protocol.bn_label}; precision {result['precision']} ({result['precision_reason']})")
+              f"BN: {protocol.bn_label}; faults: {protocol.fault_model}; "
+              f"precision {result['precision']} ({result['precision_reason']})")
         n_test = result["results"][0]["test_images"]
         print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
               + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else
@@ -73,6 +81,11 @@ def run(args) -> dict:
             ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
             print(f"  {r['fault_rate']:>6.3g} {r['n']:>4} {r['mean']:>7.2f} {ci:>15} {r['std']:>6.2f} "
                   f"{r['p5']:>7.2f} {r['worst']:>7.2f} {r['time_s']:>6.1f}s")
+        if spares:
+            sc = result["spare_columns"]
+            print(f"  {spares} spare columns on each of {sc['crossbars']} crossbars (isaac): "
+                  f"+{sc['extra_area_mm2']:.3g} mm^2 ({sc['area_share']:.2%} of the area), "
+                  f"+{sc['extra_energy_uj']:.3g} uJ per image ({sc['energy_share']:.2%} of the energy)")
         for r in result["results"]:
             if r["at_chance"]:
                 print(f"  at fault rate {r['fault_rate']:g} the accuracy ({r['mean']:.2f}%) is at chance level "

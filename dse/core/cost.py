@@ -502,3 +502,25 @@ def compare(networks=TABLE_NETWORKS, widths=TABLE_WIDTHS,
                 "chips": isaac["chips"],
             })
     return table
+
+
+def spare_columns_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
+                       policy: MappingPolicy | str = "default", spares: int = 0, **knobs) -> dict:
+    """What `spares` extra columns on every crossbar (a remapping's spare bit lines, dse/core/remap.py) add to
+    the isaac cost: the memristor array and the per-column sample-and-holds grow by spares/xbar_size; DACs
+    (per row), the ADC (it converts the xbar_size columns in use, spares replacing stuck ones) and the timing
+    are unchanged. Energy grows with the same share of the array's and sample-and-holds' energy."""
+    from dse.core.isaac import unit_area_mm2
+    from dse.core.protocol import MAX_SPARES
+
+    if isinstance(spares, bool) or not isinstance(spares, int) or not 0 <= spares <= MAX_SPARES:
+        raise DSEError(f"spare columns per crossbar must be an integer from 0 to {MAX_SPARES}, got {spares!r}")
+    report = isaac_cost(network, width, shortcut_kernel, policy, **knobs)
+    grow = spares / report.config.xbar_size
+    area = unit_area_mm2(report.config)
+    parts = ("crossbar", "sample_hold")
+    extra_area = report.totals["crossbars"] * sum(area[k] for k in parts) * grow
+    extra_energy = sum(report.energy_by_component_uj[k] for k in parts) * grow
+    return {"spares": spares, "crossbars": report.totals["crossbars"], "extra_area_mm2": extra_area,
+            "extra_energy_uj": extra_energy, "area_share": extra_area / report.totals["area_mm2"],
+            "energy_share": extra_energy / report.totals["energy_uj"]}

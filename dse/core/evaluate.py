@@ -1,7 +1,7 @@
 """Monte-Carlo fault evaluation: accuracy of one trained model over many simulated crossbars.
 
-For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights
-(dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
+For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights, or a spatial
+one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
 so nothing is copied per instance. BN statistics by one of three protocols (dse/core/calibrate.py):
 `paper`, those calibrated for p' = f (nearest calibrated rate otherwise, with a warning) with the 1/(1-f)
 scale on (both can be switched off for ablations); `chip`, re-estimated through each faulty chip from N
@@ -43,7 +43,7 @@ class Protocol:
     adaptive: float | None = None  # target 95% CI half-width in accuracy points
     min_instances: int = 20
     seed: int = 0  # base seed of the fault maps
-    fault_model: str = "sa1"
+    fault_model: str = "sa1"  # dse/core/protocol.py: sa1, sa0, rows, cols, clustered[:SIDE], mixed[:SHARE], +remap[:S]
     recalibrate: bool = True  # use BN statistics calibrated for p' = f
     rescale: bool = True  # keep the 1/(1-f) drop-connect scale at inference
     test_images: int | None = None  # None: the full test set
@@ -73,7 +73,7 @@ class Protocol:
             raise DSEError(f"--no-recalibrate applies to the paper BN protocol only, not to {self.bn!r}")
         if self.min_instances < 2:
             raise DSEError(f"min instances must be at least 2, got {self.min_instances!r}")
-        check_fault_model(self.fault_model)
+        self.fault_model = check_fault_model(self.fault_model)  # canonical: one name per evaluation
         check_bn_protocol(self.bn)
         if isinstance(self.calib_images, bool) or not isinstance(self.calib_images, int) or self.calib_images < 1:
             raise DSEError(f"calibration images must be a positive integer, got {self.calib_images!r}")

@@ -1,4 +1,4 @@
-"""The fault model: 8-bit weights on the crossbar, each cell independently stuck with probability f.
+"""The fault model: 8-bit weights on the crossbar, each cell stuck with probability f.
 
 - Quantisation: symmetric, per output channel, to signed 8 bits (levels -127..127); per-channel
   because one cell per weight means each column's ADC range can follow its own weights.
@@ -8,6 +8,9 @@
   on (base seed, instance index, crossbar layer shapes): every model of the same shape sees the same
   maps (common random numbers), and maps are nested across rates (u < f), so a fault at 10% is also one
   at 20%.
+- Spatial models (rows, cols, clustered, mixed; dse/core/spatial.py) draw the stuck cells on the physical
+  tiles (dse/core/placement.py) and read as SA1; "+remap" permutes each tile's rows and columns to the chip's
+  known map first (dse/core/remap.py). Both are named in the fault model string (dse/core/protocol.py).
 Faults are applied functionally (a dict of faulty weights for torch.func.functional_call), never by
 copying the model.
 """
@@ -21,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from dse.core.mapping import MappingPolicy, crossbar_layers
-from dse.core.protocol import check_fault_model  # noqa: F401  (the names live torch-free)
+from dse.core.placement import place
+from dse.core.protocol import check_fault_model, parse_fault_model  # noqa: F401  (the names live torch-free)
 
 WEIGHT_BITS = 8
 
@@ -47,7 +51,9 @@ def sa0(levels: Tensor, faulty: Tensor) -> Tensor:
     return torch.where(faulty, extreme, levels)
 
 
-FAULT_MODELS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"sa1": sa1, "sa0": sa0}  # FAULT_MODEL_NAMES' order
+# how a stuck cell reads, per model (FAULT_MODEL_NAMES' order): the spatial models' cells are SA1
+FAULT_MODELS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"sa1": sa1, "sa0": sa0, "rows": sa1, "cols": sa1,
+                                                               "clustered": sa1, "mixed": sa1}
 
 
 def instance_seed(base_seed: int, instance: int, shapes: list[tuple[int, ...]]) -> int:
@@ -87,9 +93,51 @@ class FaultInjector:
         }
         self.shape_of = {name: tuple(m.weight.shape) for name, m in self.layers.items()}
         self.dtype = next(model.parameters()).dtype
+        self.placement = place(self.shape_of, {name: getattr(m, "groups", 1) for name, m in self.layers.items()})
+        self._loss: dict = {}  # loss_cells by stuck value
 
-    def fault_maps(self, instance: int, rate: float, seed: int = 0) -> dict[str, Tensor]:
-        return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
+    def fault_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> dict[str, Tensor]:
+        """The stuck weights of one instance, by layer (bool, the weights' shapes)."""
+        spec = parse_fault_model(fault_model)
+        if spec.model in ("sa1", "sa0") and not spec.remap:  # per weight, as ever: SA1 results stand
+            return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
+        cells = self.cell_maps(instance, rate, seed, fault_model)
+        if spec.remap:
+            from dse.core.remap import remap_tiles
+
+            rows, cols = remap_tiles(cells, self.loss_cells(spec.model))
+        out = {}
+        for name, lp in self.placement.layers.items():
+            if spec.remap:
+                hit = cells[lp.tile, rows[lp.tile, lp.row], cols[lp.tile, lp.col]]
+            else:
+                hit = cells[lp.tile, lp.row, lp.col]
+            out[name] = torch.from_numpy(np.ascontiguousarray(hit))
+        return out
+
+    def cell_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> np.ndarray:
+        """(tiles, 128, 128 + spares) bool: one instance's stuck cells on the physical tiles."""
+        from dse.core.spatial import cell_maps
+
+        spec = parse_fault_model(fault_model)
+        uniforms = None
+        if spec.model in ("sa1", "sa0"):  # the cells holding weights keep the weights' own draws
+            uniforms = {n: u.numpy() for n, u in draw_uniforms(self.shape_of, instance, seed).items()}
+        return cell_maps(spec, rate, self.placement, list(self.shape_of.values()), instance, seed, spec.spares,
+                         uniforms)
+
+    def loss_cells(self, model: str = "sa1") -> np.ndarray:
+        """(tiles, 128, 128): the weight magnitude each cell's weight loses if the cell is stuck (0 where empty)."""
+        apply = FAULT_MODELS[model]
+        if apply not in self._loss:
+            s = self.placement.size
+            out = np.zeros((self.placement.tiles, s, s))
+            for name, lp in self.placement.layers.items():
+                levels, scale = self.quantized[name]
+                loss = ((apply(levels, torch.ones_like(levels, dtype=torch.bool)) - levels).abs() * scale).cpu()
+                out[lp.tile, lp.row, lp.col] = loss.double().numpy()
+            self._loss[apply] = out
+        return self._loss[apply]
 
     def weights(
         self,
@@ -103,8 +151,8 @@ class FaultInjector:
         """`{"layer.weight": tensor}` for functional_call. instance=None gives the fault-free
         quantised weights. rescale keeps the drop-connect 1/(1-f) scale on (as the paper does).
         only="layer" puts faults (and the rescale) in that one layer, for per-layer sensitivity."""
-        apply = FAULT_MODELS[check_fault_model(fault_model)]
-        maps = self.fault_maps(instance, rate, seed) if instance is not None and rate > 0 else None
+        apply = FAULT_MODELS[parse_fault_model(fault_model).model]
+        maps = self.fault_maps(instance, rate, seed, fault_model) if instance is not None and rate > 0 else None
         scale_f = 1.0 / (1.0 - rate) if rescale else 1.0
         out = {}
         for name, (levels, scale) in self.quantized.items():

@@ -3,13 +3,110 @@ tables and charts name them; and the names of the fault models and of the precis
 itself is in dse/core/calibrate.py."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dse.core.errors import DSEError
 
 BN_PROTOCOLS = ("paper", "chip", "batch")
 DEFAULT_CALIB_IMAGES = 500
 
 
-FAULT_MODEL_NAMES = ("sa1", "sa0")  # dse.core.faults.FAULT_MODELS implements them
+FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.FAULT_MODELS implements them
+# the second parameter of a fault model: (what it is, default, smallest, largest); written "clustered:8"
+FAULT_PARAMS = {"clustered": ("mean cluster side in cells", 4.0, 1.0, 64.0),
+                "mixed": ("share of the cell fault rate from random SA1 cells", 0.5, 0.0, 1.0)}
+MAX_SPARES = 64  # spare columns per 128-column tile a remapped evaluation may add
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault model with its parameter, and whether the chip's known map is remapped (with spare columns).
+    Its `name` is the one string an evaluation's identity carries wherever fault_model is (store, journals,
+    jobs): "sa1", "clustered:8", "rows+remap", "mixed:0.3+remap:4"; parameters at their defaults are left out,
+    so every existing SA1/SA0 key stands."""
+
+    model: str
+    param: float | None = None  # FAULT_PARAMS' value; None: the default
+    remap: bool = False
+    spares: int = 0  # spare columns per tile (remap only)
+
+    @property
+    def name(self) -> str:
+        out = self.model + (f":{self.param:g}" if self.param is not None else "")
+        return out + (("+remap" + (f":{self.spares}" if self.spares else "")) if self.remap else "")
+
+    @property
+    def value(self) -> float | None:
+        """The parameter, its default filled in (None for models without one)."""
+        return self.param if self.param is not None else FAULT_PARAMS.get(self.model, (None, None))[1]
+
+
+def parse_fault_model(text: str) -> FaultSpec:
+    """`model[:param][+remap[:spares]]` -> FaultSpec; a bad part raises one line naming it and what is allowed."""
+    allowed = (f"choose one of {', '.join(FAULT_MODEL_NAMES)}, optionally with a parameter "
+               "(clustered:SIDE, mixed:SHARE) and +remap or +remap:SPARES")
+    if not isinstance(text, str):
+        raise DSEError(f"unknown fault model {text!r}; {allowed}")
+    head, _, tail = text.strip().partition("+")
+    model, colon, param_text = head.partition(":")
+    if model not in FAULT_MODEL_NAMES:
+        raise DSEError(f"unknown fault model {text!r}; {allowed}")
+    param = None
+    if colon:
+        if model not in FAULT_PARAMS:
+            raise DSEError(f"fault model {model!r} takes no parameter, got {text!r}; "
+                           f"only {', '.join(FAULT_PARAMS)} do")
+        param = _in(text, _param, model, param_text)
+    remap, spares = False, 0
+    if tail or text.strip().endswith("+"):
+        word, colon, spares_text = tail.partition(":")
+        if word != "remap":
+            raise DSEError(f"unknown fault model option {'+' + tail!r} in {text!r}; the only one is +remap[:SPARES]")
+        remap, spares = True, _in(text, _spares, spares_text) if colon else 0
+    return FaultSpec(model, param, remap, spares)
+
+
+def _in(text: str, check, *args):
+    """check(*args); a failure names the whole fault model as typed too."""
+    try:
+        return check(*args)
+    except DSEError as e:
+        raise DSEError(f"{e} (in {text!r})") from None
+
+
+def _param(model: str, text) -> float | None:
+    what, default, lo, hi = FAULT_PARAMS[model]
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (lo <= v <= hi):  # also rejects nan
+        raise DSEError(f"{model} parameter ({what}) must be a number from {lo:g} to {hi:g}, got {text!r}")
+    return None if v == default else v
+
+
+def _spares(text) -> int:
+    try:
+        v = int(text)
+    except (TypeError, ValueError):
+        v = -1
+    if not 0 <= v <= MAX_SPARES:
+        raise DSEError(f"spare columns per tile must be an integer from 0 to {MAX_SPARES}, got {text!r}")
+    return v
+
+
+def fault_model_name(model: str, param: float | None = None, remap: bool = False, spares: int = 0) -> str:
+    """The canonical name of a fault model with these options (each validated as parse_fault_model does)."""
+    spec = parse_fault_model(model)
+    if param is not None:
+        if model not in FAULT_PARAMS:
+            raise DSEError(f"fault model {model!r} takes no parameter, got {param!r}; only {', '.join(FAULT_PARAMS)} do")
+        spec = FaultSpec(spec.model, _param(model, param), spec.remap, spec.spares)
+    if spares and not remap:
+        raise DSEError(f"spare columns ({spares!r}) only serve a remapped evaluation: add --remap")
+    if remap:
+        spec = FaultSpec(spec.model, spec.param, True, _spares(spares))
+    return spec.name
 
 
 PRECISIONS = ("auto", "fp32", "bf16")  # dse.core.precision chooses and runs them
@@ -22,9 +119,8 @@ def check_precision(name) -> str:
 
 
 def check_fault_model(name: str) -> str:
-    if name not in FAULT_MODEL_NAMES:
-        raise DSEError(f"unknown fault model {name!r}; choose one of {', '.join(FAULT_MODEL_NAMES)}")
-    return name
+    """The canonical form of a fault model name (DSEError naming a bad one and what is allowed)."""
+    return parse_fault_model(name).name
 
 
 def check_bn_protocol(name: str) -> str:

@@ -45,7 +45,7 @@ RECIPE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 0.2, "calib_images": N
                    "half": False}
 # bn: one BN protocol or a list of them (each gets its own evaluations); calib_images: the chip protocol's N
 PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0, "bn": "paper",
-                     "calib_images": 500}
+                     "calib_images": 500, "fault_model": "sa1"}  # bn and fault_model: one name or a list
 RESOURCE_DEFAULTS = {"cpus": 1, "train_gpus": "auto", "evaluate_gpus": 0, "max_retries": 2}
 GRIDS_DIR = Path(__file__).with_name("grids")  # the packaged specs: default.toml, paper.toml
 
@@ -267,6 +267,18 @@ def _protocol(key: str, table) -> dict:
         names = protocol["bn"] if isinstance(protocol["bn"], list) else [protocol["bn"]]
         if not names or any(n not in BN_PROTOCOLS for n in names):
             fail(f"{key}.bn", f"expected one of {', '.join(BN_PROTOCOLS)} or a list of them, got {protocol['bn']!r}")
+    if "fault_model" in protocol:
+        from dse.core.errors import DSEError
+        from dse.core.protocol import check_fault_model
+
+        names = protocol["fault_model"] if isinstance(protocol["fault_model"], list) else [protocol["fault_model"]]
+        if not names:
+            fail(f"{key}.fault_model", "expected a fault model or a list of them, got an empty list")
+        for n in names:
+            try:
+                check_fault_model(n)
+            except DSEError as e:
+                fail(f"{key}.fault_model", str(e))
     return protocol
 
 

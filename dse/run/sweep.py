@@ -99,13 +99,15 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         train = Job("train", point, cfg)
         trains[point] = train
         plan.append(train)
+        models = p.get("fault_model", "sa1")
         for bn in (p["bn"] if isinstance(p["bn"], list) else [p["bn"]]):
-            for f in rates:
-                ecfg = tasks.to_json(tasks.EvaluateTask(
-                    task.out, (f,), data, instances=p["instances"], adaptive=p["adaptive"], seed=p["seed"],
-                    device=spec.device, test_images=p["test_images"], bn=bn, calib_images=p["calib_images"],
-                    precision=spec.precision))
-                plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
+            for fault_model in (models if isinstance(models, list) else [models]):
+                for f in rates:
+                    ecfg = tasks.to_json(tasks.EvaluateTask(
+                        task.out, (f,), data, instances=p["instances"], adaptive=p["adaptive"], seed=p["seed"],
+                        device=spec.device, test_images=p["test_images"], bn=bn, calib_images=p["calib_images"],
+                        fault_model=fault_model, precision=spec.precision))
+                    plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
     for i, job in enumerate(plan):  # fine-tuned points wait for their base's training (any block's)
         if job.kind == "train" and job.point in bases:
             plan[i] = Job("train", job.point, job.config, deps=(trains[bases[job.point]].job_id,))
@@ -270,7 +272,7 @@ def _recorded_crossbars(store: Store, evaluations: list[Job]):
     for j in evaluations:
         c, digest = j.config, sha(j.config["checkpoint"])
         for rate in c["fault_rates"]:
-            if digest is None or rate == 0:
+            if digest is None or rate == 0 or j.task.fault_model != "sa1":  # the rows read are SA1's
                 continue
             mine = rows[(rows.point_id == j.point.point_id) & (rows.checkpoint_sha == digest)
                         & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])

@@ -66,7 +66,7 @@ class EvaluateTask:
 
     def __post_init__(self):
         check_bn_protocol(self.bn)
-        check_fault_model(self.fault_model)
+        object.__setattr__(self, "fault_model", check_fault_model(self.fault_model))  # canonical name
         if self.precision is not None:
             check_precision(self.precision)
         object.__setattr__(self, "fault_rates", tuple(sorted(float(f) for f in self.fault_rates)))

@@ -1,0 +1,148 @@
+"""What the spatial-defects report and the app's fault-model tab show: the README table from a report's JSON
+(`python -m dse spatial-report`), accuracy against fault rate per fault model and layout, one tile's stuck
+cells under each fault model (blind and remapped), and an interpolated lifetime curve. Backend only: pandas and
+plotly (torch is imported only when a tile map is drawn)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
+LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
+
+
+def layout_label(remap: bool, spares: int) -> str:
+    return "remapped" + (f" + {spares} spare columns" if spares else "") if remap else "blind (as placed)"
+
+
+def load_report(path: str | Path | None = None) -> dict | None:
+    """The report's JSON (default: the shipped one, REPORT), or None when there is none."""
+    path = Path(path or REPORT)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def report_rows(report: dict) -> pd.DataFrame:
+    """One row per checkpoint, fault model, layout and rate: mean, ci95, n, accuracies."""
+    return pd.DataFrame(report["rows"]) if report and report.get("rows") else pd.DataFrame()
+
+
+def readme_table(report: dict) -> pd.DataFrame:
+    """Accuracy (mean ± 95% CI half-width, %) with one row per checkpoint, fault model and layout and one column
+    per fault rate; the fault-free 8-bit accuracy on the same images beside it."""
+    rows = report_rows(report)
+    out = []
+    for (label, model, layout), g in rows.groupby(["point", "fault_model", "layout"], sort=False):
+        cells = {f"f={r.fault_rate:g}": f"{r.mean:.2f} ± {r.ci95:.2f}" for r in g.itertuples()}
+        out.append({"design point": label, "fault-free (%)": f"{g.fault_free.iloc[0]:.2f}", "faults": model,
+                    "layout": layout, **cells})
+    return pd.DataFrame(out)
+
+
+def gain_table(report: dict) -> pd.DataFrame:
+    """Accuracy a remapping adds over the blind layout on the same chips (paired: mean of per-chip differences)."""
+    rows = report_rows(report)
+    out = []
+    for (label, model), g in rows.groupby(["point", "fault_model"], sort=False):
+        blind = g[g.layout == LAYOUTS["blind"]].set_index("fault_rate")
+        for layout, h in g[g.layout != LAYOUTS["blind"]].groupby("layout", sort=False):
+            cells = {}
+            for r in h.itertuples():
+                d = np.subtract(r.accuracies, blind.loc[r.fault_rate].accuracies)
+                cells[f"f={r.fault_rate:g}"] = f"{d.mean():+.2f}"
+            out.append({"design point": label, "faults": model, "layout": layout, **cells})
+    return pd.DataFrame(out)
+
+
+def accuracy_figure(report: dict, point: str, fault_models: list[str] | None = None) -> go.Figure:
+    """Accuracy against fault rate for one design point: a line per fault model and layout, 95% CI bars."""
+    rows = report_rows(report)
+    rows = rows[rows.point == point]
+    fig = go.Figure()
+    palette = dict(zip(dict.fromkeys(rows.fault_model), ["#4c72b0", "#dd8452", "#c44e52", "#55a868", "#8172b3",
+                                                          "#937860", "#da8bc3"] * 4))
+    dashes = dict(zip(dict.fromkeys(rows.layout), ["solid", "dot", "dash", "dashdot"] * 4))
+    for (model, layout), g in rows.groupby(["fault_model", "layout"], sort=False):
+        if fault_models and model not in fault_models:
+            continue
+        x = [0.0, *g.fault_rate]
+        y = [g.fault_free.iloc[0], *g["mean"]]
+        err = [0.0, *g.ci95]
+        fig.add_trace(go.Scatter(x=[100 * v for v in x], y=y, error_y={"type": "data", "array": err},
+                                 mode="lines+markers", name=f"{model}, {layout}",
+                                 line={"color": palette[model], "dash": dashes[layout]},
+                                 marker={"color": palette[model]}))
+    fig.update_layout(title=f"{point}: accuracy vs cell fault rate", xaxis_title="cell fault rate f (%)",
+                      yaxis_title="test accuracy (%)", legend_title="faults, layout (colour: faults; line: layout)",
+                      height=560, width=1000)
+    return fig
+
+
+def lifetime_curve(report: dict, point: str, fault_model: str, layout: str, trajectory, months) -> pd.DataFrame:
+    """Accuracy against months along `trajectory` (dse/core/lifetime.py), interpolated linearly between the
+    report's evaluated rates (fault-free at 0): a quick look; `python -m dse lifetime` evaluates each month."""
+    rows = report_rows(report)
+    g = rows[(rows.point == point) & (rows.fault_model == fault_model) & (rows.layout == layout)]
+    if g.empty:
+        return pd.DataFrame(columns=["month", "fault_rate", "mean", "extrapolated"])
+    x = np.array([0.0, *g.fault_rate])
+    y = np.array([g.fault_free.iloc[0], *g["mean"]])
+    rates = np.array([trajectory.rate(m) for m in months])
+    return pd.DataFrame({"month": list(months), "fault_rate": rates, "mean": np.interp(rates, x, y),
+                         "extrapolated": rates > x.max()})
+
+
+def lifetime_figure(curve: pd.DataFrame, target: float, title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=curve.month, y=curve["mean"], mode="lines+markers", name="mean accuracy",
+                             customdata=100 * curve.fault_rate,
+                             hovertemplate="month %{x:g}: %{y:.2f}% at f = %{customdata:.1f}%<extra></extra>"))
+    fig.add_hline(y=target, line_dash="dash", annotation_text=f"target {target:g}%")
+    fig.update_layout(title=title, xaxis_title="months in the field", yaxis_title="mean test accuracy (%)",
+                      height=380)
+    return fig
+
+
+def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, fault_model: str,
+              rate: float, instance: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+    """One tile (the layer's first) of one chip: `stuck` (rows x columns + spares, bool), `occupied` (which cells
+    hold a weight), and with +remap in the fault model `stuck_remapped`: the stuck cells as the remapped weights
+    see them (logical layout), so the two can be compared cell for cell. Untrained weights: magnitudes for the
+    remapping come from a freshly initialised model (a teaching view, not a result)."""
+    import torch
+
+    from dse.core.faults import FaultInjector
+    from dse.core.models import build_model
+    from dse.core.protocol import parse_fault_model
+    from dse.core.remap import remap_tile
+
+    torch.manual_seed(0)
+    inj = FaultInjector(build_model(network, width, shortcut_kernel), mapping)
+    spec = parse_fault_model(fault_model)
+    t = inj.placement.layers[layer].first_tile
+    cells = inj.cell_maps(instance, rate, seed, fault_model)[t]
+    out = {"stuck": cells, "occupied": inj.placement.occupancy()[t]}
+    if spec.remap:
+        rows, cols = remap_tile(cells, inj.loss_cells(spec.model)[t])
+        out["stuck_remapped"] = cells[np.ix_(rows, cols)]
+    return out
+
+
+def tile_gallery(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, models: list[str],
+                 rate: float, instance: int = 0) -> go.Figure:
+    """One tile of one chip under each fault model side by side (the physical map; dark cells are stuck)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, horizontal_spacing=0.02)
+    for k, model in enumerate(models):
+        stuck = tile_maps(network, width, shortcut_kernel, mapping, layer, model, rate, instance)["stuck"]
+        fig.add_trace(go.Heatmap(z=stuck.astype(np.uint8)[::-1], colorscale=[[0, "#f2f2f2"], [1, "#b2182b"]],
+                                 showscale=False), row=1, col=k + 1)
+        fig.update_xaxes(showticklabels=False, row=1, col=k + 1)
+        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{k + 1 if k else ''}", row=1, col=k + 1)
+    fig.update_layout(title=f"One 128x128 tile ({layer}) of chip {instance} at a cell fault rate of {rate:.0%}",
+                      height=330, width=260 * len(models), margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    return fig
