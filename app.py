@@ -19,9 +19,6 @@ from dse.run import jobs
 from dse.view import charts, explore, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
-from dse.core.lifetime import months_until, parse_trajectory  # the spatial-defects tab (#28)
-from dse.core.protocol import FAULT_MODEL_NAMES, FAULT_PARAMS, MAX_SPARES, fault_model_name
-from dse.results.store import label
 from dse.view import spatial
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
@@ -67,7 +64,7 @@ def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, 
                   fault_model: str = "sa1") -> tuple:
     cv = explore.curves(_store, point, bn, calib_images, fault_model)
     how = f" (BN: {explore.bn_label(bn, calib_images)})"
-    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {fault_model.upper()} fault rate{how}"),
+    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {explore.fault_model_label(fault_model)} fault rate{how}"),
             charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate{how}"))
 
 
@@ -133,10 +130,13 @@ def sidebar() -> dict:
     dropconnect = sb.select_slider("Drop-connect rate p", explore.DROPCONNECT_RATES, value=0.3, key="dropconnect")
     mapping = sb.radio("1x1 convolutions", explore.MAPPINGS, format_func=MAPPING_NAMES.get, key="mapping")
     sb.header("Chip")
-    fault_model = sb.radio("Stuck-at faults", explore.FAULT_MODELS, horizontal=True, key="fault_model",
-                           format_func=str.upper, help="SA1: a stuck cell reads its weight as 0 (the paper's); "
-                                                       "SA0: as the largest level of the weight's sign")
-    fault_pct = sb.number_input(f"{fault_model.upper()} fault rate f (%)", 0.0, 50.0, 10.0, step=1.0, format="%.1f",
+    fault_model = sb.radio("Faults", explore.FAULT_MODELS, horizontal=True, key="fault_model",
+                           format_func=explore.fault_model_label,
+                           help="SA1: a stuck cell reads its weight as 0 (the paper's); SA0: as the largest level "
+                                "of the weight's sign; stuck-row / stuck-column: whole word or bit lines of the "
+                                "128x128 tiles stuck; clustered: stuck cells in clusters; mixed: half random SA1, "
+                                "half lines (the Spatial defects tab shows each)")
+    fault_pct = sb.number_input(f"{explore.fault_model_label(fault_model)} fault rate f (%)", 0.0, 50.0, 10.0, step=1.0, format="%.1f",
                                 key="fault_rate", help="any rate from 0 to 50%; the paper's are 10, 20 and 30%. A "
                                                        "rate not evaluated yet can be, from the point's Evaluate button")
     fault_rate = round(fault_pct / 100, 6)  # 10.0 -> 0.1 exactly, as the store keys rates
@@ -211,7 +211,7 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     p, f = ui["point"], ui["fault_rate"]
     s = explore.status(table, p)
     title = explore.label(asdict(p))
-    st.subheader(f"{title} on a chip with {charts.pct(f)} {ui['fault_model'].upper()} faults")
+    st.subheader(f"{title} on a chip with {charts.pct(f)} {explore.fault_model_label(ui['fault_model'])} faults")
     isaac = point_cost(store, p, "isaac", ui["hardware"])
     cost = isaac if ui["cost_model"] == "isaac" else point_cost(store, p, ui["cost_model"])
     if s.error:
@@ -310,7 +310,7 @@ def actions(store, ui: dict, s: explore.PointStatus) -> None:
             st.toast("Training started" if new else "Already training: showing the running job")
             st.rerun()  # the point's status and progress from now on
     else:
-        label = f"Evaluate at {charts.pct(f)} {ui['fault_model'].upper()} faults ({ui['instances']} crossbars, BN {ui['bn']})"
+        label = f"Evaluate at {charts.pct(f)} {explore.fault_model_label(ui['fault_model'])} faults ({ui['instances']} crossbars, BN {ui['bn']})"
         if st.button(label, type="primary", key="evaluate"):
             cfg = jobs.evaluate_config(s.checkpoint, [f], data=ui["data"], instances=ui["instances"],
                                        adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
@@ -435,27 +435,27 @@ def spatial_tile(network: str, width: float, shortcut_kernel: int, mapping: str,
 
 
 def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
-    """Issue #28 for a teacher: one tile's defects under each fault model, blind and remapped; the shipped
-    report's accuracy for the fault model; an interpolated lifetime curve (dse/view/spatial.py)."""
+    """For a teacher: one tile's defects under each fault model, blind and remapped, and an evaluation of the
+    point under it; then the shipped report's accuracy and a lifetime curve (spatial_results)."""
     p = ui["point"]
     if not st.toggle("Show one chip's defects under each fault model, remapping and lifetime", key="sp_show"):
         st.caption("Lines and clusters of stuck cells, a chip's known map remapped, and accuracy over a chip's life.")
         return  # the tile maps need torch: not on the page's first render
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2, c3 = st.columns([1, 1, 1])
-    model = c1.radio("Fault model", FAULT_MODEL_NAMES, index=FAULT_MODEL_NAMES.index("clustered"), horizontal=True,
-                     key="sp_model", help="sa1/sa0: independent cells; rows/cols: whole lines; clustered: clusters of "
+    model = c1.radio("Fault model", explore.FAULT_MODELS, index=explore.FAULT_MODELS.index("clustered"),
+                     horizontal=True, format_func=explore.fault_model_label, key="sp_model", help="sa1/sa0: independent cells; rows/cols: whole lines; clustered: clusters of "
                                           "stuck cells; mixed: random SA1 plus lines (sources in dse/core/spatial.py)")
     param = None
-    if model in FAULT_PARAMS:
-        what, default, lo, hi = FAULT_PARAMS[model]
+    if model in spatial.FAULT_PARAMS:
+        what, default, lo, hi = spatial.FAULT_PARAMS[model]
         param = c1.slider(what, lo, min(hi, 16.0), default, key="sp_param")
     rate = c2.slider("Cell fault rate f (%)", 1, 40, 10, key="sp_rate") / 100
     remap = c2.toggle("Remap to the chip's known map", key="sp_remap")
-    spares = c2.number_input("Spare columns per tile", 0, MAX_SPARES, 0, key="sp_spares", disabled=not remap)
+    spares = c2.number_input("Spare columns per tile", 0, spatial.MAX_SPARES, 0, key="sp_spares", disabled=not remap)
     layer = c3.selectbox("Crossbar layer", list(shapes), key="sp_layer")
     instance = c3.number_input("Chip (crossbar instance)", 0, 999, 0, key="sp_instance")
-    name = fault_model_name(model, param, remap, int(spares) if remap else 0)
+    name = spatial.fault_model_name(model, param, remap, int(spares) if remap else 0)
     maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
     m1, m2 = st.columns(2)
     m1.plotly_chart(charts.fault_map(maps["stuck"], f"{name}: one tile's stuck cells at {charts.pct(rate)} "
@@ -477,8 +477,13 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     if not stored.empty:
         st.plotly_chart(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy under {name}"),
                         key="sp_stored")
+    spatial_results(p, model)
+
+
+def spatial_results(p: DesignPoint, model: str) -> None:
+    """The spatial-defects report's accuracy for the point under `model`, and its lifetime curve."""
     report = spatial.load_report()
-    point = label(asdict(p))
+    point = explore.label(asdict(p))
     rows = spatial.report_rows(report)
     if rows.empty or point not in set(rows.point):
         st.info(f"No spatial-defects results for {point}; `python -m dse spatial-report CKPT --data PATH` makes them.")
@@ -490,10 +495,10 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     text = l1.text_input("Fault-rate trajectory f(t)", "weibull:fmax=0.3,eta=60,beta=2", key="sp_traj")
     target = l2.number_input("Accuracy target (%)", 0.0, 100.0, 75.0, key="sp_target")
     layout = l3.radio("Layout", sorted(set(rows[rows.point == point].layout)), key="sp_layout")
-    trajectory = parse_trajectory(text)  # a bad one is a DSEError: one line on the page
+    trajectory = spatial.parse_trajectory(text)  # a bad one is a DSEError: one line on the page
     months = list(range(0, 121, 6))
     curve = spatial.lifetime_curve(report, point, model, layout, trajectory, months)
-    when = months_until(list(curve.month), list(curve["mean"]), target)
+    when = spatial.months_until(list(curve.month), list(curve["mean"]), target)
     st.plotly_chart(spatial.lifetime_figure(curve, target, f"{point}, {model}, {layout}: "
                                             + (f"below {target:g}% after {when:.0f} months" if when is not None
                                                else f"above {target:g}% for {months[-1]} months")),
@@ -542,7 +547,7 @@ def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str)
         c1.caption(f"{int(r['chips_meeting'])} of {int(r['chips'])} chips >= {target:g}% · 95% Clopper-Pearson "
                    f"[{r['yield_low']:.1%}, {r['yield_high']:.1%}] · BN: {how}")
     _, fig = yield_figure(store, version, p, f, target, bn, n_cal, f"{arch}, p={p.dropconnect:g} at {charts.pct(f)} "
-                          f"{ui['fault_model'].upper()} faults: chip yield vs accuracy target", ui["fault_model"])
+                          f"{explore.fault_model_label(ui['fault_model'])} faults: chip yield vs accuracy target", ui["fault_model"])
     c2.plotly_chart(fig, key="yield-curve")
     yield_recommendation(c1, ytable, target, f, how)
 

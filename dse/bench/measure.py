@@ -198,12 +198,11 @@ def interleaved(steps: dict[str, Callable[[int], object]], rounds: int, warmup: 
     return times
 
 
-def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
-                     precision: str = "fp32"):
-    """The state `dse.core.train.train` sets up, and a step function running its loop body (`train_step`)."""
+def _trainer_state(network: str, width: float, dropconnect: float, batch_size: int, dev):
+    """The model (drop-connect on, train mode, channels_last), SGD and recipe `dse.core.train.train` sets up."""
     from dse.core.dropconnect import add_dropconnect
     from dse.core.models import build_model
-    from dse.core.train import Recipe, train_step
+    from dse.core.train import Recipe
 
     r = Recipe(batch_size=batch_size)
     torch.manual_seed(0)
@@ -212,6 +211,15 @@ def _project_trainer(d, network: str, width: float, dropconnect: float, batch_si
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
                           weight_decay=r.weight_decay)
+    return model, opt, r
+
+
+def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
+                     precision: str = "fp32"):
+    """The state `dse.core.train.train` sets up, and a step function running its loop body (`train_step`)."""
+    from dse.core.train import train_step
+
+    model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=False)  # as the trainer: bf16 needs no loss scaling
     x, y = d.train_x[:n].to(dev), d.train_y[:n].to(dev)
     g = torch.Generator(device=dev).manual_seed(0)
@@ -227,22 +235,13 @@ def _project_trainer(d, network: str, width: float, dropconnect: float, batch_si
 def _model_step(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
                 precision: str = "fp32"):
     """The limit for the trainer: the same model (drop-connect included) and optimizer stepping on batches
-    already augmented, normalised and channels_last in memory; forward, loss, backward, update, nothing else."""
+    already normalised and channels_last in memory (no augmentation); forward, loss, backward, update."""
     import torch.nn.functional as F
 
     from dse.core.data import normalize
-    from dse.core.dropconnect import add_dropconnect
-    from dse.core.models import build_model
     from dse.core.precision import autocast
-    from dse.core.train import Recipe
 
-    r = Recipe(batch_size=batch_size)
-    torch.manual_seed(0)
-    model = build_model(network, width).to(dev, memory_format=torch.channels_last)
-    add_dropconnect(model, dropconnect)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
-                          weight_decay=r.weight_decay)
+    model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     batches = [(normalize(d.train_x[i : i + batch_size].to(dev)).contiguous(memory_format=torch.channels_last),
                 d.train_y[i : i + batch_size].to(dev)) for i in range(0, n - batch_size + 1, batch_size)]
 

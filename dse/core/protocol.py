@@ -118,6 +118,16 @@ def check_precision(name) -> str:
     return name
 
 
+FAULT_MODEL_LABELS = {"sa1": "SA1", "sa0": "SA0", "rows": "stuck-row", "cols": "stuck-column",
+                      "clustered": "clustered", "mixed": "mixed"}
+
+
+def fault_model_label(name: str) -> str:
+    """How a page names a fault model ("clustered:8+remap" keeps its parameters after the base's label)."""
+    base, sep, rest = name.partition(":") if ":" in name else name.partition("+")
+    return FAULT_MODEL_LABELS.get(base, base) + (sep + rest if sep else "")
+
+
 def check_fault_model(name: str) -> str:
     """The canonical form of a fault model name (DSEError naming a bad one and what is allowed)."""
     return parse_fault_model(name).name

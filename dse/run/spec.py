@@ -296,6 +296,20 @@ def _paths(doc: dict) -> None:
                  doc["checkpoint_dir"])
 
 
+def _resources(table) -> dict:
+    resources = {**RESOURCE_DEFAULTS, **_table("resources", table)}
+    _unknown("resources", resources, RESOURCE_DEFAULTS)
+    if _nonneg_number("resources.cpus", resources["cpus"]) == 0:
+        fail("resources.cpus", "expected a positive number of CPUs per job, got 0")
+    if resources["train_gpus"] != "auto":
+        _nonneg_number("resources.train_gpus", resources["train_gpus"])
+    _nonneg_number("resources.evaluate_gpus", resources["evaluate_gpus"])
+    if isinstance(resources["max_retries"], bool) or not isinstance(resources["max_retries"], int) \
+            or resources["max_retries"] < 0:
+        fail("resources.max_retries", f"expected a non-negative integer, got {resources['max_retries']!r}")
+    return resources
+
+
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
     from dse.core.device import check_device_name
@@ -317,17 +331,7 @@ def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     recipe = {**RECIPE_DEFAULTS, **_recipe("recipe", doc.get("recipe", {}))}
     protocol = {**PROTOCOL_DEFAULTS, **_protocol("protocol", doc.get("protocol", {}))}
 
-    resources = {**RESOURCE_DEFAULTS, **_table("resources", doc.get("resources", {}))}
-    _unknown("resources", resources, RESOURCE_DEFAULTS)
-    if _nonneg_number("resources.cpus", resources["cpus"]) == 0:
-        fail("resources.cpus", "expected a positive number of CPUs per job, got 0")
-    if resources["train_gpus"] != "auto":
-        _nonneg_number("resources.train_gpus", resources["train_gpus"])
-    _nonneg_number("resources.evaluate_gpus", resources["evaluate_gpus"])
-    if isinstance(resources["max_retries"], bool) or not isinstance(resources["max_retries"], int) \
-            or resources["max_retries"] < 0:
-        fail("resources.max_retries", f"expected a non-negative integer, got {resources['max_retries']!r}")
-
+    resources = _resources(doc.get("resources", {}))
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         fail("seed", f"expected a non-negative integer, got {seed!r}")

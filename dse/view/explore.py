@@ -17,6 +17,7 @@ from dse.core.errors import DSEError  # noqa: F401  what the page reports as a o
 from dse.core.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
 from dse.core.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
 from dse.core.protocol import DEFAULT_CALIB_IMAGES, FAULT_MODEL_NAMES as FAULT_MODELS, bn_label
+from dse.core.protocol import fault_model_label  # noqa: F401  how the page names a fault model
 from dse.results.store import DesignPoint, Store, label  # noqa: F401  label: the names the page shows
 
 # the design space the explorer offers (torch-free, so the page renders without importing torch;

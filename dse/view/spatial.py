@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dse.core.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
+from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, fault_model_name  # noqa: F401  the tab's choices
+
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
 LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
 
