@@ -402,6 +402,7 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
             "calib_images": min(calib_images, len(d.train_x)), "calib_s": calib_s,
             "chip_overhead_full_test_set": calib_s / full_instance_s,
             "images": n, "workers": workers, "path": ev.fast_reason, "fault_free_quantized_accuracy": quantized,
+            "precision": ev.precision,
             "image_instances_per_s": {k: instances * n / sum(v) for k, v in times.items()},
             "instance_s": {k: [round(t, 3) for t in v] for k, v in times.items()}, "accuracies": accs}
 
