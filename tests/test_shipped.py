@@ -107,7 +107,8 @@ def test_the_readme_quotes_no_figure_the_tables_lack():
     best p, cost): a checkpoint re-evaluated with more crossbars changes the tables, and this catches the
     prose that still quotes the old figures. Derived figures (differences, ratios) are given to one decimal."""
     readme = (FOLDER.parent / "README.md").read_text()
-    prose = readme[readme.index("**Against the paper**"):readme.index("## Sweeps")]
+    start = readme.index("**Against the paper**")
+    prose = readme[start:readme.index("\n## ", start)]  # to the next section
     tables = "\n".join(line for line in readme.splitlines() if line.startswith("|"))
     figure = r"(?<![\d.]){}(?!\d)"
     stale = sorted({n for n in re.findall(figure.format(r"\d+\.\d\d"), prose)
