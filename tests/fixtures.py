@@ -68,3 +68,13 @@ def build_store(root: Path, points=POINTS, evaluate_missing: tuple = ()) -> tupl
                                      {"recalibrate": True})
     sync(store, [ckdir])
     return store, ckdir
+
+
+def checkpoint_and_images(root: Path) -> tuple[str, str]:
+    """An untrained ResNet20 0.5x p=0.3 checkpoint and a 3-images-per-class image tree under `root`: enough
+    for a command line to run end to end."""
+    from tests.test_data import make_tree
+
+    tree = make_tree(root / "data", per_class=3)
+    ckpt = write_checkpoint(root / "ck", DesignPoint("resnet20", 0.5, 1, "default", 0.3), 50.0)
+    return str(ckpt), str(tree)

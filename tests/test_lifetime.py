@@ -49,14 +49,9 @@ def test_lifetime_table_reports_yield_and_both_crossings():
 
 @pytest.fixture(scope="module")
 def cli_setup(tmp_path_factory):
-    from dse.results.store import DesignPoint
-    from tests.fixtures import write_checkpoint
-    from tests.test_data import make_tree
+    from tests.fixtures import checkpoint_and_images
 
-    root = tmp_path_factory.mktemp("lifetime-cli")
-    tree = make_tree(root / "data", per_class=3)
-    ckpt = write_checkpoint(root / "ck", DesignPoint("resnet20", 0.5, 1, "default", 0.3), 50.0)
-    return str(ckpt), str(tree)
+    return checkpoint_and_images(tmp_path_factory.mktemp("lifetime-cli"))
 
 
 def run_json(capsys, *argv):

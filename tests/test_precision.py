@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from dse.core import precision as P
 from dse.core.errors import DSEError
