@@ -160,6 +160,8 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
                       "Chip yield"),
         }
         for i, (tab, (act, shows)) in enumerate(steps.items(), start=2):
+            # while a rerun replaces the page, its old tabs can linger beside the new ones for a moment
+            expect(page.get_by_role("tab", name=tab)).to_have_count(1, timeout=60_000)
             page.get_by_role("tab", name=tab).click()
             if act:
                 act()
