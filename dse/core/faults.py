@@ -16,6 +16,7 @@ copying the model.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Callable
 
@@ -93,8 +94,13 @@ class FaultInjector:
         }
         self.shape_of = {name: tuple(m.weight.shape) for name, m in self.layers.items()}
         self.dtype = next(model.parameters()).dtype
-        self.placement = place(self.shape_of, {name: getattr(m, "groups", 1) for name, m in self.layers.items()})
         self._loss: dict = {}  # loss_cells by stuck value
+
+    @functools.cached_property
+    def placement(self):
+        """The weights on the physical tiles: made when a spatial model or a remap first needs it (SA1 and SA0
+        never do, and for VGG13 it is most of the injector's start-up)."""
+        return place(self.shape_of, {name: getattr(m, "groups", 1) for name, m in self.layers.items()})
 
     def fault_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> dict[str, Tensor]:
         """The stuck weights of one instance, by layer (bool, the weights' shapes)."""

@@ -12,6 +12,7 @@ has native bf16 units and bf16 is measurably faster there.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -138,8 +139,6 @@ def record(device: torch.device | str, section: str, key: str, value: dict) -> N
 
 def autocast(device: torch.device | str, precision: str):
     """The autocast context for a resolved precision (fp32: none)."""
-    import contextlib
-
     device = torch.device(device)
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
