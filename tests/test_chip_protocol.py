@@ -93,3 +93,16 @@ def test_batch_statistics_leave_the_model_alone(trained, tiny_data):
 def test_bad_bn_protocols(kw, match):
     with pytest.raises(DSEError, match=match):
         Protocol(**kw).check()
+
+
+def test_chips_calibrated_together_get_each_their_own_statistics(trained, tiny_data):
+    """Several chips share each calibration forward (vmap), and each gets the statistics it gets alone."""
+    ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
+    ev.set_calibration(tiny_data.train_x, 100)
+    ws = [ev.injector.weights(i, 0.3) for i in range(3)]
+    together, alone = ev.chips_weights(ws), [ev.chip_weights(w) for w in ws]
+    for t, a in zip(together, alone):
+        assert t.keys() == a.keys()
+        assert all(torch.allclose(t[k].float(), a[k].float(), rtol=1e-4, atol=1e-5) for k in a)  # summation order
+    means = [k for k in alone[0] if k.endswith("running_mean")]
+    assert any(not torch.allclose(alone[0][k], alone[1][k]) for k in means)  # two chips, two sets of statistics

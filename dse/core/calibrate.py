@@ -103,7 +103,15 @@ def chip_bn_stats(model: nn.Module, weights: dict[str, Tensor], batches: list[Te
     """BN running statistics re-estimated through one faulty chip: the `batches` run through the model with
     the chip's `weights` substituted (functional_call, weights frozen), each BN layer's statistics an exact
     cumulative average over the pass (momentum=None). The model's own buffers are left as they were."""
-    from torch.func import functional_call
+    return chips_bn_stats(model, [weights], batches, device, precision)[0]
+
+
+@torch.no_grad()
+def chips_bn_stats(model: nn.Module, weight_sets: list[dict[str, Tensor]], batches: list[Tensor],
+                   device: torch.device | str = "cpu", precision: str = "fp32") -> list[dict[str, Tensor]]:
+    """chip_bn_stats for several chips; more than one share each calibration forward (torch.func.vmap over
+    the chips' stacked weights and running statistics, which BN updates in place per chip)."""
+    from torch.func import functional_call, vmap
 
     layers = _bn_layers(model)
     saved, momenta = bn_buffers(model), [bn.momentum for bn in layers]
@@ -113,10 +121,21 @@ def chip_bn_stats(model: nn.Module, weights: dict[str, Tensor], batches: list[Te
             bn.reset_running_stats()
             bn.momentum = None
             bn.train()  # only the BN layers: any other train-mode behaviour stays off
+        if len(weight_sets) == 1:
+            for x in batches:
+                with autocast(device, precision):
+                    functional_call(model, weight_sets[0], (x,))
+            return [bn_buffers(model)]
+        fresh = {k: v for k, v in bn_buffers(model).items() if not k.endswith("num_batches_tracked")}
+        # one running mean/var per chip; the batch count stays shared (BN reads it as a Python number)
+        stats = {k: v.expand(len(weight_sets), *v.shape).clone() for k, v in fresh.items()}
+        stacked = {k: torch.stack([w[k] for w in weight_sets]) for k in weight_sets[0]}
+        forward = vmap(lambda w, s, x: functional_call(model, {**w, **s}, (x,)), in_dims=(0, 0, None))
         for x in batches:
             with autocast(device, precision):
-                functional_call(model, weights, (x,))
-        return bn_buffers(model)
+                forward(stacked, stats, x)
+        count = {k: v for k, v in bn_buffers(model).items() if k.endswith("num_batches_tracked")}
+        return [{**{k: v[i] for k, v in stats.items()}, **count} for i in range(len(weight_sets))]
     finally:
         for bn, m, t in zip(layers, momenta, modes):
             bn.momentum = m

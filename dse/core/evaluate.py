@@ -26,7 +26,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibrate_bn, calibration_batches,
-                           check_bn_protocol, chip_bn_stats, nearest_rate)
+                           check_bn_protocol, chips_bn_stats, nearest_rate)
 from dse.core.checkpoint import Checkpoint, load_bn_buffers
 from dse.core.data import head, normalize
 from dse.core.dropconnect import check_rate
@@ -144,9 +144,15 @@ class Evaluator:
 
     def chip_weights(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
         """`weights` plus BN statistics re-estimated through the chip they describe (set_calibration first)."""
+        return self.chips_weights([weights])[0]
+
+    def chips_weights(self, weight_sets: list[dict[str, Tensor] | None]) -> list[dict[str, Tensor]]:
+        """chip_weights for several chips, sharing each calibration forward (dse/core/calibrate.py)."""
         if self.calib is None:
             raise DSEError("the chip BN protocol needs calibration images: call set_calibration first")
-        return {**(weights or {}), **chip_bn_stats(self.model, weights or {}, self.calib, self.device, self.precision)}
+        sets = [w or {} for w in weight_sets]
+        stats = chips_bn_stats(self.model, sets, self.calib, self.device, self.precision)
+        return [{**w, **s} for w, s in zip(sets, stats)]
 
     def _params(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
         """The model's parameters and buffers by name, with `weights` substituted."""
@@ -190,7 +196,7 @@ class Evaluator:
         """accuracy() of several crossbar instances, in one batched forward when there are several and the
         fast path runs: torch.func.vmap over the BN-folded graph, every conv becoming a grouped conv."""
         if bn == "chip":
-            weight_sets = [self.chip_weights(w) for w in weight_sets]
+            weight_sets = self.chips_weights(weight_sets)
             bn = "paper"  # the statistics are in the weights now
         if len(weight_sets) == 1 or self.fast is None or bn == "batch" or not all(
                 k in self.fast.names for w in weight_sets for k in w):
