@@ -11,16 +11,16 @@ weight (dse/core/faults.py) and are only put on cells here when a remapping need
 - rows / cols: whole word lines / bit lines stuck, a share f of the lines of every tile. Why realistic: a
   broken or shorted line, or a faulty row decoder or column driver, takes out every cell on it; address
   decoder and line faults are classical memory fault models (A. J. van de Goor, "Testing Semiconductor
-  Memories: Theory and Practice", Wiley, 1991), and RRAM crossbars, where a line drives or senses a whole
-  row or column of the analog product, are no exception.
+  Memories: Theory and Practice", Wiley, 1991), and RRAM is no exception: March tests of a 4-Mb HfO2 RRAM
+  test chip found failure patterns caused by shorts between bit lines (C.-Y. Chen et al., "RRAM defect
+  modeling and failure analysis based on march test and a novel squeeze-search scheme", IEEE Trans.
+  Computers 64(1), 2015).
 - clustered: square clusters of stuck cells on each tile, centres a Poisson process, sides geometric with a
   given mean (the model's parameter, default 4 cells); the intensity is set so the covered share is f:
   1 - exp(-lambda * E[area]) = f. The tile is a torus (clusters wrap at its edges) so the rate is the same
   at edges and centre. Why realistic: manufacturing defects cluster on a wafer, which is why yield models
   use clustered (negative-binomial) rather than Poisson defect counts (C. H. Stapper, "On yield, fault
-  distributions, and clustering of particles", IBM J. Res. Dev. 30(3), 1986); measured RRAM fault maps show
-  stuck cells that are not uniformly spread (L. Chen et al., "Accelerator-friendly neural-network training:
-  Learning variations and defects in RRAM crossbar", DATE 2017, on a 4 Mb HfO2 RRAM chip).
+  distributions, and clustering of particles", IBM J. Res. Dev. 30(3), 1986).
 - mixed: a share m (parameter, default 0.5) of the cell rate from random SA1 cells, the rest from lines,
   half rows and half columns; the components' rates a = 1-(1-f)^m and b = 1-(1-f)^((1-m)/2) make the union
   exactly f: (1-a)(1-b)^2 = 1-f.
