@@ -122,7 +122,7 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert set(c["image_instances_per_s"]) == {"project", "chip", "plain", "naive"} and c["path"].startswith("bn-folded")
     assert c["calib_images"] == 48 and c["calib_s"] >= 0 and c["chip_overhead_full_test_set"] >= 0  # all 48 images
     eq = res["equivalence"][0]
-    assert eq["instances"] == 2 and eq["images"] == 40
+    assert eq["instances"] == 4 and eq["images"] == 40  # 2 rounded up to a whole 4-way balanced design
     assert eq["mean_diff"] <= 0.1 and eq["batched_mean_diff"] <= 0.1  # speed must not change answers
     assert eq["evaluate_matches"]  # evaluate() reports the accuracies the interleaved run measured
     assert [c["rate"] for c in res["calibration"][0]["rates"]] == [0.0, 0.1]
@@ -190,3 +190,25 @@ def test_the_record_is_written_only_when_asked(argv, where, monkeypatch, tmp_pat
     want = None if where is None else Path(where.replace("RUNS", str(tmp_path / "runs")))
     assert report_path(args) == want
     assert ("--write" in command_line(args)) == ("--write" in argv)  # the record says how it was made
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_balanced_orders_put_each_implementation_after_each_other_equally_often(n):
+    from collections import Counter
+
+    from dse.bench.measure import balanced_orders
+
+    orders = balanced_orders(n)
+    assert all(sorted(o) == list(range(n)) for o in orders)
+    follows = Counter((a, b) for o in orders for a, b in zip(o, o[1:]))
+    assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert len(set(follows.values())) <= 1  # the same count for every ordered pair
+
+
+def test_interleaved_runs_whole_balanced_designs():
+    from dse.bench.measure import interleaved
+
+    calls = []
+    times = interleaved({k: (lambda i, k=k: calls.append((i, k))) for k in "abc"}, 4, 1, torch.device("cpu"))
+    assert all(len(v) == 6 for v in times.values())  # 4 rounded up to the 6 orders of a 3-way design
+    assert len(calls) == 3 * 7 and {k for i, k in calls if i == 0} == set("abc")

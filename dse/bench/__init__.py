@@ -144,9 +144,10 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
         ips = c["image_instances_per_s"]
         log(f"campaign {net}: project {ips['project']:.1f}, plain inference {ips['plain']:.1f}, naive "
             f"{ips['naive']:.1f} image-instances/s ({c['path']})")
-        e2e = m("campaign_project", ckpt=ck, **ev)
+        e2e_ev = {**ev, "instances": c["instances"]}  # as many as the interleaved run's whole balanced designs
+        e2e = m("campaign_project", ckpt=ck, **e2e_ev)
         if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.allocator)
-            e2e["default_malloc"] = m("campaign_project", ckpt=ck, keep_freed=False, **ev)
+            e2e["default_malloc"] = m("campaign_project", ckpt=ck, keep_freed=False, **e2e_ev)
         result["campaign_end_to_end"].append(e2e)
         dm = e2e.get("default_malloc")
         log(f"campaign {net}: end-to-end dse.core.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s"

@@ -15,8 +15,8 @@ What is compared (each measurement a plain function returning a dict):
 - BN calibration time per fault rate, peak memory, and scaling with instances and width.
 
 Method. The machine this runs on is often shared, so implementations that are compared run interleaved in
-one process: step i of each in turn, the order rotating every round, so that a burst of other work slows
-all of them alike; the ratios come from the summed times of the rounds after warm-up. Timings are
+one process: step i of each in turn, in the orders of a balanced design (`balanced_orders`), so that a burst of
+other work slows all of them alike; the ratios come from the summed times of the rounds after warm-up. Timings are
 wall-clock (`time.perf_counter`, after `torch.cuda.synchronize()` on a GPU). Every measurement runs in a
 fresh Python process (`python -m dse.bench SPEC`) unless asked otherwise, so its peak RSS is its own:
 `resource.getrusage(RUSAGE_SELF).ru_maxrss` at its end, beside the RSS after importing torch and loading
@@ -181,14 +181,27 @@ def _ensure_loadable(path: Path) -> None:
     load_checkpoint(path)
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """A Williams design: orders of n items in which each item comes directly after every other one equally
+    often (n orders for even n, 2n for odd), so what one leaves behind (a DataLoader's workers prefetching
+    the next batches, a cold cache) falls on each of the others alike. A plain rotation would not do that:
+    in every rotation of one order, the same item follows the reference."""
+    first = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]  # 0, 1, n-1, 2, n-2, ...
+    orders = [[(k + i) % n for k in first] for i in range(n)]
+    return orders + [o[::-1] for o in orders] if n % 2 and n > 1 else orders
+
+
 def interleaved(steps: dict[str, Callable[[int], object]], rounds: int, warmup: int, dev: torch.device) -> dict:
-    """Call steps[k](i) for every k in turn, for i in range(warmup + rounds), rotating the order each round;
-    returns each k's seconds per timed round (the rounds after `warmup`)."""
+    """Call steps[k](i) for every k in turn, for i in range(warmup + R), each timed round in the next order
+    of `balanced_orders` and R `rounds` rounded up to whole designs; returns each k's seconds per timed round
+    (the rounds after `warmup`: R of them, which callers count)."""
     keys = list(steps)
+    orders = balanced_orders(len(keys))
+    rounds = -(-rounds // len(orders)) * len(orders)
     times: dict[str, list[float]] = {k: [] for k in keys}
     for i in range(warmup + rounds):
-        shift = i % len(keys)
-        for k in keys[shift:] + keys[:shift]:
+        for j in orders[(i - warmup) % len(orders)]:
+            k = keys[j]
             _sync(dev)
             t0 = time.perf_counter()
             steps[k](i)
@@ -270,6 +283,7 @@ def train_compare(data: dict, network: str, width: float, dropconnect: float, ba
              "model_step": _model_step(d, network, width, dropconnect, batch_size, n, dev, precision),
              "reference": _reference_trainer(d, network, width, batch_size, n, workers, dev)}
     times = interleaved(impls, steps, warmup, dev)
+    steps = len(times["project"])  # rounded up to whole balanced designs
     return {"network": network, "width": width, "dropconnect": dropconnect, "batch_size": batch_size,
             "steps": steps, "warmup": warmup, "workers": workers, "precision": precision,
             "images_per_s": {k: steps * batch_size / sum(v) for k, v in times.items()},
@@ -283,6 +297,7 @@ def train_widths(data: dict, network: str, widths, dropconnect: float, batch_siz
     n = min(len(d.train_x), (warmup + steps) * batch_size)
     impls = {str(w): _project_trainer(d, network, w, dropconnect, batch_size, n, dev) for w in widths}
     times = interleaved(impls, steps, warmup, dev)
+    steps = len(times[str(widths[0])])  # rounded up to whole balanced designs
     return {"network": network, "dropconnect": dropconnect, "rows": [
         {"width": float(w), "images_per_s": steps * batch_size / sum(times[str(w)]),
          "epoch_s": TRAIN_IMAGES * sum(times[str(w)]) / (steps * batch_size)} for w in widths]}
@@ -395,7 +410,7 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
         f(-1)
     times = interleaved({"project": project, "chip": chip, "plain": plain_pass, "naive": naive_pass}, instances, 0,
                         dev)
-    n = len(x)
+    n, instances = len(x), len(times["project"])  # rounded up to whole balanced designs
     calib_s = max(0.0, (sum(times["chip"]) - sum(times["project"])) / instances)  # the calibration pass alone
     full_instance_s = sum(times["project"]) / instances * FULL_TEST_SET / n
     return {"network": ck.meta["network"], "width": ck.meta["width"], "fault_rate": rate, "instances": instances,
@@ -556,6 +571,7 @@ def eval_widths(data: dict, network: str, widths, rate: float, instances: int, t
         evs[str(w)].use_bn_for(rate)
     steps = {k: (lambda i, ev=ev: ev.accuracy(ev.injector.weights(i, rate))) for k, ev in evs.items()}
     times = interleaved(steps, instances, 1, dev)
+    instances = len(times[str(widths[0])])  # rounded up to whole balanced designs
     return {"network": network, "images": min(test_images, len(d.test_x)), "rows": [
         {"width": float(w), "per_instance_s": sum(times[str(w)]) / instances,
          "macs": sum(layer.macs for layer in count_layers(network, w))} for w in widths]}

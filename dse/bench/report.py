@@ -131,8 +131,11 @@ def _machine_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[s
         L.append(f"- data: CIFAR-10 from `{Path(ds['source']).name}` ({ds['train_images']:,} train, "
                  f"{ds['test_images']:,} test), shuffled once with a fixed seed so that subsets mix the classes")
     L += ["- method: implementations that are compared run interleaved in one process (step or instance i of each "
-          "in turn, the order rotating), so that other work on the machine slows them alike; every measurement "
-          "runs in a fresh process.", ""]
+          "in turn), so that other work on the machine slows them alike; the orders form a balanced (Williams) "
+          "design, each implementation running right after each other one equally often, so that what one leaves "
+          "running (a reference DataLoader's workers prefetching its next batches) slows the others alike and "
+          "flatters only that reference; steps and instances are rounded up to whole designs. Every "
+          "measurement runs in a fresh process.", ""]
     return L
 
 
@@ -178,7 +181,7 @@ def _training_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[
     steps = ", ".join(f"{r['network']}: {r['steps']}" for r in result["training"])
     L += ["## 1. Training throughput", "",
           f"Images/s over {steps} timed steps of batch {cfg['batch_size']} after {cfg['warmup_steps']} warm-up "
-          f"step(s) each, width {cfg['width']:g}, the four interleaved step by step. Project: the trainer's loop "
+          f"step(s) each, width {cfg['width']:g}, the four interleaved step by step (steps rounded up to whole balanced orders, see Machine). Project: the trainer's loop "
           "body `dse.core.train.train_step` (uint8 data in memory, batch crop+flip as tensor ops, channels_last, "
           "in the precision chosen for training (see Machine)). Model step: the same model and optimizer on "
           "batches already normalised and channels_last in memory (no augmentation), forward + loss + backward + "
@@ -206,10 +209,11 @@ def _training_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[
 
 def _campaign_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
     L: list[str] = []
+    instances = ", ".join(sorted({str(c["instances"]) for c in result["campaign"]})) or cfg["instances"]
     L += ["## 2. Fault-campaign throughput", "",
-          f"Image-instances/s at f={cfg['fault_rate']:g}: {cfg['instances']} crossbar instances x "
-          f"{cfg['test_images']:,} test images (batch {cfg['eval_batch']}), the three interleaved instance by "
-          "instance. Project: what `Evaluator.run` does per instance (`FaultInjector.weights`, then `accuracy` "
+          f"Image-instances/s at f={cfg['fault_rate']:g}: {instances} crossbar instances x "
+          f"{cfg['test_images']:,} test images (batch {cfg['eval_batch']}), the four (with the chip protocol's) "
+          "interleaved instance by instance. Project: what `Evaluator.run` does per instance (`FaultInjector.weights`, then `accuracy` "
           "through the BN-folded forward). Plain inference: the same model, no faults, eval mode, channels_last, "
           "same precision. Naive reference: `copy.deepcopy` per instance, 8-bit quantisation and a `torch.rand` "
           f"mask per weight, eager fp32 NCHW, a DataLoader ({cfg['ref_workers']} workers, ToTensor + Normalize). "
