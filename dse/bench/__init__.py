@@ -144,7 +144,7 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
         ips = c["image_instances_per_s"]
         log(f"campaign {net}: project {ips['project']:.1f}, plain inference {ips['plain']:.1f}, naive "
             f"{ips['naive']:.1f} image-instances/s ({c['path']})")
-        e2e_ev = {**ev, "instances": c["instances"]}  # as many as the interleaved run's whole balanced designs
+        e2e_ev = {**ev, "instances": c["instances"]}  # the instances the interleaved run measured (whole designs)
         e2e = m("campaign_project", ckpt=ck, **e2e_ev)
         if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.allocator)
             e2e["default_malloc"] = m("campaign_project", ckpt=ck, keep_freed=False, **e2e_ev)
@@ -161,7 +161,7 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
                "max_instance_diff": max(abs(a - b) for a, b in zip(fast, ref)),
                "evaluate_mean": e2e["mean"], "evaluate_matches": e2e["accuracies"] == [round(a, 4) for a in fast]}
         if per:
-            b = m("campaign_batched", ckpt=ck, per_batch=per, **ev)
+            b = m("campaign_batched", ckpt=ck, per_batch=per, **e2e_ev)
             result["batched"].append(b)
             row["batched_mean_diff"] = abs(b["mean"] - mean(ref))
             log(f"campaign {net} batched x{per}: {b['image_instances_per_s']:.1f} image-instances/s")

@@ -56,11 +56,15 @@ def targets(result: dict) -> list[dict]:
                            _ratio(ips["project_p0"], ips["project"]) - 1, TARGETS["dropconnect_overhead"], False, "%"))
     for c in result["campaign"]:
         ips, net = c["image_instances_per_s"], c["network"]
+        vs_naive, vs_plain = _ratio(ips["project"], ips["naive"]), _ratio(ips["project"], ips["plain"])
+        goal = TARGETS["campaign_vs_naive" if native else "campaign_vs_naive_fp32"]
+        notes = [] if net == "resnet20" else ["target set for ResNet20"]
+        if None not in (vs_naive, vs_plain) and vs_naive < goal and vs_plain >= TARGETS["campaign_vs_plain"]:
+            notes.append("the campaign runs at plain inference speed, so the time left is the model's own forward")
         out.append(_target(f"fault campaign {net}: project ({c.get('precision', 'fp32')}) / naive fp32 reference",
-                           _ratio(ips["project"], ips["naive"]),
-                           TARGETS["campaign_vs_naive" if native else "campaign_vs_naive_fp32"], True, "x"))
+                           vs_naive, goal, True, "x", "; ".join(notes)))
         out.append(_target(f"fault campaign {net}: project / plain inference at the same precision",
-                           _ratio(ips["project"], ips["plain"]), TARGETS["campaign_vs_plain"], True, "x"))
+                           vs_plain, TARGETS["campaign_vs_plain"], True, "x"))
         if "chip_overhead_full_test_set" in c:
             out.append(_target(f"fault campaign {net}: chip BN protocol (N={c['calib_images']}) over the paper's, "
                                f"per {FULL_TEST_SET:,}-image instance", c["chip_overhead_full_test_set"],
