@@ -248,8 +248,8 @@ def _campaign_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[
     if chip:
         L += ["Per-chip BN calibration (`--bn chip`), interleaved with the rest: each instance first runs the "
               "calibration images through the faulty model with its BN layers in training mode, then the test "
-              f"pass through the BN-folded forward with the new statistics. Its overhead is the calibration time "
-              f"over a paper-protocol instance on the full {FULL_TEST_SET:,}-image test set (scaled from the "
+              f"pass through the BN-folded forward with the new statistics. Its overhead is the calibration pass's "
+              f"own time (timed around it) over a paper-protocol instance on the full {FULL_TEST_SET:,}-image test set (scaled from the "
               "images measured here).", ""]
         L += _table(["network", "calibration images", "calibration s per instance", "chip image-instances/s",
                      f"overhead per {FULL_TEST_SET:,}-image instance"],
