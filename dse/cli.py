@@ -13,7 +13,7 @@ from dse.core.errors import DSEError
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
 COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench",
             "sensitivity", "calibcurve", "chipyield", "lifetime",
-            "spatialreport"]
+            "spatialreport", "recipestudy"]
 
 
 class OneLineParser(argparse.ArgumentParser):

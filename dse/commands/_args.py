@@ -45,6 +45,22 @@ def nonneg_float(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a non-negative finite number")
 
 
+def unit_interval(text: str) -> float:
+    """A number in [0, 1), e.g. an EMA decay."""
+    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def choice(allowed, what: str):
+    """A parser accepting one of `allowed` (names), rejecting others with the list."""
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; use one of {', '.join(allowed)}")
+        return text
+
+    parse.__name__ = what
+    return parse
+
+
 def percent(text: str) -> float:
     """A percentage in [0, 100], e.g. an accuracy target."""
     return _number(text, float, lambda v: 0 <= v <= 100, "a percentage in [0, 100]")

@@ -28,6 +28,11 @@ def run(args) -> dict:
         acc = "not measured yet" if m.get("test_accuracy") is None else f"{m['test_accuracy']}%"
         print(f"  epochs {m.get('epochs_done')}/{m.get('epochs')}{steps}  train time {m.get('train_time_s') or 0:.0f}s"
               f"  fault-free test accuracy {acc}")
+        r = m.get("recipe") or {}
+        if r:
+            extras = [f"{k} {r[k]}" for k in ("schedule", "ema", "cutout", "bn_lr_scale") if k in r]
+            print(f"  recipe {r.get('name', 'legacy')}: lr {r.get('lr')}  batch {r.get('batch_size')}  "
+                  + "  ".join(extras))
         print(f"  BN calibrated for fault rates {', '.join(f'{r:g}' for r in m.get('calibrated_rates', [])) or 'none'}")
         ds = m.get("dataset", {})
         print(f"  data {ds.get('source')} (fingerprint {ds.get('fingerprint')})  versions {m.get('versions')}")

@@ -310,3 +310,18 @@ def random_crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Ten
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chan = torch.arange(c, device=x.device)[None, :, None, None]
     return xp[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def cutout(x: Tensor, generator: torch.Generator, size: int) -> Tensor:
+    """Zero a `size` x `size` square at a random centre of each image (DeVries & Taylor 2017; the square may
+    run off the edge, as in their code), as one mask over the batch."""
+    n, _, h, w = x.shape
+    gen_dev = generator.device
+    centre = torch.randint(0, max(h, w), (2, n), generator=generator, device=gen_dev).to(x.device)
+    lo = centre - size // 2
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    in_r = (rows >= lo[0, :, None]) & (rows < lo[0, :, None] + size)  # n x h
+    in_c = (cols >= lo[1, :, None]) & (cols < lo[1, :, None] + size)  # n x w
+    keep = ~(in_r[:, :, None] & in_c[:, None, :])  # n x h x w
+    return x * keep[:, None].to(x.dtype)

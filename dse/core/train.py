@@ -1,9 +1,13 @@
 """CIFAR-10 training with drop-connect on the crossbar layers.
 
-Recipe (defaults of `Recipe`), chosen for short CPU budgets: SGD with Nesterov momentum 0.9, batch 256,
-peak lr 0.2 (He et al.'s 0.1 per 128 images), one epoch of linear warm-up then cosine decay to zero,
-weight decay 5e-4, label smoothing 0.1, random crop (pad 4) + horizontal flip done on whole batches as
-tensor ops. The whole dataset sits on the device as uint8; batches are channels_last; the steps run in
+Recipes are named (`RECIPES`; `recipe(name, **overrides)`), every field recorded in the checkpoint:
+- `legacy`: SGD with Nesterov momentum 0.9, batch 256, peak lr 0.2 (He et al.'s 0.1 per 128 images), one
+  epoch of linear warm-up then cosine decay to zero, weight decay 5e-4, label smoothing 0.1, random crop
+  (pad 4) + horizontal flip done on whole batches as tensor ops.
+- `converged` (the default of `dse train`, sweeps and the page): `legacy` plus the architecture-independent
+  tricks that the recipe study (docs/training.md) measured to help: a triangular (one-cycle) schedule
+  decaying linearly to zero, an EMA of the weights (what is saved and evaluated, with BN statistics
+  recomputed for it), cutout, and a scaled learning rate for the BN parameters. The whole dataset sits on the device as uint8; batches are channels_last; the steps run in
 bf16 autocast where dse/core/precision.py finds it native and faster (recorded per epoch and in the
 checkpoint), fp32 otherwise; the recorded accuracies are always measured in fp32.
 
@@ -30,26 +34,14 @@ from tqdm.auto import tqdm
 
 from dse.core.calibrate import DEFAULT_RATES, calibrate_bn
 from dse.core.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
-from dse.core.data import Cifar10, head, normalize, random_crop_flip
+from dse.core.data import Cifar10, cutout, head, normalize, random_crop_flip
 from dse.core.precision import autocast, default_precision, resolve
 from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
 from dse.core.errors import DSEError
 from dse.core.mapping import MappingPolicy
 from dse.core.models import build_model
+from dse.core.recipes import Recipe
 from dse.core.widen import widened_state
-
-
-@dataclass
-class Recipe:
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 0.2  # peak learning rate for batch_size images
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    warmup_epochs: float = 1.0  # linear warm-up, then cosine to zero
-    crop_pad: int = 4
 
 
 @dataclass
@@ -70,6 +62,7 @@ class TrainConfig:
     def identity(self) -> dict:
         """What must match for a .partial file to be resumed by this config."""
         d = asdict(self)
+        d["recipe"] = self.recipe.identity()
         d.pop("calib_rates"), d.pop("calib_images")
         for key in ("init", "half"):  # absent when unset, so older checkpoints keep their identity
             if not d[key]:
@@ -83,10 +76,12 @@ def _seed_for(*parts) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
 
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+def lr_at(step: int, total: int, warmup: int, peak: float, schedule: str = "cosine") -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
+    if schedule == "triangular":  # linear to zero: airbench's and the one-cycle's shape
+        return peak * (1 - t)
     return peak * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -108,7 +103,10 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
                precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """One step of the recipe on a uint8 batch (crop+flip, normalise, forward, backward, update); returns
     (loss, logits). The trainer's loop body, shared with the benchmark so that it times this very code."""
-    x = normalize(random_crop_flip(x_uint8, generator, recipe.crop_pad))
+    x = random_crop_flip(x_uint8, generator, recipe.crop_pad)
+    if recipe.cutout:
+        x = cutout(x, generator, recipe.cutout)
+    x = normalize(x)
     with autocast(device, precision):
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
@@ -117,6 +115,77 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
     scaler.step(opt)
     scaler.update()
     return loss, logits
+
+
+def param_groups(model: nn.Module, r: Recipe) -> list[dict]:
+    """SGD parameter groups: the BN weights and biases apart when the recipe scales their learning rate
+    (airbench's scaled BN-bias rate; weight decay divided by the same factor keeps lr x decay unchanged)."""
+    if r.bn_lr_scale == 1.0:  # one group, as partials written before the option expect
+        return [{"params": list(model.parameters()), "weight_decay": r.weight_decay, "lr_scale": 1.0}]
+    bn = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+          for p in m.parameters(recurse=False)}
+    return [{"params": [p for p in model.parameters() if id(p) not in bn], "weight_decay": r.weight_decay,
+             "lr_scale": 1.0},
+            {"params": [p for p in model.parameters() if id(p) in bn], "weight_decay": r.weight_decay / r.bn_lr_scale,
+             "lr_scale": r.bn_lr_scale}]
+
+
+class Ema:
+    """An exponential moving average of the weights, updated after every step. Its decay ramps up as
+    (1 + t) / (10 + t) early on, so the average does not remember the random initialisation."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.names = [n for n, _ in model.named_parameters()]
+        self.shadow = [p.detach().float().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self.shadow, [p.detach().float() for p in model.parameters()], 1.0 - d)
+
+    def state(self) -> dict[str, Tensor]:
+        return {f"ema.{n}": t for n, t in zip(self.names, self.shadow)}
+
+    def load(self, extra: dict[str, Tensor]) -> None:
+        missing = [n for n in self.names if f"ema.{n}" not in extra]
+        if missing:
+            raise DSEError(f"the partial checkpoint has no EMA of {missing[0]!r}; it was written without --ema")
+        self.shadow = [extra[f"ema.{n}"].float().clone() for n in self.names]
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        for p, t in zip(model.parameters(), self.shadow):
+            p.copy_(t)
+
+
+def recompute_bn(model: nn.Module, cfg: TrainConfig, images: Tensor, device, max_images: int | None) -> None:
+    """The model's own BN statistics re-estimated for its weights (an EMA's were never run through it):
+    the calibration pass at the training drop-connect rate, loaded as the model's statistics."""
+    policy = MappingPolicy.parse(cfg.mapping)
+    stats = calibrate_bn(model, images, (cfg.dropconnect,), policy, max_images=max_images, seed=cfg.seed,
+                         device=device, progress=False, crop_pad=cfg.recipe.crop_pad)
+    load_bn_buffers(model, stats[float(cfg.dropconnect)])
+
+
+def snapshot_accuracy(model: nn.Module, ema: Ema | None, cfg: TrainConfig, data: Cifar10, train_x: Tensor,
+                      device) -> float:
+    """Fault-free test accuracy of the weights training would save now: the EMA's, BN re-estimated on 2,000
+    training images, or the live weights with their running statistics. The global random state (the
+    drop-connect masks' stream) is left as it was, so tracking changes nothing in the run."""
+    live = [p.detach().clone() for p in model.parameters()]
+    if ema is not None:
+        ema.copy_to(model)
+    state = {k: v.detach().clone() for k, v in plain_state_dict(model).items()}
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), live):
+            p.copy_(t)
+    snap = build_model(cfg.network, cfg.width, cfg.shortcut_kernel).to(device, memory_format=torch.channels_last)
+    snap.load_state_dict(state)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if ema is not None:
+            recompute_bn(snap, cfg, train_x, device, max_images=2000)
+        return accuracy(snap, data.test_x, data.test_y, device)
 
 
 def finite_state(model: nn.Module) -> bool:
@@ -134,7 +203,7 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
 def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict, groups_json: str) -> None:
     state: dict[int, dict] = {}
     for key, t in tensors.items():
-        if key.startswith("rng."):  # random-generator states saved beside the optimizer's
+        if key.startswith(("rng.", "ema.")):  # generator states and the EMA saved beside the optimizer's
             continue
         i, _, name = key.partition(".")
         state.setdefault(int(i), {})[name] = t
@@ -207,7 +276,7 @@ def _metadata(cfg: TrainConfig, data: Cifar10, policy: MappingPolicy, init, n_tr
     meta = {
         "network": cfg.network, "width": float(cfg.width), "shortcut_kernel": cfg.shortcut_kernel,
         "mapping": policy.name, "dropconnect": float(cfg.dropconnect), "seed": cfg.seed,
-        "recipe": asdict(r), "epochs": r.epochs, "config": cfg.identity(),
+        "recipe": asdict(r), "recipe_name": r.name, "epochs": r.epochs, "config": cfg.identity(),
         "dataset": {"source": data.source, "fingerprint": data.fingerprint, "train_images": n_train},
         "device": str(device), "versions": library_versions(),
     }
@@ -231,6 +300,8 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
         with torch.no_grad():
             for p in model.parameters():
                 p.copy_(p.half())
+    if r.ema:  # the saved weights are the EMA's: their own BN statistics, not the live weights'
+        recompute_bn(model, cfg, data.train_x, device, max_images=cfg.calib_images)
     trained_bn_acc = accuracy(model, data.test_x, data.test_y, device)
     t0 = time.perf_counter()
     bn_stats = calibrate_bn(model, data.train_x, cfg.calib_rates, policy, max_images=cfg.calib_images,
@@ -270,6 +341,7 @@ def train(
     save_every_s: float | None = 300.0,
     log: Callable[[str], None] = print,
     precision: str | None = None,
+    track_test: bool = False,
 ) -> dict:
     """Train, calibrate BN, and write the checkpoint `out`; returns its metadata. Long because the epoch loop,
     its mid-epoch resume and its partial saves share the optimizer, generators and clocks; split, they would
@@ -277,7 +349,8 @@ def train(
     on_epoch(record) and on_step(done, total) report progress (the app's jobs use them).
     save_every_s: also write `<out>.partial` within an epoch once this many seconds have passed since the
     last write (None: at epoch ends only). precision: of the training steps, auto | fp32 | bf16 (None:
-    $DSE_PRECISION or auto)."""
+    $DSE_PRECISION or auto). track_test: record each epoch's fault-free test accuracy (the recipe study's
+    curves; it changes nothing in the training)."""
     out = Path(out)
     device = torch.device(device)
     check_rate(cfg.dropconnect)
@@ -300,8 +373,8 @@ def train(
         model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
     model = model.to(device, memory_format=torch.channels_last)
     add_dropconnect(model, cfg.dropconnect, policy)
-    opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
-                          weight_decay=r.weight_decay)
+    opt = torch.optim.SGD(param_groups(model, r), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
+    ema = Ema(model, r.ema) if r.ema else None
     scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16 needs no loss scaling; fp16 is not used
     choice = resolve(precision or default_precision(), cfg.network, "train", device, log)
     log(f"training precision: {choice}")
@@ -317,6 +390,8 @@ def train(
     start_epoch, start_step, elapsed, history = 0, 0, 0.0, []
     if ck is not None:
         _load_optimizer_state(opt, ck.extra, ck.meta["optimizer_groups"])
+        if ema is not None:
+            ema.load(ck.extra)
         start_epoch, elapsed, history = ck.meta["epochs_done"], ck.meta["train_time_s"], ck.meta["history"]
         start_step = ck.meta.get("epoch_steps_done", 0)  # older partials hold whole epochs only
         if ck.meta.get("grad_scaler"):
@@ -331,6 +406,8 @@ def train(
     def save_partial(epochs_done: int, steps_done: int, loss_sum: Tensor, correct: Tensor, g: torch.Generator):
         """Everything a resumed run needs to continue exactly here (steps_done > 0: mid-epoch)."""
         tensors, groups = _optimizer_state(opt)
+        if ema is not None:
+            tensors.update(ema.state())
         progress_meta = {}
         if steps_done:
             tensors["rng.data"], tensors["rng.cpu"] = g.get_state(), torch.get_rng_state()
@@ -365,11 +442,14 @@ def train(
                    disable=not progress, leave=False, initial=first, total=steps_per_epoch)
         for i in bar:
             step = epoch * steps_per_epoch + i
+            lr = lr_at(step, total, warmup, r.lr, r.schedule)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, r.lr)
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             idx = order[i * r.batch_size : (i + 1) * r.batch_size]
             y = train_y[idx]
             loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device, choice.precision)
+            if ema is not None:
+                ema.update(model, step)
             loss_sum += loss.detach().float()
             correct += (logits.argmax(1) == y).sum()
             now = time.perf_counter()
@@ -393,6 +473,8 @@ def train(
         record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                   "train_accuracy": round(100.0 * correct.item() / (steps_per_epoch * r.batch_size), 3),
                   "time_s": round(elapsed, 2), "precision": choice.precision}
+        if track_test:  # the weights that would be saved now (the EMA's with its own BN), in fp32
+            record["test_accuracy"] = round(snapshot_accuracy(model, ema, cfg, data, train_x, device), 3)
         history.append(record)
         save_partial(epoch + 1, 0, loss_sum, correct, g)
         log(f"epoch {epoch + 1}/{r.epochs}  loss {record['train_loss']:.4f}  "
@@ -402,4 +484,6 @@ def train(
         if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < r.epochs:
             return {**meta, "epochs_done": epoch + 1, "complete": False}
 
+    if ema is not None:  # the EMA is what is saved, with BN statistics recomputed for it
+        ema.copy_to(model)
     return _finish(model, cfg, data, device, policy, meta, history, elapsed, out, progress, log)

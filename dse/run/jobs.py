@@ -20,6 +20,7 @@ from dse.core.errors import DSEError
 from dse.core.journal import Journal
 from dse.core.protocol import DEFAULT_CALIB_IMAGES
 from dse.results.store import DesignPoint, Store
+from dse.core.recipes import DEFAULT_RECIPE
 from dse.run.tasks import (EvaluateTask, SensitivityTask, TrainTask, checkpoint_name, from_json,  # noqa: F401
                            to_json, train_task)
 
@@ -55,9 +56,9 @@ def job_id_of(kind: str, config: dict) -> str:
 
 
 def train_config(point: DesignPoint, *, epochs: int, data: str, out_dir: str, seed: int = 0,
-                 calib_images: int | None = None, device: str = "auto") -> dict:
+                 calib_images: int | None = None, device: str = "auto", recipe: str = DEFAULT_RECIPE) -> dict:
     return to_json(train_task(point, epochs=epochs, data=data, out_dir=out_dir, seed=seed,
-                              calib_images=calib_images, device=device))
+                              calib_images=calib_images, device=device, recipe=recipe))
 
 
 def evaluate_config(checkpoint: str, fault_rates, **kw) -> dict:
@@ -175,13 +176,11 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
 def train_recipe(t: TrainTask):
     """The TrainConfig a train task describes."""
     from dse.core.calibrate import DEFAULT_RATES
-    from dse.core.train import Recipe, TrainConfig
+    from dse.core.recipes import recipe as named_recipe
+    from dse.core.train import TrainConfig
 
     p = t.point
-    recipe = Recipe(epochs=t.epochs)
-    for key in ("batch_size", "lr"):
-        if getattr(t, key):
-            setattr(recipe, key, getattr(t, key))
+    recipe = named_recipe(t.recipe, epochs=t.epochs, batch_size=t.batch_size or None, lr=t.lr or None)
     return TrainConfig(network=p.network, width=p.width, shortcut_kernel=p.shortcut_kernel, mapping=p.mapping,
                        dropconnect=p.dropconnect, seed=t.seed, recipe=recipe,
                        calib_rates=tuple(t.calib_rates or DEFAULT_RATES), calib_images=t.calib_images,

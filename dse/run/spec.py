@@ -6,7 +6,7 @@ deduplicated, because the grids worth running are rarely one full product:
     data = "data/cifar10-jpeg.tar.gz"                # in a configured folder (dse/paths.py), or --data
     checkpoint_dir = "runs/checkpoints"              # every node must see this folder
     fault_rates = [0.0, 0.1, 0.2, 0.3]
-    recipe = { epochs = 30, batch_size = 256 }       # also lr, calib_images, max_train_images, half
+    recipe = { name = "converged", epochs = 100 }   # also batch_size, lr, calib_images, max_train_images, half
     protocol = { instances = 100 }                   # also adaptive, test_images, seed
     resources = { cpus = 1, train_gpus = "auto" }    # Ray only; also evaluate_gpus, max_retries
     [[grid]]                                         # or a single [axes] table
@@ -33,6 +33,7 @@ from pathlib import Path
 
 from dse.core.errors import DSEError
 from dse.core.paper import FAULT_RATES as DEFAULT_FAULT_RATES
+from dse.core.recipes import DEFAULT_RECIPE, RECIPES
 from dse.results.store import DesignPoint
 
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
@@ -41,8 +42,9 @@ FINETUNE_KEYS = ("mapping", "dropconnect", "shortcut_kernel", "width")  # what a
 AXIS_DEFAULTS = {"width": [1.0], "shortcut_kernel": [1], "mapping": ["default"], "dropconnect": [0.0]}
 TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "precision", "seed", "fault_rates", "recipe",
             "protocol", "resources", "manifest", "axes", "grid")
-RECIPE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 0.2, "calib_images": None, "max_train_images": None,
-                   "half": False}
+# name: a recipe of dse.core.recipes.RECIPES; epochs, batch_size and lr None: that recipe's
+RECIPE_DEFAULTS = {"name": DEFAULT_RECIPE, "epochs": None, "batch_size": None, "lr": None, "calib_images": None,
+                   "max_train_images": None, "half": False}
 # bn: one BN protocol or a list of them (each gets its own evaluations); calib_images: the chip protocol's N
 PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0, "bn": "paper",
                      "calib_images": 500, "fault_model": "sa1"}  # bn and fault_model: one name or a list
@@ -230,6 +232,8 @@ def _recipe(key: str, table) -> dict:
     """Recipe keys (all optional here), checked; defaults are filled in by the caller."""
     recipe = _table(key, table)
     _unknown(key, recipe, RECIPE_DEFAULTS)
+    if "name" in recipe and recipe["name"] not in RECIPES:
+        fail(f"{key}.name", f"expected one of {', '.join(RECIPES)}, got {recipe['name']!r}")
     for k in ("epochs", "batch_size"):
         if k in recipe:
             _positive_int(f"{key}.{k}", recipe[k])

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from dse.core.errors import DSEError
-from dse.run.spec import RECIPE_DEFAULTS, SweepSpec, fail
+from dse.core.recipes import RECIPES
+from dse.run.spec import SweepSpec, fail
 from dse.results.store import DesignPoint, Store, file_stamp
 
 
@@ -85,10 +86,11 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         base = grid.base_of(point)
         r = {**spec.recipe, **dict(grid.recipe), **(dict(grid.finetune_recipe) if base else {})}
         p = {**spec.protocol, **dict(grid.protocol)}
-        # a recipe value equal to the trainer's default is left None, as the app leaves it: one job for both
-        recipe = {k: (None if r[k] == RECIPE_DEFAULTS[k] else r[k]) for k in ("batch_size", "lr")}
+        # a recipe value equal to the named recipe's is left None, as the app leaves it: one job for both
+        named = RECIPES[r["name"]]
+        recipe = {k: (None if r[k] in (None, getattr(named, k)) else r[k]) for k in ("batch_size", "lr")}
         task = tasks.train_task(
-            point, epochs=r["epochs"], data=data, out_dir=out_dir, seed=spec.seed, calib_images=r["calib_images"],
+            point, epochs=r["epochs"] or named.epochs, recipe=r["name"], data=data, out_dir=out_dir, seed=spec.seed, calib_images=r["calib_images"],
             device=spec.device, precision=spec.precision, half=bool(r["half"]), max_train_images=r["max_train_images"] or None,
             # calibrate BN for every rate the sweep evaluates
             calib_rates=None if set(rates) <= set(DEFAULT_RATES) else tuple(set(DEFAULT_RATES) | set(rates)),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from dse.core.errors import DSEError
+from dse.core.recipes import RECIPES
 from dse.core.protocol import DEFAULT_CALIB_IMAGES, check_bn_protocol, check_fault_model, check_precision
 from dse.results.store import DesignPoint, job_id
 
@@ -37,10 +38,14 @@ class TrainTask:
     calib_rates: tuple[float, ...] | None = None  # None: the paper's fault rates
     init: str | None = None
     precision: str | None = field(default=None, metadata={"omit_default": True})  # None: $DSE_PRECISION or auto
+    # the named recipe (dse.core.train.RECIPES); jobs stored before recipes had names were `legacy`
+    recipe: str = field(default="legacy", metadata={"omit_default": True})
 
     def __post_init__(self):
         if self.precision is not None:
             check_precision(self.precision)
+        if self.recipe not in RECIPES:
+            raise DSEError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
         if isinstance(self.point, dict):
             object.__setattr__(self, "point", DesignPoint(**self.point))
         if self.calib_rates is not None:

@@ -252,10 +252,13 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
     the figures."""
     from dse.view.explore import bn_label, label
 
+    from dse.core.recipes import recipe
+
     r, p = spec.recipe, spec.protocol
+    r = recipe(r["name"], epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"])
     lines = [f"# Reproduction: grid `{spec.name}`", "",
              f"Written {_dt.datetime.now().isoformat(timespec='seconds')} from {spec.source or 'a spec'}. "
-             f"Recipe: {r['epochs']} epochs, batch {r['batch_size']}, peak lr {r['lr']:g}. Protocol: "
+             f"Recipe: {r.name}, {r.epochs} epochs, batch {r.batch_size}, peak lr {r.lr:g}. Protocol: "
              f"{p['instances']} crossbars per fault rate" + (f" (adaptive, CI half-width {p['adaptive']:g})"
                                                            if p['adaptive'] else "")
              + f", {p['test_images'] or 'all'} test images, fault-map seed {p['seed']}; BN protocols: "
