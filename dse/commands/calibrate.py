@@ -25,7 +25,7 @@ def run(args) -> dict:
     import torch
 
     from dse.core.calibrate import calibrate_bn
-    from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint
+    from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint, storage_of
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
     from dse.core.precision import default_precision, resolve
@@ -47,8 +47,7 @@ def run(args) -> dict:
         meta.setdefault("test_accuracy_trained_bn", ckpt.meta.get("test_accuracy"))
         load_bn_buffers(model, stats[0.0])
         meta["test_accuracy"] = round(accuracy(model, data.test_x, data.test_y, device), 3)
-    half = ckpt.meta.get("dtype") == "float16"
-    save_checkpoint(args.checkpoint, ckpt.state, meta, merged, half=half)
+    save_checkpoint(args.checkpoint, ckpt.state, meta, merged, **storage_of(ckpt.meta))
     if not args.json:
         print(f"calibrated {args.checkpoint} for fault rates {', '.join(f'{r:g}' for r in args.fault_rates)} "
               f"in {meta['calibration']['time_s']}s ({choice}); fault-free test accuracy {meta.get('test_accuracy')}%")

@@ -3,6 +3,8 @@
 Layout of one file:
 - `model/<key>`: the plain state dict (no parametrization names);
 - `bn/<rate>/<bn module>.<buffer>`: BatchNorm statistics calibrated for fault rate <rate>;
+- `scale/<key>`: for a weight stored as its 8-bit crossbar levels (int8 `model/<key>`), the per-output-channel
+  scale; the weight is levels x scale, which re-quantises to the same levels (what every evaluation uses);
 - `optim/...`: optimizer state (and `optim/rng.*`, random-generator states), only in a training run's
   `.partial` resume file;
 - metadata `dse`: JSON (network, width, shortcut kernel, mapping, drop-connect rate, seed, recipe,
@@ -94,9 +96,13 @@ def save_checkpoint(
     bn_stats: dict[float, dict[str, Tensor]] | None = None,
     extra: dict[str, Tensor] | None = None,
     half: bool = False,
+    int8: tuple[str, ...] = (),
 ) -> None:
-    """Write atomically. half=True stores weights and biases as fp16 (half the size; BN stays fp32)."""
+    """Write atomically. half=True stores weights and biases as fp16 (half the size; BN stays fp32); the
+    weights named in `int8` (the crossbar layers') as their 8-bit levels and per-channel scales (a quarter)."""
     from safetensors.torch import save
+
+    from dse.core.faults import quantize
 
     def cpu(k: str, t: Tensor) -> Tensor:
         t = t.detach().cpu().contiguous()
@@ -104,12 +110,18 @@ def save_checkpoint(
             t = t.half()
         return t
 
-    tensors = {f"model/{k}": cpu(k, v) for k, v in state.items()}
+    tensors = {f"model/{k}": cpu(k, v) for k, v in state.items() if k not in int8}
+    for k in int8:
+        levels, scale = quantize(state[k].detach().cpu())
+        tensors[f"model/{k}"] = levels.to(torch.int8).contiguous()
+        tensors[f"scale/{k}"] = scale.contiguous()
     for rate, stats in (bn_stats or {}).items():
         tensors.update({f"bn/{_rate_key(rate)}/{k}": v.detach().cpu().contiguous() for k, v in stats.items()})
     tensors.update({f"optim/{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     meta = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": "float16" if half else "float32",
             "calibrated_rates": sorted(float(r) for r in (bn_stats or {}))}
+    if int8:
+        meta["int8_layers"] = sorted(int8)
     text = json.dumps(meta, sort_keys=True)
     metadata = {"dse": text, "sha256": _digest(tensors), "meta_sha256": hashlib.sha256(text.encode()).hexdigest()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +192,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise DSEError(f"{path} is corrupted: its tensors do not match the recorded sha256")
     meta = check_meta(header["dse"], str(path))
     ckpt = Checkpoint(meta=meta, state={}, path=str(path), sha256=header["sha256"])
+    scales: dict[str, Tensor] = {}
     for k, t in tensors.items():
         kind, _, rest = k.partition("/")
         if kind == "model":
@@ -189,6 +202,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             ckpt.bn_stats.setdefault(float(rate), {})[name] = t
         elif kind == "optim":
             ckpt.extra[rest] = t
+        elif kind == "scale":
+            scales[rest] = t
+    for k, scale in scales.items():  # 8-bit levels back to weights: levels x scale
+        if k not in ckpt.state or ckpt.state[k].dtype != torch.int8 or scale.dim() != ckpt.state[k].dim():
+            raise DSEError(f"{path}: the scale of {k!r} has no 8-bit weight of matching rank")
+        ckpt.state[k] = ckpt.state[k].float() * scale
     from dse.core.models import build_model
 
     with torch.device("meta"):  # shapes only: nothing is allocated
@@ -217,3 +236,8 @@ def load_bn_buffers(model: nn.Module, stats: dict[str, Tensor]) -> None:
     for key, value in stats.items():
         name, _, buf = key.rpartition(".")
         getattr(modules[name], buf).copy_(value)
+
+
+def storage_of(meta: dict) -> dict:
+    """save_checkpoint's storage arguments for a checkpoint of this metadata (to write it again alike)."""
+    return {"half": meta.get("dtype") == "float16", "int8": tuple(meta.get("int8_layers", ()))}

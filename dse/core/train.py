@@ -38,7 +38,8 @@ from dse.core.data import Cifar10, cutout, head, normalize, random_crop_flip
 from dse.core.precision import autocast, default_precision, resolve
 from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
 from dse.core.errors import DSEError
-from dse.core.mapping import MappingPolicy
+from dse.core.faults import quantize
+from dse.core.mapping import MappingPolicy, crossbar_layers
 from dse.core.models import build_model
 from dse.core.recipes import Recipe
 from dse.core.widen import widened_state
@@ -58,13 +59,14 @@ class TrainConfig:
     max_train_images: int | None = None  # a subset for quick runs and tests
     init: str | None = None  # fine-tune from this checkpoint (same network; width and shortcut may be smaller)
     half: bool = False  # round the final weights to fp16 and store them so (half the file size)
+    int8: bool = False  # store the crossbar layers as their 8-bit levels and scales (what evaluation uses)
 
     def identity(self) -> dict:
         """What must match for a .partial file to be resumed by this config."""
         d = asdict(self)
         d["recipe"] = self.recipe.identity()
         d.pop("calib_rates"), d.pop("calib_images")
-        for key in ("init", "half"):  # absent when unset, so older checkpoints keep their identity
+        for key in ("init", "half", "int8"):  # absent when unset, so older checkpoints keep their identity
             if not d[key]:
                 d.pop(key)
         if d.get("init"):  # the file name, not the folder, so a moved checkout still resumes
@@ -296,10 +298,14 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
     r, part = cfg.recipe, partial_path(out)
     remove_dropconnect(model)
     model.eval()
-    if cfg.half:  # every figure below is then of the weights as stored
-        with torch.no_grad():
+    int8 = tuple(f"{name}.weight" for name in crossbar_layers(model, policy)) if cfg.int8 else ()
+    with torch.no_grad():  # every figure below is then of the weights as stored
+        if cfg.half:
             for p in model.parameters():
                 p.copy_(p.half())
+        for name, m in crossbar_layers(model, policy).items() if cfg.int8 else ():
+            levels, scale = quantize(m.weight)
+            m.weight.copy_(levels * scale)
     if r.ema:  # the saved weights are the EMA's: their own BN statistics, not the live weights'
         recompute_bn(model, cfg, data.train_x, device, max_images=cfg.calib_images)
     trained_bn_acc = accuracy(model, data.test_x, data.test_y, device)
@@ -320,7 +326,7 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
              "test_accuracy_trained_bn": round(trained_bn_acc, 3),
              "calibration": {"rates": sorted(bn_stats), "images": cfg.calib_images or len(data.train_x),
                              "seed": cfg.seed, "time_s": round(calib_time, 2)}}
-    save_checkpoint(out, plain_state_dict(model), final, bn_stats, half=cfg.half)
+    save_checkpoint(out, plain_state_dict(model), final, bn_stats, half=cfg.half, int8=int8)
     part.unlink(missing_ok=True)
     log(f"wrote {out}: fault-free test accuracy {test_acc:.2f}% after {r.epochs} epochs ({elapsed:.0f}s)")
     return final

@@ -184,7 +184,7 @@ def train_recipe(t: TrainTask):
     return TrainConfig(network=p.network, width=p.width, shortcut_kernel=p.shortcut_kernel, mapping=p.mapping,
                        dropconnect=p.dropconnect, seed=t.seed, recipe=recipe,
                        calib_rates=tuple(t.calib_rates or DEFAULT_RATES), calib_images=t.calib_images,
-                       max_train_images=t.max_train_images, init=t.init, half=t.half)
+                       max_train_images=t.max_train_images, init=t.init, half=t.half, int8=t.int8)
 
 
 def _train(c: TrainTask, progress) -> dict:

@@ -6,7 +6,7 @@ deduplicated, because the grids worth running are rarely one full product:
     data = "data/cifar10-jpeg.tar.gz"                # in a configured folder (dse/paths.py), or --data
     checkpoint_dir = "runs/checkpoints"              # every node must see this folder
     fault_rates = [0.0, 0.1, 0.2, 0.3]
-    recipe = { name = "converged", epochs = 100 }   # also batch_size, lr, calib_images, max_train_images, half
+    recipe = { name = "converged", epochs = 100 }   # also batch_size, lr, calib_images, max_train_images, half, int8
     protocol = { instances = 100 }                   # also adaptive, test_images, seed
     resources = { cpus = 1, train_gpus = "auto" }    # Ray only; also evaluate_gpus, max_retries
     [[grid]]                                         # or a single [axes] table
@@ -44,7 +44,7 @@ TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "precisio
             "protocol", "resources", "manifest", "axes", "grid")
 # name: a recipe of dse.core.recipes.RECIPES; epochs, batch_size and lr None: that recipe's
 RECIPE_DEFAULTS = {"name": DEFAULT_RECIPE, "epochs": None, "batch_size": None, "lr": None, "calib_images": None,
-                   "max_train_images": None, "half": False}
+                   "max_train_images": None, "half": False, "int8": False}
 # bn: one BN protocol or a list of them (each gets its own evaluations); calib_images: the chip protocol's N
 PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0, "bn": "paper",
                      "calib_images": 500, "fault_model": "sa1"}  # bn and fault_model: one name or a list
@@ -244,8 +244,9 @@ def _recipe(key: str, table) -> dict:
         _number(f"{key}.lr", recipe["lr"], "a positive number")
         if not (math.isfinite(recipe["lr"]) and recipe["lr"] > 0):
             fail(f"{key}.lr", f"expected a positive number, got {recipe['lr']!r}")
-    if "half" in recipe and not isinstance(recipe["half"], bool):
-        fail(f"{key}.half", f"expected true or false, got {recipe['half']!r}")
+    for k in ("half", "int8"):
+        if k in recipe and not isinstance(recipe[k], bool):
+            fail(f"{key}.{k}", f"expected true or false, got {recipe[k]!r}")
     return recipe
 
 

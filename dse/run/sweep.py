@@ -82,6 +82,7 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
     plan = []
     trains: dict[DesignPoint, Job] = {}
     bases: dict[DesignPoint, DesignPoint] = {}  # fine-tuned point -> its base
+    later: list[Job] = []  # evaluations under the 2nd, 3rd... BN protocol: after every point's first protocol
     for point, rates, grid in spec.blocks():
         base = grid.base_of(point)
         r = {**spec.recipe, **dict(grid.recipe), **(dict(grid.finetune_recipe) if base else {})}
@@ -91,7 +92,7 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         recipe = {k: (None if r[k] in (None, getattr(named, k)) else r[k]) for k in ("batch_size", "lr")}
         task = tasks.train_task(
             point, epochs=r["epochs"] or named.epochs, recipe=r["name"], data=data, out_dir=out_dir, seed=spec.seed, calib_images=r["calib_images"],
-            device=spec.device, precision=spec.precision, half=bool(r["half"]), max_train_images=r["max_train_images"] or None,
+            device=spec.device, precision=spec.precision, half=bool(r["half"]), int8=bool(r["int8"]), max_train_images=r["max_train_images"] or None,
             # calibrate BN for every rate the sweep evaluates
             calib_rates=None if set(rates) <= set(DEFAULT_RATES) else tuple(set(DEFAULT_RATES) | set(rates)),
             init=str(Path(out_dir) / tasks.checkpoint_name(base, spec.seed)) if base is not None else None, **recipe)
@@ -102,14 +103,15 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         trains[point] = train
         plan.append(train)
         models = p.get("fault_model", "sa1")
-        for bn in (p["bn"] if isinstance(p["bn"], list) else [p["bn"]]):
+        for i, bn in enumerate(p["bn"] if isinstance(p["bn"], list) else [p["bn"]]):
             for fault_model in (models if isinstance(models, list) else [models]):
                 for f in rates:
                     ecfg = tasks.to_json(tasks.EvaluateTask(
                         task.out, (f,), data, instances=p["instances"], adaptive=p["adaptive"], seed=p["seed"],
                         device=spec.device, test_images=p["test_images"], bn=bn, calib_images=p["calib_images"],
                         fault_model=fault_model, precision=spec.precision))
-                    plan.append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
+                    (later if i else plan).append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
+    plan += later
     for i, job in enumerate(plan):  # fine-tuned points wait for their base's training (any block's)
         if job.kind == "train" and job.point in bases:
             plan[i] = Job("train", job.point, job.config, deps=(trains[bases[job.point]].job_id,))

@@ -34,6 +34,7 @@ class TrainTask:
     batch_size: int | None = None  # None: the recipe's
     lr: float | None = None
     half: bool = False
+    int8: bool = field(default=False, metadata={"omit_default": True})  # crossbar layers stored as 8-bit levels
     max_train_images: int | None = None
     calib_rates: tuple[float, ...] | None = None  # None: the paper's fault rates
     init: str | None = None
