@@ -40,7 +40,6 @@ from torch import nn
 from dse.core.errors import DSEError
 from dse.core.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_POWER_MW
     COST_VERSION,
-    IMA_PARTS,
     ISAAC_AREA_MM2,  # noqa: F401
     ISAAC_CHIP,
     ISAAC_POWER_MW,
@@ -58,6 +57,7 @@ from dse.core.models import build_model, check_network, check_width
 from dse.core.paper import WIDTHS as TABLE_WIDTHS
 
 INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image
+REGISTERS = ("input_register", "output_register")  # the IMA parts charged per crossbar busy, not per conversion
 COST_MODELS = ("paper", "isaac")
 TABLE_NETWORKS = ("resnet20", "vgg13", "mobilenetv2")
 
@@ -405,7 +405,7 @@ def _layer_cost(layer: LayerCount, config: IsaacConfig, processor: Processor, en
     steps = layer.positions * config.input_cycles  # cycles of one copy's worth of work per image
     count = {"adc": ev["conversions"], "ima_shift_add": ev["conversions"], "dac": ev["rows"],
              "sample_hold": ev["conversions"], "crossbar": ev["cells"],
-             **{k: ev["xbars"] for k in IMA_PARTS + TILE_PARTS}}
+             **{k: ev["xbars"] for k in REGISTERS + TILE_PARTS}}
     e_uj = 0.0
     for part, n in count.items():
         e = pj[part] * n * steps * 1e-6
