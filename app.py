@@ -191,7 +191,7 @@ def hardware_knobs(sb, cost_model: str) -> tuple:
     """isaac mode's hardware: the knobs that differ from ISAAC's defaults as sorted (name, value) pairs (hashable,
     so costs are cached by them). A bad value gets one line naming it and what is allowed, and the defaults."""
     with sb.expander("ISAAC hardware (isaac cost model)", expanded=cost_model == "isaac"):
-        values = {k: int(st.number_input(KNOB_LABELS[k], min_value=int(explore.LIMITS[k][1]),
+        values = {k: int(st.number_input(KNOB_LABELS[k], min_value=0,  # check_knobs names a bad value, in one line
                                          value=getattr(explore.DEFAULT_HARDWARE, k),
                                          step=1, key=f"hw_{k}", disabled=cost_model != "isaac",
                                          help=f"{explore.LIMITS[k][1]} to {explore.LIMITS[k][2]}"))
@@ -299,10 +299,13 @@ def cost_details(store, ui: dict, cost: dict, isaac: dict) -> None:
 def breakdown_section(store, ui: dict, table: pd.DataFrame) -> None:
     """Energy and area by component for the selected point and its neighbouring widths, as stacked bars."""
     p, m = ui["point"], ui["cost_model"]
-    costs = {}
+    costs, hardware = {}, ui["hardware"] if m == "isaac" else ()
     for q in explore.neighbours(table, p):
-        costs[f"{q.width:g}x" + (" (selected)" if abs(q.width - p.width) < 1e-6 else "")] = point_cost(
-            store, q, m, ui["hardware"] if m == "isaac" else ())
+        selected = abs(q.width - p.width) < 1e-6
+        # neighbours from the store only (no torch on a first render), unless knobs make costs computed anyway
+        t = point_cost(store, q, m, hardware) if selected or hardware else explore.stored_cost(store, q, m)
+        if t is not None:
+            costs[f"{q.width:g}x" + (" (selected)" if selected else "")] = t
     cols = st.columns(2)
     for col, what in zip(cols, ("energy", "area")):
         rows = explore.breakdown_rows(costs, what)
