@@ -554,3 +554,20 @@ def test_comparison_table_rows(capsys):
     assert rows[1]["isaac_energy_uj"] > rows[0]["isaac_energy_uj"]
     print_table(rows)
     assert "15.74" in capsys.readouterr().out
+
+
+def test_the_docs_worked_example_matches_the_code():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "cost-model.md").read_text()
+    block = re.search(r"```worked-example\n(.*?)```", text, re.S).group(1)
+    doc = dict(line.split(" = ") for line in block.strip().splitlines())
+    report = cost.isaac_cost(doc["network"])
+    row = layer(report, doc["layer"])
+    assert (row.crossbars, row.cycles, row.conversions) == (int(doc["crossbars"]), int(doc["cycles"]),
+                                                            int(doc["conversions"]))
+    assert report.config.adc_resolution == int(doc["adc_bits"])
+    adc_uj = row.conversions * isaac.event_energy_pj(report.config)["adc"] * 1e-6
+    assert adc_uj == pytest.approx(float(doc["adc_energy_uj"]), abs=1e-4)
+    assert row.energy_uj == pytest.approx(float(doc["energy_uj"]), abs=1e-4)
