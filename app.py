@@ -179,18 +179,20 @@ def sidebar() -> dict:
             "epochs": int(epochs), "device": device, "hardware": hardware}
 
 
-WHY_THEY_DIFFER = ("Why they differ: paper spreads each image over all 64 chips at ISAAC's peak rate (a time per "
-                   "image at full throughput); isaac gives each layer only the crossbars its weights fill (one "
-                   "image's latency, and a pipelined interval: compare paper with that).")
+WHY_THEY_DIFFER = ("Why they differ: paper spreads each image over all 64 chips at ISAAC's peak rate (its interval "
+                   "is a throughput figure); isaac maps each layer onto crossbars, sizes the ADCs for the columns and "
+                   "replicates layers onto the budget (one image's latency, and the interval between images: "
+                   "compare paper's interval with that). docs/cost-model.md has both.")
 KNOB_LABELS = {"xbar_size": "Crossbar size (rows = columns)", "bits_per_cell": "Bits per cell",
-               "adc_bits": "ADC resolution (bits)", "chips": "Chips available"}
+               "adc_bits": "ADC resolution (bits; 0: as a column needs)", "chips": "Budget (chips)"}
 
 
 def hardware_knobs(sb, cost_model: str) -> tuple:
     """isaac mode's hardware: the knobs that differ from ISAAC's defaults as sorted (name, value) pairs (hashable,
     so costs are cached by them). A bad value gets one line naming it and what is allowed, and the defaults."""
     with sb.expander("ISAAC hardware (isaac cost model)", expanded=cost_model == "isaac"):
-        values = {k: int(st.number_input(KNOB_LABELS[k], min_value=1, value=getattr(explore.DEFAULT_HARDWARE, k),
+        values = {k: int(st.number_input(KNOB_LABELS[k], min_value=0,  # check_knobs names a bad value, in one line
+                                         value=getattr(explore.DEFAULT_HARDWARE, k),
                                          step=1, key=f"hw_{k}", disabled=cost_model != "isaac",
                                          help=f"{explore.LIMITS[k][1]} to {explore.LIMITS[k][2]}"))
                   for k in explore.KNOBS}
@@ -252,38 +254,63 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     return s
 
 
-LATENCY_LABEL = {"paper": "Time per image (paper)", "isaac": "Latency (isaac)"}
-LATENCY_HELP = {"paper": "at the whole 64-chip system's peak rate, images streaming: a throughput figure, not one "
-                         "image's latency (off-crossbar layers on the processor, a pipeline stage of their own)",
-                "isaac": "one image alone, layer after layer through the crossbars its weights fill"}
+LATENCY_HELP = {"paper": "one image: its crossbar share at the 64-chip peak rate, then its off-crossbar layers on the "
+                         "processor",
+                "isaac": "one image alone, layer after layer through the crossbars (and replicas) its weights fill"}
+INTERVAL_HELP = "time between images in steady state, 1/throughput: the slowest pipeline stage (named) sets it"
 
 
 def cost_details(store, ui: dict, cost: dict, isaac: dict) -> None:
-    """Area, power and TOPS/W beside latency and energy, and the figures to compare across the two models."""
+    """Latency, interval, energy, area, power (peak and average), TOPS/W and TOPS/mm², and the figures to compare
+    across the two models."""
     m = ui["cost_model"]
-    d = st.columns(3) + st.columns(3)
-    d[0].metric(LATENCY_LABEL[m], fmt_cost(cost["latency_ns"], "ns"), help=LATENCY_HELP[m])
-    d[1].metric(f"Energy ({m})", fmt_cost(cost["energy_uj"], "uJ"), help="per image")
+    d = st.columns(4) + st.columns(4)
+    d[0].metric(f"Latency ({m})", fmt_cost(cost["latency_ns"], "ns"), help=LATENCY_HELP[m])
+    d[1].metric(f"Interval ({m})", fmt_cost(cost["interval_ns"], "ns"),
+                help=f"{INTERVAL_HELP}; here: {cost['bottleneck']} ({cost['images_per_s']:,.0f} images/s)")
+    d[2].metric(f"Energy ({m})", fmt_cost(cost["energy_uj"], "uJ"), help="per image")
     if m == "isaac":
-        d[2].metric("Interval (isaac)", fmt_cost(cost["interval_ns"], "ns"),
-                    help="time between images with layers pipelined across images: compare paper's time per image "
-                         "with this, not with the latency")
+        d[3].metric("ADC resolution (isaac)", f"{cost['adc_bits']} bits",
+                    help=f"a column needs {cost['adc_bits_needed']} (ISAAC's rule, flip encoding); ADCs take "
+                         f"{cost['adc_energy_share']:.0%} of the energy and {cost['adc_area_share']:.0%} of the area")
     else:
-        d[2].metric("Table II figure", fmt_cost(cost["table_ii_latency_ns"], "ns"),
-                    help="the paper's own Table II method: every layer on ISAAC, whatever the mapping")
-    what = "the 64 chips" if m == "paper" else "the crossbars, IMAs and tiles this design occupies"
-    d[3].metric(f"Area ({m})", f"{cost['area_mm2']:,.2f} mm²", help=f"{what} (ISAAC Table 6); processor not counted")
-    d[4].metric(f"Power ({m})", f"{cost['power_w']:,.2f} W",
-                help=f"{what}, all computing, plus the processor's {cost['power_processor_w']:g} W when it is used")
-    d[5].metric(f"TOPS/W ({m})", f"{cost['tops_per_w']:.3f}", help="ops per image / energy per image; a MAC is 2 ops")
+        d[3].metric("Table II figure", fmt_cost(cost["table_ii_latency_ns"], "ns"),
+                    help="the paper's own Table II cell: every layer on ISAAC, a MAC counted as 1 op")
+    what = "the 64 chips" if m == "paper" else "the crossbars, IMAs and tiles this design and its replicas occupy"
+    d[4].metric(f"Area ({m})", f"{cost['area_mm2']:,.2f} mm²",
+                help=f"{what} (ISAAC Table 6); one copy of the weights: {cost['min_area_mm2']:,.2f} mm²; processor "
+                     "not counted")
+    d[5].metric(f"Power ({m})", f"{cost['peak_power_w']:,.2f} W",
+                help=f"peak: {what}, all computing, plus the processor's {cost['power_processor_w']:g} W when used; "
+                     f"average (energy per image / interval): {cost['average_power_w']:,.2f} W")
+    d[6].metric(f"TOPS/W ({m})", f"{cost['tops_per_w']:.3f}", help="ops per image / energy per image; a MAC is 2 ops")
+    d[7].metric(f"TOPS/mm² ({m})", f"{cost['tops_per_mm2']:.4f}", help="ops per second / area; a MAC is 2 ops")
     paper = cost if m == "paper" else point_cost(store, ui["point"], "paper")
-    st.caption(f"Like with like: paper's {fmt_cost(paper['latency_ns'], 'ns')} is a time per image at the 64-chip "
-               f"peak rate (Table II's mapping-blind figure: {fmt_cost(paper['table_ii_latency_ns'], 'ns')}); "
-               f"isaac's counterpart is its pipelined interval, {fmt_cost(isaac['interval_ns'], 'ns')}; one image "
-               f"alone takes {fmt_cost(isaac['latency_ns'], 'ns')} (isaac latency).")
+    st.caption(f"Like with like: paper's interval {fmt_cost(paper['interval_ns'], 'ns')} is a time per image at the "
+               f"64-chip peak rate (Table II's mapping-blind cell, a MAC = 1 op: "
+               f"{fmt_cost(paper['table_ii_latency_ns'], 'ns')}); isaac's interval is "
+               f"{fmt_cost(isaac['interval_ns'], 'ns')}; one image alone takes {fmt_cost(isaac['latency_ns'], 'ns')} "
+               "(isaac latency).")
     if not isaac.get("fits", True):
-        st.warning(f"On {isaac['chips_available']} chip(s) this design does not fit: it needs {isaac['chips']}. "
-                   "In isaac mode it is left out of the Pareto fronts and the recommendation.")
+        st.warning(f"This design does not fit the budget ({isaac['chips_available']} chip(s)): one copy of its weights "
+                   f"needs {isaac['chips']}. In isaac mode it is left out of the Pareto fronts and the recommendation.")
+
+
+def breakdown_section(store, ui: dict, table: pd.DataFrame) -> None:
+    """Energy and area by component for the selected point and its neighbouring widths, as stacked bars."""
+    p, m = ui["point"], ui["cost_model"]
+    costs, hardware = {}, ui["hardware"] if m == "isaac" else ()
+    for q in explore.neighbours(table, p):
+        selected = abs(q.width - p.width) < 1e-6
+        # neighbours from the store only (no torch on a first render), unless knobs make costs computed anyway
+        t = point_cost(store, q, m, hardware) if selected or hardware else explore.stored_cost(store, q, m)
+        if t is not None:
+            costs[f"{q.width:g}x" + (" (selected)" if selected else "")] = t
+    cols = st.columns(2)
+    for col, what in zip(cols, ("energy", "area")):
+        rows = explore.breakdown_rows(costs, what)
+        title = f"{explore.label(asdict(p)).split(' w=')[0]}: {what} by component ({m} cost model)"
+        col.plotly_chart(charts.breakdown(rows, what, title), key=f"breakdown-{what}")
 
 
 def actions(store, ui: dict, s: explore.PointStatus) -> None:
@@ -372,8 +399,8 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
         st.session_state.target_context = context
         st.session_state.target = explore.default_target(table)
     target = c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5, key="target")
-    objective = c1.radio("Cheapest by", ["latency_ns", "energy_uj"], key="objective",
-                         format_func=lambda o: charts.AXIS[o].split(" per")[0])
+    objective = c1.radio("Front and cheapest by", list(explore.OBJECTIVES), key="objective",
+                         format_func=lambda o: charts.AXIS[o])
     rec = explore.recommend(table, target, objective)
     with c1:
         if rec:
@@ -385,7 +412,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
         if unfit:
             st.caption(f"{unfit} design point(s) do not fit on the chips given and are left out.")
     with c2:
-        for obj in ("latency_ns", "energy_uj"):
+        for obj in dict.fromkeys((objective, "energy_uj" if objective != "energy_uj" else "interval_ns")):
             fig = pareto_figure(store, version, f, ui["cost_model"], obj, ui["point"].point_id,
                                 rec["point_id"] if rec else None, ui["bn"], ui["calib_images"], ui["hardware"],
                                 ui["fault_model"])
@@ -555,7 +582,7 @@ def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str)
 def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how: str) -> None:
     """The cheapest design whose yield at `target` is at least Y%, judged by the interval's lower bound."""
     min_yield = col.number_input("Minimum yield (%)", 0.0, 100.0, 90.0, 1.0, key="yield_min")
-    objective = col.radio("Cheapest by", ["latency_ns", "energy_uj"], key="yield_objective",
+    objective = col.radio("Cheapest by", list(explore.OBJECTIVES), key="yield_objective",
                           format_func=lambda o: charts.AXIS[o].split(" per")[0])
     rec = yields.recommend(ytable, min_yield / 100, objective)
     if rec:
@@ -594,6 +621,7 @@ def main() -> None:
                     "Teaching", "Jobs", "Results table", "Yield", "Spatial defects"])
     with tabs[0]:
         pareto_section(store, ui, table, version)
+        breakdown_section(store, ui, table)
     p = ui["point"]
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")

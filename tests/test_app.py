@@ -41,8 +41,9 @@ def test_opens_on_the_store_and_shows_the_selected_point(tmp_path, monkeypatch, 
     base = accuracy_model(DesignPoint("resnet20", 1.0, 1, "default", 0.0), 0.0)
     assert f"Loss vs p=0 model: {base - accuracy_model(p, 0.1):.2f} pts" in [c.value for c in at.caption]
     # paper mode, mapping-aware: the 1x1 shortcuts and fc run on the processor, a pipeline stage of their own
-    assert metric(at, "Time per image (paper)") == "2.63 us"
+    assert metric(at, "Interval (paper)") == "2.63 µs" and metric(at, "Latency (paper)") == "2.66 µs"
     assert metric(at, "Table II figure") == "15.74 ns"  # the paper's own, every layer on ISAAC
+    assert metric(at, "TOPS/W (paper)") == "0.354"  # a MAC = 2 ops: below ISAAC's peak, not twice its source
     assert any("BN: chip (N=500)" in c.value for c in at.caption)  # the app opens on the per-chip protocol
 
 
@@ -66,7 +67,7 @@ def test_controls_change_the_shown_point(tmp_path, monkeypatch, store):
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.0)
     assert metric(at, "Accuracy under faults") == f"{accuracy_model(p, 0.3):.2f}%"
     at.sidebar.radio(key="cost_model").set_value("isaac").run()
-    assert metric(at, "Latency (isaac)").endswith("ms")
+    assert metric(at, "Latency (isaac)").endswith("µs") and metric(at, "ADC resolution (isaac)") == "14 bits"
 
 
 def test_only_valid_combinations_can_be_chosen(tmp_path, monkeypatch, store):
@@ -232,19 +233,19 @@ def test_sidebar_says_why_the_cost_models_differ(tmp_path, monkeypatch, store):
     assert any(c.value.startswith("Why they differ:") and "throughput" in c.value and "interval" in c.value
                for c in at.sidebar.caption)
     like = next(c.value for c in at.caption if c.value.startswith("Like with like"))
-    assert "2.63 us" in like and "819.20 us" in like and "7.27 ms" in like  # paper beside isaac's interval
+    assert "2.63 µs" in like and "48.23 µs" in like  # paper's interval beside isaac's, and isaac's latency
 
 
 def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
     at.sidebar.radio(key="cost_model").set_value("isaac").run()
-    assert metric(at, "Latency (isaac)") == "7.27 ms" and metric(at, "Interval (isaac)") == "819.20 us"
-    for m in ("Area (isaac)", "Power (isaac)", "TOPS/W (isaac)"):
+    assert metric(at, "Latency (isaac)") == "48.23 µs" and metric(at, "Interval (isaac)") == "2.63 µs"
+    for m in ("Area (isaac)", "Power (isaac)", "TOPS/W (isaac)", "TOPS/mm² (isaac)"):
         assert metric(at, m) not in ("", "—")
     power = metric(at, "Power (isaac)")
     at.sidebar.number_input(key="hw_xbar_size").set_value(256).run()  # 256 columns per ADC: a 200 ns cycle
     assert not at.exception and not at.sidebar.error
-    assert metric(at, "Latency (isaac)") == "14.54 ms"  # the crossbar part doubles, the processor's does not
+    assert metric(at, "Latency (isaac)") == "33.03 µs"  # a 200 ns cycle, and layers replicated to match
     assert any("crossbars of 256x256" in c.value for c in at.caption)
     at.sidebar.number_input(key="hw_adc_bits").set_value(10).run()
     assert metric(at, "Power (isaac)") != power
@@ -252,11 +253,11 @@ def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
     assert not at.exception
     error = at.sidebar.error[0].value
     assert "xbar_size" in error and "from 8 to 1024" in error and "got 4" in error and "\n" not in error
-    assert metric(at, "Latency (isaac)") == "7.27 ms"
+    assert metric(at, "Latency (isaac)") == "48.23 µs"
     at.sidebar.number_input(key="hw_xbar_size").set_value(128).run()
     at.sidebar.number_input(key="hw_adc_bits").set_value(8).run()
     at.sidebar.number_input(key="hw_chips").set_value(1).run()
-    assert not at.sidebar.error and metric(at, "Latency (isaac)") == "7.27 ms"  # ResNet20 fits on one chip
+    assert not at.sidebar.error and metric(at, "Latency (isaac)") == "48.23 µs"  # ResNet20 fits on one chip
 
 
 def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_lifetime(tmp_path, monkeypatch, store):

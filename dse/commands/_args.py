@@ -141,7 +141,7 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_fault_model(parser: argparse.ArgumentParser) -> None:
     """--fault-model and its options; fault_model_of(args) turns them into the canonical name."""
-    from dse.core.protocol import FAULT_PARAMS, MAX_SPARES
+    from dse.core.protocol import CELL_BITS, FAULT_PARAMS, MAX_SPARES
 
     parser.add_argument("--fault-model", default="sa1",
                         help="sa1 (weight reads 0), sa0 (reads max magnitude), or on the physical tiles: rows, cols "
@@ -155,6 +155,9 @@ def add_fault_model(parser: argparse.ArgumentParser) -> None:
                         help="permute each tile's rows and columns to the chip's known fault map first")
     parser.add_argument("--spares", type=nonneg_int, default=0,
                         help=f"spare columns per tile for --remap (0 to {MAX_SPARES})")
+    parser.add_argument("--bits-per-cell", type=positive_int, default=None, choices=list(CELL_BITS),
+                        help="bits per RRAM cell for sa1/sa0: an 8-bit weight spans 8/B cells, each stuck on its own "
+                             "(default 8: one cell per weight, the paper's); the fault model's name carries it (+bpc:B)")
 
 
 def fault_model_of(args) -> str:
@@ -171,5 +174,6 @@ def fault_model_of(args) -> str:
                 raise DSEError(f"{option} {value:g} applies to --fault-model {model} only, not {args.fault_model!r}")
             param = value
     name = fault_model_name(spec.model, param if param is not None else spec.param,
-                            spec.remap or args.remap, args.spares or spec.spares)
+                            spec.remap or args.remap, args.spares or spec.spares,
+                            getattr(args, "bits_per_cell", None) or spec.bits_per_cell)
     return name

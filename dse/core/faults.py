@@ -4,6 +4,10 @@
   because one cell per weight means each column's ADC range can follow its own weights.
 - SA1: the cell is trapped in the high state and its weight reads as 0, as the paper models it.
 - SA0 (second model): the weight reads as the largest magnitude of its sign (+-127 levels).
+- Bits per cell ("+bpc:B" in the fault model, B in 1, 2, 4): a weight's 8-bit magnitude spans 8/B cells, each
+  stuck on its own with probability f; a stuck cell's slice of the magnitude reads 0 (SA1) or all ones (SA0),
+  the sign (ISAAC's differential/bias encoding, not a stored bit) is kept. At 8 bits per cell this is the
+  per-weight model above, draws and all.
 - A crossbar instance is one fault map over all crossbar weights, drawn from a seed that depends only
   on (base seed, instance index, crossbar layer shapes): every model of the same shape sees the same
   maps (common random numbers), and maps are nested across rates (u < f), so a fault at 10% is also one
@@ -57,6 +61,19 @@ FAULT_MODELS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"sa1": sa1, "sa0"
                                                                "clustered": sa1, "mixed": sa1}
 
 
+def cell_slices(levels: Tensor, stuck: Tensor, bits_per_cell: int, model: str = "sa1") -> Tensor:
+    """Levels with each stuck cell's slice of the magnitude zeroed (sa1) or set (sa0); `stuck` has one
+    trailing axis of 8/bits_per_cell cells, least significant slice first."""
+    mag, sign = levels.abs().to(torch.int32), torch.where(levels < 0, -1.0, 1.0).to(levels.dtype)
+    full = (1 << bits_per_cell) - 1
+    for j in range(stuck.shape[-1]):
+        mask = full << (j * bits_per_cell)
+        hit = stuck[..., j].to(mag.device)
+        mag = torch.where(hit, mag & ~mask if model == "sa1" else mag | mask, mag)
+    qmax = 2 ** (WEIGHT_BITS - 1) - 1  # a set top slice cannot exceed the quantiser's range
+    return sign * mag.clamp_(max=qmax).to(levels.dtype)
+
+
 def instance_seed(base_seed: int, instance: int, shapes: list[tuple[int, ...]]) -> int:
     """A 63-bit seed from (base seed, instance index, layer shapes), stable across runs and machines."""
     key = f"{base_seed}|{instance}|{shapes}".encode()
@@ -105,6 +122,10 @@ class FaultInjector:
     def fault_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> dict[str, Tensor]:
         """The stuck weights of one instance, by layer (bool, the weights' shapes)."""
         spec = parse_fault_model(fault_model)
+        if spec.bits_per_cell != WEIGHT_BITS:  # one draw per cell: a trailing axis of 8/b cells per weight
+            cells = -(-WEIGHT_BITS // spec.bits_per_cell)
+            shapes = {name: (*shape, cells) for name, shape in self.shape_of.items()}
+            return {name: u < rate for name, u in draw_uniforms(shapes, instance, seed).items()}
         if spec.model in ("sa1", "sa0") and not spec.remap:  # per weight, as ever: SA1 results stand
             return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
         cells = self.cell_maps(instance, rate, seed, fault_model)
@@ -157,7 +178,10 @@ class FaultInjector:
         """`{"layer.weight": tensor}` for functional_call. instance=None gives the fault-free
         quantised weights. rescale keeps the drop-connect 1/(1-f) scale on (as the paper does).
         only="layer" puts faults (and the rescale) in that one layer, for per-layer sensitivity."""
-        apply = FAULT_MODELS[parse_fault_model(fault_model).model]
+        spec = parse_fault_model(fault_model)
+        apply = FAULT_MODELS[spec.model]
+        if spec.bits_per_cell != WEIGHT_BITS:
+            apply = functools.partial(cell_slices, bits_per_cell=spec.bits_per_cell, model=spec.model)
         maps = self.fault_maps(instance, rate, seed, fault_model) if instance is not None and rate > 0 else None
         scale_f = 1.0 / (1.0 - rate) if rescale else 1.0
         out = {}

@@ -16,6 +16,8 @@ FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.
 FAULT_PARAMS = {"clustered": ("mean cluster side in cells", 4.0, 1.0, 64.0),
                 "mixed": ("share of the cell fault rate from random SA1 cells", 0.5, 0.0, 1.0)}
 MAX_SPARES = 64  # spare columns per 128-column tile a remapped evaluation may add
+WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/faults.py)
+CELL_BITS = (1, 2, 4, 8)  # bits per cell a weight's 8 bits split into evenly (8: one cell per weight, the paper's)
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,13 @@ class FaultSpec:
     param: float | None = None  # FAULT_PARAMS' value; None: the default
     remap: bool = False
     spares: int = 0  # spare columns per tile (remap only)
+    bits_per_cell: int = WEIGHT_BITS  # a weight spans 8/b cells, each stuck on its own; "+bpc:B", left out at 8
 
     @property
     def name(self) -> str:
         out = self.model + (f":{self.param:g}" if self.param is not None else "")
-        return out + (("+remap" + (f":{self.spares}" if self.spares else "")) if self.remap else "")
+        out += ("+remap" + (f":{self.spares}" if self.spares else "")) if self.remap else ""
+        return out + (f"+bpc:{self.bits_per_cell}" if self.bits_per_cell != WEIGHT_BITS else "")
 
     @property
     def value(self) -> float | None:
@@ -57,13 +61,32 @@ def parse_fault_model(text: str) -> FaultSpec:
             raise DSEError(f"fault model {model!r} takes no parameter, got {text!r}; "
                            f"only {', '.join(FAULT_PARAMS)} do")
         param = _in(text, _param, model, param_text)
-    remap, spares = False, 0
-    if tail or text.strip().endswith("+"):
-        word, colon, spares_text = tail.partition(":")
-        if word != "remap":
-            raise DSEError(f"unknown fault model option {'+' + tail!r} in {text!r}; the only one is +remap[:SPARES]")
-        remap, spares = True, _in(text, _spares, spares_text) if colon else 0
-    return FaultSpec(model, param, remap, spares)
+    remap, spares, bpc = False, 0, WEIGHT_BITS
+    options = tail.split("+") if tail or text.strip().endswith("+") else []
+    for option in options:
+        word, colon, value = option.partition(":")
+        if word == "remap" and not remap:
+            remap, spares = True, _in(text, _spares, value) if colon else 0
+        elif word == "bpc" and colon and bpc == WEIGHT_BITS:
+            bpc = _in(text, check_bits_per_cell, value)
+        else:
+            raise DSEError(f"unknown fault model option {'+' + option!r} in {text!r}; "
+                           "the options are +remap[:SPARES] and +bpc:BITS, once each")
+    if bpc != WEIGHT_BITS and (remap or model not in ("sa1", "sa0")):
+        raise DSEError(f"bits per cell {bpc} (in {text!r}) applies to sa1 and sa0 without +remap only")
+    return FaultSpec(model, param, remap, spares, bpc)
+
+
+def check_bits_per_cell(value) -> int:
+    """Bits stored per cell for the fault model: one of CELL_BITS (8/b cells per 8-bit weight)."""
+    try:
+        b = int(value) if str(value).strip().isdigit() else -1
+    except (TypeError, ValueError):
+        b = -1
+    if b not in CELL_BITS:
+        raise DSEError(f"bits per cell must be one of {', '.join(map(str, CELL_BITS))} "
+                       f"(an 8-bit weight over 8/b cells), got {value!r}")
+    return b
 
 
 def _in(text: str, check, *args):
@@ -95,18 +118,21 @@ def _spares(text) -> int:
     return v
 
 
-def fault_model_name(model: str, param: float | None = None, remap: bool = False, spares: int = 0) -> str:
+def fault_model_name(model: str, param: float | None = None, remap: bool = False, spares: int = 0,
+                     bits_per_cell: int | None = None) -> str:
     """The canonical name of a fault model with these options (each validated as parse_fault_model does)."""
     spec = parse_fault_model(model)
     if param is not None:
         if model not in FAULT_PARAMS:
             raise DSEError(f"fault model {model!r} takes no parameter, got {param!r}; only {', '.join(FAULT_PARAMS)} do")
-        spec = FaultSpec(spec.model, _param(model, param), spec.remap, spec.spares)
+        spec = FaultSpec(spec.model, _param(model, param), spec.remap, spec.spares, spec.bits_per_cell)
     if spares and not remap:
         raise DSEError(f"spare columns ({spares!r}) only serve a remapped evaluation: add --remap")
     if remap:
-        spec = FaultSpec(spec.model, spec.param, True, _spares(spares))
-    return spec.name
+        spec = FaultSpec(spec.model, spec.param, True, _spares(spares), spec.bits_per_cell)
+    if bits_per_cell is not None:
+        spec = FaultSpec(spec.model, spec.param, spec.remap, spec.spares, check_bits_per_cell(bits_per_cell))
+    return parse_fault_model(spec.name).name  # re-parsed: the combination itself is checked
 
 
 PRECISIONS = ("auto", "fp32", "bf16")  # dse.core.precision chooses and runs them
@@ -124,8 +150,8 @@ FAULT_MODEL_LABELS = {"sa1": "SA1", "sa0": "SA0", "rows": "stuck-row", "cols": "
 
 def fault_model_label(name: str) -> str:
     """How a page names a fault model ("clustered:8+remap" keeps its parameters after the base's label)."""
-    base, sep, rest = name.partition(":") if ":" in name else name.partition("+")
-    return FAULT_MODEL_LABELS.get(base, base) + (sep + rest if sep else "")
+    base = name.split(":", 1)[0].split("+", 1)[0]  # the model's name, before any parameter or option
+    return FAULT_MODEL_LABELS.get(base, base) + name[len(base):]
 
 
 def check_fault_model(name: str) -> str:

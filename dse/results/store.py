@@ -73,7 +73,8 @@ CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id);
 """
 ACTIVE = ("queued", "running")
 # cost totals read out of a cost row's JSON beside its columns (the design table shows them)
-COST_EXTRAS = ("interval_ns", "area_mm2", "power_w", "tops_per_w")
+COST_EXTRAS = ("interval_ns", "images_per_s", "area_mm2", "min_area_mm2", "peak_power_w", "average_power_w",
+               "tops_per_w", "tops_per_mm2")
 # the evaluation queries other layers need, named (the SQL stays here)
 COLUMNS = {"*": "*",
            "standing": "point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images, bn, calib_images, "

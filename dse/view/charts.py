@@ -9,8 +9,11 @@ import plotly.graph_objects as go
 from dse.view import units
 
 # cost axes carry no unit here: pareto() adds the one that fits the plotted values (dse.view.units)
-AXIS = {"latency_ns": "latency per image", "energy_uj": "energy per image",
+AXIS = {"latency_ns": "latency of one image", "interval_ns": "interval between images (1/throughput)",
+        "energy_uj": "energy per image", "min_area_mm2": "area of one copy of the weights",
         "accuracy": "accuracy (%)", "fault_rate": "SA1 fault rate", "dropconnect": "drop-connect rate p"}
+SHORT = {"latency_ns": "latency", "interval_ns": "interval", "energy_uj": "energy", "min_area_mm2": "area"}
+LOG_SPAN = 10.0  # a cost axis whose values span more than this factor is drawn on a log scale
 
 
 # one colour and marker per network, distinct in hue (not two blues) and for colour-blind readers
@@ -62,9 +65,11 @@ def dropconnect_heatmap(curves: pd.DataFrame, title: str) -> go.Figure:
     return fig
 
 
-# what a cost model's latency_ns is: paper's is a throughput figure, isaac's one image's latency
-MEASURE = {("latency_ns", "paper"): "time per image at the 64-chip peak rate",
-           ("latency_ns", "isaac"): "latency of one image"}
+# what a cost model's figure is, where the two models differ
+MEASURE = {("latency_ns", "paper"): "latency of one image (64 ISAAC chips at peak rate, then the processor)",
+           ("interval_ns", "paper"): "interval between images (64 ISAAC chips at peak rate, processor pipelined)",
+           ("interval_ns", "isaac"): "interval between images (layers replicated onto the budget)",
+           ("min_area_mm2", "paper"): "area (the paper's 64 ISAAC chips)"}
 
 
 def cost_axis(objective: str, values, cost_model: str | None = None) -> tuple[str, float]:
@@ -86,11 +91,14 @@ def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: s
         return empty(f"no design point evaluated at {faults} yet")
     title, size = cost_axis(objective, costed[objective], cost_model)
     t, u = (d.assign(**{objective: d[objective] / size}) for d in (t, u))
+    values = costed[objective][costed[objective] > 0]
+    log = not values.empty and values.max() / values.min() > LOG_SPAN  # no point squeezed onto x = 0
     hover = {"label": True, "ci95": ":.2f", "worst": ":.2f", "n": True, objective: ":.4g", "network": False}
     fig = px.scatter(t, x=objective, y="accuracy", color="network", symbol="network", hover_name="label",
                      hover_data=hover, labels={**AXIS, objective: title},
                      color_discrete_map=NETWORK_COLORS, symbol_map=NETWORK_SYMBOLS,
-                     title=f"accuracy vs {objective.split('_')[0]} at {faults}")
+                     title=f"accuracy vs {SHORT.get(objective, objective)} at {faults} "
+                           f"({cost_model or 'cost'} model: front ranked by {AXIS[objective]})")
     if not u.empty:  # their accuracy is unknown, not low: a tick on the floor, said so in the legend and hover
         floor = float(t.accuracy.min()) - 3 if not t.empty else 0.0
         fig.add_trace(go.Scatter(x=u[objective], y=[floor] * len(u), mode="markers", hovertext=u["label"],
@@ -108,7 +116,22 @@ def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: s
         if not hit.empty:
             fig.add_trace(go.Scatter(x=hit[objective], y=hit["accuracy"], mode="markers", marker=style, name=name,
                                      hovertext=hit["label"]))
+    if log:
+        fig.update_xaxes(type="log", title_text=f"{title}, log scale")
     fig.update_layout(height=420)
+    return fig
+
+
+def breakdown(rows: pd.DataFrame, what: str, title: str) -> go.Figure:
+    """Energy or area by component, one stacked bar per design (the selected point and its neighbours)."""
+    if rows.empty:
+        return empty("no cost breakdown for these design points")
+    unit, size = units.unit_for(rows.groupby("design").value.sum(), "uJ" if what == "energy" else "mm2")
+    d = rows.assign(value=rows.value / size)
+    label = f"{'energy per image' if what == 'energy' else 'area'} ({unit})"
+    fig = px.bar(d, x="design", y="value", color="component", labels={"value": label, "design": "design point"},
+                 title=title)
+    fig.update_layout(height=400, barmode="stack", legend_title_text="component")
     return fig
 
 

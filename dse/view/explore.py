@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dse.view.pareto import cheapest_meeting, pareto_front
+from dse.view.pareto import OBJECTIVES as PARETO_OBJECTIVES, cheapest_meeting, pareto_front
 from dse.core.paper import DROPCONNECT_RATES, FAULT_RATES, WIDTHS  # noqa: F401  the space the app offers
 from dse.core.stats import CHANCE_ACCURACY, at_chance  # noqa: F401  what the page says of a collapse
 from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
@@ -28,8 +28,9 @@ MAPPINGS = ("default", "1x1-on-crossbar")
 ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 POINT = ARCH + ["dropconnect"]
 BN_PROTOCOLS = ("chip", "paper", "batch")  # the app's order: per-chip calibration first
-COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "area_mm2", "power_w", "tops_per_w",
-                "fits")
+COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "images_per_s", "area_mm2",
+                "min_area_mm2", "peak_power_w", "average_power_w", "tops_per_w", "tops_per_mm2", "fits")
+OBJECTIVES = PARETO_OBJECTIVES  # the fronts the page offers: latency, interval, energy, area
 
 
 def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES,
@@ -55,7 +56,7 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     c = costs[costs.cost_model == cost_model].drop(columns=[x for x in ("cost_model", "version") if x in costs])
     if "fits" in c:
         unfit = c.fits.notna() & ~c.fits.astype(bool)
-        c = c.assign(latency_ns=c.latency_ns.where(~unfit), energy_uj=c.energy_uj.where(~unfit))
+        c = c.assign(**{o: c[o].where(~unfit) for o in OBJECTIVES if o in c})
     for col in ("width",):  # float keys: match on rounded values
         c = c.assign(**{col: c[col].round(4)})
         df = df.assign(**{col: df[col].round(4)})
@@ -210,10 +211,34 @@ def calibration_curve(store: Store, point: DesignPoint, fault_rate: float) -> pd
 
 
 def fronts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    t = table.dropna(subset=["accuracy", "latency_ns", "energy_uj"])
-    if t.empty:
-        return {obj: t for obj in ("latency_ns", "energy_uj")}
-    return {obj: pareto_front(t, objective=obj, accuracy="accuracy") for obj in ("latency_ns", "energy_uj")}
+    """One front per objective (OBJECTIVES), each over the points that have that cost."""
+    out = {}
+    for obj in OBJECTIVES:
+        t = table.dropna(subset=["accuracy", obj]) if obj in table else table.iloc[0:0]
+        out[obj] = pareto_front(t, objective=obj, accuracy="accuracy") if not t.empty else t
+    return out
+
+
+def breakdown_rows(costs: dict[str, dict], what: str = "energy") -> pd.DataFrame:
+    """Long-form energy (uJ) or area (mm^2) by component for a few design points ({label: totals}): the page's
+    stacked bar for the selected point and its neighbours. Totals without a breakdown are left out."""
+    from dse.core.isaac import BREAKDOWN_LABELS
+
+    key = "energy_breakdown_uj" if what == "energy" else "area_breakdown_mm2"
+    rows = [{"design": name, "component": BREAKDOWN_LABELS[k], "value": v}
+            for name, t in costs.items() if t and key in t for k, v in t[key].items()]
+    return pd.DataFrame(rows, columns=["design", "component", "value"])
+
+
+def neighbours(table: pd.DataFrame, point: DesignPoint, n: int = 2) -> list[DesignPoint]:
+    """The selected point's architecture and the nearest widths of its network, shortcut and mapping (n each
+    side): what its cost is compared with."""
+    same = table[(table.network == point.network) & (table.shortcut_kernel == point.shortcut_kernel)
+                 & (table.mapping == point.mapping)]
+    widths = sorted(set(same.width.round(4)) | {round(float(w), 4) for w in WIDTHS} | {round(point.width, 4)})
+    i = widths.index(round(point.width, 4))
+    return [DesignPoint(point.network, w, point.shortcut_kernel, point.mapping, point.dropconnect)
+            for w in widths[max(0, i - n): i + n + 1]]
 
 
 def recommend(table: pd.DataFrame, target: float, objective: str = "latency_ns") -> dict | None:

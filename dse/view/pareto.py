@@ -1,4 +1,4 @@
-"""Pareto fronts over design points: accuracy up, cost (latency or energy) down. O(n log n).
+"""Pareto fronts over design points: accuracy up, cost (latency, interval, energy or area) down. O(n log n).
 
 Ties: a point is kept only if no other point is at least as good on both axes and better on one.
 Exact duplicates (same cost and same accuracy) are one point on the front: the first in table order
@@ -14,7 +14,7 @@ import pandas as pd
 
 from dse.core.errors import DSEError
 
-OBJECTIVES = ("latency_ns", "energy_uj")
+OBJECTIVES = ("latency_ns", "interval_ns", "energy_uj", "min_area_mm2")  # the page's fronts (cost model totals)
 
 
 def _check(df: pd.DataFrame, columns: list[str]) -> None:
@@ -62,9 +62,11 @@ def pareto_front(df: pd.DataFrame, objective: str = "latency_ns", accuracy: str 
     return pd.concat(parts) if parts else df.iloc[0:0]
 
 
-def pareto_fronts(df: pd.DataFrame, accuracy: str = "accuracy", objectives=OBJECTIVES,
+def pareto_fronts(df: pd.DataFrame, accuracy: str = "accuracy", objectives=None,
                   by: str | list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """One front per cost objective, e.g. {"latency_ns": ..., "energy_uj": ...}."""
+    """One front per cost objective, e.g. {"latency_ns": ..., "energy_uj": ...}; by default every one of
+    OBJECTIVES the table has."""
+    objectives = [o for o in OBJECTIVES if o in df] if objectives is None else objectives
     return {o: pareto_front(df, o, accuracy, by) for o in objectives}
 
 

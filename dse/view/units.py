@@ -1,4 +1,4 @@
-"""Units that fit the numbers: one choice of unit for a column of values (ns/us/ms/s, nJ/uJ/mJ/J), used by
+"""Units that fit the numbers: one choice of unit for a column of values (ns/µs/ms/s, nJ/µJ/mJ/J, µm²/mm²/cm²), used by
 the page's metrics and by the charts' axes alike, so a value and its axis never disagree."""
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from collections.abc import Iterable
 
 # a base unit's ladder: (unit, size in the base unit), smallest first
 LADDERS = {
-    "ns": (("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9)),
-    "uJ": (("nJ", 1e-3), ("uJ", 1.0), ("mJ", 1e3), ("J", 1e6)),
+    "ns": (("ns", 1.0), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)),
+    "uJ": (("nJ", 1e-3), ("µJ", 1.0), ("mJ", 1e3), ("J", 1e6)),
+    "mm2": (("µm²", 1e-6), ("mm²", 1.0), ("cm²", 1e2)),
 }
-SUFFIX = {"_ns": "ns", "_uj": "uJ"}  # a column's base unit from its name: latency_ns, energy_uj, ...
+SUFFIX = {"_ns": "ns", "_uj": "uJ", "_mm2": "mm2"}  # a column's base unit from its name: latency_ns, energy_uj, ...
 
 
 def base_unit(column_or_unit: str) -> str:
-    """"ns" or "uJ" from a column name (latency_ns, energy_uj, ...) or from the unit itself."""
+    """"ns", "uJ" or "mm2" from a column name (latency_ns, energy_uj, ...) or from the unit itself."""
     if column_or_unit in LADDERS:
         return column_or_unit
     for suffix, unit in SUFFIX.items():
