@@ -41,7 +41,7 @@ def store_version(store) -> str:
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: str = "chip",
+def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: str = explore.DEFAULT_BN,
                  calib_images: int = explore.DEFAULT_CALIB_IMAGES, hardware: tuple = (),
                  fault_model: str = "sa1") -> pd.DataFrame:
     """hardware: isaac knobs other than ISAAC's defaults, (name, value) pairs; their costs are computed, cached."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 
@@ -80,8 +81,63 @@ def pytest_addoption(parser):
                      help="tests/test_browser.py rewrites docs/app.png, the README's screenshot of the app")
 
 
+USER_HOME = Path.home()  # the user's, read before the suite points HOME elsewhere
+USER_RAY = USER_HOME / ".ray"
+_SAVED_ENV: dict[str, str | None] = {}
+RAY_SETTINGS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
 def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    _home_of_its_own()
+
+
+def pytest_unconfigure(config):
+    home = os.environ.get("HOME")
+    for name, value in _SAVED_ENV.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _SAVED_ENV.clear()
+    if home and Path(home).name.startswith("dse-home-"):
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _home_of_its_own() -> None:
+    """The whole session (collection included: test modules import Ray) runs with HOME a fresh temporary
+    folder and without the user's Ray settings: Ray's default token file (~/.ray/auth_token, which an
+    in-process ray.init() writes) and any other tool's dotfiles land there, never in the user's home, and no
+    test connects to the user's cluster nor uses their token. Restored in pytest_unconfigure."""
+    if _SAVED_ENV:
+        return
+    for name in ("HOME", *RAY_SETTINGS):
+        _SAVED_ENV[name] = os.environ.pop(name, None)
+    os.environ["HOME"] = tempfile.mkdtemp(prefix="dse-home-")
+
+
+def user_ray_state() -> tuple | None:
+    """What the user's ~/.ray holds (names, sizes and modification times), None where there is none."""
+    if not USER_RAY.exists():
+        return None
+    return tuple(sorted((str(p.relative_to(USER_RAY)), p.stat().st_size, p.stat().st_mtime_ns)
+                        for p in USER_RAY.rglob("*")))
+
+
+USER_RAY_AT_START = user_ray_state()
+
+
+@pytest.fixture()
+def user_ray():
+    """The user's ~/.ray as it was when the suite started, and a function that reads it now."""
+    return USER_RAY_AT_START, user_ray_state
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Whatever ran, in whatever order: the user's ~/.ray is as the suite found it (absent stays absent)."""
+    if user_ray_state() != USER_RAY_AT_START:
+        print(f"\nerror: the test suite changed {USER_RAY} (it must write Ray's files under its own HOME)")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -303,3 +303,31 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
     at.toggle(key="sp_remap").set_value(True).run()
     assert not at.exception
     assert any(c.key == "sp_stored" for c in at.get("plotly_chart"))
+
+
+def test_the_page_and_the_command_line_answer_a_yield_query_alike_by_default(tmp_path, monkeypatch, store, capsys):
+    """One BN default (dse/core/protocol.py): the page opens on it, and `dse yield` without --bn reads the same
+    evaluation, so both give the same yield and interval; `--bn paper` and the page's "paper" agree too."""
+    import json
+
+    from dse.cli import main
+    from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+
+    ckpt = str(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors")  # the page's default point
+    target = 89.5  # the made-up chips at 10% straddle it under the chip protocol, and all miss it under the paper's
+    at = app(tmp_path, monkeypatch)
+    assert at.sidebar.radio(key="bn").value == DEFAULT_BN
+    assert at.sidebar.number_input(key="calib_images").value == DEFAULT_CALIB_IMAGES
+    for bn in (DEFAULT_BN, "paper"):
+        at.sidebar.radio(key="bn").set_value(bn).run()
+        at.number_input(key="yield_target").set_value(target).run()
+        assert not at.exception
+        flag = [] if bn == DEFAULT_BN else ["--bn", bn]
+        assert main(["yield", ckpt, "--fault-rate", "0.1", "--target", "89.5", *flag, "--store",
+                     str(store.path), "--json"]) == 0
+        cli = json.loads(capsys.readouterr().out)
+        assert cli["bn_protocol"] == bn_label(bn, DEFAULT_CALIB_IMAGES)
+        assert metric(at, "Chip yield") == f"{cli['yield']:.1%}"
+        assert any(c.value.startswith(f"{cli['k']} of {cli['n']} chips") and
+                   f"[{cli['low']:.1%}, {cli['high']:.1%}] · BN: {cli['bn_protocol']}" in c.value for c in at.caption)
+        assert (cli["k"] > 0) == (bn == DEFAULT_BN)  # the two protocols' answers differ: the default was read

@@ -30,9 +30,10 @@ def test_train_info_calibrate_evaluate(tmp_path, tree, capsys, monkeypatch):
     cal = run_json(capsys, "calibrate", ckpt, "--fault-rates", "0,0.2", "--calib-images", "30")
     assert cal["rates"] == [0.0, 0.1, 0.2] and cal["images"] == 30
     assert 0 <= cal["test_accuracy"] <= 100 and run_json(capsys, "info", ckpt)["test_accuracy"] == cal["test_accuracy"]
-    ev = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.1", "--fault-rate", "0.15", "--instances", "3")
+    ev = run_json(capsys, "evaluate", ckpt, "--fault-rate", "0.1", "--fault-rate", "0.15", "--instances", "3",
+                  "--bn", "paper")
     assert [r["n"] for r in ev["results"]] == [3, 3]
-    assert any("0.15" in w for w in ev["warnings"])  # 0.15 was not calibrated
+    assert any("0.15" in w for w in ev["warnings"])  # 0.15 was not calibrated (the paper's protocol needs it)
     assert main(["evaluate", ckpt, "--fault-rate", "0.1", "--instances", "2"]) == 0  # human-readable table
     out = capsys.readouterr().out
     assert "95% CI" in out and "not comparable" not in out
@@ -100,3 +101,25 @@ def test_info_on_a_file_that_is_not_a_checkpoint_says_so(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("is not a safetensors checkpoint (no safetensors header at its start)")
     assert "bytes" not in err and len(err.splitlines()) == 1
+
+
+def test_every_bn_option_and_every_spec_job_and_page_default_is_the_one_default():
+    """dse/core/protocol.py defines the BN default once; the commands, tasks, sweep specs and the page read it."""
+    from dse.cli import build_parser
+    from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
+    from dse.run.spec import GRIDS_DIR, PROTOCOL_DEFAULTS, load_spec
+    from dse.run.tasks import EvaluateTask
+    from dse.view import explore
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    with_bn = {name: p for name, p in sub.choices.items() if any(a.dest == "bn" for a in p._actions)}
+    assert {"evaluate", "yield", "lifetime", "spatial-report"} <= set(with_bn)
+    for name, p in with_bn.items():
+        assert (p.get_default("bn"), p.get_default("calib_images")) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES), name
+    assert build_parser().parse_args(["cost", "--network", "vgg13"]).calib_images == DEFAULT_CALIB_IMAGES
+    task = EvaluateTask("/m", (0.1,), "/d")
+    assert (task.bn, task.calib_images) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
+    assert (PROTOCOL_DEFAULTS["bn"], PROTOCOL_DEFAULTS["calib_images"]) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
+    assert load_spec(GRIDS_DIR / "paper.toml").protocol["bn"] == "paper"  # the paper's grid says so itself
+    assert explore.BN_PROTOCOLS[0] == DEFAULT_BN and sorted(explore.BN_PROTOCOLS) == sorted(BN_PROTOCOLS)
+    assert DEFAULT_BN == "chip" and DEFAULT_CALIB_IMAGES == 500  # per-chip calibration on 500 images (README)

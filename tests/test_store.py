@@ -154,11 +154,11 @@ def test_bn_protocols_coexist_and_never_satisfy_each_others_jobs(tmp_path):
     def job(**kw):
         return Job("evaluate", p, jobs.evaluate_config(ck, [0.2], data="d", instances=10, **kw))
 
-    plan = [job(), job(bn="chip"), job(bn="chip", calib_images=100), job(bn="batch")]
+    plan = [job(bn="paper"), job(bn="chip"), job(bn="chip", calib_images=100), job(bn="batch")]
     assert len({j.job_id for j in plan}) == 4
     assert list(_standing(store, plan).values()) == [True, True, False, False]
     assert plan[0].config["calib_images"] == 0  # an image count changes only the chip protocol's work and id
-    assert job(calib_images=32).job_id == plan[0].job_id and job(bn="chip", calib_images=500).job_id == plan[1].job_id
+    assert job(bn="paper", calib_images=32).job_id == plan[0].job_id and job(calib_images=500).job_id == plan[1].job_id
 
 
 def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tmp_path):

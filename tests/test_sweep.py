@@ -352,6 +352,8 @@ def test_ray_backend_fills_the_store_as_the_local_one(local_run, tmp_path, tree,
 
 
 def test_reproduce_writes_figures_and_summary(local_run, tmp_path, capsys):
+    """The tiny grid names no BN protocol: it is evaluated under the default (chip), whose figures are
+    suffixed; the paper's protocol keeps the plain names."""
     spec, store, _ = local_run
     out = tmp_path / "report"
     assert main(["reproduce", "--grid", spec.source, "--store", str(store.path), "--out", str(out), "--json"]) == 0
@@ -359,7 +361,7 @@ def test_reproduce_writes_figures_and_summary(local_run, tmp_path, capsys):
     assert result["sweep"]["skipped"] == 3 and result["sweep"]["ran"] == 0  # the sweep found it all done
     assert result["evaluations"] == 2
     files = {Path(f).name for f in result["figures"]}
-    assert {"accuracy-resnet20.html"} <= files and (out / "figures" / "plotly.min.js").exists()
+    assert {"accuracy-resnet20-chip-bn.html"} <= files and (out / "figures" / "plotly.min.js").exists()
     assert result["png"] == any(f.endswith(".png") for f in files)
     summary = (out / "summary.md").read_text()
     assert "# Reproduction: grid `tiny`" in summary and "resnet20 0.5x k1 p=0.3" in summary

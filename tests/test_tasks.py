@@ -22,12 +22,13 @@ def test_a_task_round_trips_through_its_json(task):
 
 
 def test_equal_work_is_one_job_and_other_work_another():
-    a = EvaluateTask("/m", (0.1, 0.2), "/d")
-    assert task_id(a) == task_id(EvaluateTask("/m", [0.2, 0.1], "/d"))  # rates in any order
-    assert task_id(a) == task_id(EvaluateTask("/m", (0.1, 0.2), "/d", calib_images=32))  # N changes only chip's work
+    a = EvaluateTask("/m", (0.1, 0.2), "/d", bn="paper")
+    assert task_id(a) == task_id(EvaluateTask("/m", [0.2, 0.1], "/d", bn="paper"))  # rates in any order
+    assert task_id(a) == task_id(EvaluateTask("/m", (0.1, 0.2), "/d", bn="paper", calib_images=32))  # N: chip's only
     assert task_id(a) != task_id(EvaluateTask("/m", (0.1, 0.2), "/d", bn="chip"))
+    assert task_id(EvaluateTask("/m", (0.1,), "/d")) != task_id(EvaluateTask("/m", (0.1,), "/d", calib_images=32))
     assert to_json(EvaluateTask("/m", (0.1,), "/d", bn="batch"))["calib_images"] == 0
-    assert jobs.evaluate_config("/m", [0.1, 0.2], data="/d") == to_json(a)  # the helpers build tasks too
+    assert jobs.evaluate_config("/m", [0.1, 0.2], data="/d", bn="paper") == to_json(a)  # the helpers build tasks too
 
 
 def test_a_stored_config_with_unknown_or_bad_keys_is_refused():
@@ -39,3 +40,15 @@ def test_a_stored_config_with_unknown_or_bad_keys_is_refused():
         EvaluateTask("/m", (0.1,), "/d", bn="chips")
     assert isinstance(from_json("train", to_json(TrainTask(DesignPoint("vgg13", 1.0), 1, "/d", "/o"))).point,
                       DesignPoint)
+
+
+def test_a_stored_evaluate_config_without_a_protocol_is_the_papers():
+    """Tasks default to the one BN default (chip), but a config stored before tasks named their protocol was
+    evaluated under the paper's: it reads back so, and keeps its id."""
+    from dse.core.protocol import DEFAULT_BN, LEGACY_BN
+
+    doc = to_json(EvaluateTask("/m", (0.1,), "/d", bn="paper"))
+    old = {k: v for k, v in doc.items() if k not in ("bn", "calib_images")}
+    back = from_json("evaluate", old)
+    assert back.bn == LEGACY_BN != DEFAULT_BN and task_id(back) == task_id(EvaluateTask("/m", (0.1,), "/d", bn="paper"))
+    assert from_json("evaluate", to_json(EvaluateTask("/m", (0.1,), "/d"))).bn == DEFAULT_BN

@@ -103,6 +103,20 @@ def bn_protocol(text: str) -> str:
     return _wrap(check_bn_protocol)(text)
 
 
+def add_bn(parser: argparse.ArgumentParser, what: str = "the evaluation") -> None:
+    """--bn and --calib-images, their defaults the one BN default (dse/core/protocol.py: DEFAULT_BN)."""
+    from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES
+
+    parser.add_argument("--bn", default=DEFAULT_BN, type=bn_protocol,
+                        help=f"BN statistics of {what} under faults (default {DEFAULT_BN}): chip (re-estimated "
+                             "through each faulty chip from unlabeled training images), paper (the paper's "
+                             "Algorithm 1, for p' = f: --bn paper reproduces the paper) or batch (each test "
+                             "batch's own; transductive, an ablation)")
+    parser.add_argument("--calib-images", type=positive_int, default=DEFAULT_CALIB_IMAGES,
+                        help=f"training images each chip calibrates its BN statistics on (--bn chip; "
+                             f"default {DEFAULT_CALIB_IMAGES})")
+
+
 def width(text: str) -> float:
     from dse.core.models import check_width
 

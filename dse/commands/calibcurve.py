@@ -31,6 +31,7 @@ def run(args) -> dict:
 
     from dse.run import jobs
     from dse.core.data import default_data_path
+    from dse.core.protocol import DEFAULT_CALIB_IMAGES
     from dse.core.errors import DSEError
     from dse.results.store import job_id, open_store
 
@@ -41,10 +42,10 @@ def run(args) -> dict:
     store = open_store(args.store)
     rows = []
     for n in tqdm(args.images, desc="calibration images", unit="count", disable=args.json):
-        bn = "chip" if n else "paper"
+        bn = "chip" if n else "paper"  # the curve is of the chip protocol's N; 0 is the paper's, by definition
         cfg = jobs.evaluate_config(str(Path(args.checkpoint).absolute()), [args.fault_rate], data=data,
                                    instances=args.instances, seed=args.seed, device=args.device,
-                                   test_images=args.test_images, bn=bn, calib_images=n or 500,
+                                   test_images=args.test_images, bn=bn, calib_images=n or DEFAULT_CALIB_IMAGES,
                                    precision=args.precision)
         result = jobs.execute("evaluate", cfg)
         jobs.record(store, job_id("evaluate", cfg), "evaluate", result)

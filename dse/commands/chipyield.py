@@ -12,10 +12,7 @@ def add_parser(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint (.safetensors)")
     p.add_argument("--fault-rate", type=_args.rate, required=True, help="fault rate f in [0, 1)")
     p.add_argument("--target", type=_args.percent, required=True, help="accuracy target in percent, in [0, 100]")
-    p.add_argument("--bn", default="paper", type=_args.bn_protocol,
-                   help="BN protocol of the evaluation: paper (default), chip or batch")
-    p.add_argument("--calib-images", type=_args.positive_int, default=500,
-                   help="the chip protocol's calibration images per chip (--bn chip; default 500)")
+    _args.add_bn(p, "the evaluation read")
     p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
     _args.add_json(p)
     p.set_defaults(func=run)

@@ -9,6 +9,7 @@ import argparse
 
 from dse.commands import _args
 from dse.core.mapping import POLICIES
+from dse.core.protocol import DEFAULT_CALIB_IMAGES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,8 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mapping", choices=list(POLICIES), default="default",
                    help="which layers live on the crossbar (default: the paper's, 1x1 convs and linears off)")
     p.add_argument("--cost-model", choices=["paper", "isaac", "both"], default="both")
-    p.add_argument("--calib-images", type=_args.nonneg_int, default=500,
-                   help="images of the per-chip BN calibration pass to price (default 500; 0: none)")
+    p.add_argument("--calib-images", type=_args.nonneg_int, default=DEFAULT_CALIB_IMAGES,
+                   help=f"images of the per-chip BN calibration pass to price (default {DEFAULT_CALIB_IMAGES}; 0: none)")
     p.add_argument("--table", action="store_true", help="paper vs isaac for all networks at widths 1.0-1.6")
     hw = p.add_argument_group("isaac hardware (isaac cost model only; defaults: ISAAC's, 8-bit cells, 64 chips)")
     hw.add_argument("--xbar-size", type=_args.positive_int, help="crossbar rows = columns (8-1024; default 128)")

@@ -17,12 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--min-instances", type=_args.positive_int, default=20)
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     _args.add_fault_model(p)
-    p.add_argument("--bn", default="paper", type=_args.bn_protocol,
-                   help="BN statistics under faults: paper (Algorithm 1, for p' = f), chip (re-estimated through "
-                        "each faulty chip from unlabeled training images) or batch (each test batch's own; "
-                        "transductive, an ablation)")
-    p.add_argument("--calib-images", type=_args.positive_int, default=500,
-                   help="training images each chip calibrates its BN statistics on (--bn chip)")
+    _args.add_bn(p)
     p.add_argument("--no-recalibrate", action="store_true", help="use the trained BN statistics at every rate")
     p.add_argument("--no-rescale", action="store_true", help="drop the 1/(1-f) scale at inference")
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")

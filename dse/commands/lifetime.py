@@ -39,10 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--instances", type=_args.positive_int, default=20, help="chips (crossbar instances) per month")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     _args.add_fault_model(p)
-    p.add_argument("--bn", default="chip", type=_args.bn_protocol,
-                   help="BN statistics: chip (default; re-estimated through each chip), paper or batch")
-    p.add_argument("--calib-images", type=_args.positive_int, default=500,
-                   help="training images each chip calibrates its BN statistics on (--bn chip)")
+    _args.add_bn(p, "each month's evaluation")
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     p.add_argument("--batch-size", type=_args.positive_int, default=500)
     _args.add_device(p)

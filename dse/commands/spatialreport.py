@@ -37,8 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--instances", type=_args.positive_int, default=5, help="chips per cell (the same in every cell)")
     p.add_argument("--test-images", type=_args.positive_int, default=1000,
                    help="the first N test images, class by class (default 1000)")
-    p.add_argument("--bn", default="chip", type=_args.bn_protocol, help="BN protocol (default chip)")
-    p.add_argument("--calib-images", type=_args.positive_int, default=500)
+    _args.add_bn(p, "every cell's evaluation")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     p.add_argument("--out", default="docs/spatial.json", help="results JSON (default docs/spatial.json)")
     p.add_argument("--readme", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "

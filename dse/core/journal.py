@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dse.core.io import atomic_write
+from dse.core.protocol import LEGACY_BN
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Journal:
     rate: float
     seed: int
     test_images: int | None
-    bn: str = "paper"
+    bn: str = LEGACY_BN  # a journal written before protocols were recorded is the paper's
     calib_images: int = 0
     fault_model: str = "sa1"
 
@@ -45,7 +46,7 @@ class Journal:
         try:
             doc = json.loads(self.path.read_text())
             if (doc["checkpoint_sha"] != self.sha or float(doc["fault_rate"]) != float(self.rate)
-                    or (doc.get("bn", "paper"), int(doc.get("calib_images", 0)), doc.get("fault_model", "sa1"))
+                    or (doc.get("bn", LEGACY_BN), int(doc.get("calib_images", 0)), doc.get("fault_model", "sa1"))
                     != (self.bn, self.calib_images, self.fault_model)):
                 return [], 0.0
             return [float(a) for a in doc["accuracies"]], float(doc.get("seconds", 0.0))

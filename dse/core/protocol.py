@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from dse.core.errors import DSEError
 
 BN_PROTOCOLS = ("paper", "chip", "batch")
+# The one BN default of every command, job, sweep spec and the page: each chip re-estimates its statistics on
+# DEFAULT_CALIB_IMAGES unlabeled training images. `--bn paper` (the page: "paper") is the paper's Algorithm 1.
+DEFAULT_BN = "chip"
 DEFAULT_CALIB_IMAGES = 500
+BN_CHOICES = (DEFAULT_BN, *(b for b in BN_PROTOCOLS if b != DEFAULT_BN))  # how selectors list them: default first
+LEGACY_BN = "paper"  # what a record written before protocols were recorded (no `bn`) was evaluated under
 
 
 FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.FAULT_MODELS implements them

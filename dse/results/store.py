@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from dse.core.errors import DSEError
+from dse.core.protocol import LEGACY_BN
 
 SCHEMA_VERSION = 3  # 2: evaluations keyed by their BN protocol (bn, calib_images) too; 3: their precision
 SCHEMA = """
@@ -255,7 +256,7 @@ class Store:
             "fault_model": result["fault_model"], "protocol": result["protocol"], "seed": int(result["seed"]),
             "recalibrate": int(bool(protocol.get("recalibrate", True))), "rescale": int(bool(result["rescale"])),
             "test_images": int(result["test_images"]), "n": int(result["n"]),
-            "bn": result.get("bn", "paper"), "calib_images": int(result.get("calib_images") or 0),
+            "bn": result.get("bn", LEGACY_BN), "calib_images": int(result.get("calib_images") or 0),
             **{k: _finite(result.get(k)) for k in ("mean", "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best")},
             "quantized_accuracy": quantized_accuracy, "bn_rate": result.get("bn_rate"),
             "accuracies": json.dumps(result["accuracies"]), "time_s": result.get("time_s"), "updated": time.time(),

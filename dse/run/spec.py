@@ -7,7 +7,7 @@ deduplicated, because the grids worth running are rarely one full product:
     checkpoint_dir = "runs/checkpoints"              # every node must see this folder
     fault_rates = [0.0, 0.1, 0.2, 0.3]
     recipe = { name = "converged", epochs = 100 }   # also batch_size, lr, calib_images, max_train_images, half, int8
-    protocol = { instances = 100 }                   # also adaptive, test_images, seed
+    protocol = { instances = 100 }                   # also adaptive, test_images, seed, bn, calib_images
     resources = { cpus = 1, train_gpus = "auto" }    # Ray only; also evaluate_gpus, max_retries
     [[grid]]                                         # or a single [axes] table
     network = ["resnet20"]
@@ -34,6 +34,7 @@ from pathlib import Path
 from dse.core.errors import DSEError
 from dse.core.paper import FAULT_RATES as DEFAULT_FAULT_RATES
 from dse.core.recipes import DEFAULT_RECIPE, RECIPES
+from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
 from dse.results.store import DesignPoint
 
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
@@ -46,8 +47,8 @@ TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "precisio
 RECIPE_DEFAULTS = {"name": DEFAULT_RECIPE, "epochs": None, "batch_size": None, "lr": None, "calib_images": None,
                    "max_train_images": None, "half": False, "int8": False}
 # bn: one BN protocol or a list of them (each gets its own evaluations); calib_images: the chip protocol's N
-PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0, "bn": "paper",
-                     "calib_images": 500, "fault_model": "sa1"}  # bn and fault_model: one name or a list
+PROTOCOL_DEFAULTS = {"instances": 100, "adaptive": None, "test_images": None, "seed": 0, "bn": DEFAULT_BN,
+                     "calib_images": DEFAULT_CALIB_IMAGES, "fault_model": "sa1"}  # bn and fault_model: one name or a list
 RESOURCE_DEFAULTS = {"cpus": 1, "train_gpus": "auto", "evaluate_gpus": 0, "max_retries": 2}
 GRIDS_DIR = Path(__file__).with_name("grids")  # the packaged specs: default.toml, paper.toml
 
@@ -267,8 +268,6 @@ def _protocol(key: str, table) -> dict:
     if "calib_images" in protocol:
         _positive_int(f"{key}.calib_images", protocol["calib_images"])
     if "bn" in protocol:
-        from dse.core.calibrate import BN_PROTOCOLS
-
         names = protocol["bn"] if isinstance(protocol["bn"], list) else [protocol["bn"]]
         if not names or any(n not in BN_PROTOCOLS for n in names):
             fail(f"{key}.bn", f"expected one of {', '.join(BN_PROTOCOLS)} or a list of them, got {protocol['bn']!r}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from dse.core.errors import DSEError
+from dse.core.protocol import LEGACY_BN
 from dse.core.recipes import RECIPES
 from dse.run.spec import SweepSpec, fail
 from dse.results.store import DesignPoint, Store, file_stamp
@@ -59,7 +60,7 @@ class Job:
         what = label(asdict(self.point))
         if self.kind != "evaluate":
             return f"{self.kind} {what}"
-        bn = self.config.get("bn", "paper")
+        bn = self.config.get("bn", LEGACY_BN)
         return f"{self.kind} {what} f={self.config['fault_rates'][0]:g}" + ("" if bn == "paper" else f" bn={bn}")
 
 

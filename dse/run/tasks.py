@@ -1,7 +1,7 @@
 """Typed tasks: what one job does, as a frozen dataclass. A task's canonical JSON (`to_json`: every field,
 sorted keys) is what the store keeps as the job's config, and its hash is the job id, so the same work asked
 from the app, a sweep or the CLI is one job. `from_json` reads a stored config back (missing keys take their
-defaults; unknown ones are refused)."""
+defaults, but a missing `bn` is the paper's, as it was when it was stored; unknown ones are refused)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from dse.core.errors import DSEError
+from dse.core.protocol import (DEFAULT_BN, DEFAULT_CALIB_IMAGES, LEGACY_BN, check_bn_protocol, check_fault_model,
+                               check_precision)
 from dse.core.recipes import RECIPES
-from dse.core.protocol import DEFAULT_CALIB_IMAGES, check_bn_protocol, check_fault_model, check_precision
 from dse.results.store import DesignPoint, job_id
 
 
@@ -65,7 +66,7 @@ class EvaluateTask:
     seed: int = 0
     device: str = "auto"
     test_images: int | None = None
-    bn: str = "paper"
+    bn: str = DEFAULT_BN
     calib_images: int = DEFAULT_CALIB_IMAGES  # 0 unless bn is "chip": it changes nothing else's work
     fault_model: str = field(default="sa1", metadata={"omit_default": True})  # SA1 jobs keep their ids
     precision: str | None = field(default=None, metadata={"omit_default": True})  # None: $DSE_PRECISION or auto
@@ -118,6 +119,8 @@ def from_json(kind: str, config: dict) -> Task:
     extra = sorted(set(config) - known)
     if extra:
         raise DSEError(f"{kind} job config has unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(known))}")
+    if kind == "evaluate":  # a config stored before tasks named their protocol was the paper's
+        config = {"bn": LEGACY_BN, **config}
     return cls(**config)
 
 

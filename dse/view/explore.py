@@ -16,7 +16,8 @@ from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip cal
 from dse.core.errors import DSEError  # noqa: F401  what the page reports as a one-line error
 from dse.core.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
 from dse.core.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
-from dse.core.protocol import DEFAULT_CALIB_IMAGES, FAULT_MODEL_NAMES as FAULT_MODELS, bn_label
+from dse.core.protocol import BN_CHOICES as BN_PROTOCOLS  # the page's order: the default first
+from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, FAULT_MODEL_NAMES as FAULT_MODELS, bn_label
 from dse.core.protocol import fault_model_label  # noqa: F401  how the page names a fault model
 from dse.results.store import DesignPoint, Store, label  # noqa: F401  label: the names the page shows
 
@@ -27,13 +28,12 @@ SHORTCUT_KERNELS = {"resnet20": (1, 3), "vgg13": (1,), "mobilenetv2": (1,)}
 MAPPINGS = ("default", "1x1-on-crossbar")
 ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 POINT = ARCH + ["dropconnect"]
-BN_PROTOCOLS = ("chip", "paper", "batch")  # the app's order: per-chip calibration first
 COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "images_per_s", "area_mm2",
                 "min_area_mm2", "peak_power_w", "average_power_w", "tops_per_w", "tops_per_mm2", "fits")
 OBJECTIVES = PARETO_OBJECTIVES  # the fronts the page offers: latency, interval, energy, area
 
 
-def best_evaluations(evals: pd.DataFrame, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES,
+def best_evaluations(evals: pd.DataFrame, bn: str = DEFAULT_BN, calib_images: int = DEFAULT_CALIB_IMAGES,
                      fault_model: str = "sa1") -> pd.DataFrame:
     """One row per (design point, fault rate) under one BN protocol (paper: Algorithm 1's statistics for
     p' = f; chip: re-estimated through each chip from `calib_images` training images; batch) and fault model
@@ -63,7 +63,7 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     return df.merge(c, on=ARCH, how="left")
 
 
-def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = "paper",
+def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = DEFAULT_BN,
                  calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
                  fault_model: str = "sa1") -> pd.DataFrame:
     """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
@@ -123,7 +123,7 @@ def baseline_accuracy(points: pd.DataFrame) -> dict:
     return {tuple(r[c] for c in ARCH): r["fault_free_accuracy"] for _, r in plain.iterrows()}
 
 
-def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: int = DEFAULT_CALIB_IMAGES,
+def curves(store: Store, point: DesignPoint, bn: str = DEFAULT_BN, calib_images: int = DEFAULT_CALIB_IMAGES,
            fault_model: str = "sa1") -> pd.DataFrame:
     """Accuracy against fault rate for every drop-connect rate of the point's architecture (Figs. 3-5)."""
     ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
@@ -134,7 +134,7 @@ def curves(store: Store, point: DesignPoint, bn: str = "paper", calib_images: in
     return ev[arch].sort_values(["dropconnect", "fault_rate"])
 
 
-def mapping_comparison(store: Store, point: DesignPoint, bn: str = "paper",
+def mapping_comparison(store: Store, point: DesignPoint, bn: str = DEFAULT_BN,
                        calib_images: int = DEFAULT_CALIB_IMAGES, fault_model: str = "sa1") -> pd.DataFrame:
     """The point's curves under each mapping policy where more than one exists (Fig. 7)."""
     ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)

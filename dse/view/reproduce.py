@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dse.core.errors import DSEError
+from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN
 from dse.results.store import Store
 from dse.run.spec import SweepSpec
 from dse.view.claims import (PAPER_CLAIMS, TOLERANCE, _arch, base_width, best_over_p, best_p_table,  # noqa: F401
@@ -39,14 +40,14 @@ ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 
 def spec_protocols(spec: SweepSpec) -> list[str]:
     """The BN protocols a grid evaluates, in its order (the paper's first when it has it)."""
-    bns = [spec.protocol.get("bn", "paper")]
+    bns = [spec.protocol["bn"]]  # the spec's, its defaults filled in (dse/run/spec.py)
     for _, _, grid in spec.blocks():
-        bns.append(dict(grid.protocol).get("bn", spec.protocol.get("bn", "paper")))
+        bns.append(dict(grid.protocol).get("bn", spec.protocol["bn"]))
     flat = [b for x in bns for b in (x if isinstance(x, list) else [x])]
-    return sorted(set(flat), key=lambda b: ("paper", "chip", "batch").index(b))
+    return sorted(set(flat), key=BN_PROTOCOLS.index)
 
 
-def grid_results(store: Store, spec: SweepSpec, bn: str = "paper") -> pd.DataFrame:
+def grid_results(store: Store, spec: SweepSpec, bn: str = DEFAULT_BN) -> pd.DataFrame:
     """One row per (design point of the grid, fault rate) under BN protocol `bn` (SA1, rescaled; the chip
     protocol at the spec's calibration images), the evaluation with most instances on most images, with the
     point's fault-free accuracy."""
@@ -55,7 +56,7 @@ def grid_results(store: Store, spec: SweepSpec, bn: str = "paper") -> pd.DataFra
     wanted = {(p.point_id, f) for p, rates in spec.points() for f in rates}
     ev = store.evaluations()
     ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
-    ev = best_evaluations(ev, bn, spec.protocol.get("calib_images", 500))
+    ev = best_evaluations(ev, bn, spec.protocol["calib_images"])
     cols = ARCH + ["dropconnect", "fault_rate", "mean", "ci95", "n", "worst", "test_images", "fault_free_accuracy",
                    "point_id", "time_s"]
     if ev.empty:
