@@ -307,3 +307,27 @@ def test_the_packaged_default_grid_is_the_shipped_one():
     assert default.checkpoint_dir == "runs/checkpoints" and not default.manifest
     same = ("name", "checkpoint_dir", "manifest", "source", "description")
     assert replace(default, **{k: getattr(shipped, k) for k in same}) == shipped
+
+
+def test_the_converged_grid_names_the_29_points_and_runs_chip_first():
+    """checkpoints/converged/grid.toml: today's 15 points plus VGG13/MobileNetV2 at p = 0.1-0.5, ResNet20 at
+    1.2x/1.4x and VGG13 1.4x; every point trained with the converged recipe, crossbar layers stored as
+    8-bit levels, evaluated under chip then paper, and every chip evaluation planned before any paper one."""
+    from dse.run.spec import load_spec
+    from dse.run.sweep import expand
+
+    root = Path(__file__).resolve().parents[1]
+    spec = load_spec(root / "checkpoints" / "converged" / "grid.toml")
+    points = {p for p, _, _ in spec.blocks()}
+    assert len(points) == 29
+    key = {(p.network, p.width, p.shortcut_kernel, p.mapping, p.dropconnect) for p in points}
+    for net in ("vgg13", "mobilenetv2"):
+        assert {(net, 1.0, 1, "default", p) for p in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)} <= key
+    assert {("resnet20", w, 1, "default", p) for w in (1.2, 1.4, 1.6) for p in (0.0, 0.3)} <= key
+    assert {("vgg13", 1.4, 1, "default", p) for p in (0.0, 0.3)} <= key
+    jobs = expand(spec, "data.tar.gz")
+    trains = [j for j in jobs if j.kind == "train"]
+    assert all(j.config["recipe"] == "converged" and j.config["int8"] for j in trains)
+    bns = [j.config["bn"] for j in jobs if j.kind == "evaluate"]
+    assert bns.count("chip") == bns.count("paper") == 29 * 4
+    assert max(i for i, b in enumerate(bns) if b == "chip") < min(i for i, b in enumerate(bns) if b == "paper")
