@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dse.run import jobs
-from dse.view import charts, explore, teaching, units
+from dse.view import charts, explore, joblist, tables, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
 from dse.view import spatial
@@ -63,9 +63,11 @@ def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, obje
 def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, calib_images: int,
                   fault_model: str = "sa1") -> tuple:
     cv = explore.curves(_store, point, bn, calib_images, fault_model)
-    how = f" (BN: {explore.bn_label(bn, calib_images)})"
-    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {explore.fault_model_label(fault_model)} fault rate{how}"),
-            charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate{how}"))
+    how = f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(cv)} per point"
+    model = explore.fault_model_label(fault_model)
+    return (charts.subtitle(charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {model} fault rate"), how),
+            charts.subtitle(charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per {model} fault rate"),
+                            how + " · best p marked where two or more were evaluated"), cv)
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
@@ -242,7 +244,7 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
                 if s.trained and pd.notna(r.get("fault_free_accuracy")) else "—")
     cost_details(store, ui, cost, isaac)
     busy = explore.active_jobs(store, p)
-    state = explore.job_status(busy.iloc[0]) if not busy.empty else s.label
+    state = "a job is working on it (live below)" if not busy.empty else s.label
     x = dict(ui["hardware"]).get("xbar_size", explore.DEFAULT_HARDWARE.xbar_size)
     st.caption(f"Status: **{state}** · {isaac['crossbars']} crossbars of {x}x{x} on {isaac['chips']} chip(s), "
                f"{isaac['tiles']} tiles · per 32x32 image")
@@ -353,7 +355,7 @@ def point_job(store, jid: str) -> None:
     job = store.job(jid)
     if job is None or job["state"] not in ("queued", "running"):
         st.rerun(scope="app")
-    st.progress(float(job["progress"] or 0), text=f"{explore.job_status(pd.Series(job))}: {job['message'] or ''} "
+    st.progress(float(job["progress"] or 0), text=f"**{joblist.job_title(job)}** · {joblist.job_status(job)} "
                                                   "(Cancel in the Jobs tab)")
 
 
@@ -371,14 +373,10 @@ def job_panel(store) -> None:
         st.caption("No jobs yet. Train or evaluate a missing design point to start one.")
         return
     for r in df.head(12).itertuples():
-        cfg = json.loads(r.config)
-        what = cfg.get("point") or {}
-        name = (explore.label(what) if what else Path(cfg.get("checkpoint", "?")).stem)
         cols = st.columns([3, 4, 1])
-        cols[0].markdown(f"**{r.kind}** · {name}  \n`{r.state}` · {r.source}")
+        cols[0].markdown(f"**{joblist.job_title(r)}**  \n`{r.state}` · {r.source}")
         if r.state in ("queued", "running"):
-            eta = f" · ETA {int(r.eta_s // 60)} min {int(r.eta_s % 60)} s" if pd.notna(r.eta_s) and r.eta_s else ""
-            cols[1].progress(float(r.progress or 0), text=f"{r.message or ''}{eta}")
+            cols[1].progress(float(r.progress or 0), text=joblist.job_status(r))
             if cols[2].button("Cancel", key=f"cancel-{r.job_id}"):
                 jobs.cancel(store, r.job_id)
                 st.rerun()  # the whole page: the point's status changes too
@@ -397,7 +395,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     context = (f, ui["bn"], ui["calib_images"])  # a target set for other numbers starts over from their median
     if st.session_state.get("target_context") != context:
         st.session_state.target_context = context
-        st.session_state.target = explore.default_target(table)
+        st.session_state.target = explore.default_target(table, st.session_state.get("target", 85.0))
     target = c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5, key="target")
     objective = c1.radio("Front and cheapest by", list(explore.OBJECTIVES), key="objective",
                          format_func=lambda o: charts.AXIS[o])
@@ -423,20 +421,27 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
 
 
 def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
-    p, f = ui["point"], ui["fault_rate"]
+    """One chip's stuck cells on one layer under the sidebar's fault model and rate, then per-layer sensitivity."""
+    p, f, model = ui["point"], ui["fault_rate"], ui["fault_model"]
+    st.caption(f"Fault model and rate from the sidebar: {explore.fault_model_label(model)} at {charts.pct(f)}. "
+               "For a class, `?lesson=1` walks through four pictures without any controls.")
     if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
-        st.caption("A picture of stuck cells on one crossbar tile, and which layers they hurt most.")
+        st.caption("A picture of stuck cells on one crossbar layer, and which layers they hurt most.")
         return
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Crossbar layer", list(shapes), key="teach_layer")
     instance = c1.number_input("Chip (crossbar instance)", 0, 999, 0, key="teach_instance")
-    rate = max(f, 0.01)
-    fmap = teaching.fault_map(shapes, layer, int(instance), rate)
-    c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; this tile holds {fmap.shape[0]}x{fmap.shape[1]} "
-                f"cells, **{fmap.sum()}** stuck ({fmap.mean():.1%}). Each stuck cell reads its weight as 0. "
+    if teaching.base_model(model) in teaching.PER_WEIGHT:
+        fmap = teaching.fault_map(shapes, layer, int(instance), f)
+    else:  # lines and clusters live on the physical tiles
+        fmap = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, model, f, int(instance))["stuck"]
+    c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; the map shows {fmap.shape[0]}x{fmap.shape[1]} cells, "
+                f"**{fmap.sum()}** stuck ({fmap.mean():.1%}). {teaching.stuck_reads(model)} "
                 "Every chip draws a new map; drop-connect training makes the network indifferent to which.")
-    c2.plotly_chart(charts.fault_map(fmap, f"SA1 fault map of one 128x128 tile at {charts.pct(rate)}"), key="faultmap")
+    if f == 0:
+        c1.info("No faults at f = 0%: choose a fault rate in the sidebar to see stuck cells.")
+    c2.plotly_chart(charts.fault_map(fmap, teaching.map_title(model, layer, shapes[layer], fmap, f)), key="faultmap")
 
     st.markdown("**Per-layer fault sensitivity**: accuracy drop when only one layer has faults.")
     if not s.trained:
@@ -445,6 +450,7 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     if not ui["data"]:
         st.caption("Give a CIFAR-10 data path under *Training and data* to run it.")
         return
+    rate = max(f, 0.01)
     cfg = jobs.sensitivity_config(s.checkpoint, rate, data=ui["data"], device=ui["device"])
     job = store.job(store_job_id("sensitivity", cfg))
     if job and job["state"] == "done" and job["result"]:
@@ -462,22 +468,20 @@ def spatial_tile(network: str, width: float, shortcut_kernel: int, mapping: str,
 
 
 def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
-    """For a teacher: one tile's defects under each fault model, blind and remapped, and an evaluation of the
-    point under it; then the shipped report's accuracy and a lifetime curve (spatial_results)."""
-    p = ui["point"]
-    if not st.toggle("Show one chip's defects under each fault model, remapping and lifetime", key="sp_show"):
+    """For a teacher: one tile's defects under the sidebar's fault model and rate, blind and remapped, and an
+    evaluation of the point under it; then the shipped report's accuracy and a lifetime curve (spatial_results)."""
+    p, model, rate = ui["point"], ui["fault_model"], ui["fault_rate"]
+    st.caption(f"Fault model, rate and BN protocol come from the sidebar: {explore.fault_model_label(model)} at "
+               f"{charts.pct(rate)}, BN: {explore.bn_label(ui['bn'], ui['calib_images'])}.")
+    if not st.toggle("Show one chip's defects, remapping and lifetime", key="sp_show"):
         st.caption("Lines and clusters of stuck cells, a chip's known map remapped, and accuracy over a chip's life.")
         return  # the tile maps need torch: not on the page's first render
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2, c3 = st.columns([1, 1, 1])
-    model = c1.radio("Fault model", explore.FAULT_MODELS, index=explore.FAULT_MODELS.index("clustered"),
-                     horizontal=True, format_func=explore.fault_model_label, key="sp_model", help="sa1/sa0: independent cells; rows/cols: whole lines; clustered: clusters of "
-                                          "stuck cells; mixed: random SA1 plus lines (sources in dse/core/spatial.py)")
     param = None
     if model in spatial.FAULT_PARAMS:
         what, default, lo, hi = spatial.FAULT_PARAMS[model]
         param = c1.slider(what, lo, min(hi, 16.0), default, key="sp_param")
-    rate = c2.slider("Cell fault rate f (%)", 1, 40, 10, key="sp_rate") / 100
     remap = c2.toggle("Remap to the chip's known map", key="sp_remap")
     spares = c2.number_input("Spare columns per tile", 0, spatial.MAX_SPARES, 0, key="sp_spares", disabled=not remap)
     layer = c3.selectbox("Crossbar layer", list(shapes), key="sp_layer")
@@ -485,14 +489,14 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     name = spatial.fault_model_name(model, param, remap, int(spares) if remap else 0)
     maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
     m1, m2 = st.columns(2)
-    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{name}: one tile's stuck cells at {charts.pct(rate)} "
-                                                    "(physical)"), key="sp_map")
+    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{name}: one tile of {layer}, chip {int(instance)}, at "
+                                                    f"{charts.pct(rate)} (physical)"), key="sp_map")
     if remap:
         m2.plotly_chart(charts.fault_map(maps["stuck_remapped"], "as the remapped weights see them"), key="sp_remapped")
     occ = maps["occupied"]
     st.caption(f"Cells holding a weight: {occ.sum():,} of {occ.size:,}; stuck among them as placed: "
-               f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. Stuck cells read as 0 (SA1). The remapping moves the "
-               "least important weights (of a freshly initialised model here) onto stuck cells.")
+               f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. {teaching.stuck_reads(model)} The remapping "
+               "moves the least important weights (of a freshly initialised model here) onto stuck cells.")
     if s.trained and ui["data"] and not ui["data_error"] and st.button(
             f"Evaluate this design point under {name} at {charts.pct(rate)} ({ui['instances']} chips, BN {ui['bn']}; "
             "background job)", key="sp_eval"):
@@ -502,20 +506,27 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
         st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", p, cfg)[1] else "Already evaluated")
     stored = explore.curves(store, p, ui["bn"], ui["calib_images"], name)
     if not stored.empty:
-        st.plotly_chart(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy under {name}"),
-                        key="sp_stored")
-    spatial_results(p, model)
+        st.plotly_chart(charts.subtitle(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy "
+                                                                              f"under {name}"),
+                                        f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])} · "
+                                        f"{explore.sample_label(stored)} per point"), key="sp_stored")
+    spatial_results(p, model, ui)
 
 
-def spatial_results(p: DesignPoint, model: str) -> None:
+def spatial_results(p: DesignPoint, model: str, ui: dict) -> None:
     """The spatial-defects report's accuracy for the point under `model`, and its lifetime curve."""
     report = spatial.load_report()
     point = explore.label(asdict(p))
     rows = spatial.report_rows(report)
-    if rows.empty or point not in set(rows.point):
-        st.info(f"No spatial-defects results for {point}; `python -m dse spatial-report CKPT --data PATH` makes them.")
+    if rows.empty or point not in set(rows.point) or model not in set(rows[rows.point == point].fault_model):
+        st.info(f"No spatial-defects results for {point} under {explore.fault_model_label(model)}; "
+                "`python -m dse spatial-report CKPT --data PATH` makes them.")
         return
-    st.plotly_chart(spatial.accuracy_figure(report, point, [model]), key="sp_accuracy")
+    st.plotly_chart(charts.subtitle(spatial.accuracy_figure(report, point, [model]), spatial.sample_label(report)),
+                    key="sp_accuracy")
+    note = spatial.protocol_note(report, ui["bn"], ui["calib_images"])
+    if note:
+        st.caption(note)
     st.markdown("**Lifetime** (accuracy interpolated between the evaluated rates; `python -m dse lifetime` "
                 "evaluates each month)")
     l1, l2, l3 = st.columns([2, 1, 1])
@@ -552,14 +563,15 @@ def calibration_section(store, ui: dict, version: str, arch: str) -> None:
     st.dataframe(curve, hide_index=True)
 
 
-def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str) -> None:
+def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str,
+                  s: explore.PointStatus) -> None:
     """Chip yield: the share of simulated chips (crossbar instances) whose accuracy reaches a target, with its
     exact 95% interval; and the cheapest design whose yield reaches a minimum by the interval's LOW end."""
     p, f, bn, n_cal = ui["point"], ui["fault_rate"], ui["bn"], ui["calib_images"]
     how = explore.bn_label(bn, n_cal)
     if st.session_state.get("yield_context") != (f, bn, n_cal):  # new numbers: start from their median
         st.session_state.yield_context = (f, bn, n_cal)
-        st.session_state.yield_target = explore.default_target(table)
+        st.session_state.yield_target = explore.default_target(table, st.session_state.get("yield_target", 85.0))
     c1, c2 = st.columns([1, 3])
     target = float(c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5,
                                    key="yield_target"))
@@ -576,14 +588,24 @@ def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str)
     _, fig = yield_figure(store, version, p, f, target, bn, n_cal, f"{arch}, p={p.dropconnect:g} at {charts.pct(f)} "
                           f"{explore.fault_model_label(ui['fault_model'])} faults: chip yield vs accuracy target", ui["fault_model"])
     c2.plotly_chart(fig, key="yield-curve")
-    yield_recommendation(c1, ytable, target, f, how)
+    min_yield = yield_recommendation(c1, ytable, target, f, how)
+    with c2:
+        more_chips(store, ui, s, 0 if mine.empty or pd.isna(mine["chips"].iloc[0]) else int(mine["chips"].iloc[0]),
+                   min_yield)
 
 
-def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how: str) -> None:
-    """The cheapest design whose yield at `target` is at least Y%, judged by the interval's lower bound."""
-    min_yield = col.number_input("Minimum yield (%)", 0.0, 100.0, 90.0, 1.0, key="yield_min")
+def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how: str) -> float:
+    """The cheapest design whose yield at `target` is at least Y%, judged by the interval's lower bound; the
+    first minimum is one the evaluated chips can prove (yields.default_min_yield), and the page says how many
+    chips a claim needs."""
+    context = (f, how, yields.most_chips(ytable))
+    if st.session_state.get("yield_min_context") != context:
+        st.session_state.yield_min_context = context
+        st.session_state.yield_min = 100 * yields.default_min_yield(ytable)
+    min_yield = col.number_input("Minimum yield (%)", 0.0, 99.9, step=1.0, key="yield_min")
     objective = col.radio("Cheapest by", list(explore.OBJECTIVES), key="yield_objective",
                           format_func=lambda o: charts.AXIS[o].split(" per")[0])
+    col.info(yields.sample_note(ytable, min_yield / 100))
     rec = yields.recommend(ytable, min_yield / 100, objective)
     if rec:
         col.success(f"**{rec['label']}**: yield >= {rec['yield_low']:.1%} (lower 95% bound; estimate "
@@ -595,6 +617,26 @@ def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how
                     f"interval at {charts.pct(f)} faults · BN: {how}")
     col.caption("A design qualifies when the LOW end of its 95% Clopper-Pearson interval reaches the minimum "
                 "yield (conservative: few chips cannot prove a high yield). Each crossbar instance is one chip.")
+    return min_yield / 100
+
+
+def more_chips(store, ui: dict, s: explore.PointStatus, chips: int, min_yield: float) -> None:
+    """One click to evaluate the selected point on as many chips as `min_yield` needs (a background job)."""
+    need = yields.chips_needed(min_yield)
+    if chips >= need:
+        return
+    what = f"{need} chips ({need - chips} more than the {chips} evaluated)" if chips else f"{need} chips"
+    if not s.trained or s.error:
+        st.caption(f"Train this design point to evaluate it on {what}.")
+    elif not ui["data"] or ui["data_error"]:
+        st.caption(f"To evaluate it on {what}, give a CIFAR-10 data path under *Training and data*, or run "
+                   f"`{yields.more_chips_command(s.checkpoint, ui, need)}`.")
+    elif st.button(f"Evaluate this point on {what} (background job)", key="yield_more"):
+        cfg = jobs.evaluate_config(s.checkpoint, [ui["fault_rate"]], data=ui["data"], instances=need,
+                                   device=ui["device"], bn=ui["bn"], calib_images=ui["calib_images"],
+                                   fault_model=ui["fault_model"])
+        st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", ui["point"], cfg)[1]
+                 else "Already evaluated or running")
 
 
 def store_job_id(kind: str, cfg: dict) -> str:
@@ -626,10 +668,14 @@ def main() -> None:
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")
     with tabs[1]:
-        accuracy, heatmap = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"], ui["fault_model"])
+        accuracy, heatmap, cv = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"],
+                                              ui["fault_model"])
         c1, c2 = st.columns(2)
         c1.plotly_chart(accuracy, key="curves")
         c2.plotly_chart(heatmap, key="heatmap")
+        note = explore.fault_free_note(cv, p, (s.row or {}).get("fault_free_accuracy"), ui["bn"])
+        if note:
+            st.caption(note)
     with tabs[2]:
         st.plotly_chart(mapping_figure(store, version, p, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the "
                                                           "processor vs on the crossbar", ui["bn"],
@@ -641,15 +687,20 @@ def main() -> None:
     with tabs[5]:
         job_panel(store)
     with tabs[6]:
-        shown = explore.results_view(table)
-        st.dataframe(shown, hide_index=True)
+        shown = explore.results_view(table)  # the CSV keeps every column, by its store name
+        readable = tables.readable(table)
+        st.dataframe(readable, hide_index=True, key="results",
+                     column_config={c: st.column_config.Column(help=tables.help_for(c)) for c in readable})
+        st.caption(f"At {charts.pct(ui['fault_rate'])} {explore.fault_model_label(ui['fault_model'])} faults; "
+                   f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])}; costs per image ({ui['cost_model']} "
+                   "cost model); accuracies rounded to what their 95% CIs support; — where there is no value.")
         c1, c2 = st.columns(2)
         c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),
                            file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
         c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
                            file_name="evaluations.csv", mime="text/csv", key="dl_evals")
     with tabs[7]:
-        yield_section(store, ui, table, version, arch)
+        yield_section(store, ui, table, version, arch, s)
     with tabs[8]:
         spatial_section(store, ui, s)
     st.caption(f"Rendered in {time.perf_counter() - t0:.2f} s from {store.path}")

@@ -103,7 +103,11 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
     jid, _ = jobs.submit(store, "train", point, cfg, spawn=False)
     at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
     at.sidebar.select_slider(key="width").set_value(1.4).run()
-    assert "Status: **training (queued, 0%)**" in " ".join(c.value for c in at.caption)
+    # the header's status line and the Jobs tab's row are one line, from one function (dse.view.joblist)
+    texts = [e.proto.text for e in at.get("progress")]
+    assert len(texts) == 2 and all("training (queued, 0%)" in t for t in texts), texts
+    assert "Status: **a job is working on it (live below)**" in " ".join(c.value for c in at.caption)
+    assert any("train · resnet20 1.4x k1 p=0.3 · 2 epochs" in m.value for m in at.markdown)
     assert "train" not in [b.key for b in at.button]  # no second Train while one runs
     jobs.cancel(store, jid)
     at.run()
@@ -114,10 +118,14 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
 
 def test_the_results_table_leads_with_the_point_its_accuracy_and_cost(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
-    cols = list(next(d for d in at.dataframe if "checkpoint" in d.value.columns).value.columns)
-    assert cols[:6] == ["network", "width", "shortcut_kernel", "mapping", "dropconnect", "accuracy"]
-    assert cols.index("accuracy") < cols.index("latency_ns") < cols.index("energy_uj") < cols.index("checkpoint")
-    assert "point_id" not in cols and "checkpoint_sha" not in cols
+    df = next(d for d in at.dataframe if "checkpoint" in d.value.columns).value
+    cols = list(df.columns)
+    assert cols[:4] == ["design point", "1x1 convs", "accuracy %", "± CI95"]
+    lat, energy = (next(c for c in cols if c.startswith(w + " ")) for w in ("latency", "energy"))
+    assert lat.split()[1] in ("ns", "µs", "ms") and energy.split()[1] in ("nJ", "µJ", "mJ")
+    assert cols.index("accuracy %") < cols.index(lat) < cols.index(energy) < cols.index("checkpoint")
+    assert not any("_" in c for c in cols)  # readable names, no store keys
+    assert not df.isna().any().any() and not (df.astype(str) == "None").any().any()  # a dash where no value
 
 
 def test_any_fault_rate_and_sa0_can_be_evaluated_from_the_page(tmp_path, monkeypatch, store):
@@ -275,12 +283,16 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
     monkeypatch.setattr(spatial, "REPORT", path)
     at = app(tmp_path, monkeypatch)
     assert not at.exception
+    at.sidebar.radio(key="fault_model").set_value("clustered").run()  # the tab follows the sidebar
     at.toggle(key="sp_show").set_value(True).run()
-    assert at.radio(key="sp_model").value == "clustered"
+    assert not [r for r in at.radio if r.key == "sp_model"]  # no fault model of its own
+    assert any("Fault model, rate and BN protocol come from the sidebar: clustered at 10%" in c.value
+               for c in at.caption)
     assert any(c.key == "sp_map" for c in at.get("plotly_chart"))
     assert any(c.key == "sp_accuracy" for c in at.get("plotly_chart"))
     assert any(c.key == "sp_lifetime" for c in at.get("plotly_chart"))
-    at.radio(key="sp_model").set_value("rows").run()
+    assert any("5 chips × 1,000 images" in c.value or "chips ×" in c.value for c in at.caption)  # its sample
+    at.sidebar.radio(key="fault_model").set_value("rows").run()
     at.toggle(key="sp_remap").set_value(True).run()
     assert not at.exception
     assert any(c.key == "sp_remapped" for c in at.get("plotly_chart"))
@@ -297,9 +309,9 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
     store.add_evaluation(p.point_id, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"},
                          {"recalibrate": True})
     at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="fault_model").set_value("rows").run()
     at.toggle(key="sp_show").set_value(True).run()
-    assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under clustered
-    at.radio(key="sp_model").set_value("rows").run()
+    assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under rows, as placed
     at.toggle(key="sp_remap").set_value(True).run()
     assert not at.exception
     assert any(c.key == "sp_stored" for c in at.get("plotly_chart"))
