@@ -602,7 +602,7 @@ def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how
     if st.session_state.get("yield_min_context") != context:
         st.session_state.yield_min_context = context
         st.session_state.yield_min = 100 * yields.default_min_yield(ytable)
-    min_yield = col.number_input("Minimum yield (%)", 0.0, 99.9, step=1.0, key="yield_min")
+    min_yield = col.number_input("Minimum yield (%)", 0.0, 100.0, step=1.0, key="yield_min")
     objective = col.radio("Cheapest by", list(explore.OBJECTIVES), key="yield_objective",
                           format_func=lambda o: charts.AXIS[o].split(" per")[0])
     col.info(yields.sample_note(ytable, min_yield / 100))
@@ -622,6 +622,8 @@ def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how
 
 def more_chips(store, ui: dict, s: explore.PointStatus, chips: int, min_yield: float) -> None:
     """One click to evaluate the selected point on as many chips as `min_yield` needs (a background job)."""
+    if min_yield >= 1.0:
+        return  # no number of chips proves 100% (sample_note says so)
     need = yields.chips_needed(min_yield)
     if chips >= need:
         return

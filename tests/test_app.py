@@ -343,3 +343,40 @@ def test_the_page_and_the_command_line_answer_a_yield_query_alike_by_default(tmp
         assert any(c.value.startswith(f"{cli['k']} of {cli['n']} chips") and
                    f"[{cli['low']:.1%}, {cli['high']:.1%}] · BN: {cli['bn_protocol']}" in c.value for c in at.caption)
         assert (cli["k"] > 0) == (bn == DEFAULT_BN)  # the two protocols' answers differ: the default was read
+
+
+def chart(at, key):
+    """A plotly chart's figure as JSON, by its element key."""
+    import json
+
+    return json.loads(next(c for c in at.get("plotly_chart") if c.key == key).proto.spec)
+
+
+def test_best_p_is_marked_only_where_two_or_more_rates_were_evaluated(tmp_path, monkeypatch, store):
+    from dse.core.checkpoint import load_checkpoint
+    from tests.fixtures import fake_result
+
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
+    store.add_evaluation(p.point_id, sha, fake_result(0.15, 80.0, bn="chip"), {"recalibrate": True})  # one p only
+    at = app(tmp_path, monkeypatch)
+    assert not at.exception
+    fig = chart(at, "heatmap")
+    assert "15%" in fig["data"][0]["x"]  # drawn ...
+    best = next(t for t in fig["data"] if t.get("name") == "best p per fault rate")
+    assert "15%" not in best["x"] and "10%" in best["x"]  # ... but no "best" among one
+    title = fig["layout"]["title"]["text"]
+    assert "BN: chip (N=500)" in title and "chips × 10,000 images" in title and "<br>" in title  # two lines
+
+
+def test_teaching_follows_the_sidebars_fault_model_and_shows_the_layer_at_its_size(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="fault_model").set_value("sa0").run()
+    at.toggle(key="teach").set_value(True).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "SA0" in text and "largest level of its sign" in text and "reads its weight as 0" not in text
+    title = chart(at, "faultmap")["layout"]["title"]["text"]
+    assert title.startswith("SA0 fault map of") and "SA1" not in title and "128x128 tile" not in title.split("<br>")[0]
+    assert at.selectbox(key="teach_layer").value == "conv1"
+    assert "all 27x16 cells" in title  # ResNet20's first layer as it is: 3x3x3 inputs, 16 outputs

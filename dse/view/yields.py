@@ -135,6 +135,8 @@ def default_min_yield(table: pd.DataFrame, level: float = LEVEL) -> float:
 def sample_note(table: pd.DataFrame, min_yield: float, level: float = LEVEL) -> str:
     """One sentence on what the evaluated chips can prove against `min_yield` (a fraction) and how many
     chips the claim needs: '... 20 chips prove at most 83.2% ...; 90% needs 36 chips (all passing)'."""
+    if min_yield >= 1.0:
+        return "A yield of 100% can never be proved by a finite number of chips: choose a minimum below 100%."
     need = chips_needed(min_yield, level)
     n = most_chips(table)
     claim = f"A yield of at least {min_yield:.0%} needs {need} chips all meeting the target"
