@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dse.run import jobs
-from dse.view import charts, explore, joblist, tables, teaching, units
+from dse.view import cards, charts, explore, joblist, tables, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
 from dse.view import spatial
@@ -246,8 +246,8 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     busy = explore.active_jobs(store, p)
     state = "a job is working on it (live below)" if not busy.empty else s.label
     x = dict(ui["hardware"]).get("xbar_size", explore.DEFAULT_HARDWARE.xbar_size)
-    st.caption(f"Status: **{state}** · {isaac['crossbars']} crossbars of {x}x{x} on {isaac['chips']} chip(s), "
-               f"{isaac['tiles']} tiles · per 32x32 image")
+    st.caption(f"Status: **{state}** · {isaac['crossbars_one_copy']} crossbars of {x}x{x} hold its weights once "
+               f"(on {isaac['chips']} chip(s)) · costs per 32x32 image")
     if ui["bn"] == "chip":
         cal = calibration_cost(cost, ui["calib_images"])
         st.caption(f"Per-chip BN calibration ({ui['cost_model']} cost model): {ui['calib_images']} forward passes once "
@@ -256,37 +256,15 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     return s
 
 
-LATENCY_HELP = {"paper": "one image: its crossbar share at the 64-chip peak rate, then its off-crossbar layers on the "
-                         "processor",
-                "isaac": "one image alone, layer after layer through the crossbars (and replicas) its weights fill"}
-INTERVAL_HELP = "time between images in steady state, 1/throughput: the slowest pipeline stage (named) sets it"
-
-
 def cost_details(store, ui: dict, cost: dict, isaac: dict) -> None:
-    """Latency, interval, energy, area, power (peak and average), TOPS/W and TOPS/mm², and the figures to compare
-    across the two models."""
+    """The cost cards in labelled groups (dse.view.cards): per image, the system the cost model counts, and the
+    design's own footprint; then the figures to compare across the two models."""
     m = ui["cost_model"]
-    d = st.columns(4) + st.columns(4)
-    d[0].metric(f"Latency ({m})", fmt_cost(cost["latency_ns"], "ns"), help=LATENCY_HELP[m])
-    d[1].metric(f"Interval ({m})", fmt_cost(cost["interval_ns"], "ns"),
-                help=f"{INTERVAL_HELP}; here: {cost['bottleneck']} ({cost['images_per_s']:,.0f} images/s)")
-    d[2].metric(f"Energy ({m})", fmt_cost(cost["energy_uj"], "uJ"), help="per image")
-    if m == "isaac":
-        d[3].metric("ADC resolution (isaac)", f"{cost['adc_bits']} bits",
-                    help=f"a column needs {cost['adc_bits_needed']} (ISAAC's rule, flip encoding); ADCs take "
-                         f"{cost['adc_energy_share']:.0%} of the energy and {cost['adc_area_share']:.0%} of the area")
-    else:
-        d[3].metric("Table II figure", fmt_cost(cost["table_ii_latency_ns"], "ns"),
-                    help="the paper's own Table II cell: every layer on ISAAC, a MAC counted as 1 op")
-    what = "the 64 chips" if m == "paper" else "the crossbars, IMAs and tiles this design and its replicas occupy"
-    d[4].metric(f"Area ({m})", f"{cost['area_mm2']:,.2f} mm²",
-                help=f"{what} (ISAAC Table 6); one copy of the weights: {cost['min_area_mm2']:,.2f} mm²; processor "
-                     "not counted")
-    d[5].metric(f"Power ({m})", f"{cost['peak_power_w']:,.2f} W",
-                help=f"peak: {what}, all computing, plus the processor's {cost['power_processor_w']:g} W when used; "
-                     f"average (energy per image / interval): {cost['average_power_w']:,.2f} W")
-    d[6].metric(f"TOPS/W ({m})", f"{cost['tops_per_w']:.3f}", help="ops per image / energy per image; a MAC is 2 ops")
-    d[7].metric(f"TOPS/mm² ({m})", f"{cost['tops_per_mm2']:.4f}", help="ops per second / area; a MAC is 2 ops")
+    x = dict(ui["hardware"]).get("xbar_size", explore.DEFAULT_HARDWARE.xbar_size)
+    for title, group in cards.groups(cost, isaac, m, x):
+        st.markdown(f"**{title}**")
+        for col, (label, value, why) in zip(st.columns(5), group):
+            col.metric(label, value, help=why)
     paper = cost if m == "paper" else point_cost(store, ui["point"], "paper")
     st.caption(f"Like with like: paper's interval {fmt_cost(paper['interval_ns'], 'ns')} is a time per image at the "
                f"64-chip peak rate (Table II's mapping-blind cell, a MAC = 1 op: "
@@ -403,7 +381,8 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     with c1:
         if rec:
             st.success(f"**{rec['label']}**: {rec['accuracy']:.2f}% at {charts.pct(f)} faults, "
-                       f"{fmt_cost(rec[objective], objective)}")
+                       f"{units.fmt_like(rec[objective], table[objective].dropna(), objective)} "
+                       f"({charts.SHORT.get(objective, objective)}, in the chart's unit)")
         else:
             st.warning(f"No evaluated design reaches {target:.1f}% at {charts.pct(f)} faults.")
         unfit = int((table.fits == False).sum()) if ui["cost_model"] == "isaac" and "fits" in table else 0
@@ -610,7 +589,8 @@ def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how
     if rec:
         col.success(f"**{rec['label']}**: yield >= {rec['yield_low']:.1%} (lower 95% bound; estimate "
                     f"{rec['yield']:.1%}, {int(rec['chips_meeting'])} of {int(rec['chips'])} chips) at target "
-                    f"{target:g}% at {charts.pct(f)} faults, {fmt_cost(rec[objective], objective)}"
+                    f"{target:g}% at {charts.pct(f)} faults, "
+                    f"{units.fmt_like(rec[objective], ytable[objective].dropna(), objective)}"
                     f" · BN: {how}")
     else:
         col.warning(f"No evaluated design's yield at {target:g}% reaches {min_yield:g}% by the lower end of its 95% "
@@ -639,6 +619,34 @@ def more_chips(store, ui: dict, s: explore.PointStatus, chips: int, min_yield: f
                                    fault_model=ui["fault_model"])
         st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", ui["point"], cfg)[1]
                  else "Already evaluated or running")
+
+
+def fault_tolerance_section(store, ui: dict, version: str, arch: str, s: explore.PointStatus) -> None:
+    """Accuracy against fault rate per drop-connect rate, and the best rate per fault rate (Figs. 3-6)."""
+    p = ui["point"]
+    accuracy, heatmap, cv = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"], ui["fault_model"])
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(accuracy, key="curves")
+    c2.plotly_chart(heatmap, key="heatmap")
+    note = explore.fault_free_note(cv, p, (s.row or {}).get("fault_free_accuracy"), ui["bn"])
+    if note:
+        st.caption(note)
+
+
+def results_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
+    """The design table for people (dse.view.tables); the CSV keeps every column by its store name."""
+    shown = explore.results_view(table)
+    readable = tables.readable(table)
+    st.dataframe(readable, hide_index=True, key="results",
+                 column_config={c: st.column_config.Column(help=tables.help_for(c)) for c in readable})
+    st.caption(f"At {charts.pct(ui['fault_rate'])} {explore.fault_model_label(ui['fault_model'])} faults; "
+               f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])}; costs per image ({ui['cost_model']} "
+               "cost model); accuracies rounded to what their 95% CIs support; — where there is no value.")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),
+                       file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
+    c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
+                       file_name="evaluations.csv", mime="text/csv", key="dl_evals")
 
 
 def store_job_id(kind: str, cfg: dict) -> str:
@@ -670,14 +678,7 @@ def main() -> None:
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")
     with tabs[1]:
-        accuracy, heatmap, cv = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"],
-                                              ui["fault_model"])
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(accuracy, key="curves")
-        c2.plotly_chart(heatmap, key="heatmap")
-        note = explore.fault_free_note(cv, p, (s.row or {}).get("fault_free_accuracy"), ui["bn"])
-        if note:
-            st.caption(note)
+        fault_tolerance_section(store, ui, version, arch, s)
     with tabs[2]:
         st.plotly_chart(mapping_figure(store, version, p, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the "
                                                           "processor vs on the crossbar", ui["bn"],
@@ -689,18 +690,7 @@ def main() -> None:
     with tabs[5]:
         job_panel(store)
     with tabs[6]:
-        shown = explore.results_view(table)  # the CSV keeps every column, by its store name
-        readable = tables.readable(table)
-        st.dataframe(readable, hide_index=True, key="results",
-                     column_config={c: st.column_config.Column(help=tables.help_for(c)) for c in readable})
-        st.caption(f"At {charts.pct(ui['fault_rate'])} {explore.fault_model_label(ui['fault_model'])} faults; "
-                   f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])}; costs per image ({ui['cost_model']} "
-                   "cost model); accuracies rounded to what their 95% CIs support; — where there is no value.")
-        c1, c2 = st.columns(2)
-        c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),
-                           file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
-        c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
-                           file_name="evaluations.csv", mime="text/csv", key="dl_evals")
+        results_section(store, ui, table, version)
     with tabs[7]:
         yield_section(store, ui, table, version, arch, s)
     with tabs[8]:

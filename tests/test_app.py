@@ -248,15 +248,15 @@ def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
     at.sidebar.radio(key="cost_model").set_value("isaac").run()
     assert metric(at, "Latency (isaac)") == "48.23 µs" and metric(at, "Interval (isaac)") == "2.63 µs"
-    for m in ("Area (isaac)", "Power (isaac)", "TOPS/W (isaac)", "TOPS/mm² (isaac)"):
+    for m in ("Area (isaac)", "Peak power (isaac)", "Average power (isaac)", "TOPS/W (isaac)", "TOPS/mm² (isaac)"):
         assert metric(at, m) not in ("", "—")
-    power = metric(at, "Power (isaac)")
+    power = metric(at, "Peak power (isaac)")
     at.sidebar.number_input(key="hw_xbar_size").set_value(256).run()  # 256 columns per ADC: a 200 ns cycle
     assert not at.exception and not at.sidebar.error
     assert metric(at, "Latency (isaac)") == "33.03 µs"  # a 200 ns cycle, and layers replicated to match
     assert any("crossbars of 256x256" in c.value for c in at.caption)
     at.sidebar.number_input(key="hw_adc_bits").set_value(10).run()
-    assert metric(at, "Power (isaac)") != power
+    assert metric(at, "Peak power (isaac)") != power
     at.sidebar.number_input(key="hw_xbar_size").set_value(4).run()  # not allowed: one line, defaults used
     assert not at.exception
     error = at.sidebar.error[0].value
@@ -380,3 +380,17 @@ def test_teaching_follows_the_sidebars_fault_model_and_shows_the_layer_at_its_si
     assert title.startswith("SA0 fault map of") and "SA1" not in title and "128x128 tile" not in title.split("<br>")[0]
     assert at.selectbox(key="teach_layer").value == "conv1"
     assert "all 27x16 cells" in title  # ResNet20's first layer as it is: 3x3x3 inputs, 16 outputs
+
+
+def test_cost_cards_come_in_groups_that_say_what_they_cover(tmp_path, monkeypatch, store):
+    """System figures (the paper's 64 chips) and the design's own (its crossbars, its chips) never sit unlabelled
+    side by side (#38 item 3)."""
+    at = app(tmp_path, monkeypatch)
+    heads = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert any(h.startswith("**Per image (paper cost model)") for h in heads)
+    assert any("System: all 64 ISAAC chips" in h for h in heads)
+    assert any(h.startswith("**This design's own: one copy of its weights") for h in heads)
+    assert metric(at, "Area (paper)").endswith(("mm²", "cm²")) and metric(at, "Area (one copy)").endswith("mm²")
+    assert metric(at, "Chips it needs") == "1" and int(metric(at, "Crossbars (one copy)")) > 1
+    at.sidebar.radio(key="cost_model").set_value("isaac").run()
+    assert any("this design and its replicas fill" in m.value for m in at.markdown)

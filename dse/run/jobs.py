@@ -245,8 +245,9 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
         done[rate][i - 1:] = [acc]  # crossbar i (1-based) of this rate
         journals[rate].write(done[rate], spent[rate])
         eta = timer.tick(now)
-        progress((k + i / per_rate) / len(rates),
-                 progress_message(rate, i, per_rate, sum(done[rate]) / len(done[rate]), eta), eta_s=eta)
+        progress((k + i / per_rate) / len(rates),  # a rate's last crossbar always reaches the store
+                 progress_message(rate, i, per_rate, sum(done[rate]) / len(done[rate]), eta), eta_s=eta,
+                 force=i == per_rate)
 
     if any(done.values()):
         print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),

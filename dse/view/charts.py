@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from dse.core.protocol import fault_model_label
 from dse.view import units
 
 # cost axes carry no unit here: pareto() adds the one that fits the plotted values (dse.view.units)
@@ -85,7 +86,7 @@ def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: s
     """Accuracy against cost for all evaluated design points; front, selection and recommendation marked.
     Trained points not evaluated at this rate sit as ticks along the bottom, at their (known) cost.
     The cost axis is in the unit that fits its values; a front of one point still shows, as a marker."""
-    faults = f"{pct(fault_rate)} {fault_model.upper()} faults"
+    faults = f"{pct(fault_rate)} {fault_model_label(fault_model)} faults"
     costed = table.dropna(subset=[objective])
     t, u = costed[costed.accuracy.notna()], costed[costed.accuracy.isna()]
     if costed.empty:
