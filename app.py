@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dse.run import jobs
-from dse.view import cards, charts, explore, joblist, tables, teaching, units
+from dse.view import cards, charts, explore, joblist, lesson, tables, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
 from dse.view import spatial
@@ -653,9 +653,30 @@ def store_job_id(kind: str, cfg: dict) -> str:
     return jobs.job_id_of(kind, cfg)
 
 
+LESSON_CSS = "<style>.stMarkdown p {font-size: 1.6rem; line-height: 1.4} h1 {font-size: 3rem} h2 {font-size: 2.3rem}</style>"
+
+
+def lesson_page(store) -> None:
+    """`?lesson=1` (and `&faults=sa0`): four steps on ResNet20 1x, each a picture and one sentence, large, from
+    the shipped results only; the paper's protocol first, per-chip calibration as the last step."""
+    model = lesson.lesson_fault_model(st.query_params.get("faults"))
+    st.markdown(LESSON_CSS, unsafe_allow_html=True)
+    st.title("Why drop-connect helps a chip with stuck cells")
+    st.markdown("Four steps on one network (ResNet20), from the results shipped with the explorer. "
+                "[Open the full explorer](./)")
+    shapes = layer_shapes(lesson.PLAIN.network, lesson.PLAIN.width, lesson.PLAIN.shortcut_kernel, lesson.PLAIN.mapping)
+    for i, step in enumerate([lesson.tile_step(shapes, model, 0.1), *lesson.curve_steps(store)]):
+        st.header(step.title)
+        st.plotly_chart(step.figure, key=f"lesson-{i + 1}")
+        st.markdown(step.sentence)
+
+
 def main() -> None:
     t0 = time.perf_counter()
     store, report = get_store()
+    if st.query_params.get("lesson") == "1":
+        lesson_page(store)
+        return
     ui = sidebar()
     version = store_version(store)
     table = design_table(store, version, ui["fault_rate"], ui["cost_model"], ui["bn"], ui["calib_images"],

@@ -394,3 +394,29 @@ def test_cost_cards_come_in_groups_that_say_what_they_cover(tmp_path, monkeypatc
     assert metric(at, "Chips it needs") == "1" and int(metric(at, "Crossbars (one copy)")) > 1
     at.sidebar.radio(key="cost_model").set_value("isaac").run()
     assert any("this design and its replicas fill" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("faults, named", [(None, "SA1"), ("sa0", "SA0")])
+def test_lesson_mode_walks_four_steps_from_the_shipped_results_without_data(tmp_path, monkeypatch, store,
+                                                                              faults, named):
+    monkeypatch.setenv("DSE_STORE", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("DSE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DSE_DATA", "")  # no CIFAR-10 anywhere
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["lesson"] = "1"
+    if faults:
+        at.query_params["faults"] = faults
+    at.run()
+    assert not at.exception
+    assert [h.value for h in at.header] == ["1. A chip's stuck cells", "2. Without drop-connect",
+                                            "3. With drop-connect", "4. With per-chip calibration"]
+    assert [c.key for c in at.get("plotly_chart")] == [f"lesson-{i}" for i in (1, 2, 3, 4)]
+    sentences = [m.value for m in at.markdown if m.value.endswith(".")][-4:]
+    assert len(sentences) == 4 and "stuck" in sentences[0] and f"({named}" in sentences[0]
+    p0, p3 = DesignPoint("resnet20", 1.0, 1, "default", 0.0), DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    assert f"{accuracy_model(p0, 0.3, 'paper'):.1f}%" in sentences[1]  # the paper's protocol first
+    assert f"{accuracy_model(p3, 0.3, 'paper'):.1f}%" in sentences[2]
+    assert f"{accuracy_model(p3, 0.3, 'chip'):.1f}%" in sentences[3]  # per-chip calibration last
+    assert not at.sidebar.radio and not at.toggle  # nothing to find or flip
