@@ -98,7 +98,9 @@ def yield_figure(_store, version: str, point: DesignPoint, fault_rate: float, ta
     curve = yields.yield_curve(_store.evaluations(), point.point_id, fault_rate, bn, calib_images,
                                fault_model=fault_model)
     fig = charts.yield_curve(curve, title, target)
-    return curve, charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
+    row = yields.evaluation(_store.evaluations(), point.point_id, fault_rate, bn, calib_images, fault_model)
+    sample = f" · {int(row['n'])} chips × {int(row['test_images']):,} images" if row else ""
+    return curve, charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}{sample}")
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -468,7 +470,8 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     name = spatial.fault_model_name(model, param, remap, int(spares) if remap else 0)
     maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
     m1, m2 = st.columns(2)
-    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{name}: one tile of {layer}, chip {int(instance)}, at "
+    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{explore.fault_model_label(name)}: one tile of {layer}, "
+                                                    f"chip {int(instance)}, at "
                                                     f"{charts.pct(rate)} (physical)"), key="sp_map")
     if remap:
         m2.plotly_chart(charts.fault_map(maps["stuck_remapped"], "as the remapped weights see them"), key="sp_remapped")
@@ -667,7 +670,7 @@ def lesson_page(store) -> None:
     shapes = layer_shapes(lesson.PLAIN.network, lesson.PLAIN.width, lesson.PLAIN.shortcut_kernel, lesson.PLAIN.mapping)
     for i, step in enumerate([lesson.tile_step(shapes, model, 0.1), *lesson.curve_steps(store)]):
         st.header(step.title)
-        st.plotly_chart(step.figure, key=f"lesson-{i + 1}")
+        st.plotly_chart(step.figure, key=f"lesson-{i + 1}", theme=None)  # the lesson's own large fonts
         st.markdown(step.sentence)
 
 

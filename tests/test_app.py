@@ -118,12 +118,12 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
 
 def test_the_results_table_leads_with_the_point_its_accuracy_and_cost(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
-    df = next(d for d in at.dataframe if "checkpoint" in d.value.columns).value
+    df = next(d for d in at.dataframe if "design point" in d.value.columns).value
     cols = list(df.columns)
     assert cols[:4] == ["design point", "1x1 convs", "accuracy %", "± CI95"]
     lat, energy = (next(c for c in cols if c.startswith(w + " ")) for w in ("latency", "energy"))
     assert lat.split()[1] in ("ns", "µs", "ms") and energy.split()[1] in ("nJ", "µJ", "mJ")
-    assert cols.index("accuracy %") < cols.index(lat) < cols.index(energy) < cols.index("checkpoint")
+    assert cols.index("accuracy %") < cols.index(lat) < cols.index(energy) < cols.index("BN")
     assert not any("_" in c for c in cols)  # readable names, no store keys
     assert not df.isna().any().any() and not (df.astype(str) == "None").any().any()  # a dash where no value
 

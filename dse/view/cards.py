@@ -36,7 +36,7 @@ def system_title(cost: dict, m: str) -> str:
 
 def system(cost: dict, m: str) -> list[tuple[str, str, str]]:
     """Area, power and efficiency of what the cost model counts as the system (system_title says what)."""
-    return [(f"Area ({m})", units.fmt(cost["area_mm2"], "mm2"), "ISAAC Table 6 areas; processor not counted"),
+    return [(f"Area ({m})", f"{cost['area_mm2']:,.1f} mm²", "ISAAC Table 6 areas; processor not counted"),
             (f"Peak power ({m})", f"{cost['peak_power_w']:,.1f} W",
              f"all of it computing at once, plus the processor's {cost['power_processor_w']:g} W when used"),
             (f"Average power ({m})", f"{cost['average_power_w']:,.1f} W", "energy per image / interval"),
@@ -53,7 +53,7 @@ def design(isaac: dict) -> list[tuple[str, str, str]]:
     """The design's own footprint: one copy of its weights (the isaac mapping; the same under either model)."""
     return [("Crossbars (one copy)", f"{isaac['crossbars_one_copy']:,}", "crossbars holding the weights once"),
             ("Chips it needs", f"{isaac['chips']:,}", f"of the {isaac['chips_available']}-chip budget"),
-            ("Area (one copy)", units.fmt(isaac["min_area_mm2"], "mm2"), "the tiles one copy of the weights needs")]
+            ("Area (one copy)", f"{isaac['min_area_mm2']:,.2f} mm²", "the tiles one copy of the weights needs")]
 
 
 def groups(cost: dict, isaac: dict, m: str, xbar: int) -> list[tuple[str, list[tuple[str, str, str]]]]:

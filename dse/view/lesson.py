@@ -50,14 +50,22 @@ def big(fig: go.Figure, height: int = 520) -> go.Figure:
     return fig
 
 
+def inputs_title(shape: tuple, rows: int) -> str:
+    return (f"{rows} inputs ({shape[1]} channels x {shape[2]}x{shape[3]} kernel)" if len(shape) == 4
+            else f"{rows} inputs")
+
+
 def tile_step(shapes: dict, fault_model: str, rate: float) -> Step:
     layer = pick_layer(shapes)
     fmap = teaching.fault_map(shapes, layer, 0, rate)
     rows, cols = fmap.shape
-    fig = go.Figure(go.Heatmap(z=fmap.astype(np.uint8)[::-1], colorscale=[[0, "#f2f2f2"], [1, "#b2182b"]],
-                               showscale=False, hoverinfo="skip"))
-    fig.update_yaxes(scaleanchor="x", showticklabels=False, title=f"{rows} rows (inputs)")
-    fig.update_xaxes(showticklabels=False, title=f"{cols} columns (outputs)")
+    # drawn lying down (outputs as rows) so a tall, narrow layer fills a wide screen; every cell at its place
+    fig = go.Figure(go.Heatmap(z=fmap.T.astype(np.uint8), colorscale=[[0, "#e8e8e8"], [1, "#b2182b"]],
+                               showscale=False, hoverinfo="skip", xgap=1, ygap=1))
+    fig.update_yaxes(scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False,
+                     title=f"{cols} outputs", autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, title=inputs_title(shapes[layer], rows))
+    fig.update_layout(plot_bgcolor="white")
     fig.update_layout(title=f"{fault_model_label(fault_model)}: one chip's stuck cells in layer {layer}")
     sentence = (f"Each red square is a stuck cell: on this chip {int(fmap.sum())} of the {rows * cols:,} cells of one "
                 f"layer ({rows}x{cols}) are stuck at a fault rate of {100 * rate:g}%. "
@@ -80,8 +88,10 @@ def _lines(series: dict[str, pd.DataFrame], title: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=100 * cv.fault_rate, y=cv["mean"], mode="lines+markers", name=name,
                                  line=dict(color=color, width=5, dash=dash), marker=dict(size=14)))
     fig.update_layout(title=title, xaxis_title="stuck cells (%)", yaxis_title="test accuracy (%)",
-                      yaxis_range=[0, 100], legend=dict(orientation="h", y=-0.25))
-    return big(fig)
+                      yaxis_range=[0, 100])
+    big(fig, 600)
+    fig.update_layout(legend=dict(orientation="h", y=-0.3, font=dict(size=FONT)), margin=dict(b=150))
+    return fig
 
 
 def _at(cv: pd.DataFrame, rate: float) -> float | None:
