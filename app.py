@@ -56,7 +56,7 @@ def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, obje
     table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
     fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate,
                         cost_model, fault_model)
-    return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
+    return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(table)} per point")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
@@ -73,8 +73,9 @@ def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str, calib_images: int,
                    fault_model: str = "sa1"):
-    return charts.mapping_comparison(explore.mapping_comparison(_store, point, bn, calib_images, fault_model),
-                                     f"{title} (BN: {explore.bn_label(bn, calib_images)})")
+    ev = explore.mapping_comparison(_store, point, bn, calib_images, fault_model)
+    return charts.subtitle(charts.mapping_comparison(ev, title),
+                           f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(ev)} per point")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
@@ -542,7 +543,7 @@ def calibration_section(store, ui: dict, version: str, arch: str) -> None:
     st.caption(f"The same {int(curve.n.min())} crossbars for every N; N = 0 is the paper's Algorithm 1 statistics. "
                "Each chip runs N unlabeled training images through itself once, at deployment, with its weights "
                "frozen; only BN statistics (in the digital periphery) change.")
-    st.dataframe(curve, hide_index=True)
+    st.dataframe(tables.calibration(curve), hide_index=True)
 
 
 def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str,

@@ -231,9 +231,10 @@ def test_the_calibration_tab_draws_the_images_sweep_when_there_is_one(tmp_path, 
     store.add_evaluation(p.point_id, sha, fake_result(0.1, 80.0, bn="chip", calib_images=32), {})
     at = app(tmp_path, monkeypatch)
     assert not at.exception and not any("No per-chip calibration sweep" in i.value for i in at.info)
-    curve = next(d for d in at.dataframe if "calib_images" in d.value.columns).value
-    assert list(curve.calib_images) == [0, 32, 500] and list(curve["mean"].round(2)) == [
-        round(accuracy_model(p, 0.1, "paper"), 2), 80.0, round(accuracy_model(p, 0.1, "chip"), 2)]
+    curve = next(d for d in at.dataframe if "images per chip (0: paper)" in d.value.columns).value
+    assert list(curve["images per chip (0: paper)"]) == [0, 32, 500]
+    assert list(curve["accuracy %"].round(2)) == [round(accuracy_model(p, 0.1, "paper"), 2), 80.0,
+                                                  round(accuracy_model(p, 0.1, "chip"), 2)]
 
 
 def test_sidebar_says_why_the_cost_models_differ(tmp_path, monkeypatch, store):

@@ -81,3 +81,18 @@ def no_gaps(df: pd.DataFrame) -> bool:
     """True when no cell is None or NaN (what a table for people needs)."""
     return not df.isna().any().any() and not (df.astype(str) == "None").any().any()
 
+
+
+CALIBRATION = {"calib_images": "images per chip (0: paper)", "bn_protocol": "BN", "mean": "accuracy %",
+               "ci95": "± CI95", "worst": "worst chip %", "best": "best chip %", "n": "chips",
+               "test_images": "test images"}
+
+
+def calibration(curve: pd.DataFrame) -> pd.DataFrame:
+    """The calibration-images sweep (explore.calibration_curve) for people: named columns, CI-rounded."""
+    d = accuracy_decimals(curve.get("ci95", pd.Series(dtype=float)))
+    out = curve[[c for c in CALIBRATION if c in curve]].copy()
+    for c in ("mean", "ci95", "worst", "best"):
+        if c in out:
+            out[c] = _dash(pd.to_numeric(out[c], errors="coerce").round(d), f".{d}f")
+    return out.rename(columns=CALIBRATION)
