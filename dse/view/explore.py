@@ -291,7 +291,8 @@ def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict
 def sample_label(ev: pd.DataFrame) -> str:
     """The sample behind a figure's faulty points: '20-100 chips x 10,000 images' (chips: crossbar instances
     per point; the fault-free points are one network each)."""
-    if ev is None or ev.empty or "n" not in ev:
+    ev = ev[ev.n.notna()] if ev is not None and "n" in ev else None
+    if ev is None or ev.empty:
         return "no evaluations"
     faulty = ev[ev.fault_rate > 0] if "fault_rate" in ev else ev
     faulty = faulty if not faulty.empty else ev
