@@ -150,7 +150,8 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
             return act
 
         steps = {  # one control per tab (the tab's own, else the sidebar's), and what the tab shows afterwards
-            "Pareto & recommendation": (lambda: page.get_by_text("energy", exact=True).first.click(), "recommend"),
+            "Pareto & recommendation": (lambda: page.get_by_role("radiogroup", name="Front and cheapest by")
+                                        .get_by_text("energy per image", exact=True).click(), "recommend"),
             "Fault tolerance": (radio("paper"), "BN: paper (Algorithm 1) · "),
             "1x1 mapping (Fig. 7)": (radio("per chip"), "processor vs on the crossbar"),
             "Calibration images": (rate("30"), "at 30%"),
