@@ -171,6 +171,9 @@ def test_the_accuracy_target_starts_over_when_the_fault_rate_changes(tmp_path, m
     want = explore.default_target(explore.design_table(store, 0.3, "paper", "chip"))
     assert at.number_input(key="target").value == want != 89.0
     assert not any("reaches 89.0%" in w.value for w in at.warning)
+    at.sidebar.number_input(key="fault_rate").set_value(15.0).run()  # nothing evaluated at 15%
+    assert at.number_input(key="target").value == want  # kept: no jump to an arbitrary 85
+    assert at.number_input(key="yield_target").value != 85.0 or want == 85.0
 
 
 def test_trained_but_unevaluated_point_offers_evaluation(tmp_path, monkeypatch, store):
