@@ -303,6 +303,7 @@ def test_readme_screenshot_from_the_shipped_checkpoints(tmp_path, request):
     shots = shots_dir(tmp_path)
     with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(ROOT / "checkpoints"),
                DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="") as url, chromium_page() as page:
+        page.set_viewport_size({"width": 1500, "height": 1750})  # the cards in their groups and the default front
         page.goto(url, timeout=120_000)
         page.get_by_text("Accuracy under faults").wait_for(timeout=120_000)
         page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)
