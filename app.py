@@ -81,7 +81,10 @@ def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def calibration_figure(_store, version: str, point: DesignPoint, fault_rate: float, title: str):
     curve = explore.calibration_curve(_store, point, fault_rate)
-    return curve, charts.calibration_curve(curve, title)
+    fig = charts.calibration_curve(curve, title)
+    if curve.empty:
+        return curve, fig
+    return curve, charts.subtitle(fig, f"BN: paper at N = 0, per chip above · the same {explore.sample_label(curve)}")
 
 
 @st.cache_data(ttl=600, show_spinner=False)
