@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dse.run import jobs
-from dse.view import charts, explore, teaching, units
+from dse.view import cards, charts, explore, joblist, lesson, tables, teaching, units
 from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
 from dse.view import spatial
@@ -56,29 +56,35 @@ def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, obje
     table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
     fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate,
                         cost_model, fault_model)
-    return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
+    return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(table)} per point")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, calib_images: int,
                   fault_model: str = "sa1") -> tuple:
     cv = explore.curves(_store, point, bn, calib_images, fault_model)
-    how = f" (BN: {explore.bn_label(bn, calib_images)})"
-    return (charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {explore.fault_model_label(fault_model)} fault rate{how}"),
-            charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per fault rate{how}"))
+    how = f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(cv)} per point"
+    model = explore.fault_model_label(fault_model)
+    return (charts.subtitle(charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {model} fault rate"), how),
+            charts.subtitle(charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per {model} fault rate"),
+                            how + " · best p marked where two or more were evaluated"), cv)
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str, calib_images: int,
                    fault_model: str = "sa1"):
-    return charts.mapping_comparison(explore.mapping_comparison(_store, point, bn, calib_images, fault_model),
-                                     f"{title} (BN: {explore.bn_label(bn, calib_images)})")
+    ev = explore.mapping_comparison(_store, point, bn, calib_images, fault_model)
+    return charts.subtitle(charts.mapping_comparison(ev, title),
+                           f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(ev)} per point")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def calibration_figure(_store, version: str, point: DesignPoint, fault_rate: float, title: str):
     curve = explore.calibration_curve(_store, point, fault_rate)
-    return curve, charts.calibration_curve(curve, title)
+    fig = charts.calibration_curve(curve, title)
+    if curve.empty:
+        return curve, fig
+    return curve, charts.subtitle(fig, f"BN: paper at N = 0, per chip above · the same {explore.sample_label(curve)}")
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -96,7 +102,9 @@ def yield_figure(_store, version: str, point: DesignPoint, fault_rate: float, ta
     curve = yields.yield_curve(_store.evaluations(), point.point_id, fault_rate, bn, calib_images,
                                fault_model=fault_model)
     fig = charts.yield_curve(curve, title, target)
-    return curve, charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}")
+    row = yields.evaluation(_store.evaluations(), point.point_id, fault_rate, bn, calib_images, fault_model)
+    sample = f" · {int(row['n'])} chips × {int(row['test_images']):,} images" if row else ""
+    return curve, charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}{sample}")
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -242,10 +250,10 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
                 if s.trained and pd.notna(r.get("fault_free_accuracy")) else "—")
     cost_details(store, ui, cost, isaac)
     busy = explore.active_jobs(store, p)
-    state = explore.job_status(busy.iloc[0]) if not busy.empty else s.label
+    state = "a job is working on it (live below)" if not busy.empty else s.label
     x = dict(ui["hardware"]).get("xbar_size", explore.DEFAULT_HARDWARE.xbar_size)
-    st.caption(f"Status: **{state}** · {isaac['crossbars']} crossbars of {x}x{x} on {isaac['chips']} chip(s), "
-               f"{isaac['tiles']} tiles · per 32x32 image")
+    st.caption(f"Status: **{state}** · {isaac['crossbars_one_copy']} crossbars of {x}x{x} hold its weights once "
+               f"(on {isaac['chips']} chip(s)) · costs per 32x32 image")
     if ui["bn"] == "chip":
         cal = calibration_cost(cost, ui["calib_images"])
         st.caption(f"Per-chip BN calibration ({ui['cost_model']} cost model): {ui['calib_images']} forward passes once "
@@ -254,37 +262,15 @@ def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     return s
 
 
-LATENCY_HELP = {"paper": "one image: its crossbar share at the 64-chip peak rate, then its off-crossbar layers on the "
-                         "processor",
-                "isaac": "one image alone, layer after layer through the crossbars (and replicas) its weights fill"}
-INTERVAL_HELP = "time between images in steady state, 1/throughput: the slowest pipeline stage (named) sets it"
-
-
 def cost_details(store, ui: dict, cost: dict, isaac: dict) -> None:
-    """Latency, interval, energy, area, power (peak and average), TOPS/W and TOPS/mm², and the figures to compare
-    across the two models."""
+    """The cost cards in labelled groups (dse.view.cards): per image, the system the cost model counts, and the
+    design's own footprint; then the figures to compare across the two models."""
     m = ui["cost_model"]
-    d = st.columns(4) + st.columns(4)
-    d[0].metric(f"Latency ({m})", fmt_cost(cost["latency_ns"], "ns"), help=LATENCY_HELP[m])
-    d[1].metric(f"Interval ({m})", fmt_cost(cost["interval_ns"], "ns"),
-                help=f"{INTERVAL_HELP}; here: {cost['bottleneck']} ({cost['images_per_s']:,.0f} images/s)")
-    d[2].metric(f"Energy ({m})", fmt_cost(cost["energy_uj"], "uJ"), help="per image")
-    if m == "isaac":
-        d[3].metric("ADC resolution (isaac)", f"{cost['adc_bits']} bits",
-                    help=f"a column needs {cost['adc_bits_needed']} (ISAAC's rule, flip encoding); ADCs take "
-                         f"{cost['adc_energy_share']:.0%} of the energy and {cost['adc_area_share']:.0%} of the area")
-    else:
-        d[3].metric("Table II figure", fmt_cost(cost["table_ii_latency_ns"], "ns"),
-                    help="the paper's own Table II cell: every layer on ISAAC, a MAC counted as 1 op")
-    what = "the 64 chips" if m == "paper" else "the crossbars, IMAs and tiles this design and its replicas occupy"
-    d[4].metric(f"Area ({m})", f"{cost['area_mm2']:,.2f} mm²",
-                help=f"{what} (ISAAC Table 6); one copy of the weights: {cost['min_area_mm2']:,.2f} mm²; processor "
-                     "not counted")
-    d[5].metric(f"Power ({m})", f"{cost['peak_power_w']:,.2f} W",
-                help=f"peak: {what}, all computing, plus the processor's {cost['power_processor_w']:g} W when used; "
-                     f"average (energy per image / interval): {cost['average_power_w']:,.2f} W")
-    d[6].metric(f"TOPS/W ({m})", f"{cost['tops_per_w']:.3f}", help="ops per image / energy per image; a MAC is 2 ops")
-    d[7].metric(f"TOPS/mm² ({m})", f"{cost['tops_per_mm2']:.4f}", help="ops per second / area; a MAC is 2 ops")
+    x = dict(ui["hardware"]).get("xbar_size", explore.DEFAULT_HARDWARE.xbar_size)
+    for title, group in cards.groups(cost, isaac, m, x):
+        st.markdown(f"**{title}**")
+        for col, (label, value, why) in zip(st.columns(5), group):
+            col.metric(label, value, help=why)
     paper = cost if m == "paper" else point_cost(store, ui["point"], "paper")
     st.caption(f"Like with like: paper's interval {fmt_cost(paper['interval_ns'], 'ns')} is a time per image at the "
                f"64-chip peak rate (Table II's mapping-blind cell, a MAC = 1 op: "
@@ -353,7 +339,7 @@ def point_job(store, jid: str) -> None:
     job = store.job(jid)
     if job is None or job["state"] not in ("queued", "running"):
         st.rerun(scope="app")
-    st.progress(float(job["progress"] or 0), text=f"{explore.job_status(pd.Series(job))}: {job['message'] or ''} "
+    st.progress(float(job["progress"] or 0), text=f"**{joblist.job_title(job)}** · {joblist.job_status(job)} "
                                                   "(Cancel in the Jobs tab)")
 
 
@@ -371,14 +357,10 @@ def job_panel(store) -> None:
         st.caption("No jobs yet. Train or evaluate a missing design point to start one.")
         return
     for r in df.head(12).itertuples():
-        cfg = json.loads(r.config)
-        what = cfg.get("point") or {}
-        name = (explore.label(what) if what else Path(cfg.get("checkpoint", "?")).stem)
         cols = st.columns([3, 4, 1])
-        cols[0].markdown(f"**{r.kind}** · {name}  \n`{r.state}` · {r.source}")
+        cols[0].markdown(f"**{joblist.job_title(r)}**  \n`{r.state}` · {r.source}")
         if r.state in ("queued", "running"):
-            eta = f" · ETA {int(r.eta_s // 60)} min {int(r.eta_s % 60)} s" if pd.notna(r.eta_s) and r.eta_s else ""
-            cols[1].progress(float(r.progress or 0), text=f"{r.message or ''}{eta}")
+            cols[1].progress(float(r.progress or 0), text=joblist.job_status(r))
             if cols[2].button("Cancel", key=f"cancel-{r.job_id}"):
                 jobs.cancel(store, r.job_id)
                 st.rerun()  # the whole page: the point's status changes too
@@ -397,7 +379,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     context = (f, ui["bn"], ui["calib_images"])  # a target set for other numbers starts over from their median
     if st.session_state.get("target_context") != context:
         st.session_state.target_context = context
-        st.session_state.target = explore.default_target(table)
+        st.session_state.target = explore.default_target(table, st.session_state.get("target", 85.0))
     target = c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5, key="target")
     objective = c1.radio("Front and cheapest by", list(explore.OBJECTIVES), key="objective",
                          format_func=lambda o: charts.AXIS[o])
@@ -405,7 +387,8 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     with c1:
         if rec:
             st.success(f"**{rec['label']}**: {rec['accuracy']:.2f}% at {charts.pct(f)} faults, "
-                       f"{fmt_cost(rec[objective], objective)}")
+                       f"{units.fmt_like(rec[objective], table[objective].dropna(), objective)} "
+                       f"({charts.SHORT.get(objective, objective)}, in the chart's unit)")
         else:
             st.warning(f"No evaluated design reaches {target:.1f}% at {charts.pct(f)} faults.")
         unfit = int((table.fits == False).sum()) if ui["cost_model"] == "isaac" and "fits" in table else 0
@@ -423,20 +406,27 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
 
 
 def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
-    p, f = ui["point"], ui["fault_rate"]
+    """One chip's stuck cells on one layer under the sidebar's fault model and rate, then per-layer sensitivity."""
+    p, f, model = ui["point"], ui["fault_rate"], ui["fault_model"]
+    st.caption(f"Fault model and rate from the sidebar: {explore.fault_model_label(model)} at {charts.pct(f)}. "
+               "For a class, `?lesson=1` walks through four pictures without any controls.")
     if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
-        st.caption("A picture of stuck cells on one crossbar tile, and which layers they hurt most.")
+        st.caption("A picture of stuck cells on one crossbar layer, and which layers they hurt most.")
         return
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Crossbar layer", list(shapes), key="teach_layer")
     instance = c1.number_input("Chip (crossbar instance)", 0, 999, 0, key="teach_instance")
-    rate = max(f, 0.01)
-    fmap = teaching.fault_map(shapes, layer, int(instance), rate)
-    c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; this tile holds {fmap.shape[0]}x{fmap.shape[1]} "
-                f"cells, **{fmap.sum()}** stuck ({fmap.mean():.1%}). Each stuck cell reads its weight as 0. "
+    if teaching.base_model(model) in teaching.PER_WEIGHT:
+        fmap = teaching.fault_map(shapes, layer, int(instance), f)
+    else:  # lines and clusters live on the physical tiles
+        fmap = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, model, f, int(instance))["stuck"]
+    c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; the map shows {fmap.shape[0]}x{fmap.shape[1]} cells, "
+                f"**{fmap.sum()}** stuck ({fmap.mean():.1%}). {teaching.stuck_reads(model)} "
                 "Every chip draws a new map; drop-connect training makes the network indifferent to which.")
-    c2.plotly_chart(charts.fault_map(fmap, f"SA1 fault map of one 128x128 tile at {charts.pct(rate)}"), key="faultmap")
+    if f == 0:
+        c1.info("No faults at f = 0%: choose a fault rate in the sidebar to see stuck cells.")
+    c2.plotly_chart(charts.fault_map(fmap, teaching.map_title(model, layer, shapes[layer], fmap, f)), key="faultmap")
 
     st.markdown("**Per-layer fault sensitivity**: accuracy drop when only one layer has faults.")
     if not s.trained:
@@ -445,6 +435,7 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     if not ui["data"]:
         st.caption("Give a CIFAR-10 data path under *Training and data* to run it.")
         return
+    rate = max(f, 0.01)
     cfg = jobs.sensitivity_config(s.checkpoint, rate, data=ui["data"], device=ui["device"])
     job = store.job(store_job_id("sensitivity", cfg))
     if job and job["state"] == "done" and job["result"]:
@@ -462,22 +453,20 @@ def spatial_tile(network: str, width: float, shortcut_kernel: int, mapping: str,
 
 
 def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
-    """For a teacher: one tile's defects under each fault model, blind and remapped, and an evaluation of the
-    point under it; then the shipped report's accuracy and a lifetime curve (spatial_results)."""
-    p = ui["point"]
-    if not st.toggle("Show one chip's defects under each fault model, remapping and lifetime", key="sp_show"):
+    """For a teacher: one tile's defects under the sidebar's fault model and rate, blind and remapped, and an
+    evaluation of the point under it; then the shipped report's accuracy and a lifetime curve (spatial_results)."""
+    p, model, rate = ui["point"], ui["fault_model"], ui["fault_rate"]
+    st.caption(f"Fault model, rate and BN protocol come from the sidebar: {explore.fault_model_label(model)} at "
+               f"{charts.pct(rate)}, BN: {explore.bn_label(ui['bn'], ui['calib_images'])}.")
+    if not st.toggle("Show one chip's defects, remapping and lifetime", key="sp_show"):
         st.caption("Lines and clusters of stuck cells, a chip's known map remapped, and accuracy over a chip's life.")
         return  # the tile maps need torch: not on the page's first render
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2, c3 = st.columns([1, 1, 1])
-    model = c1.radio("Fault model", explore.FAULT_MODELS, index=explore.FAULT_MODELS.index("clustered"),
-                     horizontal=True, format_func=explore.fault_model_label, key="sp_model", help="sa1/sa0: independent cells; rows/cols: whole lines; clustered: clusters of "
-                                          "stuck cells; mixed: random SA1 plus lines (sources in dse/core/spatial.py)")
     param = None
     if model in spatial.FAULT_PARAMS:
         what, default, lo, hi = spatial.FAULT_PARAMS[model]
         param = c1.slider(what, lo, min(hi, 16.0), default, key="sp_param")
-    rate = c2.slider("Cell fault rate f (%)", 1, 40, 10, key="sp_rate") / 100
     remap = c2.toggle("Remap to the chip's known map", key="sp_remap")
     spares = c2.number_input("Spare columns per tile", 0, spatial.MAX_SPARES, 0, key="sp_spares", disabled=not remap)
     layer = c3.selectbox("Crossbar layer", list(shapes), key="sp_layer")
@@ -485,14 +474,15 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     name = spatial.fault_model_name(model, param, remap, int(spares) if remap else 0)
     maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
     m1, m2 = st.columns(2)
-    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{name}: one tile's stuck cells at {charts.pct(rate)} "
-                                                    "(physical)"), key="sp_map")
+    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{explore.fault_model_label(name)}: one tile of {layer}, "
+                                                    f"chip {int(instance)}, at "
+                                                    f"{charts.pct(rate)} (physical)"), key="sp_map")
     if remap:
         m2.plotly_chart(charts.fault_map(maps["stuck_remapped"], "as the remapped weights see them"), key="sp_remapped")
     occ = maps["occupied"]
     st.caption(f"Cells holding a weight: {occ.sum():,} of {occ.size:,}; stuck among them as placed: "
-               f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. Stuck cells read as 0 (SA1). The remapping moves the "
-               "least important weights (of a freshly initialised model here) onto stuck cells.")
+               f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. {teaching.stuck_reads(model)} The remapping "
+               "moves the least important weights (of a freshly initialised model here) onto stuck cells.")
     if s.trained and ui["data"] and not ui["data_error"] and st.button(
             f"Evaluate this design point under {name} at {charts.pct(rate)} ({ui['instances']} chips, BN {ui['bn']}; "
             "background job)", key="sp_eval"):
@@ -502,20 +492,27 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
         st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", p, cfg)[1] else "Already evaluated")
     stored = explore.curves(store, p, ui["bn"], ui["calib_images"], name)
     if not stored.empty:
-        st.plotly_chart(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy under {name}"),
-                        key="sp_stored")
-    spatial_results(p, model)
+        st.plotly_chart(charts.subtitle(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy "
+                                                                              f"under {name}"),
+                                        f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])} · "
+                                        f"{explore.sample_label(stored)} per point"), key="sp_stored")
+    spatial_results(p, model, ui)
 
 
-def spatial_results(p: DesignPoint, model: str) -> None:
+def spatial_results(p: DesignPoint, model: str, ui: dict) -> None:
     """The spatial-defects report's accuracy for the point under `model`, and its lifetime curve."""
     report = spatial.load_report()
     point = explore.label(asdict(p))
     rows = spatial.report_rows(report)
-    if rows.empty or point not in set(rows.point):
-        st.info(f"No spatial-defects results for {point}; `python -m dse spatial-report CKPT --data PATH` makes them.")
+    if rows.empty or point not in set(rows.point) or model not in set(rows[rows.point == point].fault_model):
+        st.info(f"No spatial-defects results for {point} under {explore.fault_model_label(model)}; "
+                "`python -m dse spatial-report CKPT --data PATH` makes them.")
         return
-    st.plotly_chart(spatial.accuracy_figure(report, point, [model]), key="sp_accuracy")
+    st.plotly_chart(charts.subtitle(spatial.accuracy_figure(report, point, [model]), spatial.sample_label(report)),
+                    key="sp_accuracy")
+    note = spatial.protocol_note(report, ui["bn"], ui["calib_images"])
+    if note:
+        st.caption(note)
     st.markdown("**Lifetime** (accuracy interpolated between the evaluated rates; `python -m dse lifetime` "
                 "evaluates each month)")
     l1, l2, l3 = st.columns([2, 1, 1])
@@ -549,17 +546,18 @@ def calibration_section(store, ui: dict, version: str, arch: str) -> None:
     st.caption(f"The same {int(curve.n.min())} crossbars for every N; N = 0 is the paper's Algorithm 1 statistics. "
                "Each chip runs N unlabeled training images through itself once, at deployment, with its weights "
                "frozen; only BN statistics (in the digital periphery) change.")
-    st.dataframe(curve, hide_index=True)
+    st.dataframe(tables.calibration(curve), hide_index=True)
 
 
-def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str) -> None:
+def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str,
+                  s: explore.PointStatus) -> None:
     """Chip yield: the share of simulated chips (crossbar instances) whose accuracy reaches a target, with its
     exact 95% interval; and the cheapest design whose yield reaches a minimum by the interval's LOW end."""
     p, f, bn, n_cal = ui["point"], ui["fault_rate"], ui["bn"], ui["calib_images"]
     how = explore.bn_label(bn, n_cal)
     if st.session_state.get("yield_context") != (f, bn, n_cal):  # new numbers: start from their median
         st.session_state.yield_context = (f, bn, n_cal)
-        st.session_state.yield_target = explore.default_target(table)
+        st.session_state.yield_target = explore.default_target(table, st.session_state.get("yield_target", 85.0))
     c1, c2 = st.columns([1, 3])
     target = float(c1.number_input(f"Accuracy target at {charts.pct(f)} faults (%)", 0.0, 100.0, step=0.5,
                                    key="yield_target"))
@@ -576,34 +574,116 @@ def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str)
     _, fig = yield_figure(store, version, p, f, target, bn, n_cal, f"{arch}, p={p.dropconnect:g} at {charts.pct(f)} "
                           f"{explore.fault_model_label(ui['fault_model'])} faults: chip yield vs accuracy target", ui["fault_model"])
     c2.plotly_chart(fig, key="yield-curve")
-    yield_recommendation(c1, ytable, target, f, how)
+    min_yield = yield_recommendation(c1, ytable, target, f, how)
+    with c2:
+        more_chips(store, ui, s, 0 if mine.empty or pd.isna(mine["chips"].iloc[0]) else int(mine["chips"].iloc[0]),
+                   min_yield)
 
 
-def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how: str) -> None:
-    """The cheapest design whose yield at `target` is at least Y%, judged by the interval's lower bound."""
-    min_yield = col.number_input("Minimum yield (%)", 0.0, 100.0, 90.0, 1.0, key="yield_min")
+def yield_recommendation(col, ytable: pd.DataFrame, target: float, f: float, how: str) -> float:
+    """The cheapest design whose yield at `target` is at least Y%, judged by the interval's lower bound; the
+    first minimum is one the evaluated chips can prove (yields.default_min_yield), and the page says how many
+    chips a claim needs."""
+    context = (f, how, yields.most_chips(ytable))
+    if st.session_state.get("yield_min_context") != context:
+        st.session_state.yield_min_context = context
+        st.session_state.yield_min = 100 * yields.default_min_yield(ytable)
+    min_yield = col.number_input("Minimum yield (%)", 0.0, 100.0, step=1.0, key="yield_min")
     objective = col.radio("Cheapest by", list(explore.OBJECTIVES), key="yield_objective",
                           format_func=lambda o: charts.AXIS[o].split(" per")[0])
+    col.info(yields.sample_note(ytable, min_yield / 100))
     rec = yields.recommend(ytable, min_yield / 100, objective)
     if rec:
         col.success(f"**{rec['label']}**: yield >= {rec['yield_low']:.1%} (lower 95% bound; estimate "
                     f"{rec['yield']:.1%}, {int(rec['chips_meeting'])} of {int(rec['chips'])} chips) at target "
-                    f"{target:g}% at {charts.pct(f)} faults, {fmt_cost(rec[objective], objective)}"
+                    f"{target:g}% at {charts.pct(f)} faults, "
+                    f"{units.fmt_like(rec[objective], ytable[objective].dropna(), objective)}"
                     f" · BN: {how}")
     else:
         col.warning(f"No evaluated design's yield at {target:g}% reaches {min_yield:g}% by the lower end of its 95% "
                     f"interval at {charts.pct(f)} faults · BN: {how}")
     col.caption("A design qualifies when the LOW end of its 95% Clopper-Pearson interval reaches the minimum "
                 "yield (conservative: few chips cannot prove a high yield). Each crossbar instance is one chip.")
+    return min_yield / 100
+
+
+def more_chips(store, ui: dict, s: explore.PointStatus, chips: int, min_yield: float) -> None:
+    """One click to evaluate the selected point on as many chips as `min_yield` needs (a background job)."""
+    if min_yield >= 1.0:
+        return  # no number of chips proves 100% (sample_note says so)
+    need = yields.chips_needed(min_yield)
+    if chips >= need:
+        return
+    what = f"{need} chips ({need - chips} more than the {chips} evaluated)" if chips else f"{need} chips"
+    if not s.trained or s.error:
+        st.caption(f"Train this design point to evaluate it on {what}.")
+    elif not ui["data"] or ui["data_error"]:
+        st.caption(f"To evaluate it on {what}, give a CIFAR-10 data path under *Training and data*, or run "
+                   f"`{yields.more_chips_command(s.checkpoint, ui, need)}`.")
+    elif st.button(f"Evaluate this point on {what} (background job)", key="yield_more"):
+        cfg = jobs.evaluate_config(s.checkpoint, [ui["fault_rate"]], data=ui["data"], instances=need,
+                                   device=ui["device"], bn=ui["bn"], calib_images=ui["calib_images"],
+                                   fault_model=ui["fault_model"])
+        st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", ui["point"], cfg)[1]
+                 else "Already evaluated or running")
+
+
+def fault_tolerance_section(store, ui: dict, version: str, arch: str, s: explore.PointStatus) -> None:
+    """Accuracy against fault rate per drop-connect rate, and the best rate per fault rate (Figs. 3-6)."""
+    p = ui["point"]
+    accuracy, heatmap, cv = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"], ui["fault_model"])
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(accuracy, key="curves")
+    c2.plotly_chart(heatmap, key="heatmap")
+    note = explore.fault_free_note(cv, p, (s.row or {}).get("fault_free_accuracy"), ui["bn"])
+    if note:
+        st.caption(note)
+
+
+def results_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
+    """The design table for people (dse.view.tables); the CSV keeps every column by its store name."""
+    shown = explore.results_view(table)
+    readable = tables.readable(table)
+    st.dataframe(readable, hide_index=True, key="results",
+                 column_config={c: st.column_config.Column(help=tables.help_for(c)) for c in readable})
+    st.caption(f"At {charts.pct(ui['fault_rate'])} {explore.fault_model_label(ui['fault_model'])} faults; "
+               f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])}; costs per image ({ui['cost_model']} "
+               "cost model); accuracies rounded to what their 95% CIs support; — where there is no value.")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),
+                       file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
+    c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
+                       file_name="evaluations.csv", mime="text/csv", key="dl_evals")
 
 
 def store_job_id(kind: str, cfg: dict) -> str:
     return jobs.job_id_of(kind, cfg)
 
 
+LESSON_CSS = "<style>.stMarkdown p {font-size: 1.6rem; line-height: 1.4} h1 {font-size: 3rem} h2 {font-size: 2.3rem}</style>"
+
+
+def lesson_page(store) -> None:
+    """`?lesson=1` (and `&faults=sa0`): four steps on ResNet20 1x, each a picture and one sentence, large, from
+    the shipped results only; the paper's protocol first, per-chip calibration as the last step."""
+    model = lesson.lesson_fault_model(st.query_params.get("faults"))
+    st.markdown(LESSON_CSS, unsafe_allow_html=True)
+    st.title("Why drop-connect helps a chip with stuck cells")
+    st.markdown("Four steps on one network (ResNet20), from the results shipped with the explorer. "
+                "[Open the full explorer](./)")
+    shapes = layer_shapes(lesson.PLAIN.network, lesson.PLAIN.width, lesson.PLAIN.shortcut_kernel, lesson.PLAIN.mapping)
+    for i, step in enumerate([lesson.tile_step(shapes, model, 0.1), *lesson.curve_steps(store)]):
+        st.header(step.title)
+        st.plotly_chart(step.figure, key=f"lesson-{i + 1}", theme=None)  # the lesson's own large fonts
+        st.markdown(step.sentence)
+
+
 def main() -> None:
     t0 = time.perf_counter()
     store, report = get_store()
+    if st.query_params.get("lesson") == "1":
+        lesson_page(store)
+        return
     ui = sidebar()
     version = store_version(store)
     table = design_table(store, version, ui["fault_rate"], ui["cost_model"], ui["bn"], ui["calib_images"],
@@ -626,10 +706,7 @@ def main() -> None:
     arch = f"{NETWORK_NAMES[p.network]} {p.width:g}x" + (f", {p.shortcut_kernel}x{p.shortcut_kernel} shortcuts"
                                                          if p.network == "resnet20" else "")
     with tabs[1]:
-        accuracy, heatmap = curve_figures(store, version, p, arch, ui["bn"], ui["calib_images"], ui["fault_model"])
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(accuracy, key="curves")
-        c2.plotly_chart(heatmap, key="heatmap")
+        fault_tolerance_section(store, ui, version, arch, s)
     with tabs[2]:
         st.plotly_chart(mapping_figure(store, version, p, f"{arch}, p={p.dropconnect:g}: 1x1 layers on the "
                                                           "processor vs on the crossbar", ui["bn"],
@@ -641,15 +718,9 @@ def main() -> None:
     with tabs[5]:
         job_panel(store)
     with tabs[6]:
-        shown = explore.results_view(table)
-        st.dataframe(shown, hide_index=True)
-        c1, c2 = st.columns(2)
-        c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),
-                           file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
-        c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
-                           file_name="evaluations.csv", mime="text/csv", key="dl_evals")
+        results_section(store, ui, table, version)
     with tabs[7]:
-        yield_section(store, ui, table, version, arch)
+        yield_section(store, ui, table, version, arch, s)
     with tabs[8]:
         spatial_section(store, ui, s)
     st.caption(f"Rendered in {time.perf_counter() - t0:.2f} s from {store.path}")

@@ -103,7 +103,11 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
     jid, _ = jobs.submit(store, "train", point, cfg, spawn=False)
     at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
     at.sidebar.select_slider(key="width").set_value(1.4).run()
-    assert "Status: **training (queued, 0%)**" in " ".join(c.value for c in at.caption)
+    # the header's status line and the Jobs tab's row are one line, from one function (dse.view.joblist)
+    texts = [e.proto.text for e in at.get("progress")]
+    assert len(texts) == 2 and all("training (queued, 0%)" in t for t in texts), texts
+    assert "Status: **a job is working on it (live below)**" in " ".join(c.value for c in at.caption)
+    assert any("train · resnet20 1.4x k1 p=0.3 · 2 epochs" in m.value for m in at.markdown)
     assert "train" not in [b.key for b in at.button]  # no second Train while one runs
     jobs.cancel(store, jid)
     at.run()
@@ -114,10 +118,14 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
 
 def test_the_results_table_leads_with_the_point_its_accuracy_and_cost(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
-    cols = list(next(d for d in at.dataframe if "checkpoint" in d.value.columns).value.columns)
-    assert cols[:6] == ["network", "width", "shortcut_kernel", "mapping", "dropconnect", "accuracy"]
-    assert cols.index("accuracy") < cols.index("latency_ns") < cols.index("energy_uj") < cols.index("checkpoint")
-    assert "point_id" not in cols and "checkpoint_sha" not in cols
+    df = next(d for d in at.dataframe if "design point" in d.value.columns).value
+    cols = list(df.columns)
+    assert cols[:4] == ["design point", "1x1 convs", "accuracy %", "± CI95"]
+    lat, energy = (next(c for c in cols if c.startswith(w + " ")) for w in ("latency", "energy"))
+    assert lat.split()[1] in ("ns", "µs", "ms") and energy.split()[1] in ("nJ", "µJ", "mJ")
+    assert cols.index("accuracy %") < cols.index(lat) < cols.index(energy) < cols.index("BN")
+    assert not any("_" in c for c in cols)  # readable names, no store keys
+    assert not df.isna().any().any() and not (df.astype(str) == "None").any().any()  # a dash where no value
 
 
 def test_any_fault_rate_and_sa0_can_be_evaluated_from_the_page(tmp_path, monkeypatch, store):
@@ -163,6 +171,9 @@ def test_the_accuracy_target_starts_over_when_the_fault_rate_changes(tmp_path, m
     want = explore.default_target(explore.design_table(store, 0.3, "paper", "chip"))
     assert at.number_input(key="target").value == want != 89.0
     assert not any("reaches 89.0%" in w.value for w in at.warning)
+    at.sidebar.number_input(key="fault_rate").set_value(15.0).run()  # nothing evaluated at 15%
+    assert at.number_input(key="target").value == want  # kept: no jump to an arbitrary 85
+    assert at.number_input(key="yield_target").value != 85.0 or want == 85.0
 
 
 def test_trained_but_unevaluated_point_offers_evaluation(tmp_path, monkeypatch, store):
@@ -223,9 +234,10 @@ def test_the_calibration_tab_draws_the_images_sweep_when_there_is_one(tmp_path, 
     store.add_evaluation(p.point_id, sha, fake_result(0.1, 80.0, bn="chip", calib_images=32), {})
     at = app(tmp_path, monkeypatch)
     assert not at.exception and not any("No per-chip calibration sweep" in i.value for i in at.info)
-    curve = next(d for d in at.dataframe if "calib_images" in d.value.columns).value
-    assert list(curve.calib_images) == [0, 32, 500] and list(curve["mean"].round(2)) == [
-        round(accuracy_model(p, 0.1, "paper"), 2), 80.0, round(accuracy_model(p, 0.1, "chip"), 2)]
+    curve = next(d for d in at.dataframe if "images per chip (0: paper)" in d.value.columns).value
+    assert list(curve["images per chip (0: paper)"]) == [0, 32, 500]
+    assert list(curve["accuracy %"].round(2)) == [round(accuracy_model(p, 0.1, "paper"), 2), 80.0,
+                                                  round(accuracy_model(p, 0.1, "chip"), 2)]
 
 
 def test_sidebar_says_why_the_cost_models_differ(tmp_path, monkeypatch, store):
@@ -240,15 +252,15 @@ def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
     at = app(tmp_path, monkeypatch)
     at.sidebar.radio(key="cost_model").set_value("isaac").run()
     assert metric(at, "Latency (isaac)") == "48.23 µs" and metric(at, "Interval (isaac)") == "2.63 µs"
-    for m in ("Area (isaac)", "Power (isaac)", "TOPS/W (isaac)", "TOPS/mm² (isaac)"):
+    for m in ("Area (isaac)", "Peak power (isaac)", "Average power (isaac)", "TOPS/W (isaac)", "TOPS/mm² (isaac)"):
         assert metric(at, m) not in ("", "—")
-    power = metric(at, "Power (isaac)")
+    power = metric(at, "Peak power (isaac)")
     at.sidebar.number_input(key="hw_xbar_size").set_value(256).run()  # 256 columns per ADC: a 200 ns cycle
     assert not at.exception and not at.sidebar.error
     assert metric(at, "Latency (isaac)") == "33.03 µs"  # a 200 ns cycle, and layers replicated to match
     assert any("crossbars of 256x256" in c.value for c in at.caption)
     at.sidebar.number_input(key="hw_adc_bits").set_value(10).run()
-    assert metric(at, "Power (isaac)") != power
+    assert metric(at, "Peak power (isaac)") != power
     at.sidebar.number_input(key="hw_xbar_size").set_value(4).run()  # not allowed: one line, defaults used
     assert not at.exception
     error = at.sidebar.error[0].value
@@ -275,12 +287,16 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
     monkeypatch.setattr(spatial, "REPORT", path)
     at = app(tmp_path, monkeypatch)
     assert not at.exception
+    at.sidebar.radio(key="fault_model").set_value("clustered").run()  # the tab follows the sidebar
     at.toggle(key="sp_show").set_value(True).run()
-    assert at.radio(key="sp_model").value == "clustered"
+    assert not [r for r in at.radio if r.key == "sp_model"]  # no fault model of its own
+    assert any("Fault model, rate and BN protocol come from the sidebar: clustered at 10%" in c.value
+               for c in at.caption)
     assert any(c.key == "sp_map" for c in at.get("plotly_chart"))
     assert any(c.key == "sp_accuracy" for c in at.get("plotly_chart"))
     assert any(c.key == "sp_lifetime" for c in at.get("plotly_chart"))
-    at.radio(key="sp_model").set_value("rows").run()
+    assert any("5 chips × 1,000 images" in c.value or "chips ×" in c.value for c in at.caption)  # its sample
+    at.sidebar.radio(key="fault_model").set_value("rows").run()
     at.toggle(key="sp_remap").set_value(True).run()
     assert not at.exception
     assert any(c.key == "sp_remapped" for c in at.get("plotly_chart"))
@@ -297,9 +313,9 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
     store.add_evaluation(p.point_id, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"},
                          {"recalibrate": True})
     at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="fault_model").set_value("rows").run()
     at.toggle(key="sp_show").set_value(True).run()
-    assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under clustered
-    at.radio(key="sp_model").set_value("rows").run()
+    assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under rows, as placed
     at.toggle(key="sp_remap").set_value(True).run()
     assert not at.exception
     assert any(c.key == "sp_stored" for c in at.get("plotly_chart"))
@@ -331,3 +347,81 @@ def test_the_page_and_the_command_line_answer_a_yield_query_alike_by_default(tmp
         assert any(c.value.startswith(f"{cli['k']} of {cli['n']} chips") and
                    f"[{cli['low']:.1%}, {cli['high']:.1%}] · BN: {cli['bn_protocol']}" in c.value for c in at.caption)
         assert (cli["k"] > 0) == (bn == DEFAULT_BN)  # the two protocols' answers differ: the default was read
+
+
+def chart(at, key):
+    """A plotly chart's figure as JSON, by its element key."""
+    import json
+
+    return json.loads(next(c for c in at.get("plotly_chart") if c.key == key).proto.spec)
+
+
+def test_best_p_is_marked_only_where_two_or_more_rates_were_evaluated(tmp_path, monkeypatch, store):
+    from dse.core.checkpoint import load_checkpoint
+    from tests.fixtures import fake_result
+
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
+    store.add_evaluation(p.point_id, sha, fake_result(0.15, 80.0, bn="chip"), {"recalibrate": True})  # one p only
+    at = app(tmp_path, monkeypatch)
+    assert not at.exception
+    fig = chart(at, "heatmap")
+    assert "15%" in fig["data"][0]["x"]  # drawn ...
+    best = next(t for t in fig["data"] if t.get("name") == "best p per fault rate")
+    assert "15%" not in best["x"] and "10%" in best["x"]  # ... but no "best" among one
+    title = fig["layout"]["title"]["text"]
+    assert "BN: chip (N=500)" in title and "chips × 10,000 images" in title and "<br>" in title  # two lines
+
+
+def test_teaching_follows_the_sidebars_fault_model_and_shows_the_layer_at_its_size(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="fault_model").set_value("sa0").run()
+    assert not at.exception  # nothing evaluated under SA0: every figure says so
+    at.toggle(key="teach").set_value(True).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "SA0" in text and "largest level of its sign" in text and "reads its weight as 0" not in text
+    title = chart(at, "faultmap")["layout"]["title"]["text"]
+    assert title.startswith("SA0 fault map of") and "SA1" not in title and "128x128 tile" not in title.split("<br>")[0]
+    assert at.selectbox(key="teach_layer").value == "conv1"
+    assert "all 27x16 cells" in title  # ResNet20's first layer as it is: 3x3x3 inputs, 16 outputs
+
+
+def test_cost_cards_come_in_groups_that_say_what_they_cover(tmp_path, monkeypatch, store):
+    """System figures (the paper's 64 chips) and the design's own (its crossbars, its chips) never sit unlabelled
+    side by side (#38 item 3)."""
+    at = app(tmp_path, monkeypatch)
+    heads = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert any(h.startswith("**Per image (paper cost model)") for h in heads)
+    assert any("System: all 64 ISAAC chips" in h for h in heads)
+    assert any(h.startswith("**This design's own: one copy of its weights") for h in heads)
+    assert metric(at, "Area (paper)").endswith(("mm²", "cm²")) and metric(at, "Area (one copy)").endswith("mm²")
+    assert metric(at, "Chips it needs") == "1" and int(metric(at, "Crossbars (one copy)")) > 1
+    at.sidebar.radio(key="cost_model").set_value("isaac").run()
+    assert any("this design and its replicas fill" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("faults, named", [(None, "SA1"), ("sa0", "SA0")])
+def test_lesson_mode_walks_four_steps_from_the_shipped_results_without_data(tmp_path, monkeypatch, store,
+                                                                              faults, named):
+    monkeypatch.setenv("DSE_STORE", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("DSE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DSE_DATA", "")  # no CIFAR-10 anywhere
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["lesson"] = "1"
+    if faults:
+        at.query_params["faults"] = faults
+    at.run()
+    assert not at.exception
+    assert [h.value for h in at.header] == ["1. A chip's stuck cells", "2. Without drop-connect",
+                                            "3. With drop-connect", "4. With per-chip calibration"]
+    assert [c.key for c in at.get("plotly_chart")] == [f"lesson-{i}" for i in (1, 2, 3, 4)]
+    sentences = [m.value for m in at.markdown if m.value.endswith(".")][-4:]
+    assert len(sentences) == 4 and "stuck" in sentences[0] and f"({named}" in sentences[0]
+    p0, p3 = DesignPoint("resnet20", 1.0, 1, "default", 0.0), DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    assert f"{accuracy_model(p0, 0.3, 'paper'):.1f}%" in sentences[1]  # the paper's protocol first
+    assert f"{accuracy_model(p3, 0.3, 'paper'):.1f}%" in sentences[2]
+    assert f"{accuracy_model(p3, 0.3, 'chip'):.1f}%" in sentences[3]  # per-chip calibration last
+    assert not at.sidebar.radio and not at.toggle  # nothing to find or flip

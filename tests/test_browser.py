@@ -150,9 +150,10 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
             return act
 
         steps = {  # one control per tab (the tab's own, else the sidebar's), and what the tab shows afterwards
-            "Pareto & recommendation": (lambda: page.get_by_text("energy", exact=True).first.click(), "recommend"),
-            "Fault tolerance": (radio("paper"), "(BN: paper (Algorithm 1))"),
-            "1x1 mapping (Fig. 7)": (radio("per chip"), "on the crossbar (BN: chip (N=500))"),
+            "Pareto & recommendation": (lambda: page.get_by_role("radiogroup", name="Front and cheapest by")
+                                        .get_by_text("energy per image", exact=True).click(), "recommend"),
+            "Fault tolerance": (radio("paper"), "BN: paper (Algorithm 1) · "),
+            "1x1 mapping (Fig. 7)": (radio("per chip"), "processor vs on the crossbar"),
             "Calibration images": (rate("30"), "at 30%"),
             "Teaching": (lambda: page.get_by_text("Show one chip's fault map").click(), "Crossbar layer"),
             "Results table": (rate("10"), "Download design points (CSV)"),
@@ -237,6 +238,56 @@ def test_a_new_design_point_trained_and_evaluated_from_the_page(first_run, tmp_p
         page.screenshot(path=str(shots / "20-new-point-evaluated.png"), full_page=True)
 
 
+# a plotly title wider than its chart, or a table that scrolls sideways, in the tab on show (#38 item 8)
+CLIPPED = """() => {
+  const bad = [];
+  document.querySelectorAll('.js-plotly-plot').forEach(p => {
+    const svg = p.querySelector('svg.main-svg'); if (!svg) return;
+    const box = svg.getBoundingClientRect();
+    p.querySelectorAll('.gtitle').forEach(t => { const r = t.getBoundingClientRect();
+      if (r.width && (r.right > box.right + 1 || r.left < box.left - 1)) bad.push('title: ' + t.textContent); });
+  });
+  document.querySelectorAll('[data-testid="stDataFrame"]').forEach(d => {
+    const r = d.getBoundingClientRect();
+    if (r.width && r.right > window.innerWidth) bad.push('table wider than the window');
+    const sc = d.querySelector('.dvn-scroller');
+    if (sc && sc.clientWidth && sc.scrollWidth > sc.clientWidth + 1) bad.push('table scrolls sideways');
+  });
+  return bad; }"""
+
+
+@browser_test
+def test_lesson_mode_teaching_in_sa0_and_nothing_clipped_at_1600_px(server, tmp_path):
+    """A teacher's path: no title or table cut at 1600x1000 in any tab, Teaching naming SA0 when it is chosen,
+    and `?lesson=1` showing its four steps without data."""
+    shots = shots_dir(tmp_path)
+    with chromium_page() as page:
+        page.set_viewport_size({"width": 1600, "height": 1000})
+        page.goto(server, timeout=60_000)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
+        settle(page)
+        for tab in ("Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Results table", "Yield"):
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(500)
+            assert page.evaluate(CLIPPED) == [], tab
+        page.locator('[data-testid="stSidebar"]').get_by_text("SA0", exact=True).click()
+        settle(page)
+        page.get_by_role("tab", name="Teaching").click()
+        page.get_by_text("Show one chip's fault map").click()
+        settle(page)
+        page.locator(".st-key-faultmap .js-plotly-plot").wait_for(timeout=120_000)
+        page.get_by_text("SA0 fault map of conv1").first.wait_for(state="attached", timeout=30_000)
+        page.get_by_text("the largest level of its sign (SA0)").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "teaching-sa0.png"))
+        page.goto(f"{server}/?lesson=1", timeout=60_000)
+        page.get_by_text("4. With per-chip calibration").wait_for(timeout=120_000)
+        settle(page)
+        for i in (1, 2, 3, 4):
+            page.locator(f".st-key-lesson-{i} .js-plotly-plot").wait_for(timeout=60_000)
+        assert page.evaluate(CLIPPED) == []
+        page.screenshot(path=str(shots / "lesson.png"), full_page=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -252,6 +303,7 @@ def test_readme_screenshot_from_the_shipped_checkpoints(tmp_path, request):
     shots = shots_dir(tmp_path)
     with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(ROOT / "checkpoints"),
                DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="") as url, chromium_page() as page:
+        page.set_viewport_size({"width": 1500, "height": 1750})  # the cards in their groups and the default front
         page.goto(url, timeout=120_000)
         page.get_by_text("Accuracy under faults").wait_for(timeout=120_000)
         page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)

@@ -106,3 +106,14 @@ def test_hardware_knobs_recompute_the_design_tables_costs(tmp_path):
     p = POINTS[1]
     assert explore.point_cost(store, p, "isaac", {"adc_bits": 10})["energy_uj"] < explore.point_cost(
         store, p, "isaac")["energy_uj"]  # a 10-bit ADC (lossy for 8-bit cells) against the 14 bits they need
+
+
+def test_a_figures_sample_is_named_and_a_table_without_evaluations_says_so():
+    import pandas as pd
+
+    from dse.view import explore
+
+    ev = pd.DataFrame({"fault_rate": [0.0, 0.1, 0.3], "n": [1, 20, 100], "test_images": [10000] * 3})
+    assert explore.sample_label(ev) == "20-100 chips × 10,000 images"
+    assert explore.sample_label(pd.DataFrame({"n": [float("nan")] * 2, "test_images": [float("nan")] * 2})) == \
+        "no evaluations"  # SA0 at a rate nothing was evaluated at: no crash

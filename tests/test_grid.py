@@ -241,7 +241,12 @@ def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tree, ck):
     doc["seconds"] = 1000.0  # and counts the time they took
     journal.write_text(json.dumps(doc))
     c5 = {**c3, "instances": 5}
-    result = jobs.execute("evaluate", c5)["results"][0]
+    said = []
+    result = jobs.execute("evaluate", c5, lambda f, m, force=False, eta_s=None: said.append((f, m, eta_s)))["results"][0]
+    crossbars = [m for _, m, _ in said if "crossbar" in m and "of 5" in m]  # only the new ones: 4 and 5 of 5
+    assert [m.split(" · ")[0] for m in crossbars] == ["f = 20%: crossbar 4 of 5", "f = 20%: crossbar 5 of 5"]
+    assert all("running mean" in m for m in crossbars) and said[-1][0] == 1.0  # the mean counts reused crossbars
+    assert said[-2][2] is None and said[-1][2] == 0  # no ETA from one timed crossbar; none left at the end
     again = result["accuracies"]
     assert again[:3] == [12.5, 25.0, first[2]] and len(again) == 5
     assert 1000 < result["time_s"] < 1000 + 60 and 1000 < json.loads(journal.read_text())["seconds"] < 1000 + 60

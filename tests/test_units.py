@@ -71,3 +71,11 @@ def test_breakdown_bars_stack_components_per_design():
     fig = charts.breakdown(rows, "energy", "energy by component")
     assert fig.layout.barmode == "stack" and {t.name for t in fig.data} == {"ADC", "DAC"}
     assert "µJ" in fig.layout.yaxis.title.text
+
+
+def test_a_value_beside_a_chart_reads_in_the_charts_unit():
+    from dse.view.units import fmt_like
+
+    assert fmt_like(16.55, [16.55, 812_119.0], "latency_ns") == "0.0166 µs"  # not "16.55 ns" beside a µs axis
+    assert fmt_like(2_660.0, [16.55, 812_119.0], "latency_ns") == "2.66 µs"
+    assert fmt_like(float("nan"), [1.0], "energy_uj") == "—"

@@ -250,3 +250,61 @@ def test_the_yield_tab_shows_the_selected_points_yield(tmp_path, monkeypatch):
     at.number_input(key="yield_target").set_value(target).run()
     assert metric(at, "Chip yield") == f"{chip_yield(chips(0.1, 'paper'), target)['yield']:.1%}"
     assert any("BN: paper (Algorithm 1)" in c.value for c in at.caption if "chips >=" in c.value)
+
+
+# ------------------------------------------------------------------ how many chips a claim needs
+@pytest.mark.parametrize("min_yield, level, n", [(0.9, 0.95, 36), (0.95, 0.95, 72), (0.8, 0.95, 17),
+                                                 (0.5, 0.95, 6), (0.0, 0.95, 1), (0.9, 0.9, 29)])
+def test_chips_needed_is_the_smallest_all_pass_sample_that_proves_the_minimum(min_yield, level, n):
+    from dse.core.stats import chips_needed, provable_yield
+
+    assert chips_needed(min_yield, level) == n
+    assert provable_yield(n, level) >= min_yield
+    assert n == 1 or provable_yield(n - 1, level) < min_yield  # one chip fewer cannot prove it
+    assert provable_yield(20) == pytest.approx(0.8316, abs=1e-4)  # the shipped 20 chips: 83.2% at most
+
+
+@pytest.mark.parametrize("bad", [1.0, 1.5, -0.1, "x"])
+def test_chips_needed_rejects_unprovable_minimums_in_one_line(bad):
+    from dse.core.stats import chips_needed
+
+    with pytest.raises(DSEError) as e:
+        chips_needed(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_the_default_minimum_is_one_the_data_can_prove_and_the_note_says_how_many_chips():
+    table = pd.DataFrame({"chips": [20.0, 20.0, np.nan]})
+    assert yields.default_min_yield(table) == 0.8  # 20 chips prove at most 83.2%: 80%, not 90%
+    assert yields.default_min_yield(pd.DataFrame({"chips": [100.0]})) == 0.95
+    assert yields.default_min_yield(pd.DataFrame({"chips": [np.nan]})) == 0.5  # nothing evaluated
+    note = yields.sample_note(table, 0.9)
+    assert "needs 36 chips" in note and "at most 20 chips" in note and "83.2%" in note
+    assert "needs 72 chips" in yields.sample_note(table, 0.95)
+    assert "enough" in yields.sample_note(table, 0.8)
+
+
+def test_the_yield_tab_says_how_many_chips_and_evaluates_them_in_one_click(tmp_path, monkeypatch):
+    """The yield-sample rule on the page: a first minimum the 10 chips per point can prove (50%); at 90% it says
+    36 chips are needed and one click queues an evaluation of the selected point on 36 chips."""
+    from dse.run import jobs
+    from dse.results.store import Store
+    from tests.test_app import app
+
+    started = []
+    monkeypatch.setattr(jobs, "start_worker", lambda st_, jid: started.append(jid))
+    build_store(tmp_path)
+    at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
+    assert not at.exception
+    assert at.number_input(key="yield_min").value == 50.0  # 10 chips prove at most 69.2%: not 90%
+    assert any("needs 6 chips" in i.value for i in at.info)
+    at.number_input(key="yield_min").set_value(90.0).run()
+    assert any("needs 36 chips" in i.value and "at most 10 chips" in i.value for i in at.info)
+    button = at.button(key="yield_more")
+    assert "36 chips (26 more than the 10 evaluated)" in button.label
+    button.click().run()
+    assert not at.exception and len(started) == 1
+    job = Store(tmp_path / "results.sqlite").job(started[0])
+    cfg = json.loads(job["config"])
+    assert job["kind"] == "evaluate" and cfg["instances"] == 36 and cfg["fault_rates"] == [0.1]
+    assert cfg["bn"] == "chip" and cfg["calib_images"] == 500

@@ -86,3 +86,29 @@ def chip_yield(accuracies, target: float, level: float = 0.95) -> dict:
     n, k = int(a.size), int((a >= t).sum())
     low, high = clopper_pearson(k, n, lv)
     return {"yield": k / n, "k": k, "n": n, "low": low, "high": high, "target": t, "level": lv}
+
+
+def chips_needed(min_yield: float, level: float = 0.95, limit: int = 1_000_000) -> int:
+    """The fewest chips n whose all-pass result (n of n meeting the target) has an exact two-sided
+    Clopper-Pearson lower bound at `level` of at least `min_yield` (a fraction in [0, 1)): that bound is
+    (a/2)^(1/n) with a = 1 - level, so n = ceil(ln(a/2) / ln(min_yield)); 36 chips for 0.9 and 72 for 0.95
+    at the 95% level. Fewer chips cannot prove the claim whatever they score."""
+    y = number_in(min_yield, 0.0, 1.0, "minimum yield must be a fraction in [0, 1), e.g. 0.9; got ")
+    lv = _check_level(level)
+    if y >= 1.0:
+        raise DSEError("a minimum yield of 100% can never be proved by a finite number of chips; choose below 1")
+    if y <= 0.0:
+        return 1
+    n = max(1, math.ceil(math.log((1.0 - lv) / 2) / math.log(y) - 1e-9))
+    while n > 1 and clopper_pearson(n - 1, n - 1, lv)[0] >= y:  # guard the float edge both ways
+        n -= 1
+    while clopper_pearson(n, n, lv)[0] < y:
+        n += 1
+        if n > limit:
+            raise DSEError(f"a minimum yield of {y:.4%} needs more than {limit:,} chips")
+    return n
+
+
+def provable_yield(n: int, level: float = 0.95) -> float:
+    """The most that n chips can prove: the lower bound when all n meet the target (0.832 for 20 chips)."""
+    return clopper_pearson(int(n), int(n), level)[0]

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict
@@ -81,13 +82,16 @@ def submit(store: Store, kind: str, point: DesignPoint, config: dict, source: st
 
 
 def start_worker(store: Store, jid: str) -> subprocess.Popen:
-    """A detached process (own session), so closing the app's browser tab or a rerun does not kill it."""
+    """A detached process (own session), so closing the app's browser tab or a rerun does not kill it. A
+    daemon thread waits for it, so a finished worker is reaped at once (never left <defunct>)."""
     log = store.path.parent / "logs" / f"{jid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as f:
-        return subprocess.Popen([sys.executable, "-m", "dse", "worker", jid, "--store", str(store.path)],
+        proc = subprocess.Popen([sys.executable, "-m", "dse", "worker", jid, "--store", str(store.path)],
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+    threading.Thread(target=proc.wait, name=f"reap-{jid[:8]}", daemon=True).start()
+    return proc
 
 
 def cancel(store: Store, jid: str) -> None:
@@ -109,12 +113,13 @@ class _Progress:
         self.store, self.jid, self.every = store, jid, every
         self.t0, self.last = time.time(), 0.0
 
-    def __call__(self, fraction: float, message: str, force: bool = False) -> None:
+    def __call__(self, fraction: float, message: str, force: bool = False, eta_s: float | None = None) -> None:
+        """eta_s: the caller's own estimate (an evaluation's, from its measured time per crossbar)."""
         now = time.time()
         if not force and now - self.last < self.every:
             return
         self.last = now
-        eta = (now - self.t0) * (1 - fraction) / fraction if fraction > 0 else None
+        eta = eta_s if eta_s is not None else (now - self.t0) * (1 - fraction) / fraction if fraction > 0 else None
         self.store.update_job(self.jid, progress=min(1.0, fraction), message=message, eta_s=eta)
 
 
@@ -150,7 +155,7 @@ def run_job(store: Store, jid: str) -> None:
 # =============================================================================================
 
 
-def _no_progress(fraction: float, message: str, force: bool = False) -> None:
+def _no_progress(fraction: float, message: str, force: bool = False, eta_s: float | None = None) -> None:
     pass
 
 
@@ -229,6 +234,8 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
         done[rate], earlier_s[rate] = j.read()
     spent = dict(earlier_s)
     clock = [time.perf_counter()]
+    timer = CrossbarTimer(len(rates) * per_rate, sum(len(a) for a in done.values()))
+    progress(0.0, f"loading the checkpoint and CIFAR-10; then {len(rates) * per_rate} crossbars", force=True)
 
     def on_instance(rate, i, acc):
         k = rates.index(rate)
@@ -237,7 +244,10 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
         clock[0] = now
         done[rate][i - 1:] = [acc]  # crossbar i (1-based) of this rate
         journals[rate].write(done[rate], spent[rate])
-        progress((k + i / per_rate) / len(rates), f"fault rate {rate:g}: crossbar {i}/{per_rate}")
+        eta = timer.tick(now)
+        progress((k + i / per_rate) / len(rates),  # a rate's last crossbar always reaches the store
+                 progress_message(rate, i, per_rate, sum(done[rate]) / len(done[rate]), eta), eta_s=eta,
+                 force=i == per_rate)
 
     if any(done.values()):
         print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),
@@ -251,6 +261,39 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
             "results": [{**r, "fault_free_quantized_accuracy": quantized,
                          "time_s": round(r["time_s"] + earlier_s.get(r["fault_rate"], 0.0), 3)}
                         for r in out["results"]]}
+
+
+class CrossbarTimer:
+    """An ETA from the measured time per crossbar: the seconds between crossbars finished in this run (the
+    first one's start-up, data loading and BN statistics, are not counted), times the crossbars left."""
+
+    def __init__(self, total: int, finished: int = 0):
+        self.total, self.finished, self.first, self.last = total, finished, None, None
+        self.timed = 0
+
+    def tick(self, now: float) -> float | None:
+        """One more crossbar finished at `now` (seconds); the ETA in seconds, None until two are timed."""
+        self.finished += 1
+        if self.first is None:
+            self.first = now
+        else:
+            self.timed += 1
+        self.last = now
+        if not self.timed:
+            return None
+        return (self.last - self.first) / self.timed * max(0, self.total - self.finished)
+
+
+def progress_message(rate: float, i: int, n: int, mean: float, eta_s: float | None) -> str:
+    """An evaluation's progress as a job row shows it: 'f = 10%: crossbar 7 of 100 · running mean 81.23% ·
+    ETA 2 min 05 s' (no ETA until two crossbars have been timed)."""
+    eta = "" if eta_s is None else f" · ETA {format_eta(eta_s)}"
+    return f"f = {100 * rate:g}%: crossbar {i} of {n} · running mean {mean:.2f}%{eta}"
+
+
+def format_eta(seconds: float) -> str:
+    s = max(0, int(round(seconds)))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
 
 
 def journal(c: EvaluateTask, sha: str, rate: float) -> Journal:

@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from dse.core.protocol import fault_model_label
 from dse.view import units
 
 # cost axes carry no unit here: pareto() adds the one that fits the plotted values (dse.view.units)
@@ -54,14 +55,15 @@ def dropconnect_heatmap(curves: pd.DataFrame, title: str) -> go.Figure:
     fig = px.imshow(grid.values, x=[pct(f) for f in grid.columns], y=[f"{p:g}" for p in grid.index],
                     color_continuous_scale="Viridis", aspect="auto", text_auto=".1f", origin="lower",
                     labels={"x": AXIS["fault_rate"], "y": AXIS["dropconnect"], "color": "accuracy %"}, title=title)
-    best = grid.idxmax(axis=0)
+    rated = grid.notna().sum(axis=0) >= 2  # a "best p" needs at least two drop-connect rates to choose from
+    best = grid.loc[:, rated].idxmax(axis=0)
     # an open square around the best cell keeps its value readable
     fig.add_trace(go.Scatter(x=[pct(f) for f in best.index], y=[f"{p:g}" for p in best.values], mode="markers",
                              marker=dict(symbol="square-open", size=34, color="red", line=dict(width=3)),
                              name="best p per fault rate", hoverinfo="skip"))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
-    fig.update_layout(height=380, legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=420, legend=dict(orientation="h", y=-0.25), margin=dict(t=90))
     return fig
 
 
@@ -84,7 +86,7 @@ def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: s
     """Accuracy against cost for all evaluated design points; front, selection and recommendation marked.
     Trained points not evaluated at this rate sit as ticks along the bottom, at their (known) cost.
     The cost axis is in the unit that fits its values; a front of one point still shows, as a marker."""
-    faults = f"{pct(fault_rate)} {fault_model.upper()} faults"
+    faults = f"{pct(fault_rate)} {fault_model_label(fault_model)} faults"
     costed = table.dropna(subset=[objective])
     t, u = costed[costed.accuracy.notna()], costed[costed.accuracy.isna()]
     if costed.empty:
@@ -147,12 +149,12 @@ def mapping_comparison(ev: pd.DataFrame, title: str) -> go.Figure:
 
 
 def fault_map(faulty: np.ndarray, title: str) -> go.Figure:
-    """One crossbar tile: rows are inputs (in x k x k), columns are outputs; dark cells are stuck."""
+    """A layer's cells (or one tile of them): rows are inputs (in x k x k), columns are outputs; dark cells are stuck."""
     fig = px.imshow(faulty.astype(np.uint8), color_continuous_scale=[[0, "#f2f2f2"], [1, "#b2182b"]],
                     labels={"x": "column (output channel)", "y": "row (input x kernel position)", "color": "stuck"},
                     title=title)
     fig.update_coloraxes(showscale=False)
-    fig.update_layout(height=460)
+    fig.update_layout(height=460, margin=dict(t=90))
     return fig
 
 
@@ -170,6 +172,7 @@ def subtitle(fig: go.Figure, text: str) -> go.Figure:
     """The figure with `text` under its title (which protocol its numbers come from)."""
     title = fig.layout.title.text or ""
     fig.update_layout(title_text=f"{title}<br><sup>{text}</sup>" if title else text)
+    fig.update_layout(margin=dict(t=max(90, (fig.layout.margin.t or 0))))  # two lines of title, unclipped
     return fig
 
 

@@ -252,7 +252,8 @@ def recommend(table: pd.DataFrame, target: float, objective: str = "latency_ns")
 
 def default_target(table: pd.DataFrame, fallback: float = 85.0) -> float:
     """A first accuracy target that some evaluated designs meet and others miss: their median, rounded down
-    to half a point, so the first recommendation already shows a trade-off."""
+    to half a point, so the first recommendation already shows a trade-off. With nothing evaluated at this
+    rate, `fallback` (the page passes the target shown before, so it never jumps to an arbitrary value)."""
     acc = table["accuracy"].dropna() if "accuracy" in table else pd.Series(dtype=float)
     return fallback if acc.empty else math.floor(float(acc.median()) * 2) / 2
 
@@ -285,3 +286,32 @@ def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict
         ensure_costs(store, [point])
         totals = stored_cost(store, point, cost_model)
     return totals
+
+
+def sample_label(ev: pd.DataFrame) -> str:
+    """The sample behind a figure's faulty points: '20-100 chips x 10,000 images' (chips: crossbar instances
+    per point; the fault-free points are one network each)."""
+    ev = ev[ev.n.notna()] if ev is not None and "n" in ev else None
+    if ev is None or ev.empty:
+        return "no evaluations"
+    faulty = ev[ev.fault_rate > 0] if "fault_rate" in ev else ev
+    faulty = faulty if not faulty.empty else ev
+    lo, hi = int(faulty.n.min()), int(faulty.n.max())
+    chips = f"{lo} chips" if lo == hi else f"{lo}-{hi} chips"
+    imgs = ev.test_images.dropna() if "test_images" in ev else pd.Series(dtype=float)
+    images = "" if imgs.empty else (f" × {int(imgs.min()):,} images" if imgs.min() == imgs.max()
+                                    else f" × {int(imgs.min()):,}-{int(imgs.max()):,} images")
+    return (chips if hi > 1 else "1 chip") + images
+
+
+def fault_free_note(ev: pd.DataFrame, point: DesignPoint, header: float | None, bn: str) -> str | None:
+    """Why the curve's f = 0 point of the selected design may differ from the header's fault-free accuracy:
+    None when they agree to 0.01 points (or either is missing), else one sentence naming both."""
+    if ev is None or ev.empty or header is None or pd.isna(header):
+        return None
+    at0 = ev[np.isclose(ev.fault_rate, 0.0) & np.isclose(ev.dropconnect, point.dropconnect)]
+    if at0.empty or abs(float(at0["mean"].iloc[0]) - float(header)) < 0.005:
+        return None
+    return (f"At f = 0 the curve shows {float(at0['mean'].iloc[0]):.2f}% for p = {point.dropconnect:g} where the header "
+            f"says {float(header):.2f}%: the curve is the 8-bit network on the crossbars with the {bn} protocol's BN "
+            "statistics, the header the float network with its trained ones (the checkpoint's test accuracy).")

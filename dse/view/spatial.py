@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dse.core.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
-from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, fault_model_name  # noqa: F401  the tab's choices
+from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name  # noqa: F401  the tab's choices
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
 LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
@@ -82,6 +82,30 @@ def accuracy_figure(report: dict, point: str, fault_models: list[str] | None = N
                       yaxis_title="test accuracy (%)", legend_title="faults, layout (colour: faults; line: layout)",
                       height=560, width=1000)
     return fig
+
+
+def sample_label(report: dict) -> str:
+    """The report's sample and protocol, as its figures state it: 'BN: chip (N=500) · 5 chips x 1,000 images per
+    point; f = 0: the 8-bit network on the same images'."""
+    bn = report.get("bn")
+    how = bn_label(bn, report.get("calib_images")) if bn in ("paper", "chip", "batch") else "not recorded"
+    return (f"BN: {how} · {report.get('instances', '?')} chips × {int(report.get('test_images') or 10000):,} images "
+            "per point; f = 0: the 8-bit network on the same images")
+
+
+def protocol_note(report: dict, bn: str, calib_images: int) -> str | None:
+    """Why the report's curve may not match the rest of the page: its own protocol and smaller sample."""
+    theirs = (report.get("bn"), int(report.get("calib_images") or 0) if report.get("bn") == "chip" else 0)
+    ours = (bn, int(calib_images) if bn == "chip" else 0)
+    sample = (f"The shipped spatial-defects report uses {report.get('instances', '?')} chips × "
+              f"{int(report.get('test_images') or 10000):,} test images, so its f = 0 point (the 8-bit network on "
+              "those images) differs from the header's fault-free accuracy (the float network on 10,000).")
+    if theirs == ours:
+        return sample
+    if theirs[0] not in ("paper", "chip", "batch"):
+        return f"{sample} Its BN protocol is not recorded in the report."
+    return (f"{sample} It was made under BN: {bn_label(theirs[0], theirs[1])}, not the sidebar's "
+            f"{bn_label(bn, calib_images)}: the Evaluate button above evaluates the point under the sidebar's protocol.")
 
 
 def lifetime_curve(report: dict, point: str, fault_model: str, layout: str, trajectory, months) -> pd.DataFrame:

@@ -42,3 +42,13 @@ def fmt(value: float, column_or_unit: str, digits: int = 2) -> str:
         return "—"
     unit, size = unit_for(value, column_or_unit)
     return f"{value / size:,.{digits}f} {unit}"
+
+
+def fmt_like(value: float, values: Iterable[float], column_or_unit: str) -> str:
+    """One value in the unit that fits a whole column of `values` (the unit its chart axis uses), so a
+    recommendation beside a chart reads in the axis's unit: 16.55 ns among values up to 812 µs -> "0.0166 µs"."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    unit, size = unit_for(values, column_or_unit)
+    v = value / size
+    return f"{v:,.2f} {unit}" if abs(v) >= 1 or v == 0 else f"{v:.3g} {unit}"

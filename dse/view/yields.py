@@ -17,7 +17,7 @@ import pandas as pd
 
 from dse.core.errors import DSEError
 from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
-from dse.core.stats import chip_yield, number_in
+from dse.core.stats import chip_yield, chips_needed, number_in, provable_yield
 from dse.view.explore import best_evaluations
 from dse.view.pareto import cheapest_meeting
 
@@ -113,3 +113,45 @@ def recommend(table: pd.DataFrame, min_yield: float, objective: str = "latency_n
         return None
     row = cheapest_meeting(t, y, cost=objective, accuracy=col)
     return None if row is None else dict(row)
+
+
+MINIMUMS = (0.95, 0.9, 0.8, 0.75, 0.5)  # the page's first minimum yield: the highest of these the data can prove
+
+
+def most_chips(table: pd.DataFrame) -> int:
+    """The most chips any design in a yield table (with_yields) was evaluated on; 0 when none was."""
+    n = table["chips"].dropna() if "chips" in table else pd.Series(dtype=float)
+    return 0 if n.empty else int(n.max())
+
+
+def default_min_yield(table: pd.DataFrame, level: float = LEVEL) -> float:
+    """The highest of MINIMUMS that the table's largest chip sample could prove (all of them passing); the
+    lowest of MINIMUMS when nothing is evaluated or even that is out of reach."""
+    n = most_chips(table)
+    reachable = [m for m in MINIMUMS if n and provable_yield(n, level) >= m]
+    return reachable[0] if reachable else MINIMUMS[-1]
+
+
+def sample_note(table: pd.DataFrame, min_yield: float, level: float = LEVEL) -> str:
+    """One sentence on what the evaluated chips can prove against `min_yield` (a fraction) and how many
+    chips the claim needs: '... 20 chips prove at most 83.2% ...; 90% needs 36 chips (all passing)'."""
+    if min_yield >= 1.0:
+        return "A yield of 100% can never be proved by a finite number of chips: choose a minimum below 100%."
+    need = chips_needed(min_yield, level)
+    n = most_chips(table)
+    claim = f"A yield of at least {min_yield:.0%} needs {need} chips all meeting the target"
+    if n == 0:
+        return f"{claim}; no design is evaluated at this fault rate yet."
+    best = provable_yield(n, level)
+    if n >= need:
+        return f"{claim}; the largest sample here ({n} chips) is enough if its chips pass."
+    return (f"{claim}: with at most {n} chips per design here, even all of them passing proves at most "
+            f"{best:.1%}, so no design can qualify until {need} chips are evaluated.")
+
+
+def more_chips_command(checkpoint: str, ui: dict, chips: int) -> str:
+    """The command line that evaluates a point on `chips` chips under the page's fault model, rate and protocol."""
+    bn = f" --bn {ui['bn']}" + (f" --calib-images {ui['calib_images']}" if ui["bn"] == "chip" else "")
+    model = "" if ui["fault_model"] == "sa1" else f" --fault-model {ui['fault_model']}"
+    return (f"python -m dse evaluate {checkpoint} --fault-rate {ui['fault_rate']:g} --instances {chips}{bn}{model} "
+            "--data PATH")
