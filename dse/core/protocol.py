@@ -109,7 +109,7 @@ def fault_model_name(model: str, param: float | None = None, remap: bool = False
     return spec.name
 
 
-PRECISIONS = ("auto", "fp32", "bf16")  # dse.core.precision chooses and runs them
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.precision chooses them; int8 evaluates only (dse/core/int8.py)
 
 
 def check_precision(name) -> str:
