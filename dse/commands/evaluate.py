@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
                    help="crossbar instances per batched forward (default: $DSE_INSTANCES_PER_PASS, else measured "
                         "once per machine; a GPU gains from K > 1, a CPU seldom)")
     _args.add_device(p)
-    _args.add_precision(p, "the evaluation (and each chip's BN pass)")
+    _args.add_precision(p, "the evaluation (and each chip's BN pass)", evaluation=True)
     _args.add_json(p)
     p.set_defaults(func=run)
 

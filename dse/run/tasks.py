@@ -41,6 +41,8 @@ class TrainTask:
     def __post_init__(self):
         if self.precision is not None:
             check_precision(self.precision)
+        if self.precision == "int8":
+            raise DSEError("int8 is for evaluation only; a training task runs in auto, fp32 or bf16")
         if isinstance(self.point, dict):
             object.__setattr__(self, "point", DesignPoint(**self.point))
         if self.calib_rates is not None:
