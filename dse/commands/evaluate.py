@@ -71,6 +71,8 @@ def run(args) -> dict:
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
               f"BN: {protocol.bn_label}; faults: {protocol.fault_model}; "
               f"precision {result['precision']} ({result['precision_reason']})")
+        if "int8" in result:
+            print(f"  {result['int8']}")
         n_test = result["results"][0]["test_images"]
         print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
               + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else

@@ -362,6 +362,7 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
             "shortcut_kernel": m["shortcut_kernel"], "mapping": m["mapping"], "dropconnect": m["dropconnect"],
             "fault_free_accuracy": m.get("test_accuracy"), "fault_free_quantized_accuracy": quantized,
             "protocol": asdict(protocol), "precision": ev.precision, "precision_reason": ev.choice.reason,
+            **({"int8": ev.int8.describe(protocol.bn, protocol.calib_images)} if ev.int8 is not None else {}),
             "results": results}
 
 

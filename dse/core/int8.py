@@ -322,6 +322,15 @@ class Int8State:
             self._qx = (qp, xs)
         return self._qx[1]
 
+    def describe(self, bn: str, calib_images: int) -> str:
+        """One line for an evaluation's output: what the int8 engine models, and its calibration images."""
+        where = ("each chip's own" if bn == "chip" else
+                 f"a fixed set, through {CALIB_MAPS} calibration maps per rate")
+        return (f"int8 ({self.engine.engine} engine): crossbar weights are the faulty {WEIGHT_BITS}-bit levels, BN "
+                f"folded; inputs {INPUT_BITS}-bit (the DACs: {INPUT_BITS} bits modelled whatever the cost model's "
+                f"input_bits); activation ranges from {calib_images} training images ({where}); 1x1 convs 8-bit, "
+                "classifier float; ADC resolution of partial sums not modelled")
+
     @torch.no_grad()
     def accuracy(self, p: dict[str, Tensor], chip: bool) -> float:
         """Test accuracy (percent) of the instance whose parameters (faulty weights, BN statistics) are `p`."""
