@@ -151,12 +151,14 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
         ck = checkpoints.setdefault(net, {"untrained": [net, cfg.width, cfg.fault_rate]})  # training skipped (--only)
         choice = result["precision"]["choices"][net]["evaluate"]
         ev["precision"] = choice.get("float_precision") or choice["precision"]  # int8 has its own row
-        c = m("campaign_compare", ckpt=ck, workers=cfg.ref_workers, int8=_int8_here(cfg, result), **ev)
+        int8 = _int8_here(cfg, result)  # with bf16 beside an fp32 project where bf16 is native: int8's ratio to it
+        also = ["bf16"] if int8 and ev["precision"] == "fp32" and result["precision"].get("native_bf16") else []
+        c = m("campaign_compare", ckpt=ck, workers=cfg.ref_workers, int8=int8, also=also, **ev)
         result["campaign"].append(c)
         ips = c["image_instances_per_s"]
         log(f"campaign {net}: project {ips['project']:.1f}, plain inference {ips['plain']:.1f}, naive "
             f"{ips['naive']:.1f} image-instances/s ({c['path']})"
-            + (f"; int8 {ips['int8']:.1f}" if "int8" in ips else ""))
+            + "".join(f"; {k} {ips[k]:.1f}" for k in ("bf16", "int8") if k in ips and k != c["precision"]))
         e2e_ev = {**ev, "instances": c["instances"]}  # the instances the interleaved run measured (whole designs)
         e2e = m("campaign_project", ckpt=ck, **e2e_ev)
         if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.allocator)
@@ -214,6 +216,8 @@ def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints:
             ips = camp["image_instances_per_s"]
             speed = {"vs_fp32": round(sum(e["speedup"] for e in fp32) / len(fp32), 3),
                      f"vs_{camp['precision']}": round(ips["int8"] / ips["project"], 3), "source": "campaign"}
+            if "bf16" in ips:
+                speed["vs_bf16"] = round(ips["int8"] / ips["bf16"], 3)
             P.record(dev, "speed", f"{net}/evaluate-int8", speed)
             out["speed"][net] = speed
         _log_choices(cfg, result["precision"], net, dev, log)

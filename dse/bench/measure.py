@@ -352,7 +352,8 @@ def _load_ckpt(ckpt: str | dict):
 
 def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
                      batch_size: int = 500, workers: int = 2, device: str = "cpu", seed: int = 0,
-                     calib_images: int = 500, precision: str = "fp32", *, int8: bool = False) -> dict:
+                     calib_images: int = 500, precision: str = "fp32", *, int8: bool = False,
+                     also: tuple[str, ...] = ()) -> dict:
     """Image-instances/s of four ways to run `instances` crossbar instances over `test_images` images,
     interleaved instance by instance: the project's (`Evaluator.accuracy(FaultInjector.weights(i, ...))`, the
     loop body of `Evaluator.run`), the same under the chip BN protocol (each instance first re-estimates its
@@ -385,6 +386,8 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     steps = {}
     if int8:  # the int8 engine on the same maps, its calibration images the chip protocol's (a fixed set)
         steps["int8"], parts = _int8_step(ck, x, y, d.train_x, dev, batch_size, rate, seed, calib_images, accs)
+    for other in also:  # another float precision's campaign (bf16 beside an fp32 project), for the int8 ratios
+        steps[other] = _float_step(ck, x, y, dev, batch_size, rate, seed, other, accs)
 
     def project(i: int):
         w = ev.injector.weights(i, rate, seed)
@@ -432,7 +435,26 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
             "precision": ev.precision,
             "image_instances_per_s": {k: instances * n / sum(v) for k, v in times.items()},
             "instance_s": {k: [round(t, 3) for t in v] for k, v in times.items()}, "accuracies": accs,
-            **({"int8_parts_s": {k: sum(v) / len(v) for k, v in parts.items()}} if int8 else {})}
+            **({"int8_parts_s": {k: sum(v) / len(v) for k, v in parts.items() if k != "engine"},
+                "int8_engine": parts["engine"]} if int8 else {})}
+
+
+def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precision: str, accs: dict):
+    """The project's campaign step in `precision` (its own evaluator), for a ratio beside the project's."""
+    from dse.core.evaluate import Evaluator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = Evaluator(ck, x, y, dev, batch_size, precision)
+        ev.use_bn_for(rate)
+    accs[precision] = []
+
+    def step(i: int):
+        acc = ev.accuracy(ev.injector.weights(max(i, 0), rate, seed))
+        if i >= 0:
+            accs[precision].append(acc)
+
+    return step
 
 
 def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, calib_images: int, accs: dict):
@@ -445,7 +467,7 @@ def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, 
         ev = Evaluator(ck, x, y, dev, batch_size, "int8", calib_x=train_x)
         ev.set_calibration(train_x, min(calib_images, len(train_x)))
         ev.use_bn_for(rate)
-    parts: dict[str, list[float]] = {"pack_s": [], "ranges_s": [], "test_s": []}
+    parts: dict = {"pack_s": [], "ranges_s": [], "test_s": [], "engine": ev.int8.engine.engine}
     accs["int8"] = []
 
     def step(i: int):

@@ -91,8 +91,9 @@ def _int8_targets(result: dict) -> list[dict]:
         if "int8" not in ips:
             continue
         note = "" if net == "resnet20" else "target set for ResNet20"
-        out.append(_target(f"int8 campaign {net}: int8 / project ({c.get('precision', 'fp32')})",
-                           _ratio(ips["int8"], ips["project"]), TARGETS["int8_vs_bf16"], True, "x", note))
+        vs = "bf16" if "bf16" in ips else "project"
+        out.append(_target(f"int8 campaign {net}: int8 / {'bf16' if vs == 'bf16' else 'project (' + c.get('precision', 'fp32') + ')'}",
+                           _ratio(ips["int8"], ips[vs]), TARGETS["int8_vs_bf16"], True, "x", note))
         out.append(_target(f"int8 campaign {net}: int8 / naive fp32 reference", _ratio(ips["int8"], ips["naive"]),
                            TARGETS["int8_vs_naive"], True, "x", note))
     for eq in result.get("int8", {}).get("equivalence", []):
@@ -215,15 +216,17 @@ def _int8_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]
          "the same maps; rebuild = packing the faulty weights per instance, ranges = the per-rate calibration pass "
          "(once per rate, so its share falls with more instances), both over the instance's total.", ""]
     if rows:
-        L += _table(["network", "int8 image-instances/s", "project (float)", "vs project", "naive fp32", "vs naive",
+        L += _table(["network", "int8 image-instances/s", "project (float)", "vs project", "bf16", "vs bf16",
+                     "naive fp32", "vs naive",
                      "s per instance (min-max)", "rebuild share", "range calibration (once per rate)", "engine"],
                     [[c["network"], _f(c["image_instances_per_s"]["int8"]),
                       f"{_f(c['image_instances_per_s']['project'])} ({c['precision']})",
                       _f(_ratio(c["image_instances_per_s"]["int8"], c["image_instances_per_s"]["project"]), 2, "x"),
+                      _f(_bf16(c)), _f(_ratio(c["image_instances_per_s"]["int8"], _bf16(c)), 2, "x"),
                       _f(c["image_instances_per_s"]["naive"]),
                       _f(_ratio(c["image_instances_per_s"]["int8"], c["image_instances_per_s"]["naive"]), 2, "x"),
                       _spread(c["instance_s"]["int8"]), _share(c, "pack_s"), _share(c, "ranges_s"),
-                      c["path"].split(",")[0] if c["path"].startswith("int8") else "-"]
+                      c.get("int8_engine", "-")]
                      for c in rows])
     if eqs:
         L += _table(["network", "BN", "f", "instances x images", "fp32 mean (%)", "int8 mean (%)",
@@ -233,6 +236,11 @@ def _int8_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]
                       _f(e["int8_mean"], 3), _f(e["diff"], 3), _f(e["max_instance_diff"], 2), _f(e["speedup"], 2, "x"),
                       "met" if e["ok"] else "**missed**"] for e in eqs])
     return L
+
+
+def _bf16(c: dict) -> float | None:
+    ips = c["image_instances_per_s"]
+    return ips.get("bf16") or (ips["project"] if c.get("precision") == "bf16" else None)
 
 
 def _share(c: dict, part: str) -> str:

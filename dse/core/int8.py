@@ -117,6 +117,15 @@ def packed_conv_weight(levels: Tensor, scale: Tensor, bn_scale: Tensor | None) -
     return torch._make_per_channel_quantized_tensor(q.contiguous(), s, torch.zeros(len(s), dtype=torch.long), 0)
 
 
+def _identity(p: dict, conv: str, bn: str | None) -> tuple[tuple, tuple]:
+    """The tensors a conv's packed weight is made of, and their versions (an in-place copy bumps a version)."""
+    names = [f"{conv}.weight", f"{conv}.bias"]
+    if bn is not None:
+        names += [f"{bn}.{k}" for k in ("running_mean", "running_var", "weight", "bias")]
+    ts = tuple(p.get(n) for n in names)
+    return tuple(None if t is None else t._version for t in ts), ts
+
+
 def _arg(env: dict, a):
     return env[a] if isinstance(a, torch.fx.Node) else a
 
@@ -145,6 +154,7 @@ class Int8Forward:
         self.nodes = list(self.gm.graph.nodes)
         self.modules = dict(self.gm.named_modules())
         self.input_name = next(n.name for n in self.nodes if n.op == "placeholder")
+        self._fixed: dict[str, tuple] = {}  # conv node -> (tensor versions, tensors, packed): off-crossbar convs
         self.convs = {}  # conv block node -> (conv name, BN name or None, args)
         bn_of = dict(folded.convs)
         for n in self.nodes:
@@ -155,19 +165,29 @@ class Int8Forward:
 
     def pack(self, p: dict[str, Tensor]) -> dict[str, object]:
         """The per-instance rebuild: for each conv, its prepacked int8 weight (levels, BN-folded per-channel
-        scales) and float bias. `p`: the model's parameters and buffers by name, faulty weights substituted."""
+        scales) and float bias. `p`: the model's parameters and buffers by name, faulty weights substituted. An
+        off-crossbar conv whose weight and BN tensors are unchanged since the last call is not packed again."""
         out = {"#params": p}  # the float layers' parameters (the classifier)
         with torch.no_grad(), quantized_engine(self.engine):
             for node, (conv, bn) in self.convs.items():
-                s, shift = self.folded.bn_affine(p, bn)
-                b = p.get(f"{conv}.bias")
-                bias = shift if b is None else (b if s is None else shift + b * s)
-                levels, scale = levels_of(p[f"{conv}.weight"])
-                qw = packed_conv_weight(levels, scale, s)
-                stride, padding, dilation, groups = node.args[3:7]
-                out[node.name] = torch.ops.quantized.conv2d_prepack(
-                    qw, None if bias is None else bias.float().contiguous(), stride, padding, dilation, groups)
+                key = _identity(p, conv, bn)
+                hit = self._fixed.get(node.name)
+                if hit is not None and hit[0] == key[0] and all(a is b for a, b in zip(hit[1], key[1])):
+                    out[node.name] = hit[2]
+                    continue
+                out[node.name] = self._pack_one(node, conv, bn, p)
+                if not hasattr(p[f"{conv}.weight"], LEVELS_ATTR):  # off the crossbar: the same every instance
+                    self._fixed[node.name] = (*key, out[node.name])
         return out
+
+    def _pack_one(self, node, conv: str, bn: str | None, p: dict[str, Tensor]):
+        s, shift = self.folded.bn_affine(p, bn)
+        b = p.get(f"{conv}.bias")
+        bias = shift if b is None else (b if s is None else shift + b * s)
+        qw = packed_conv_weight(*levels_of(p[f"{conv}.weight"]), s)
+        stride, padding, dilation, groups = node.args[3:7]
+        return torch.ops.quantized.conv2d_prepack(qw, None if bias is None else bias.float().contiguous(), stride,
+                                                  padding, dilation, groups)
 
     @torch.no_grad()
     def observe(self, p: dict[str, Tensor], batches, ranges: dict | None = None) -> dict[str, tuple[float, float]]:
