@@ -19,7 +19,7 @@ needs_int8 = pytest.mark.skipif(not HAS_INT8, reason=f"no int8 kernels here: {WH
 VNNI = P.Capability("cpu", True, "AVX512-BF16", True, "VNNI")
 NO_INT8 = P.Capability("cpu", True, "AVX512-BF16", False, "AVX2: no VNNI or AMX-INT8")
 SAME = {"ok": True, "diff": 0.03}
-ALL_SAME = {k: {"ok": True, "diff": 0.05} for k in P.INT8_CHECKS}
+ALL_SAME = {k: {"ok": True, "diff": 0.05, "instances": 10, "images": 10_000} for k in P.INT8_CHECKS}
 FAST = {"vs_fp32": 5.0, "vs_bf16": 2.6}
 
 
@@ -97,8 +97,11 @@ def test_auto_takes_int8_only_where_shown_equal_and_faster():
     unchecked = P.choose("auto", "evaluate", VNNI, 1.7, SAME, int8_speed=FAST,
                          int8_equivalence={k: v for k, v in ALL_SAME.items() if k != "chip/0.3"})
     assert unchecked.precision == "bf16" and "chip/0.3 unchecked" in unchecked.reason
+    small = P.choose("auto", "evaluate", VNNI, 1.7, SAME, int8_speed=FAST,
+                     int8_equivalence={**ALL_SAME, "chip/0.1": {**ALL_SAME["chip/0.1"], "images": 1000}})
+    assert small.precision == "bf16" and "too few images (chip/0.1" in small.reason
     moved = P.choose("auto", "evaluate", VNNI, 1.7, SAME, int8_speed=FAST,
-                     int8_equivalence={**ALL_SAME, "paper/0.3": {"ok": False, "diff": 0.41}})
+                     int8_equivalence={**ALL_SAME, "paper/0.3": {**ALL_SAME["paper/0.3"], "ok": False, "diff": 0.41}})
     assert moved.precision == "bf16" and "0.41 points under paper at 0.3" in moved.reason
     slow = P.choose("auto", "evaluate", VNNI, 1.7, SAME, int8_speed={"vs_fp32": 1.5, "vs_bf16": 0.9},
                     int8_equivalence=ALL_SAME)

@@ -36,6 +36,7 @@ MIN_SPEEDUP = 1.05  # below this, bf16's rounding is not worth the time it saves
 EQUIVALENCE_POINTS = 0.1  # largest mean-accuracy difference from fp32 that counts as the same answer
 INT8_POINTS = 0.2  # the same for int8 (issue 39), on each of INT8_CHECKS
 INT8_CHECKS = ("paper/0.1", "paper/0.3", "chip/0.1", "chip/0.3")  # BN protocol / fault rate, each shown equal
+INT8_MIN_SAMPLE = 10 * 10_000  # image-instances per check (10 instances x the 10,000 test images) that decide
 CACHE_VERSION = 1
 
 
@@ -119,6 +120,11 @@ def _int8_blocker(cap: Capability, base: str, speed: dict | None, equivalence: d
     if missing:
         return (f"not yet shown to give fp32's answers on this machine ({', '.join(missing)} unchecked; "
                 "python -m dse bench --checkpoint ... checks it)")
+    small = [k for k in INT8_CHECKS
+             if equivalence[k].get("instances", 0) * equivalence[k].get("images", 0) < INT8_MIN_SAMPLE]
+    if small:
+        return (f"checked on too few images ({', '.join(small)}: fewer than 10 instances x 10,000 images; "
+                "python -m dse bench with its default --equivalence-* decides)")
     moved = [(k, equivalence[k]["diff"]) for k in INT8_CHECKS if not equivalence[k].get("ok")]
     if moved:
         return "moved the mean accuracy by " + ", ".join(f"{d:.2f} points under {k.replace('/', ' at ')}"
