@@ -119,10 +119,22 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert res["precision"]["choices"]["resnet20"]["evaluate"]["precision"] == "fp32"
     assert res["train_end_to_end"][0]["images_per_s"] > 0 and res["train_end_to_end"][0]["peak_rss_mb"] > 0
     (c,) = res["campaign"]
-    assert set(c["image_instances_per_s"]) == {"project", "chip", "plain", "naive"} and c["path"].startswith("bn-folded")
+    from dse.core.int8 import int8_capability
+    from dse.core.precision import capability
+
+    int8 = int8_capability()[0]  # the int8 engine's row where the CPU has int8 kernels, with bf16 beside fp32
+    extra = ({"int8"} | ({"bf16"} if capability("cpu").native_bf16 else set())) if int8 else set()
+    assert set(c["image_instances_per_s"]) == {"project", "chip", "plain", "naive"} | extra
+    assert c["path"].startswith("bn-folded")
+    if int8:
+        assert set(c["int8_parts_s"]) == {"pack_s", "ranges_s", "test_s", "ranges_once_s"} and c["int8_engine"]
+        assert len(c["accuracies"]["int8"]) == c["instances"]
     assert c["calib_images"] == 48 and c["calib_s"] >= 0 and c["chip_overhead_full_test_set"] >= 0  # all 48 images
     eq = res["equivalence"][0]
-    assert eq["instances"] == 4 and eq["images"] == 40  # 2 rounded up to a whole 4-way balanced design
+    from dse.bench.measure import balanced_orders
+
+    # 2 rounded up to a whole balanced design of the 4 (or, with int8 and bf16 rows, 6) ways
+    assert eq["instances"] == len(balanced_orders(4 + len(extra))) and eq["images"] == 40
     assert eq["mean_diff"] <= 0.1 and eq["batched_mean_diff"] <= 0.1  # speed must not change answers
     assert eq["evaluate_matches"]  # evaluate() reports the accuracies the interleaved run measured
     assert [c["rate"] for c in res["calibration"][0]["rates"]] == [0.0, 0.1]
@@ -131,7 +143,8 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert [r["width"] for r in res["scaling"]["width_train"]["rows"]] == [0.5, 0.75]
     assert res["profile"]["train_step"]["top"] and res["profile"]["eval_fast"]["conv_share"] > 0.5
     names = [t["name"] for t in res["targets"]]
-    assert len(names) == 7 and all(t["met"] in (True, False) for t in res["targets"] if t["target"] is not None)
+    assert len(names) == 7 + 2 * int8 and all(t["met"] in (True, False) for t in res["targets"]
+                                              if t["target"] is not None)
     assert any(n.startswith("training resnet20: project / the model's own step") for n in names)
     assert any(n.startswith("fault campaign resnet20: chip BN protocol (N=48)") for n in names)
     text = out.read_text()
@@ -142,6 +155,7 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
                     "## Where the time goes"):
         assert heading in text
     assert "synthetic" in text and "load average" in text
+    assert ("## int8 evaluation" in text) == int8
     assert "glibc's default malloc" in text  # measured only in fresh processes: "-" with --in-process
 
 

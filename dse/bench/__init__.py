@@ -44,6 +44,12 @@ class BenchConfig:
     precision: str = "auto"  # of the project's side of every comparison; the references stay fp32
     equivalence_instances: int = 10  # bf16 against fp32 on the same maps, per --checkpoint
     equivalence_images: int = 10_000
+    int8: bool = True  # int8 rows where the CPU has int8 kernels: campaign, and equivalence on each --checkpoint
+    int8_networks: tuple[str, ...] | None = None  # the int8 equivalence's networks (None: every one with a checkpoint)
+    int8_rates: tuple[float, ...] = (0.1, 0.3)
+    int8_protocols: tuple[str, ...] = ("paper", "chip")
+    only: tuple[str, ...] | None = None  # sections to run (precision, training, campaign, int8, calibration,
+    # scaling); None: all
     quick: bool = False
 
     @classmethod
@@ -101,11 +107,16 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
                 out["equivalence"].append(eq)
                 log(f"precision {net}: bf16 mean {eq['bf16_mean']:.3f}% vs fp32 {eq['fp32_mean']:.3f}% "
                     f"({eq['diff']:.3f} points), {eq['speedup']:.2f}x")
-        out["choices"][net] = {phase: {"precision": c.precision, "reason": c.reason}
-                               for phase in ("train", "evaluate")
-                               for c in [P.resolve(cfg.precision, net, phase, dev)]}
-        log(f"precision {net}: " + ", ".join(f"{ph} {c['precision']} ({c['reason']})"
-                                             for ph, c in out["choices"][net].items()))
+        _log_choices(cfg, out, net, dev, log)
+
+
+def _log_choices(cfg: BenchConfig, out: dict, net: str, dev, log) -> None:
+    from dse.core import precision as P
+
+    out["choices"][net] = {phase: {"precision": c.precision, "reason": c.reason, "float_precision": c.float_precision}
+                           for phase in ("train", "evaluate") for c in [P.resolve(cfg.precision, net, phase, dev)]}
+    log(f"precision {net}: " + ", ".join(f"{ph} {c['precision']} ({c['reason']})"
+                                         for ph, c in out["choices"][net].items()))
 
 
 def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
@@ -137,13 +148,17 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
               batch_size=cfg.eval_batch)
     per = cfg.batched_instances if cfg.batched_instances is not None else (8 if dev.type == "cuda" else 0)
     for net in nets:
-        ck = checkpoints[net]
-        ev["precision"] = result["precision"]["choices"][net]["evaluate"]["precision"]
-        c = m("campaign_compare", ckpt=ck, workers=cfg.ref_workers, **ev)
+        ck = checkpoints.setdefault(net, {"untrained": [net, cfg.width, cfg.fault_rate]})  # training skipped (--only)
+        choice = result["precision"]["choices"][net]["evaluate"]
+        ev["precision"] = choice.get("float_precision") or choice["precision"]  # int8 has its own row
+        int8 = _int8_here(cfg, result)  # with bf16 beside an fp32 project where bf16 is native: int8's ratio to it
+        also = ["bf16"] if int8 and ev["precision"] == "fp32" and result["precision"].get("native_bf16") else []
+        c = m("campaign_compare", ckpt=ck, workers=cfg.ref_workers, int8=int8, also=also, **ev)
         result["campaign"].append(c)
         ips = c["image_instances_per_s"]
         log(f"campaign {net}: project {ips['project']:.1f}, plain inference {ips['plain']:.1f}, naive "
-            f"{ips['naive']:.1f} image-instances/s ({c['path']})")
+            f"{ips['naive']:.1f} image-instances/s ({c['path']})"
+            + "".join(f"; {k} {ips[k]:.1f}" for k in ("bf16", "int8") if k in ips and k != c["precision"]))
         e2e_ev = {**ev, "instances": c["instances"]}  # the instances the interleaved run measured (whole designs)
         e2e = m("campaign_project", ckpt=ck, **e2e_ev)
         if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.allocator)
@@ -166,6 +181,55 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
             row["batched_mean_diff"] = abs(b["mean"] - mean(ref))
             log(f"campaign {net} batched x{per}: {b['image_instances_per_s']:.1f} image-instances/s")
         result["equivalence"].append(row)
+
+
+def _int8_here(cfg: BenchConfig, result: dict) -> bool:
+    from dse.core.int8 import int8_capability
+
+    return cfg.int8 and result["config"]["device"] == "cpu" and int8_capability()[0]
+
+
+def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+        tmp, log) -> None:
+    """int8 against fp32 on the same maps, per network with a checkpoint, BN protocol and rate; recorded (with
+    the campaign's speed-ups) for `auto`, whose choice is then shown again."""
+    from dse.core import precision as P
+
+    if not _int8_here(cfg, result):
+        return
+    out = result.setdefault("int8", {"equivalence": [], "speed": {}})
+    for net in [n for n in (cfg.int8_networks or nets) if n in checkpoints and n in given]:
+        for bn in cfg.int8_protocols:
+            for rate in cfg.int8_rates:
+                eq = m("int8_equivalence", ckpt=checkpoints[net], rate=rate, bn=bn, instances=cfg.equivalence_instances,
+                       test_images=min(cfg.equivalence_images, len(d.test_x)), batch_size=cfg.eval_batch)
+                eq["ok"] = eq["diff"] <= P.INT8_POINTS
+                out["equivalence"].append(eq)
+                log(f"int8 {net} {bn} f={rate:g}: int8 mean {eq['int8_mean']:.3f}% vs fp32 {eq['fp32_mean']:.3f}% "
+                    f"({eq['diff']:.3f} points, {eq['instances']} x {eq['images']:,}), {eq['speedup']:.2f}x fp32")
+                if not cfg.quick:
+                    P.record(dev, "int8_equivalence", net, _merged(dev, net, f"{bn}/{rate:g}", eq))
+        camp = next((c for c in result["campaign"] if c["network"] == net and "int8" in c["image_instances_per_s"]),
+                    None)
+        fp32 = [e for e in out["equivalence"] if e["network"] == net and e["bn"] == "paper"]
+        if camp and fp32 and not cfg.quick:
+            ips = camp["image_instances_per_s"]
+            speed = {"vs_fp32": round(sum(e["speedup"] for e in fp32) / len(fp32), 3),
+                     f"vs_{camp['precision']}": round(ips["int8"] / ips["project"], 3), "source": "campaign"}
+            if "bf16" in ips:
+                speed["vs_bf16"] = round(ips["int8"] / ips["bf16"], 3)
+            P.record(dev, "speed", f"{net}/evaluate-int8", speed)
+            out["speed"][net] = speed
+        _log_choices(cfg, result["precision"], net, dev, log)
+
+
+def _merged(dev, net: str, key: str, eq: dict) -> dict:
+    """This machine's int8 checks for `net` with one more (BN protocol / rate) recorded."""
+    from dse.core import precision as P
+
+    checks = {k: v for k, v in P.machine_record(dev).get("int8_equivalence", {}).get(net, {}).items() if k != "when"}
+    checks[key] = {k: eq[k] for k in ("ok", "diff", "checkpoint", "instances", "images", "max_instance_diff")}
+    return checks
 
 
 def _bench_calibration(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
@@ -216,13 +280,14 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
     tmp = tempfile.TemporaryDirectory()
 
     args = (cfg, result, m, nets, checkpoints, given, d, dev, tmp, log)
-    for step in (_bench_precision, _bench_training, _bench_campaign, _bench_calibration, _bench_scaling):
-        step(*args)
+    for step in (_bench_precision, _bench_training, _bench_campaign, _bench_int8, _bench_calibration, _bench_scaling):
+        if cfg.only is None or step.__name__.removeprefix("_bench_") in cfg.only:
+            step(*args)
 
-    if cfg.page_checkpoints:  # the explorer's page on those results
+    if cfg.page_checkpoints and (cfg.only is None or "page" in cfg.only):  # the explorer's page on those results
         result["page"] = m("page_render", checkpoints=cfg.page_checkpoints, renders=cfg.page_renders)
         log(f"page render: first {result['page']['first_s']:.2f}s, then median {result['page']['median_s']:.2f}s")
-    if cfg.profile:
+    if cfg.profile and (cfg.only is None or "profile" in cfg.only):
         base = "resnet20" if "resnet20" in nets else nets[0]
         result["profile"] = m("profile", network=base, width=cfg.width, dropconnect=cfg.dropconnect,
                               batch_size=cfg.batch_size, eval_batch=min(cfg.eval_batch, len(d.test_x)))

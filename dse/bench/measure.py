@@ -352,7 +352,8 @@ def _load_ckpt(ckpt: str | dict):
 
 def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
                      batch_size: int = 500, workers: int = 2, device: str = "cpu", seed: int = 0,
-                     calib_images: int = 500, precision: str = "fp32") -> dict:
+                     calib_images: int = 500, precision: str = "fp32", *, int8: bool = False,
+                     also: tuple[str, ...] = ()) -> dict:
     """Image-instances/s of four ways to run `instances` crossbar instances over `test_images` images,
     interleaved instance by instance: the project's (`Evaluator.accuracy(FaultInjector.weights(i, ...))`, the
     loop body of `Evaluator.run`), the same under the chip BN protocol (each instance first re-estimates its
@@ -382,6 +383,11 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     loader = torch.utils.data.DataLoader(_PILDataset(x, y, _transforms(False)), batch_size=batch_size,
                                          shuffle=False, num_workers=workers)
     accs: dict[str, list[float]] = {"project": [], "naive": []}
+    steps = {}
+    if int8:  # the int8 engine on the same maps, its calibration images the chip protocol's (a fixed set)
+        steps["int8"], parts = _int8_step(ck, x, y, d.train_x, dev, batch_size, rate, seed, calib_images, accs)
+    for other in also:  # another float precision's campaign (bf16 beside an fp32 project), for the int8 ratios
+        steps[other] = _float_step(ck, x, y, dev, batch_size, rate, seed, other, accs)
 
     def project(i: int):
         w = ev.injector.weights(i, rate, seed)
@@ -415,10 +421,10 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
         if i >= 0:
             accs["naive"].append(100.0 * correct / total)
 
-    for f in (project, chip, plain_pass, naive_pass):  # warm-up (oneDNN primitives), untimed
+    steps = {"project": project, "chip": chip, "plain": plain_pass, "naive": naive_pass, **steps}
+    for f in steps.values():  # warm-up (oneDNN primitives), untimed
         f(-1)
-    times = interleaved({"project": project, "chip": chip, "plain": plain_pass, "naive": naive_pass}, instances, 0,
-                        dev)
+    times = interleaved(steps, instances, 0, dev)
     n, instances = len(x), len(times["project"])  # rounded up to whole balanced designs
     calib_s = sum(calib_times) / len(calib_times)  # timed directly: a difference of two sums is noisier
     full_instance_s = sum(times["project"]) / instances * FULL_TEST_SET / n
@@ -428,7 +434,87 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
             "images": n, "workers": workers, "path": ev.fast_reason, "fault_free_quantized_accuracy": quantized,
             "precision": ev.precision,
             "image_instances_per_s": {k: instances * n / sum(v) for k, v in times.items()},
-            "instance_s": {k: [round(t, 3) for t in v] for k, v in times.items()}, "accuracies": accs}
+            "instance_s": {k: [round(t, 3) for t in v] for k, v in times.items()}, "accuracies": accs,
+            **({"int8_parts_s": {k: sum(v) / len(v) for k, v in parts.items() if k != "engine"},
+                "int8_engine": parts["engine"]} if int8 else {})}
+
+
+def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precision: str, accs: dict):
+    """The project's campaign step in `precision` (its own evaluator), for a ratio beside the project's."""
+    from dse.core.evaluate import Evaluator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = Evaluator(ck, x, y, dev, batch_size, precision)
+        ev.use_bn_for(rate)
+    accs[precision] = []
+
+    def step(i: int):
+        acc = ev.accuracy(ev.injector.weights(max(i, 0), rate, seed))
+        if i >= 0:
+            accs[precision].append(acc)
+
+    return step
+
+
+def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, calib_images: int, accs: dict):
+    """A campaign step through the int8 engine (paper protocol, scales per rate), and the seconds of its
+    parts per instance: the rebuild (packing), the activation ranges (once per rate) and the test pass."""
+    from dse.core.evaluate import Evaluator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = Evaluator(ck, x, y, dev, batch_size, "int8", calib_x=train_x)
+        ev.set_calibration(train_x, min(calib_images, len(train_x)))
+        ev.use_bn_for(rate)
+    parts: dict = {"pack_s": [], "ranges_s": [], "test_s": [], "engine": ev.int8.engine.engine}
+    accs["int8"] = []
+
+    def step(i: int):
+        acc = ev.accuracy(ev.injector.weights(max(i, 0), rate, seed))
+        if i < 0:  # the warm-up ran the rate's range calibration, which later instances reuse
+            parts["ranges_once_s"] = [ev.int8.last["ranges_s"]]
+        else:
+            accs["int8"].append(acc)
+            for k, v in ev.int8.last.items():
+                parts[k].append(v)
+
+    return step, parts
+
+
+def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int, test_images: int,
+                     batch_size: int = 500, device: str = "cpu", seed: int = 0, calib_images: int = 500) -> dict:
+    """Accuracy of the same crossbar instances (same maps) in fp32 and through the int8 engine under BN protocol
+    `bn` (both calibrating on the same `calib_images` training images), instance by instance in turn, with the
+    seconds each took: whether int8 may evaluate on this machine."""
+    from dse.core.evaluate import Evaluator
+
+    d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
+    x, y = head(d.test_x, d.test_y, test_images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evs = {p: Evaluator(ck, x, y, dev, batch_size, p, calib_x=d.train_x) for p in ("fp32", "int8")}
+        for ev in evs.values():
+            ev.set_calibration(d.train_x, min(calib_images, len(d.train_x)))
+            ev.use_bn_for(rate)
+    if evs["int8"].precision != "int8":
+        raise DSEError(f"int8 cannot evaluate {ck.meta['network']}: {evs['int8'].choice.reason}")
+    accs = {p: [] for p in evs}
+    secs = {p: 0.0 for p in evs}
+    for i in range(instances):
+        for p in (("fp32", "int8") if i % 2 == 0 else ("int8", "fp32")):
+            _sync(dev)
+            t0 = time.perf_counter()
+            accs[p].append(evs[p].accuracy(evs[p].injector.weights(i, rate, seed), bn))
+            _sync(dev)
+            secs[p] += time.perf_counter() - t0
+    mean = {p: sum(a) / len(a) for p, a in accs.items()}
+    return {"network": ck.meta["network"], "checkpoint": Path(ck.path).name, "fault_rate": rate, "bn": bn,
+            "calib_images": min(calib_images, len(d.train_x)), "instances": instances, "images": len(y),
+            "fp32_mean": mean["fp32"], "int8_mean": mean["int8"], "diff": abs(mean["int8"] - mean["fp32"]),
+            "max_instance_diff": max(abs(a - b) for a, b in zip(accs["fp32"], accs["int8"])),
+            "speedup": secs["fp32"] / secs["int8"], "fp32_s": round(secs["fp32"] / instances, 3),
+            "int8_s": round(secs["int8"] / instances, 3), "engine": evs["int8"].int8.engine.engine}
 
 
 def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
@@ -661,6 +747,7 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "campaign_compare": campaign_compare, "campaign_project": campaign_project, "campaign_batched": campaign_batched,
     "calibration": calibration, "eval_instances": eval_instances, "eval_widths": eval_widths,
     "profile": profile_breakdown, "page_render": page_render, "precision_equivalence": precision_equivalence,
+    "int8_equivalence": int8_equivalence,
 }
 
 

@@ -17,6 +17,9 @@ TARGETS = {  # what the project aims for on a 2-core CPU
     "campaign_vs_plain": 0.95,  # within 5% of plain inference at the same precision
     "equivalence_points": 0.1,
     "chip_overhead": 0.15,  # per-chip BN calibration (N=500) on top of a paper-protocol instance (10,000 images)
+    "int8_vs_bf16": 2.0,  # int8 campaign / the bf16 (float) campaign, ResNet20, on a VNNI/AMX CPU (issue 39)
+    "int8_vs_naive": 6.0,  # int8 campaign / the naive fp32 loop
+    "int8_points": 0.2,  # |mean int8 - mean fp32| per network, BN protocol and rate
 }
 
 
@@ -72,11 +75,31 @@ def targets(result: dict) -> list[dict]:
     for row in result["equivalence"]:
         out.append(_target(f"equivalence {row['network']}: mean accuracy, fast path vs fp32 reference",
                            row["mean_diff"], TARGETS["equivalence_points"], False, "points"))
+    out += _int8_targets(result)
     for eq in result.get("precision", {}).get("equivalence", []):
         out.append(_target(f"equivalence {eq['network']}: mean accuracy, bf16 vs fp32 on the same maps "
                            f"({eq['instances']} x {eq['images']:,})", eq["diff"], TARGETS["equivalence_points"],
                            False, "points", "" if eq["diff"] <= TARGETS["equivalence_points"]
                            else "bf16 is not used to evaluate on this machine"))
+    return out
+
+
+def _int8_targets(result: dict) -> list[dict]:
+    out = []
+    for c in result["campaign"]:
+        ips, net = c["image_instances_per_s"], c["network"]
+        if "int8" not in ips:
+            continue
+        note = "" if net == "resnet20" else "target set for ResNet20"
+        vs = "bf16" if "bf16" in ips else "project"
+        out.append(_target(f"int8 campaign {net}: int8 / {'bf16' if vs == 'bf16' else 'project (' + c.get('precision', 'fp32') + ')'}",
+                           _ratio(ips["int8"], ips[vs]), TARGETS["int8_vs_bf16"], True, "x", note))
+        out.append(_target(f"int8 campaign {net}: int8 / naive fp32 reference", _ratio(ips["int8"], ips["naive"]),
+                           TARGETS["int8_vs_naive"], True, "x", note))
+    for eq in result.get("int8", {}).get("equivalence", []):
+        out.append(_target(f"equivalence {eq['network']}: mean accuracy, int8 vs fp32 on the same maps, {eq['bn']} BN, "
+                           f"f={eq['fault_rate']:g} ({eq['instances']} x {eq['images']:,})", eq["diff"],
+                           TARGETS["int8_points"], False, "points"))
     return out
 
 
@@ -178,6 +201,56 @@ def _precision_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list
                       _f(e["speedup"], 2, "x"), "bf16 may evaluate" if e["ok"] else "**stays fp32**"]
                      for e in pr["equivalence"]])
     return L
+
+
+def _int8_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
+    rows = [c for c in result["campaign"] if "int8" in c["image_instances_per_s"]]
+    eqs = result.get("int8", {}).get("equivalence", [])
+    if not rows and not eqs:
+        return []
+    L = ["## int8 evaluation", "",
+         "The int8 engine (`--precision int8`, docs/int8.md): each crossbar conv's weights are the instance's faulty "
+         "8-bit levels themselves with BN folded into per-channel scales, off-crossbar 1x1 convs 8-bit too, the "
+         "classifier in float; activations 8-bit per tensor, their ranges calibrated on training images (per rate "
+         "under `paper`, per chip under `chip`). Campaign: paper protocol, interleaved with the rows of section 2 on "
+         "the same maps; rebuild = packing the faulty weights per instance, ranges = the per-rate calibration pass "
+         "(once per rate, so its share falls with more instances), both over the instance's total.", ""]
+    if rows:
+        L += _table(["network", "int8 image-instances/s", "project (float)", "vs project", "bf16", "vs bf16",
+                     "naive fp32", "vs naive",
+                     "s per instance (min-max)", "rebuild share", "range calibration (once per rate)", "engine"],
+                    [[c["network"], _f(c["image_instances_per_s"]["int8"]),
+                      f"{_f(c['image_instances_per_s']['project'])} ({c['precision']})",
+                      _f(_ratio(c["image_instances_per_s"]["int8"], c["image_instances_per_s"]["project"]), 2, "x"),
+                      _f(_bf16(c)), _f(_ratio(c["image_instances_per_s"]["int8"], _bf16(c)), 2, "x"),
+                      _f(c["image_instances_per_s"]["naive"]),
+                      _f(_ratio(c["image_instances_per_s"]["int8"], c["image_instances_per_s"]["naive"]), 2, "x"),
+                      _spread(c["instance_s"]["int8"]), _share(c, "pack_s"), _share(c, "ranges_s"),
+                      c.get("int8_engine", "-")]
+                     for c in rows])
+    if eqs:
+        L += _table(["network", "BN", "f", "instances x images", "fp32 mean (%)", "int8 mean (%)",
+                     "difference (points)", "largest per-instance difference", "int8 speed-up over fp32", ""],
+                    [[e["network"], e["bn"] + (f" (N={e['calib_images']})" if e["bn"] == "chip" else ""),
+                      f"{e['fault_rate']:g}", f"{e['instances']} x {e['images']:,}", _f(e["fp32_mean"], 3),
+                      _f(e["int8_mean"], 3), _f(e["diff"], 3), _f(e["max_instance_diff"], 2), _f(e["speedup"], 2, "x"),
+                      "met" if e["ok"] else "**missed**"] for e in eqs])
+    return L
+
+
+def _bf16(c: dict) -> float | None:
+    ips = c["image_instances_per_s"]
+    return ips.get("bf16") or (ips["project"] if c.get("precision") == "bf16" else None)
+
+
+def _share(c: dict, part: str) -> str:
+    """A part's share of an instance's int8 time; the per-rate range pass as its share of 100 instances."""
+    parts = c.get("int8_parts_s") or {}
+    total = sum(v for k, v in parts.items() if k != "ranges_once_s")
+    if part == "ranges_s":
+        once = parts.get("ranges_once_s")
+        return "-" if once is None or not total else f"{once:.2f} s ({100 * once / (100 * total):.1f}% of 100 instances)"
+    return _f(100 * parts[part] / total, 1, "%") if total and part in parts else "-"
 
 
 def _training_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
@@ -309,6 +382,8 @@ def _calibration_memory_section(result: dict, mc: dict, cfg: dict, gpu_run: bool
 def _scaling_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[str]:
     L: list[str] = []
     sc = result["scaling"]
+    if not sc:
+        return L
     L += ["## 5. Scaling", ""]
     si = sc["instances"]
     first = si["rows"][0]["per_instance_s"]
@@ -366,7 +441,8 @@ def to_markdown(result: dict, command: str = "python -m dse bench") -> str:
     if cfg.get("quick"):
         L += ["**Quick run** (`--quick`): a few steps and instances on small subsets, a smoke test of the command. "
               "Its ratios are noisy; they are not results.", ""]
-    for section in (_machine_section, _targets_section, _precision_section, _training_section, _campaign_section,
+    for section in (_machine_section, _targets_section, _precision_section, _int8_section, _training_section,
+                    _campaign_section,
                     _equivalence_section,
                     _calibration_memory_section, _scaling_section, _page_section, _profile_section):
         L += section(result, mc, cfg, gpu_run)

@@ -142,10 +142,21 @@ def precision(text: str) -> str:
     return _wrap(check_precision)(text)
 
 
-def add_precision(parser: argparse.ArgumentParser, what: str = "the computation") -> None:
-    parser.add_argument("--precision", default=None, type=precision,
+def float_precision(text: str) -> str:
+    """A precision for a command that trains or calibrates: int8 is refused in one line."""
+    if text == "int8":
+        raise argparse.ArgumentTypeError("int8 is for evaluation only (evaluate, calib-curve, lifetime, sensitivity, "
+                                         "spatial-report); training and calibration run in auto, fp32 or bf16")
+    return precision(text)
+
+
+def add_precision(parser: argparse.ArgumentParser, what: str = "the computation", *, evaluation: bool = False) -> None:
+    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/int8.py)."""
+    int8 = (" or int8 (the crossbar's 8-bit levels and 8-bit inputs on int8 kernels; auto picks it only where "
+            "dse bench showed it equal to fp32 and faster here)") if evaluation else ""
+    parser.add_argument("--precision", default=None, type=precision if evaluation else float_precision,
                         help=f"arithmetic of {what}: auto (bf16 where this machine has it natively, it is faster "
-                             "and gives fp32's answers; measured once and cached), fp32 or bf16 "
+                             f"and gives fp32's answers; measured once and cached), fp32, bf16{int8} "
                              "(default: $DSE_PRECISION or auto)")
 
 

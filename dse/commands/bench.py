@@ -35,6 +35,18 @@ def steps_spec(text: str) -> dict[str, int] | int:
     return out
 
 
+SECTIONS = ("precision", "training", "campaign", "int8", "calibration", "scaling", "page", "profile")
+
+
+def section_list(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [n for n in names if n not in SECTIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown section(s) {', '.join(bad) or repr(text)}; "
+                                         f"choose from {', '.join(SECTIONS)}")
+    return tuple(dict.fromkeys(("precision",) + names))
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="training and fault-campaign throughput against plain PyTorch references",
                        description="Measure, in one run, the project's trainer and fault campaign against plain "
@@ -69,6 +81,14 @@ def add_parser(sub) -> None:
                    help="crossbar instances of the fp32-vs-bf16 check on each --checkpoint (default 10)")
     p.add_argument("--equivalence-images", type=_args.positive_int, default=None,
                    help="test images of that check (default 10000)")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 engine's rows (measured where the CPU has "
+                   "int8 kernels)")
+    p.add_argument("--int8-networks", type=network_list, default=None,
+                   help="networks of the int8-vs-fp32 check, under paper and chip BN at 10%% and 30%% (default: every "
+                        "--checkpoint's)")
+    p.add_argument("--only", type=section_list, default=None,
+                   help=f"run only these sections, comma-separated: {', '.join(SECTIONS)} (precision is needed by "
+                        "the others' choices and always runs)")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
     p.add_argument("--page", default=None, metavar="CHECKPOINT_DIR",
                    help="also time the explorer's page rendered on this checkpoint folder (e.g. checkpoints)")
@@ -87,12 +107,13 @@ def command_line(args) -> str:
     """The command that reproduces this run (options that differ from their defaults)."""
     parts = ["python", "-m", "dse", "bench"]
     for action, default in (("quick", False), ("write", False), ("no_write", False), ("no_profile", False),
-                            ("in_process", False)):
+                            ("in_process", False), ("no_int8", False)):
         if getattr(args, action) != default:
             parts.append("--" + action.replace("_", "-"))
     for name in ("data", "networks", "width", "scaling_widths", "batch_size", "train_steps", "warmup_steps",
                  "instances", "test_images", "scaling_test_images", "calib_images", "fault_rate", "ref_workers",
-                 "batched_instances", "synthetic_images", "equivalence_instances", "equivalence_images", "precision"):
+                 "batched_instances", "synthetic_images", "equivalence_instances", "equivalence_images", "precision",
+                 "int8_networks", "only"):
         v = getattr(args, name)
         if v is not None:
             if isinstance(v, dict):
@@ -140,6 +161,9 @@ def config_from(args):
         cfg.train_steps = {**cfg.train_steps, **given}
         cfg.width_train_steps = min(cfg.width_train_steps, *given.values())
     cfg.profile = not args.no_profile
+    cfg.int8 = not args.no_int8
+    cfg.int8_networks = args.int8_networks
+    cfg.only = args.only
     if args.page is not None:
         from pathlib import Path
 

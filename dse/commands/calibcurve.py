@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
     _args.add_device(p)
-    _args.add_precision(p, "the evaluations")
+    _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_json(p)
     p.set_defaults(func=run)
 

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
                    help="crossbar instances per batched forward (default: $DSE_INSTANCES_PER_PASS, else measured "
                         "once per machine; a GPU gains from K > 1, a CPU seldom)")
     _args.add_device(p)
-    _args.add_precision(p, "the evaluation (and each chip's BN pass)")
+    _args.add_precision(p, "the evaluation (and each chip's BN pass)", evaluation=True)
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -66,6 +66,8 @@ def run(args) -> dict:
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
               f"BN: {protocol.bn_label}; faults: {protocol.fault_model}; "
               f"precision {result['precision']} ({result['precision_reason']})")
+        if "int8" in result:
+            print(f"  {result['int8']}")
         n_test = result["results"][0]["test_images"]
         print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
               + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else

@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     p.add_argument("--batch-size", type=_args.positive_int, default=500)
     _args.add_device(p)
-    _args.add_precision(p, "the evaluations")
+    _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_json(p)
     p.set_defaults(func=run)
 

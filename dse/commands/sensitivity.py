@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     _args.add_device(p)
-    _args.add_precision(p, "the evaluations")
+    _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -29,7 +29,8 @@ def run(args) -> dict:
     data = load_cifar10(args.data)
     test_x, test_y = head(data.test_x, data.test_y, args.test_images)  # every class, not the first one or two
     n = len(test_y)
-    ev = Evaluator(ckpt, test_x, test_y, pick_device(args.device), precision=args.precision)
+    ev = Evaluator(ckpt, test_x, test_y, pick_device(args.device), precision=args.precision,
+                   calib_x=data.train_x)
     clean, rows = layer_sensitivity(ev, args.fault_rate, args.instances, args.seed)
     # the same instances with every layer faulty: instance i's map restricted to one layer is that layer's map above
     together = sum(ev.accuracy(ev.injector.weights(i, args.fault_rate, args.seed))

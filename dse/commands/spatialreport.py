@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="evaluate nothing: print (and with --readme paste) the tables of the JSON at --out")
     _args.add_device(p)
-    _args.add_precision(p, "the evaluations")
+    _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_json(p)
     p.set_defaults(func=run)
 
@@ -88,7 +88,7 @@ def run(args) -> dict:
     for path in args.checkpoints:
         ckpt = load_checkpoint(path)
         point = label(ckpt.meta)
-        ev = Evaluator(ckpt, test_x, test_y, device, precision=args.precision)
+        ev = Evaluator(ckpt, test_x, test_y, device, precision=args.precision, calib_x=data.train_x)
         ev.set_calibration(data.train_x, args.calib_images)
         ev.use_bn_for(0.0)
         clean = ev.accuracy(ev.injector.weights(None, 0.0), args.bn)

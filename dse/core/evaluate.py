@@ -33,6 +33,7 @@ from dse.core.dropconnect import check_rate
 from dse.core.errors import DSEError
 from dse.core.faults import FaultInjector, check_fault_model
 from dse.core.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
+from dse.core.int8 import Int8State
 from dse.core.precision import Choice, autocast, default_precision, resolve
 from dse.core.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
 
@@ -84,7 +85,10 @@ class Evaluator:
     """One checkpoint's model on a device, with its test set normalised once and its weights quantised once."""
 
     def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500,
-                 precision: str | None = None, instances_per_pass: int | None = None):
+                 precision: str | None = None, instances_per_pass: int | None = None, *,
+                 calib_x: Tensor | None = None):
+        """calib_x: training images (uint8); the int8 engine calibrates its activation scales on a fixed set
+        of them (set_calibration's; without any, int8 is not used)."""
         self.ckpt = ckpt
         self.bn_stats = dict(ckpt.bn_stats)  # Algorithm 1's statistics per fault rate: the checkpoint's, and any computed here
         self.batch_size = batch_size
@@ -92,7 +96,7 @@ class Evaluator:
         self.device = torch.device(device)
         # one precision for the whole evaluation (a chip's calibration pass included): bf16 only where proven equal
         self.choice: Choice = resolve(precision or default_precision(), ckpt.meta["network"], "evaluate", self.device)
-        self.precision = self.choice.precision
+        self.float_precision = self.choice.float_precision  # of every float pass (int8's BN and range passes too)
         self.model = ckpt.build_model().to(self.device, memory_format=torch.channels_last).eval()
         self.injector = FaultInjector(self.model, ckpt.meta["mapping"])
         self.trained_bn = {k: v.clone() for k, v in self.model.state_dict().items() if "running" in k or "num_batches" in k}
@@ -103,17 +107,28 @@ class Evaluator:
         self._batched: FoldedForward | None = None  # the vmappable twin of `fast`, made on first use
         # crossbar instances per forward: given, $DSE_INSTANCES_PER_PASS, or measured on first use (None)
         self.per_pass = instances_per_pass or _env_per_pass()
+        self.int8 = Int8State(self) if self.choice.precision == "int8" else None
+        if self.int8 is not None and (self.fast is None or calib_x is None):
+            why = f"no BN-folded forward ({self.fast_reason})" if self.fast is None else \
+                "no training images to calibrate its activation scales on"
+            self.int8 = None
+            self.choice = Choice(self.float_precision, f"int8 not used: {why}")
+        if self.int8 is not None:
+            self.set_calibration(calib_x, DEFAULT_CALIB_IMAGES)
+            self.per_pass = 1  # the int8 engine has no batched (vmap) form
+            self.fast_reason = f"int8 ({self.int8.engine.engine} engine), {self.fast_reason}"
+        self.precision = self.choice.precision
 
     def _folded_forward(self) -> tuple[FoldedForward | None, str]:
         """The BN-folded forward when it traces and matches the plain one on a few test images."""
-        mkldnn = self.device.type == "cpu" and self.precision == "fp32" and _mkldnn_conv_ok()
+        mkldnn = self.device.type == "cpu" and self.float_precision == "fp32" and _mkldnn_conv_ok()
         try:
             fast = FoldedForward(self.model, mkldnn)
             x = self.x[0][:32] if self.x else None
             if x is not None:
-                with torch.no_grad(), autocast(self.device, self.precision):
+                with torch.no_grad(), autocast(self.device, self.float_precision):
                     want, got = self.model(x).float(), fast(x, self._params(None)).float()
-                tol = 1e-3 if self.precision == "fp32" else 5e-2  # bf16 rounds the folded weights differently
+                tol = 1e-3 if self.float_precision == "fp32" else 5e-2  # bf16 rounds the folded weights differently
                 if not torch.allclose(got, want, rtol=tol, atol=tol * (1 + float(want.abs().max()))):
                     return None, f"folded forward differs from the plain one by {float((got - want).abs().max()):.3g}"
         except _Unsupported as e:
@@ -132,7 +147,7 @@ class Evaluator:
             model = self.ckpt.build_model().to(self.device)
             self.bn_stats.update(calibrate_bn(model, train_x, missing, self.ckpt.meta["mapping"],
                                               max_images=cal.get("images"), seed=cal.get("seed", 0),
-                                              device=self.device, progress=False, precision=self.precision))
+                                              device=self.device, progress=False, precision=self.float_precision))
             warnings.warn(f"BN statistics for fault rate(s) {', '.join(f'{r:g}' for r in missing)} were not in the "
                           f"checkpoint: computed now (Algorithm 1, {cal.get('images') or len(train_x)} training images)",
                           stacklevel=2)
@@ -141,6 +156,8 @@ class Evaluator:
     def set_calibration(self, train_x: Tensor, n: int, seed: int = 0) -> None:
         """Choose the N training images every chip of the `chip` protocol calibrates its BN statistics on."""
         self.calib = calibration_batches(train_x, n, seed, self.batch_size, self.device)
+        if self.int8 is not None:
+            self.int8.reset()
 
     def chip_weights(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
         """`weights` plus BN statistics re-estimated through the chip they describe (set_calibration first)."""
@@ -151,7 +168,7 @@ class Evaluator:
         if self.calib is None:
             raise DSEError("the chip BN protocol needs calibration images: call set_calibration first")
         sets = [w or {} for w in weight_sets]
-        stats = chips_bn_stats(self.model, sets, self.calib, self.device, self.precision)
+        stats = chips_bn_stats(self.model, sets, self.calib, self.device, self.float_precision)
         return [{**w, **s} for w, s in zip(sets, stats)]
 
     def _params(self, weights: dict[str, Tensor] | None) -> dict[str, Tensor]:
@@ -163,6 +180,8 @@ class Evaluator:
 
     def use_bn_for(self, rate: float, recalibrate: bool = True) -> float | None:
         """Load the BN statistics for fault rate `rate`; returns the calibrated rate used (None: trained)."""
+        if self.int8 is not None:
+            self.int8.rate = rate  # the paper protocol's activation scales are calibrated per rate
         chosen = nearest_rate(self.bn_stats, rate) if recalibrate else None
         if recalibrate and chosen is None:
             warnings.warn(f"{self.ckpt.path} has no calibrated BN statistics; using the trained ones", stacklevel=2)
@@ -182,10 +201,12 @@ class Evaluator:
         if bn == "batch":  # batch statistics exist only in the plain forward
             with batch_statistics(self.model):
                 return self._plain_accuracy(weights)
+        if self.int8 is not None and all(k in self.fast.names for k in weights or ()):
+            return self.int8.accuracy(self._params(weights), chip=bn == "chip")
         if self.fast is not None and all(k in self.fast.names for k in weights or ()):
             correct = 0
             p = self._params(weights)
-            with autocast(self.device, self.precision):
+            with autocast(self.device, self.float_precision):
                 p = self.fast.fold(p)  # once per call, not per batch
                 for x, y in zip(self.x, self.y):
                     correct += (self.fast.module(x, p).argmax(1) == y).sum()
@@ -198,12 +219,14 @@ class Evaluator:
         if bn == "chip":
             weight_sets = self.chips_weights(weight_sets)
             bn = "paper"  # the statistics are in the weights now
+        if self.int8 is not None:
+            return [self.accuracy(w, bn) for w in weight_sets]  # one at a time: chip statistics per chip
         if len(weight_sets) == 1 or self.fast is None or bn == "batch" or not all(
                 k in self.fast.names for w in weight_sets for k in w):
             return [self.accuracy(w, bn) for w in weight_sets]
         if self._batched is None:
             self._batched = FoldedForward(self.model, mkldnn=False)  # oneDNN's fused op has no vmap rule
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.float_precision):
             folded = [self._batched.fold(self._params(w)) for w in weight_sets]
         first = folded[0]
         varying = [k for k in first if any(f[k] is not first[k] for f in folded[1:])]
@@ -211,7 +234,7 @@ class Evaluator:
         stacked = {k: torch.stack([f[k] for f in folded]) for k in varying}
         forward = torch.func.vmap(lambda s, x: self._batched.module(x, {**common, **s}), in_dims=(0, None))
         correct = torch.zeros(len(folded), dtype=torch.long, device=self.device)
-        with warnings.catch_warnings(), autocast(self.device, self.precision):
+        with warnings.catch_warnings(), autocast(self.device, self.float_precision):
             warnings.filterwarnings("ignore", message=".*batching rule.*")  # pooling loops over the K: tiny
             for x, y in zip(self.x, self.y):
                 correct += (forward(stacked, x).argmax(-1) == y).sum(1)
@@ -257,7 +280,7 @@ class Evaluator:
     def _plain_accuracy(self, weights: dict[str, Tensor] | None) -> float:
         correct = 0
         for x, y in zip(self.x, self.y):
-            with autocast(self.device, self.precision):
+            with autocast(self.device, self.float_precision):
                 logits = functional_call(self.model, weights, (x,)) if weights else self.model(x)
             correct += (logits.argmax(1) == y).sum()
         return 100.0 * int(correct) / self.n_images
@@ -270,6 +293,8 @@ class Evaluator:
         p = protocol
         t0 = time.perf_counter()
         bn_rate = self.use_bn_for(rate, p.recalibrate) if p.bn == "paper" else None
+        if self.int8 is not None:  # the paper protocol's activation ranges: through maps of this fault model
+            self.int8.maps = (p.fault_model, p.rescale)
         accs: list[float] = list(done or [])[: p.instances]
         if rate == 0:  # no faults: every instance is the same quantised network
             accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0), p.bn)]
@@ -317,10 +342,10 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = head(test_x, test_y, protocol.test_images)
-    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, precision, instances_per_pass)
-    if protocol.bn == "chip":
-        if calib_x is None:
-            raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
+    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, precision, instances_per_pass, calib_x=calib_x)
+    if protocol.bn == "chip" and calib_x is None:
+        raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
+    if protocol.bn == "chip" or ev.int8 is not None:  # int8: its activation scales' images under `paper` too
         ev.set_calibration(calib_x, protocol.calib_images, protocol.calib_seed)
     if protocol.bn == "paper" and protocol.recalibrate and calib_x is not None:
         ev.calibrate_missing([f for f in fault_rates if f > 0], calib_x)
@@ -337,6 +362,7 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
             "shortcut_kernel": m["shortcut_kernel"], "mapping": m["mapping"], "dropconnect": m["dropconnect"],
             "fault_free_accuracy": m.get("test_accuracy"), "fault_free_quantized_accuracy": quantized,
             "protocol": asdict(protocol), "precision": ev.precision, "precision_reason": ev.choice.reason,
+            **({"int8": ev.int8.describe(protocol.bn, protocol.calib_images)} if ev.int8 is not None else {}),
             "results": results}
 
 

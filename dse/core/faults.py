@@ -33,6 +33,7 @@ from dse.core.placement import place
 from dse.core.protocol import check_fault_model, parse_fault_model  # noqa: F401  (the names live torch-free)
 
 WEIGHT_BITS = 8
+LEVELS_ATTR = "_dse_levels"  # each faulty weight carries (levels, per-channel scale): the int8 engine's weights
 
 
 def quantize(weight: Tensor, bits: int = WEIGHT_BITS) -> tuple[Tensor, Tensor]:
@@ -189,5 +190,7 @@ class FaultInjector:
             hit = maps is not None and (only is None or only == name)
             if hit:
                 levels = apply(levels, maps[name].to(levels.device))
-            out[f"{name}.weight"] = (levels * (scale * (scale_f if hit else 1.0))).to(self.dtype)
+            channel = scale * (scale_f if hit else 1.0)
+            w = out[f"{name}.weight"] = (levels * channel).to(self.dtype)
+            setattr(w, LEVELS_ATTR, (levels, channel))  # the exact integers, for dse/core/int8.py
         return out

@@ -180,17 +180,24 @@ class FoldedForward:
                 env[node] = graph.node_copy(node, lambda n: env[n])
         self.module = torch.fx.GraphModule(gm, graph)
 
+    def bn_affine(self, p: dict[str, Tensor], bn: str | None) -> tuple[Tensor | None, Tensor | None]:
+        """Eval-mode BN `bn` as y = x * scale + shift, per channel, from the statistics in `p` (None: no BN)."""
+        if bn is None:
+            return None, None
+        s = torch.rsqrt(p[f"{bn}.running_var"] + self.eps[bn])
+        shift = -p[f"{bn}.running_mean"] * s
+        if self.affine[bn]:
+            s = s * p[f"{bn}.weight"]
+            shift = p[f"{bn}.bias"] - p[f"{bn}.running_mean"] * s
+        return s, shift
+
     def fold(self, p: dict[str, Tensor]) -> dict[str, Tensor]:
         """`p` plus each conv's folded weight and bias (faults were applied to p's conv weights already)."""
         out = dict(p)
         for conv, bn in self.convs:
             w, b = p[f"{conv}.weight"], p.get(f"{conv}.bias")
             if bn is not None:
-                s = torch.rsqrt(p[f"{bn}.running_var"] + self.eps[bn])
-                shift = -p[f"{bn}.running_mean"] * s
-                if self.affine[bn]:
-                    s = s * p[f"{bn}.weight"]
-                    shift = p[f"{bn}.bias"] - p[f"{bn}.running_mean"] * s
+                s, shift = self.bn_affine(p, bn)
                 w = w * s.view(-1, 1, 1, 1).to(w.dtype)
                 b = shift if b is None else shift + b * s
             out[f"{conv}.weight#folded"], out[f"{conv}.bias#folded"] = w, b

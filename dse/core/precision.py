@@ -8,6 +8,11 @@ has native bf16 units and bf16 is measurably faster there.
 - Answers: an evaluation or calibration runs in bf16 only once this machine has shown, for that network,
   the same mean accuracy as fp32 on the same fault maps (`python -m dse bench` runs that check and records
   it here); training has no such gate, since fp32 and bf16 runs are different runs anyway.
+- int8 (evaluation only; dse/core/int8.py): where the CPU has int8 kernels (x86 with VNNI or AMX-INT8), `auto`
+  evaluates in int8 only once `python -m dse bench` has shown on this machine, for that network, the same mean
+  accuracy as fp32 on the same maps (within 0.2 points under both BN protocols, `paper` and `chip`, at 10% and
+  30%) and a faster campaign than the float precision auto would otherwise use. Its float parts (a chip's BN
+  pass, the activation-range pass) run in that float precision.
 `choose` is the decision itself, a pure function of capability, measurement and check; `resolve` feeds it.
 """
 from __future__ import annotations
@@ -29,6 +34,9 @@ from dse.core.protocol import PRECISIONS, check_precision  # noqa: F401  (the na
 PHASES = ("train", "evaluate", "calibrate")
 MIN_SPEEDUP = 1.05  # below this, bf16's rounding is not worth the time it saves
 EQUIVALENCE_POINTS = 0.1  # largest mean-accuracy difference from fp32 that counts as the same answer
+INT8_POINTS = 0.2  # the same for int8 (issue 39), on each of INT8_CHECKS
+INT8_CHECKS = ("paper/0.1", "paper/0.3", "chip/0.1", "chip/0.3")  # BN protocol / fault rate, each shown equal
+INT8_MIN_SAMPLE = 10 * 10_000  # image-instances per check (10 instances x the 10,000 test images) that decide
 CACHE_VERSION = 1
 
 
@@ -42,35 +50,96 @@ class Capability:
     device: str  # "cpu" or "cuda"
     native_bf16: bool
     name: str  # what the hardware offers, in words: "AMX", "AVX512-BF16", "AVX2", "cuda: NVIDIA H200"
+    int8: bool = False  # int8 kernels (x86 VNNI or AMX-INT8 with an x86 quantized engine)
+    int8_name: str = "no int8 kernels"  # in words: "VNNI", "AMX-INT8", or why not
 
 
 def capability(device: torch.device | str = "cpu") -> Capability:
+    from dse.core.int8 import int8_capability
+
     device = torch.device(device)
     if device.type == "cuda":
-        return Capability("cuda", torch.cuda.is_bf16_supported(), f"cuda: {torch.cuda.get_device_name(device)}")
+        return Capability("cuda", torch.cuda.is_bf16_supported(), f"cuda: {torch.cuda.get_device_name(device)}",
+                          False, "cuda: the int8 engine runs on x86 CPUs only")
     amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
     avx512_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
     isa = torch.backends.cpu.get_cpu_capability()
     name = "AMX" if amx else "AVX512-BF16" if avx512_bf16 else isa
-    return Capability("cpu", amx or avx512_bf16, name)
+    return Capability("cpu", amx or avx512_bf16, name, *int8_capability())
 
 
 @dataclass(frozen=True)
 class Choice:
-    precision: str  # "fp32" or "bf16"
+    precision: str  # "fp32", "bf16" or "int8"
     reason: str  # one line, shown beside results
+    float_precision: str | None = None  # int8: what its float parts (BN and range passes) run in
+
+    def __post_init__(self):
+        if self.float_precision is None:
+            object.__setattr__(self, "float_precision", "fp32" if self.precision == "int8" else self.precision)
 
     def __str__(self) -> str:
         return f"{self.precision} ({self.reason})"
 
 
 def choose(requested: str, phase: str, cap: Capability, speedup: float | None = None,
-           equivalence: dict | None = None) -> Choice:
+           equivalence: dict | None = None, *, int8_speed: dict | None = None,
+           int8_equivalence: dict | None = None) -> Choice:
     """The precision to run `phase` in. speedup: measured bf16 time over fp32 time's inverse (None: not
-    measured); equivalence: this machine's recorded fp32-vs-bf16 check for the network (None: none)."""
+    measured); equivalence: this machine's recorded fp32-vs-bf16 check for the network (None: none);
+    int8_speed: {"vs_fp32": x, "vs_bf16": y} of the int8 campaign; int8_equivalence: {"paper/0.1": {"ok",
+    "diff"}, ...}, the recorded int8-vs-fp32 checks for the network (INT8_CHECKS)."""
     check_precision(requested)
     if phase not in PHASES:
         raise DSEError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+    if requested == "int8":
+        if phase != "evaluate":
+            raise DSEError(f"--precision int8 is for evaluation only; {phase} runs in float (auto, fp32 or bf16)")
+        if not cap.int8:
+            raise DSEError(f"--precision int8 needs int8 kernels, which this machine lacks ({cap.int8_name}); "
+                           "use auto, fp32 or bf16")
+        base = _float_choice("auto", phase, cap, speedup, equivalence)
+        return Choice("int8", f"asked for; {cap.int8_name}, float parts in {base.precision}", base.precision)
+    base = _float_choice(requested, phase, cap, speedup, equivalence)
+    if requested != "auto" or phase != "evaluate":
+        return base
+    blocker = _int8_blocker(cap, base.precision, int8_speed, int8_equivalence)
+    if blocker:
+        return Choice(base.precision, f"{base.reason}; int8 not used: {blocker}")
+    ratio = int8_speed[f"vs_{base.precision}"]
+    return Choice("int8", f"{cap.int8_name}, measured {ratio:.2f}x {base.precision} with fp32's mean accuracy "
+                          f"(within {INT8_POINTS:g} points, paper and chip BN, 10% and 30%); float parts in "
+                          f"{base.precision}", base.precision)
+
+
+def _int8_blocker(cap: Capability, base: str, speed: dict | None, equivalence: dict | None) -> str | None:
+    """Why `auto` does not evaluate in int8 here (None: nothing stops it)."""
+    if not cap.int8:
+        return cap.int8_name
+    missing = [k for k in INT8_CHECKS if k not in (equivalence or {})]
+    if missing:
+        return (f"not yet shown to give fp32's answers on this machine ({', '.join(missing)} unchecked; "
+                "python -m dse bench --checkpoint ... checks it)")
+    small = [k for k in INT8_CHECKS
+             if equivalence[k].get("instances", 0) * equivalence[k].get("images", 0) < INT8_MIN_SAMPLE]
+    if small:
+        return (f"checked on too few images ({', '.join(small)}: fewer than 10 instances x 10,000 images; "
+                "python -m dse bench with its default --equivalence-* decides)")
+    moved = [(k, equivalence[k]["diff"]) for k in INT8_CHECKS if not equivalence[k].get("ok")]
+    if moved:
+        return "moved the mean accuracy by " + ", ".join(f"{d:.2f} points under {k.replace('/', ' at ')}"
+                                                         for k, d in moved) + f" (> {INT8_POINTS:g})"
+    ratio = (speed or {}).get(f"vs_{base}")
+    if ratio is None:
+        return f"its speed against {base} not measured"
+    if ratio < MIN_SPEEDUP:
+        return f"measured {ratio:.2f}x {base}, not faster"
+    return None
+
+
+def _float_choice(requested: str, phase: str, cap: Capability, speedup: float | None,
+                  equivalence: dict | None) -> Choice:
+    """fp32 or bf16, as before int8 existed."""
     if requested != "auto":
         native = "" if requested == "fp32" or cap.native_bf16 else f"; {cap.name} has no native bf16, so it is emulated"
         return Choice(requested, f"asked for{native}")
@@ -195,11 +264,13 @@ def resolve(requested: str, network: str, phase: str, device: torch.device | str
     rec = machine_record(device)
     equivalence = rec.get("equivalence", {}).get(network)
     speed = rec.get("speed", {}).get(f"{network}/{phase}")
-    first = choose(requested, phase, cap, speed["speedup"] if speed else None, equivalence)
-    if requested == "auto" and speed is None and first.reason == "bf16 speed not measured":
+    int8 = {"int8_speed": rec.get("speed", {}).get(f"{network}/evaluate-int8"),
+            "int8_equivalence": rec.get("int8_equivalence", {}).get(network)}
+    first = choose(requested, phase, cap, speed["speedup"] if speed else None, equivalence, **int8)
+    if requested in ("auto", "int8") and speed is None and first.reason.startswith("bf16 speed not measured"):
         if log:
             log(f"measuring fp32 against bf16 for {network} ({phase}), once on this machine")
         speed = measure_speed(network, phase, device)
         record(device, "speed", f"{network}/{phase}", speed)
-        return choose(requested, phase, cap, speed["speedup"], equivalence)
+        return choose(requested, phase, cap, speed["speedup"], equivalence, **int8)
     return first

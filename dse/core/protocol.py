@@ -140,7 +140,7 @@ def fault_model_name(model: str, param: float | None = None, remap: bool = False
     return parse_fault_model(spec.name).name  # re-parsed: the combination itself is checked
 
 
-PRECISIONS = ("auto", "fp32", "bf16")  # dse.core.precision chooses and runs them
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.precision chooses them; int8 evaluates only (dse/core/int8.py)
 
 
 def check_precision(name) -> str:

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     p5 REAL, worst REAL, best REAL, quantized_accuracy REAL, bn_rate REAL,
     accuracies TEXT NOT NULL,      -- JSON list, one accuracy per crossbar instance
     time_s REAL, updated REAL NOT NULL,
-    precision TEXT,                -- arithmetic the evaluation ran in: fp32 or bf16, NULL if not recorded
+    precision TEXT,                -- arithmetic the evaluation ran in: fp32, bf16 or int8, NULL if not recorded
     PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images,
                  bn, calib_images)
 );

@@ -309,7 +309,8 @@ def _sensitivity(c: SensitivityTask, progress) -> dict:
 
     ck = load_checkpoint(c.checkpoint)
     data = load_cifar10(c.data)
-    ev = Evaluator(ck, *head(data.test_x, data.test_y, c.test_images), pick_device(c.device), precision=c.precision)
+    ev = Evaluator(ck, *head(data.test_x, data.test_y, c.test_images), pick_device(c.device), precision=c.precision,
+                   calib_x=data.train_x)
     _, rows = layer_sensitivity(ev, c.fault_rate, c.instances, c.seed,
                                 on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
     return {"rows": rows}

@@ -85,7 +85,7 @@ class SweepSpec:
     data: str | None = None  # None: $DSE_DATA
     checkpoint_dir: str = "runs/checkpoints"
     device: str = "auto"
-    precision: str | None = None  # auto | fp32 | bf16; None: each worker's $DSE_PRECISION or auto
+    precision: str | None = None  # auto | fp32 | bf16 (int8: evaluation only, refused for training); None: each worker's $DSE_PRECISION or auto
     seed: int = 0
     recipe: dict = field(default_factory=lambda: dict(RECIPE_DEFAULTS))
     protocol: dict = field(default_factory=lambda: dict(PROTOCOL_DEFAULTS))

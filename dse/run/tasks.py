@@ -48,6 +48,8 @@ class TrainTask:
             check_precision(self.precision)
         if self.recipe not in RECIPES:
             raise DSEError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
+        if self.precision == "int8":
+            raise DSEError("int8 is for evaluation only; a training task runs in auto, fp32 or bf16")
         if isinstance(self.point, dict):
             object.__setattr__(self, "point", DesignPoint(**self.point))
         if self.calib_rates is not None:
