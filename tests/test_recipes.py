@@ -104,7 +104,7 @@ def test_legacy_partials_keep_their_identity():
     ident = TrainConfig().identity()["recipe"]
     assert set(ident) == {"epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "label_smoothing",
                           "warmup_epochs", "crop_pad"}
-    assert TrainConfig(recipe=recipe("converged")).identity()["recipe"]["ema"] == RECIPES["converged"].ema
+    assert TrainConfig(recipe=recipe("converged")).identity()["recipe"]["schedule"] == RECIPES["converged"].schedule
 
 
 def test_triangular_schedule_decays_linearly_to_zero():

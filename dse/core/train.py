@@ -4,12 +4,10 @@ Recipes are named (`RECIPES`; `recipe(name, **overrides)`), every field recorded
 - `legacy`: SGD with Nesterov momentum 0.9, batch 256, peak lr 0.2 (He et al.'s 0.1 per 128 images), one
   epoch of linear warm-up then cosine decay to zero, weight decay 5e-4, label smoothing 0.1, random crop
   (pad 4) + horizontal flip done on whole batches as tensor ops.
-- `converged` (the default of `dse train`, sweeps and the page): `legacy` plus the architecture-independent
-  tricks that the recipe study (docs/training.md) measured to help: a triangular (one-cycle) schedule
-  decaying linearly to zero, an EMA of the weights (what is saved and evaluated, with BN statistics
-  recomputed for it), cutout, and a scaled learning rate for the BN parameters. The whole dataset sits on the device as uint8; batches are channels_last; the steps run in
-bf16 autocast where dse/core/precision.py finds it native and faster (recorded per epoch and in the
-checkpoint), fp32 otherwise; the recorded accuracies are always measured in fp32.
+- `converged` (the default of `dse train`, sweeps and the page): `legacy` with a triangular (one-cycle)
+  schedule decaying linearly to zero, what the recipe study (docs/training.md) measured to help. Options
+  beside it: an EMA of the weights (what is then saved and evaluated, with BN statistics recomputed for
+  it), cutout, and a scaled learning rate for the BN parameters.
 
 Resumable: after every epoch, and every `save_every_s` seconds within one (an epoch of VGG13 takes 20 min
 on two CPU cores), the full state (weights, optimizer, epoch, step, random-generator states) is written
