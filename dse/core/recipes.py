@@ -5,7 +5,7 @@ field is recorded in the checkpoint's metadata."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from dse.core.errors import DSEError
 
@@ -42,13 +42,14 @@ class Recipe:
     def identity(self) -> dict:
         """asdict without the fields added after `legacy` when they are at its values (older partials resume)."""
         d = asdict(self)
-        for key, value in _LEGACY_EXTRAS.items():
-            if d[key] == value:
+        defaults = {f.name: f.default for f in fields(Recipe)}
+        for key in _ADDED_LATER:
+            if d[key] == defaults[key]:
                 d.pop(key)
         return d
 
 
-_LEGACY_EXTRAS = {"name": "legacy", "schedule": "cosine", "ema": 0.0, "cutout": 0, "bn_lr_scale": 1.0}
+_ADDED_LATER = ("name", "schedule", "ema", "cutout", "bn_lr_scale")  # fields a legacy partial's identity lacks
 RECIPES: dict[str, Recipe] = {  # name -> recipe; docs/training.md has the study behind `converged`
     "legacy": Recipe(),
     "converged": Recipe(name="converged", epochs=100, schedule="triangular"),  # the study: only this step helped

@@ -296,12 +296,13 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
     r, part = cfg.recipe, partial_path(out)
     remove_dropconnect(model)
     model.eval()
-    int8 = tuple(f"{name}.weight" for name in crossbar_layers(model, policy)) if cfg.int8 else ()
+    stored_int8 = crossbar_layers(model, policy) if cfg.int8 else {}
+    int8 = tuple(f"{name}.weight" for name in stored_int8)
     with torch.no_grad():  # every figure below is then of the weights as stored
         if cfg.half:
             for p in model.parameters():
                 p.copy_(p.half())
-        for name, m in crossbar_layers(model, policy).items() if cfg.int8 else ():
+        for m in stored_int8.values():
             levels, scale = quantize(m.weight)
             m.weight.copy_(levels * scale)
     if r.ema:  # the saved weights are the EMA's: their own BN statistics, not the live weights'
