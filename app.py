@@ -15,9 +15,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dse.domain.bn import BN_CHOICES, DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+from dse.domain.errors import DSEError
+from dse.domain.faultspec import FAULT_MODEL_NAMES, fault_model_label
+from dse.domain.networks import NETWORKS, SHORTCUT_KERNELS
+from dse.domain.paper import DROPCONNECT_RATES, WIDTHS
+from dse.domain.point import DesignPoint, label as point_label
+from dse.domain.stats import CHANCE_ACCURACY, at_chance
 from dse.run import jobs
 from dse.view import cards, charts, explore, joblist, lesson, tables, teaching, units
-from dse.view.explore import DesignPoint, DSEError, calibration_cost
+from dse.view.explore import calibration_cost
 from dse.view import yields
 from dse.view import spatial
 
@@ -41,8 +48,8 @@ def store_version(store) -> str:
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: str = explore.DEFAULT_BN,
-                 calib_images: int = explore.DEFAULT_CALIB_IMAGES, hardware: tuple = (),
+def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: str = DEFAULT_BN,
+                 calib_images: int = DEFAULT_CALIB_IMAGES, hardware: tuple = (),
                  fault_model: str = "sa1") -> pd.DataFrame:
     """hardware: isaac knobs other than ISAAC's defaults, (name, value) pairs; their costs are computed, cached."""
     return explore.design_table(_store, fault_rate, cost_model, bn, calib_images, dict(hardware), fault_model)
@@ -56,15 +63,15 @@ def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, obje
     table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
     fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate,
                         cost_model, fault_model)
-    return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(table)} per point")
+    return charts.subtitle(fig, f"BN: {bn_label(bn, calib_images)} · {explore.sample_label(table)} per point")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def curve_figures(_store, version: str, point: DesignPoint, arch: str, bn: str, calib_images: int,
                   fault_model: str = "sa1") -> tuple:
     cv = explore.curves(_store, point, bn, calib_images, fault_model)
-    how = f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(cv)} per point"
-    model = explore.fault_model_label(fault_model)
+    how = f"BN: {bn_label(bn, calib_images)} · {explore.sample_label(cv)} per point"
+    model = fault_model_label(fault_model)
     return (charts.subtitle(charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {model} fault rate"), how),
             charts.subtitle(charts.dropconnect_heatmap(cv, f"{arch}: best drop-connect rate per {model} fault rate"),
                             how + " · best p marked where two or more were evaluated"), cv)
@@ -75,7 +82,7 @@ def mapping_figure(_store, version: str, point: DesignPoint, title: str, bn: str
                    fault_model: str = "sa1"):
     ev = explore.mapping_comparison(_store, point, bn, calib_images, fault_model)
     return charts.subtitle(charts.mapping_comparison(ev, title),
-                           f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(ev)} per point")
+                           f"BN: {bn_label(bn, calib_images)} · {explore.sample_label(ev)} per point")
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
@@ -104,7 +111,7 @@ def yield_figure(_store, version: str, point: DesignPoint, fault_rate: float, ta
     fig = charts.yield_curve(curve, title, target)
     row = yields.evaluation(_store.evaluations(), point.point_id, fault_rate, bn, calib_images, fault_model)
     sample = f" · {int(row['n'])} chips × {int(row['test_images']):,} images" if row else ""
-    return curve, charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)}{sample}")
+    return curve, charts.subtitle(fig, f"BN: {bn_label(bn, calib_images)}{sample}")
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -129,22 +136,22 @@ def sidebar() -> dict:
     """The user's choices; only valid combinations can be picked."""
     sb = st.sidebar
     sb.header("Design point")
-    network = sb.selectbox("Network", explore.NETWORKS, format_func=NETWORK_NAMES.get, key="network")
-    width = sb.select_slider("Width multiplier", explore.WIDTHS, value=1.0, format_func=lambda w: f"{w:g}x",
+    network = sb.selectbox("Network", NETWORKS, format_func=NETWORK_NAMES.get, key="network")
+    width = sb.select_slider("Width multiplier", WIDTHS, value=1.0, format_func=lambda w: f"{w:g}x",
                              key="width")
-    kernels = explore.SHORTCUT_KERNELS[network]
+    kernels = SHORTCUT_KERNELS[network]
     sk = sb.radio("Shortcut kernel", kernels, format_func=lambda k: f"{k}x{k}", horizontal=True,
                   key="shortcut_kernel") if len(kernels) > 1 else kernels[0]
-    dropconnect = sb.select_slider("Drop-connect rate p", explore.DROPCONNECT_RATES, value=0.3, key="dropconnect")
+    dropconnect = sb.select_slider("Drop-connect rate p", DROPCONNECT_RATES, value=0.3, key="dropconnect")
     mapping = sb.radio("1x1 convolutions", explore.MAPPINGS, format_func=MAPPING_NAMES.get, key="mapping")
     sb.header("Chip")
-    fault_model = sb.radio("Faults", explore.FAULT_MODELS, horizontal=True, key="fault_model",
-                           format_func=explore.fault_model_label,
+    fault_model = sb.radio("Faults", FAULT_MODEL_NAMES, horizontal=True, key="fault_model",
+                           format_func=fault_model_label,
                            help="SA1: a stuck cell reads its weight as 0 (the paper's); SA0: as the largest level "
                                 "of the weight's sign; stuck-row / stuck-column: whole word or bit lines of the "
                                 "128x128 tiles stuck; clustered: stuck cells in clusters; mixed: half random SA1, "
                                 "half lines (the Spatial defects tab shows each)")
-    fault_pct = sb.number_input(f"{explore.fault_model_label(fault_model)} fault rate f (%)", 0.0, 50.0, 10.0, step=1.0, format="%.1f",
+    fault_pct = sb.number_input(f"{fault_model_label(fault_model)} fault rate f (%)", 0.0, 50.0, 10.0, step=1.0, format="%.1f",
                                 key="fault_rate", help="any rate from 0 to 50%; the paper's are 10, 20 and 30%. A "
                                                        "rate not evaluated yet can be, from the point's Evaluate button")
     fault_rate = round(fault_pct / 100, 6)  # 10.0 -> 0.1 exactly, as the store keys rates
@@ -152,14 +159,14 @@ def sidebar() -> dict:
                           help="paper: the paper's Table II method; isaac: our crossbar-mapping model")
     sb.caption(WHY_THEY_DIFFER)
     hardware = hardware_knobs(sb, cost_model)
-    bn = sb.radio("BatchNorm statistics", explore.BN_PROTOCOLS, key="bn", horizontal=True,
+    bn = sb.radio("BatchNorm statistics", BN_CHOICES, key="bn", horizontal=True,
                   format_func={"chip": "per chip", "paper": "paper", "batch": "per batch"}.get,
                   help="per chip: each faulty chip re-estimates its BN statistics from unlabeled training images "
                        "at deployment (no fault map needed); paper: Algorithm 1's statistics averaged over random "
                        "masks at p' = f; per batch: each test batch's own statistics (transductive, an ablation)")
-    calib_images = explore.DEFAULT_CALIB_IMAGES
+    calib_images = DEFAULT_CALIB_IMAGES
     if bn == "chip":
-        calib_images = int(sb.number_input("Calibration images per chip", 1, 50000, explore.DEFAULT_CALIB_IMAGES,
+        calib_images = int(sb.number_input("Calibration images per chip", 1, 50000, DEFAULT_CALIB_IMAGES,
                                            key="calib_images"))
     with sb.expander("Evaluation protocol"):
         instances = st.number_input("Crossbar instances", 2, 1000, 100, key="instances")
@@ -220,18 +227,18 @@ def fmt_cost(value: float, unit: str) -> str:
 def selected_point(store, ui: dict, table: pd.DataFrame) -> explore.PointStatus:
     p, f = ui["point"], ui["fault_rate"]
     s = explore.status(table, p)
-    title = explore.label(asdict(p))
-    st.subheader(f"{title} on a chip with {charts.pct(f)} {explore.fault_model_label(ui['fault_model'])} faults")
+    title = point_label(asdict(p))
+    st.subheader(f"{title} on a chip with {charts.pct(f)} {fault_model_label(ui['fault_model'])} faults")
     isaac = point_cost(store, p, "isaac", ui["hardware"])
     cost = isaac if ui["cost_model"] == "isaac" else point_cost(store, p, ui["cost_model"])
     if s.error:
         st.error(f"This design point's checkpoint cannot be used: {s.error}")
     r = s.row or {}
-    if s.evaluated and explore.at_chance(r["accuracy"]):  # a result worth saying plainly, not an error
+    if s.evaluated and at_chance(r["accuracy"]):  # a result worth saying plainly, not an error
         st.warning(f"At {charts.pct(f)} faults this design point is at chance level ({r['accuracy']:.2f}%; guessing "
-                   f"scores {explore.CHANCE_ACCURACY:g}%): the network has collapsed under these faults.")
+                   f"scores {CHANCE_ACCURACY:g}%): the network has collapsed under these faults.")
     c = st.columns(4)  # accuracy here, cost below: six to a row would cut values short
-    how = explore.bn_label(ui["bn"], ui["calib_images"])
+    how = bn_label(ui["bn"], ui["calib_images"])
     if s.evaluated:
         c[0].metric("Accuracy under faults", f"{r['accuracy']:.2f}%", help=f"mean over crossbar instances; BN: {how}")
         c[0].caption((f"95% CI ±{r['ci95']:.2f} · n={int(r['n'])}" if r["n"] > 1 else "one network (no faults)")
@@ -295,7 +302,7 @@ def breakdown_section(store, ui: dict, table: pd.DataFrame) -> None:
     cols = st.columns(2)
     for col, what in zip(cols, ("energy", "area")):
         rows = explore.breakdown_rows(costs, what)
-        title = f"{explore.label(asdict(p)).split(' w=')[0]}: {what} by component ({m} cost model)"
+        title = f"{point_label(asdict(p)).split(' w=')[0]}: {what} by component ({m} cost model)"
         col.plotly_chart(charts.breakdown(rows, what, title), key=f"breakdown-{what}")
 
 
@@ -323,7 +330,7 @@ def actions(store, ui: dict, s: explore.PointStatus) -> None:
             st.toast("Training started" if new else "Already training: showing the running job")
             st.rerun()  # the point's status and progress from now on
     else:
-        label = f"Evaluate at {charts.pct(f)} {explore.fault_model_label(ui['fault_model'])} faults ({ui['instances']} crossbars, BN {ui['bn']})"
+        label = f"Evaluate at {charts.pct(f)} {fault_model_label(ui['fault_model'])} faults ({ui['instances']} crossbars, BN {ui['bn']})"
         if st.button(label, type="primary", key="evaluate"):
             cfg = jobs.evaluate_config(s.checkpoint, [f], data=ui["data"], instances=ui["instances"],
                                        adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
@@ -408,7 +415,7 @@ def pareto_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
 def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
     """One chip's stuck cells on one layer under the sidebar's fault model and rate, then per-layer sensitivity."""
     p, f, model = ui["point"], ui["fault_rate"], ui["fault_model"]
-    st.caption(f"Fault model and rate from the sidebar: {explore.fault_model_label(model)} at {charts.pct(f)}. "
+    st.caption(f"Fault model and rate from the sidebar: {fault_model_label(model)} at {charts.pct(f)}. "
                "For a class, `?lesson=1` walks through four pictures without any controls.")
     if not st.toggle("Show one chip's fault map and the per-layer sensitivity", key="teach"):
         st.caption("A picture of stuck cells on one crossbar layer, and which layers they hurt most.")
@@ -456,8 +463,8 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     """For a teacher: one tile's defects under the sidebar's fault model and rate, blind and remapped, and an
     evaluation of the point under it; then the shipped report's accuracy and a lifetime curve (spatial_results)."""
     p, model, rate = ui["point"], ui["fault_model"], ui["fault_rate"]
-    st.caption(f"Fault model, rate and BN protocol come from the sidebar: {explore.fault_model_label(model)} at "
-               f"{charts.pct(rate)}, BN: {explore.bn_label(ui['bn'], ui['calib_images'])}.")
+    st.caption(f"Fault model, rate and BN protocol come from the sidebar: {fault_model_label(model)} at "
+               f"{charts.pct(rate)}, BN: {bn_label(ui['bn'], ui['calib_images'])}.")
     if not st.toggle("Show one chip's defects, remapping and lifetime", key="sp_show"):
         st.caption("Lines and clusters of stuck cells, a chip's known map remapped, and accuracy over a chip's life.")
         return  # the tile maps need torch: not on the page's first render
@@ -474,7 +481,7 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     name = spatial.fault_model_name(model, param, remap, int(spares) if remap else 0)
     maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
     m1, m2 = st.columns(2)
-    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{explore.fault_model_label(name)}: one tile of {layer}, "
+    m1.plotly_chart(charts.fault_map(maps["stuck"], f"{fault_model_label(name)}: one tile of {layer}, "
                                                     f"chip {int(instance)}, at "
                                                     f"{charts.pct(rate)} (physical)"), key="sp_map")
     if remap:
@@ -494,7 +501,7 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     if not stored.empty:
         st.plotly_chart(charts.subtitle(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy "
                                                                               f"under {name}"),
-                                        f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])} · "
+                                        f"BN: {bn_label(ui['bn'], ui['calib_images'])} · "
                                         f"{explore.sample_label(stored)} per point"), key="sp_stored")
     spatial_results(p, model, ui)
 
@@ -502,10 +509,10 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
 def spatial_results(p: DesignPoint, model: str, ui: dict) -> None:
     """The spatial-defects report's accuracy for the point under `model`, and its lifetime curve."""
     report = spatial.load_report()
-    point = explore.label(asdict(p))
+    point = point_label(asdict(p))
     rows = spatial.report_rows(report)
     if rows.empty or point not in set(rows.point) or model not in set(rows[rows.point == point].fault_model):
-        st.info(f"No spatial-defects results for {point} under {explore.fault_model_label(model)}; "
+        st.info(f"No spatial-defects results for {point} under {fault_model_label(model)}; "
                 "`python -m dse spatial-report CKPT --data PATH` makes them.")
         return
     st.plotly_chart(charts.subtitle(spatial.accuracy_figure(report, point, [model]), spatial.sample_label(report)),
@@ -554,7 +561,7 @@ def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str,
     """Chip yield: the share of simulated chips (crossbar instances) whose accuracy reaches a target, with its
     exact 95% interval; and the cheapest design whose yield reaches a minimum by the interval's LOW end."""
     p, f, bn, n_cal = ui["point"], ui["fault_rate"], ui["bn"], ui["calib_images"]
-    how = explore.bn_label(bn, n_cal)
+    how = bn_label(bn, n_cal)
     if st.session_state.get("yield_context") != (f, bn, n_cal):  # new numbers: start from their median
         st.session_state.yield_context = (f, bn, n_cal)
         st.session_state.yield_target = explore.default_target(table, st.session_state.get("yield_target", 85.0))
@@ -572,7 +579,7 @@ def yield_section(store, ui: dict, table: pd.DataFrame, version: str, arch: str,
         c1.caption(f"{int(r['chips_meeting'])} of {int(r['chips'])} chips >= {target:g}% · 95% Clopper-Pearson "
                    f"[{r['yield_low']:.1%}, {r['yield_high']:.1%}] · BN: {how}")
     _, fig = yield_figure(store, version, p, f, target, bn, n_cal, f"{arch}, p={p.dropconnect:g} at {charts.pct(f)} "
-                          f"{explore.fault_model_label(ui['fault_model'])} faults: chip yield vs accuracy target", ui["fault_model"])
+                          f"{fault_model_label(ui['fault_model'])} faults: chip yield vs accuracy target", ui["fault_model"])
     c2.plotly_chart(fig, key="yield-curve")
     min_yield = yield_recommendation(c1, ytable, target, f, how)
     with c2:
@@ -646,8 +653,8 @@ def results_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
     readable = tables.readable(table)
     st.dataframe(readable, hide_index=True, key="results",
                  column_config={c: st.column_config.Column(help=tables.help_for(c)) for c in readable})
-    st.caption(f"At {charts.pct(ui['fault_rate'])} {explore.fault_model_label(ui['fault_model'])} faults; "
-               f"BN: {explore.bn_label(ui['bn'], ui['calib_images'])}; costs per image ({ui['cost_model']} "
+    st.caption(f"At {charts.pct(ui['fault_rate'])} {fault_model_label(ui['fault_model'])} faults; "
+               f"BN: {bn_label(ui['bn'], ui['calib_images'])}; costs per image ({ui['cost_model']} "
                "cost model); accuracies rounded to what their 95% CIs support; — where there is no value.")
     c1, c2 = st.columns(2)
     c1.download_button("Download design points (CSV)", shown.to_csv(index=False).encode(),

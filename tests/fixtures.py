@@ -8,7 +8,8 @@ import torch
 
 from dse.core.checkpoint import load_checkpoint, save_checkpoint
 from dse.core.models import build_model
-from dse.results.store import DesignPoint, Store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 
 FAULT_RATES = (0.0, 0.1, 0.2, 0.3)
 

@@ -5,7 +5,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dse.results.store import DesignPoint, Store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 from tests.fixtures import POINTS, accuracy_model, build_store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -322,12 +323,12 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
 
 
 def test_the_page_and_the_command_line_answer_a_yield_query_alike_by_default(tmp_path, monkeypatch, store, capsys):
-    """One BN default (dse/core/protocol.py): the page opens on it, and `dse yield` without --bn reads the same
+    """One BN default (dse/domain/bn.py): the page opens on it, and `dse yield` without --bn reads the same
     evaluation, so both give the same yield and interval; `--bn paper` and the page's "paper" agree too."""
     import json
 
     from dse.cli import main
-    from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+    from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
 
     ckpt = str(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors")  # the page's default point
     target = 89.5  # the made-up chips at 10% straddle it under the chip protocol, and all miss it under the paper's

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 
+from dse.domain.point import label
 from dse.view import charts, explore
 from tests.fixtures import POINTS, build_store
 
@@ -63,7 +64,7 @@ def test_trained_points_not_evaluated_at_the_rate_show_at_their_cost(tmp_path):
     fig = charts.pareto(table, explore.fronts(table)["energy_uj"], "energy_uj", None, None, 0.1, "paper", "sa0")
     assert "at 10% SA0 faults" in fig.layout.title.text
     ticks = next(t for t in fig.data if t.name == "not evaluated at 10% (cost only)")
-    assert list(ticks.hovertext) == [explore.label(POINTS[2].__dict__)]
+    assert list(ticks.hovertext) == [label(POINTS[2].__dict__)]
     assert max(ticks.y) < min(table.accuracy.dropna())  # below every measured accuracy, never mistaken for one
     only = table.assign(accuracy=float("nan"))  # nothing evaluated: the costs still show
     fig = charts.pareto(only, explore.fronts(only)["energy_uj"], "energy_uj", None, None, 0.1)

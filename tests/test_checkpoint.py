@@ -6,7 +6,7 @@ import torch
 
 from dse.core.calibrate import calibrate_bn
 from dse.core.checkpoint import load_checkpoint, save_checkpoint
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.models import build_model
 
 META = {"network": "resnet20", "width": 1.0, "shortcut_kernel": 1, "mapping": "default",

@@ -4,7 +4,7 @@ import torch
 
 from dse.core.calibrate import calibration_batches, chip_bn_stats
 from dse.core.checkpoint import bn_buffers
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.evaluate import Evaluator, Protocol, evaluate
 
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from dse.domain.bn import BN_CHOICES
 from dse.cli import main
 from tests.test_data import make_tree
 
@@ -104,12 +105,11 @@ def test_info_on_a_file_that_is_not_a_checkpoint_says_so(tmp_path, capsys):
 
 
 def test_every_bn_option_and_every_spec_job_and_page_default_is_the_one_default():
-    """dse/core/protocol.py defines the BN default once; the commands, tasks, sweep specs and the page read it."""
+    """dse/domain/bn.py defines the BN default once; the commands, tasks, sweep specs and the page read it."""
     from dse.cli import build_parser
-    from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
+    from dse.domain.bn import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
     from dse.run.spec import GRIDS_DIR, PROTOCOL_DEFAULTS, load_spec
     from dse.run.tasks import EvaluateTask
-    from dse.view import explore
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     with_bn = {name: p for name, p in sub.choices.items() if any(a.dest == "bn" for a in p._actions)}
@@ -121,5 +121,5 @@ def test_every_bn_option_and_every_spec_job_and_page_default_is_the_one_default(
     assert (task.bn, task.calib_images) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
     assert (PROTOCOL_DEFAULTS["bn"], PROTOCOL_DEFAULTS["calib_images"]) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
     assert load_spec(GRIDS_DIR / "paper.toml").protocol["bn"] == "paper"  # the paper's grid says so itself
-    assert explore.BN_PROTOCOLS[0] == DEFAULT_BN and sorted(explore.BN_PROTOCOLS) == sorted(BN_PROTOCOLS)
+    assert BN_CHOICES[0] == DEFAULT_BN and sorted(BN_CHOICES) == sorted(BN_PROTOCOLS)
     assert DEFAULT_BN == "chip" and DEFAULT_CALIB_IMAGES == 500  # per-chip calibration on 500 images (README)

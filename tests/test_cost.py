@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dse.core import cost, isaac
 from dse.cli import main
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.models import build_model
 
 # Table II cells given in shared/paper-notes.md: width -> (latency ns, energy uJ) per image

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from dse.core.data import CLASSES, head, load_cifar10, random_crop_flip
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 def png(seed: int) -> bytes:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dse.core.device import check_device_name, pick_device
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 @pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:1"])

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.evaluate import Evaluator, Protocol, evaluate, summarize
 
 

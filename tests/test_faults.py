@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.faults import FaultInjector, instance_seed, quantize
 from dse.core.mapping import crossbar_layers
 from dse.core.models import build_model
@@ -91,7 +91,7 @@ MAPS_BEFORE_BPC = "d1f6f03f15e8c0b78f72a7ce4f562d9718443731ce21a52a9894556ca3c54
 def test_8_bits_per_cell_keeps_todays_fault_maps_and_weights():
     import hashlib
 
-    from dse.core.protocol import fault_model_name
+    from dse.domain.faultspec import fault_model_name
 
     inj = FaultInjector(model())
     assert fault_model_name("sa1", bits_per_cell=8) == "sa1"  # same name, so same store keys
@@ -123,7 +123,7 @@ def test_2_bits_per_cell_zeroes_only_the_stuck_slices():
 
 
 def test_bits_per_cell_in_the_fault_model_name_and_its_errors():
-    from dse.core.protocol import fault_model_name, parse_fault_model
+    from dse.domain.faultspec import fault_model_name, parse_fault_model
 
     assert fault_model_name("sa0", bits_per_cell=2) == "sa0+bpc:2" == parse_fault_model("sa0+bpc:2").name
     for bad, words in (("sa1+bpc:3", ["bits per cell", "1, 2, 4, 8", "'3'"]),

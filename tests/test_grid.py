@@ -13,9 +13,10 @@ from dse.run import jobs
 from dse.results.catalog import MANIFEST, sync, write_manifest
 from dse.core.checkpoint import load_checkpoint
 from dse.cli import main
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.evaluate import Evaluator, Protocol
-from dse.results.store import DesignPoint, Store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 from dse.run.spec import load_spec, parse_only, parse_spec
 from dse.run.sweep import expand
 from dse.core.models import build_model

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.core import precision as P
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.evaluate import Evaluator, Protocol, evaluate
 from dse.core.int8 import Int8Forward, int8_capability, packed_conv_weight, qparams, quantized_engine
 

@@ -6,7 +6,8 @@ import pytest
 
 from dse.run import jobs
 from dse.cli import main
-from dse.results.store import DesignPoint, Store, process_alive
+from dse.domain.point import DesignPoint
+from dse.results.store import Store, process_alive
 from tests.test_data import make_tree
 
 pytestmark = pytest.mark.slow  # worker processes

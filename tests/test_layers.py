@@ -1,5 +1,5 @@
-"""The package's layers, read from the source: core < results < run < view, the app on top of view and run,
-and no function over 60 lines without a reason in its docstring (ARCHITECTURE.md)."""
+"""The package's layers, read from the source: domain < core < results < run < view, the app on top of domain,
+view and run, and no function over 60 lines without a reason in its docstring (ARCHITECTURE.md)."""
 import ast
 from pathlib import Path
 
@@ -7,9 +7,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # what each layer may import from the package (besides itself and `dse` / `dse.__init__`)
-ALLOWED = {"core": set(), "results": {"core"}, "run": {"core", "results"}, "view": {"core", "results", "run"},
-           "bench": {"core"}, "commands": {"core", "results", "run", "view", "bench", "commands"}}
-APP_ALLOWED = {"view", "run"}
+ALLOWED = {"domain": set(), "core": {"domain"}, "results": {"domain", "core"}, "run": {"domain", "core", "results"},
+           "view": {"domain", "core", "results", "run"}, "bench": {"domain", "core"},
+           "commands": {"domain", "core", "results", "run", "view", "bench", "commands"}}
+APP_ALLOWED = {"domain", "view", "run"}
 LONG = 60
 
 
@@ -46,7 +47,24 @@ def test_each_layer_imports_only_those_below_it(path):
     assert not bad, f"{path.relative_to(ROOT)} ({layer}) imports {sorted(bad)}"
 
 
-def test_the_app_imports_only_view_and_run():
+def imports(path: Path) -> set[str]:
+    """Every top-level package a file imports, at any depth."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "dse" / "domain").glob("*.py")), ids=lambda p: p.name)
+def test_the_domain_is_torch_free(path):
+    """The page, specs and tasks name evaluations without importing torch (nor streamlit, nor the store)."""
+    assert not imports(path) & {"torch", "torchvision", "streamlit", "sqlite3", "pandas"}, path.name
+
+
+def test_the_app_imports_only_domain_view_and_run():
     bad = {m for m in dse_imports(ROOT / "app.py") if layer_of(m) not in APP_ALLOWED}
     assert not bad, f"app.py imports {sorted(bad)}"
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.lifetime import lifetime_table, months_until, parse_trajectory
 
 

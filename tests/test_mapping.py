@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.mapping import MappingPolicy, POLICIES, crossbar_layers
 from dse.core.models import build_model
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.models import build_model, list_models
+from dse.domain.networks import NETWORKS, SHORTCUT_KERNELS
 
 WIDTHS = [1.0, 1.2, 1.4, 1.6]
 
@@ -13,6 +14,34 @@ def n_params(m):
 
 def test_registry_lists_the_three_networks():
     assert list_models() == ["mobilenetv2", "resnet20", "vgg13"]
+
+
+def test_every_declared_network_builds_with_each_of_its_shortcut_kernels():
+    """dse/domain/networks.py declares the names and kernels once; the registry builds exactly those."""
+    assert sorted(NETWORKS) == list_models()
+    for name, kernels in SHORTCUT_KERNELS.items():
+        for k in kernels:
+            assert isinstance(build_model(name, 1.0, k), torch.nn.Module)
+        with pytest.raises(DSEError, match="shortcut kernel 5 is not available"):
+            build_model(name, 1.0, 5)
+
+
+def test_a_builder_for_an_undeclared_network_fails_at_registration():
+    from dse.core.models._registry import check_complete, register_model
+
+    with pytest.raises(RuntimeError, match="not declared in dse/domain/networks.py"):
+        register_model("lenet")(lambda **kw: None)
+    with pytest.raises(RuntimeError, match="registered twice"):
+        register_model("vgg13")(lambda **kw: None)
+    check_complete()  # the declared networks all have builders
+
+
+def test_a_declared_network_without_a_builder_fails(monkeypatch):
+    from dse.core.models import _registry
+
+    monkeypatch.setitem(SHORTCUT_KERNELS, "lenet", (1,))
+    with pytest.raises(RuntimeError, match="declared without a builder: lenet"):
+        _registry.check_complete()
 
 
 @pytest.mark.parametrize("name", ["resnet20", "vgg13", "mobilenetv2"])

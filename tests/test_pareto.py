@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.view.pareto import cheapest_meeting, pareto_front, pareto_fronts
 
 

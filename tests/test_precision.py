@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from dse.core import precision as P
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.evaluate import Evaluator, Protocol, evaluate
 
 AMX = P.Capability("cpu", True, "AMX")

@@ -10,8 +10,8 @@ import torch
 
 from dse.core.checkpoint import load_checkpoint
 from dse.core.data import cutout
-from dse.core.errors import DSEError
-from dse.core.recipes import RECIPES, Recipe, recipe
+from dse.domain.errors import DSEError
+from dse.domain.recipes import RECIPES, Recipe, recipe
 from dse.core.train import TrainConfig, lr_at, partial_path, train
 
 OPTIONS = {"triangular": {"schedule": "triangular"}, "ema": {"ema": 0.9}, "cutout": {"cutout": 8},

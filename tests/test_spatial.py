@@ -3,16 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.faults import FaultInjector
 from dse.core.models import build_model
 from dse.core.placement import place
-from dse.core.protocol import (
-    FaultSpec,
-    check_fault_model,
-    fault_model_name,
-    parse_fault_model,
-)
+from dse.domain.faultspec import FaultSpec, check_fault_model, fault_model_name, parse_fault_model
 from dse.core.remap import lost, remap_tile, remap_tiles, to_logical, to_physical
 from dse.core.spatial import cell_maps, clusters, expected_area
 

@@ -8,7 +8,8 @@ import pytest
 from dse.run import jobs
 from dse.results.catalog import sync
 from dse.core.checkpoint import load_checkpoint, save_checkpoint
-from dse.results.store import SCHEMA_VERSION, DesignPoint, Store, open_store
+from dse.results.store import SCHEMA_VERSION, Store, open_store
+from dse.domain.point import DesignPoint
 from tests.fixtures import POINTS, build_store, write_checkpoint
 
 

@@ -16,9 +16,10 @@ import torch
 from dse.run import jobs
 from dse.run.backends import make_backend
 from dse.cli import main
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.faults import FaultInjector
-from dse.results.store import DesignPoint, Store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 from dse.run.spec import load_spec, parse_spec
 from dse.run.sweep import expand, preview, run_sweep
 from tests.test_data import make_tree

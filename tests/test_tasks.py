@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from dse.core.errors import DSEError
-from dse.results.store import DesignPoint
+from dse.domain.errors import DSEError
+from dse.domain.point import DesignPoint
 from dse.run import jobs
 from dse.run.tasks import EvaluateTask, SensitivityTask, TrainTask, from_json, task_id, to_json, train_task
 
@@ -45,7 +45,7 @@ def test_a_stored_config_with_unknown_or_bad_keys_is_refused():
 def test_a_stored_evaluate_config_without_a_protocol_is_the_papers():
     """Tasks default to the one BN default (chip), but a config stored before tasks named their protocol was
     evaluated under the paper's: it reads back so, and keeps its id."""
-    from dse.core.protocol import DEFAULT_BN, LEGACY_BN
+    from dse.domain.bn import DEFAULT_BN, LEGACY_BN
 
     doc = to_json(EvaluateTask("/m", (0.1,), "/d", bn="paper"))
     old = {k: v for k, v in doc.items() if k not in ("bn", "calib_images")}

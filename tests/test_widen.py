@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.models import build_model
 from dse.core.widen import channel_spaces, widened_state
 

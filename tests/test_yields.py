@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from dse.cli import main
-from dse.core.errors import DSEError
-from dse.core.stats import chip_yield, clopper_pearson
-from dse.results.store import DesignPoint
+from dse.domain.errors import DSEError
+from dse.domain.stats import chip_yield, clopper_pearson
+from dse.domain.point import DesignPoint
 from dse.view import charts, yields
 from tests.fixtures import accuracy_model, build_store, fake_result
 from tests.test_cli import run_json
@@ -256,7 +256,7 @@ def test_the_yield_tab_shows_the_selected_points_yield(tmp_path, monkeypatch):
 @pytest.mark.parametrize("min_yield, level, n", [(0.9, 0.95, 36), (0.95, 0.95, 72), (0.8, 0.95, 17),
                                                  (0.5, 0.95, 6), (0.0, 0.95, 1), (0.9, 0.9, 29)])
 def test_chips_needed_is_the_smallest_all_pass_sample_that_proves_the_minimum(min_yield, level, n):
-    from dse.core.stats import chips_needed, provable_yield
+    from dse.domain.stats import chips_needed, provable_yield
 
     assert chips_needed(min_yield, level) == n
     assert provable_yield(n, level) >= min_yield
@@ -266,7 +266,7 @@ def test_chips_needed_is_the_smallest_all_pass_sample_that_proves_the_minimum(mi
 
 @pytest.mark.parametrize("bad", [1.0, 1.5, -0.1, "x"])
 def test_chips_needed_rejects_unprovable_minimums_in_one_line(bad):
-    from dse.core.stats import chips_needed
+    from dse.domain.stats import chips_needed
 
     with pytest.raises(DSEError) as e:
         chips_needed(bad)

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from dse.core.paper import FAULT_RATES
+from dse.domain.paper import FAULT_RATES
 from dse.bench.measure import (TRAIN_IMAGES, bench_data, load_avg, machine_info, measure, synthetic_data,  # noqa: F401
                                untrained_checkpoint)
 from dse.bench.report import TARGETS, _ratio, targets, to_markdown  # noqa: F401

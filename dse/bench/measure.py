@@ -40,7 +40,7 @@ from typing import Callable
 import torch
 
 from dse.core.data import head
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 from dse.bench.references import _naive_instance, _PILDataset, _reference_trainer, _transforms
 

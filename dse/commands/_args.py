@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 def _wrap(check):
@@ -68,7 +68,7 @@ def percent(text: str) -> float:
 
 def rate(text: str) -> float:
     """A probability in [0, 1)."""
-    from dse.core.dropconnect import check_rate
+    from dse.domain.stats import check_rate
 
     return _wrap(lambda t: check_rate(t, "rate"))(text)
 
@@ -98,14 +98,14 @@ def count_list(text: str) -> list[int]:
 
 
 def bn_protocol(text: str) -> str:
-    from dse.core.calibrate import check_bn_protocol
+    from dse.domain.bn import check_bn_protocol
 
     return _wrap(check_bn_protocol)(text)
 
 
 def add_bn(parser: argparse.ArgumentParser, what: str = "the evaluation") -> None:
-    """--bn and --calib-images, their defaults the one BN default (dse/core/protocol.py: DEFAULT_BN)."""
-    from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES
+    """--bn and --calib-images, their defaults the one BN default (dse/domain/bn.py: DEFAULT_BN)."""
+    from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES
 
     parser.add_argument("--bn", default=DEFAULT_BN, type=bn_protocol,
                         help=f"BN statistics of {what} under faults (default {DEFAULT_BN}): chip (re-estimated "
@@ -118,13 +118,13 @@ def add_bn(parser: argparse.ArgumentParser, what: str = "the evaluation") -> Non
 
 
 def width(text: str) -> float:
-    from dse.core.models import check_width
+    from dse.domain.networks import check_width
 
     return _wrap(check_width)(text)
 
 
 def network(text: str) -> str:
-    from dse.core.models import check_network
+    from dse.domain.networks import check_network
 
     return _wrap(check_network)(text.lower())
 
@@ -137,7 +137,7 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def precision(text: str) -> str:
-    from dse.core.precision import check_precision
+    from dse.domain.evalspec import check_precision
 
     return _wrap(check_precision)(text)
 
@@ -166,7 +166,7 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_fault_model(parser: argparse.ArgumentParser) -> None:
     """--fault-model and its options; fault_model_of(args) turns them into the canonical name."""
-    from dse.core.protocol import CELL_BITS, FAULT_PARAMS, MAX_SPARES
+    from dse.domain.faultspec import CELL_BITS, FAULT_PARAMS, MAX_SPARES
 
     parser.add_argument("--fault-model", default="sa1",
                         help="sa1 (weight reads 0), sa0 (reads max magnitude), or on the physical tiles: rows, cols "
@@ -187,8 +187,8 @@ def add_fault_model(parser: argparse.ArgumentParser) -> None:
 
 def fault_model_of(args) -> str:
     """The canonical fault model name from --fault-model and its options (DSEError naming a bad one)."""
-    from dse.core.errors import DSEError
-    from dse.core.protocol import fault_model_name, parse_fault_model
+    from dse.domain.errors import DSEError
+    from dse.domain.faultspec import fault_model_name, parse_fault_model
 
     spec = parse_fault_model(args.fault_model)
     param = None

@@ -167,7 +167,7 @@ def config_from(args):
     if args.page is not None:
         from pathlib import Path
 
-        from dse.core.errors import DSEError
+        from dse.domain.errors import DSEError
 
         if not Path(args.page).is_dir():
             raise DSEError(f"--page: {args.page!r} is not a folder of checkpoints")
@@ -177,7 +177,7 @@ def config_from(args):
 
     cfg.precision = args.precision or default_precision()
     if cfg.fault_rate == 0:
-        from dse.core.errors import DSEError
+        from dse.domain.errors import DSEError
 
         raise DSEError("the campaign needs a fault rate above 0 (at 0 every instance is the same network)")
     return cfg
@@ -189,7 +189,7 @@ def run(args) -> dict:
     from dse.bench import bench_data, run_bench, to_markdown
     from dse.core.checkpoint import load_checkpoint
     from dse.core.device import pick_device
-    from dse.core.errors import DSEError
+    from dse.domain.errors import DSEError
 
     cfg = config_from(args)
     device = pick_device(args.device)

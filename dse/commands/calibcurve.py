@@ -31,8 +31,8 @@ def run(args) -> dict:
 
     from dse.run import jobs
     from dse.core.data import default_data_path
-    from dse.core.protocol import DEFAULT_CALIB_IMAGES
-    from dse.core.errors import DSEError
+    from dse.domain.bn import DEFAULT_CALIB_IMAGES
+    from dse.domain.errors import DSEError
     from dse.results.store import job_id, open_store
 
     data = args.data or default_data_path()

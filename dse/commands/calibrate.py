@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dse.commands import _args
-from dse.core.paper import FAULT_RATES
+from dse.domain.paper import FAULT_RATES
 
 
 def add_parser(sub) -> None:

@@ -33,16 +33,16 @@ def run(args) -> dict:
     from pathlib import Path
 
     from dse.core.checkpoint import load_checkpoint
-    from dse.core.errors import DSEError
-    from dse.core.protocol import bn_label
+    from dse.domain.errors import DSEError
+    from dse.domain.bn import bn_label
     from dse.results.catalog import sync
-    from dse.results.store import DesignPoint, Store, default_store_path, label
+    from dse.domain.point import DesignPoint, label
+    from dse.results.store import Store, default_store_path
     from dse.view import yields
 
     ckpt = load_checkpoint(args.checkpoint)
     m = ckpt.meta
-    point = DesignPoint(m["network"], float(m["width"]), int(m["shortcut_kernel"]), m["mapping"],
-                        float(m["dropconnect"]))
+    point = DesignPoint.of(m)
     how = bn_label(args.bn, args.calib_images)
     path = args.store or default_store_path()
     missing = (f"no evaluation of {args.checkpoint} at fault rate {args.fault_rate:g} under BN {how} in "

@@ -9,7 +9,7 @@ import argparse
 
 from dse.commands import _args
 from dse.core.mapping import POLICIES
-from dse.core.protocol import DEFAULT_CALIB_IMAGES
+from dse.domain.bn import DEFAULT_CALIB_IMAGES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ HW_KNOBS = ("xbar_size", "bits_per_cell", "adc_bits", "dac_bits", "chips", "budg
 def run(args) -> dict:
     from dse.core import cost  # torch import deferred until the command runs
     from dse.core.deployment import calibration_cost
-    from dse.core.errors import DSEError
+    from dse.domain.errors import DSEError
 
     processor = cost.Processor(args.cpu_gmacs * 1e9, args.cpu_pj_per_mac).check()
     knobs = {k: getattr(args, k) for k in HW_KNOBS if getattr(args, k) is not None}

@@ -1,6 +1,7 @@
 """`python -m dse evaluate CKPT --fault-rate F ...`: Monte-Carlo accuracy under crossbar faults."""
 from __future__ import annotations
 
+from dse.domain.stats import CHANCE_ACCURACY
 from dse.commands import _args
 
 
@@ -39,8 +40,8 @@ def run(args) -> dict:
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
     from dse.core.evaluate import Protocol, evaluate
-    from dse.core.protocol import parse_fault_model
-    from dse.view.explore import CHANCE_ACCURACY
+    from dse.domain.faultspec import parse_fault_model
+
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
                         seed=args.seed, fault_model=_args.fault_model_of(args), recalibrate=not args.no_recalibrate,

@@ -9,7 +9,7 @@ from dse.commands import _args
 
 
 def add_parser(sub) -> None:
-    from dse.core.recipes import STUDY_STEPS
+    from dse.domain.recipes import STUDY_STEPS
 
     names = [n for n, _ in STUDY_STEPS]
     p = sub.add_parser("recipe-study", help="train the recipe study's steps and report accuracy against epochs")
@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
 
 
 def _steps(text: str) -> list[tuple[str, dict]]:
-    from dse.core.errors import DSEError
-    from dse.core.recipes import STUDY_STEPS
+    from dse.domain.errors import DSEError
+    from dse.domain.recipes import STUDY_STEPS
 
     known = dict(STUDY_STEPS)
     chosen = [s.strip() for s in text.split(",") if s.strip()]
@@ -41,7 +41,7 @@ def _steps(text: str) -> list[tuple[str, dict]]:
 def run(args) -> dict:
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
-    from dse.core.recipes import recipe
+    from dse.domain.recipes import recipe
     from dse.core.train import TrainConfig, train
     from dse.view.recipes import study_rows, write_report
 

@@ -16,7 +16,7 @@ DEFAULT_MODELS = "sa1,rows,cols,clustered,mixed"
 
 
 def model_list(text: str) -> list[str]:
-    from dse.core.protocol import check_fault_model
+    from dse.domain.faultspec import check_fault_model
 
     names = [p.strip() for p in text.split(",") if p.strip()]
     if not names:
@@ -63,13 +63,13 @@ def run(args) -> dict:
     from dse.core.device import pick_device
     from dse.core.evaluate import Evaluator, Protocol
     from dse.core.io import atomic_write
-    from dse.core.protocol import fault_model_name, parse_fault_model
-    from dse.results.store import label
+    from dse.domain.faultspec import fault_model_name, parse_fault_model
+    from dse.domain.point import label
     from dse.view import spatial
 
     out = Path(args.out)
     if args.report_only:
-        from dse.core.errors import DSEError
+        from dse.domain.errors import DSEError
 
         report = spatial.load_report(out)
         if report is None:

@@ -69,7 +69,7 @@ def spec_from_args(args):
 def run(args) -> dict:
     import json
 
-    from dse.core.errors import DSEError
+    from dse.domain.errors import DSEError
     from dse.results.store import Store
     from dse.run.sweep import preview, run_sweep
 

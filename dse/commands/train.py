@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.commands import _args
-from dse.core.paper import FAULT_RATES
+from dse.domain.paper import FAULT_RATES
 
 
 def add_parser(sub) -> None:
-    from dse.core.recipes import DEFAULT_RECIPE, RECIPES, SCHEDULES
+    from dse.domain.recipes import DEFAULT_RECIPE, RECIPES, SCHEDULES
 
     p = sub.add_parser("train", help="train a network with drop-connect and write a checkpoint")
     p.add_argument("--network", type=_args.network, default="resnet20", help="resnet20, vgg13 or mobilenetv2")
@@ -53,10 +53,10 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
-    from dse.core.errors import DSEError
+    from dse.domain.errors import DSEError
     from dse.core.mapping import MappingPolicy
     from dse.core.models import build_model
-    from dse.core.recipes import recipe
+    from dse.domain.recipes import recipe
     from dse.core.train import TrainConfig, train
 
     MappingPolicy.parse(args.mapping)

@@ -17,8 +17,7 @@ from dse.core.data import normalize, random_crop_flip
 from dse.core.precision import autocast
 from dse.core.dropconnect import add_dropconnect, remove_dropconnect
 from dse.core.mapping import MappingPolicy
-from dse.core.paper import FAULT_RATES as DEFAULT_RATES
-from dse.core.protocol import BN_PROTOCOLS, DEFAULT_CALIB_IMAGES, bn_label, check_bn_protocol  # noqa: F401
+from dse.domain.paper import FAULT_RATES as DEFAULT_RATES
 
 
 

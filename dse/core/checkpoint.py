@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.io import atomic_write
 
 FORMAT = "rram-dse-checkpoint"
@@ -151,9 +151,9 @@ def _read_metadata(data: bytes, path: str) -> dict:
 
 def check_meta(meta: dict, path: str) -> dict:
     """Each field a checkpoint must have, with a value the project can build."""
-    from dse.core.dropconnect import check_rate
+    from dse.domain.stats import check_rate
     from dse.core.mapping import MappingPolicy
-    from dse.core.models import check_network, check_width, shortcut_kernels
+    from dse.domain.networks import check_network, check_width, shortcut_kernels
 
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DSEError(f"{path}: unsupported checkpoint format {meta.get('format')!r} v{meta.get('format_version')!r}")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.io import atomic_write
 from dse.core.paths import default_data_path  # noqa: F401  (re-exported: the CLI asks data for its default)
 

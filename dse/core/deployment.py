@@ -3,7 +3,7 @@ the `chip` protocol, priced from a cost model's per-image figures (dse/cost.py).
 can show it without importing torch."""
 from __future__ import annotations
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 def calibration_cost(totals: dict, images: int) -> dict:

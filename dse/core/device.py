@@ -5,7 +5,7 @@ import re
 
 import torch
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 def check_device_name(name) -> str:

@@ -7,19 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from dse.core.errors import DSEError
+from dse.domain.stats import check_rate
 from dse.core.mapping import MappingPolicy, crossbar_layers
-
-
-def check_rate(rate, what: str = "drop-connect rate") -> float:
-    """A probability in [0, 1): 1 would drop every weight (and divide by zero)."""
-    try:
-        p = float(rate)
-    except (TypeError, ValueError):
-        raise DSEError(f"{what} must be a number in [0, 1), got {rate!r}") from None
-    if not 0.0 <= p < 1.0:  # also rejects NaN
-        raise DSEError(f"{what} must be in [0, 1), got {rate!r}")
-    return p
 
 
 class DropConnect(nn.Module):

@@ -25,17 +25,18 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibrate_bn, calibration_batches,
-                           check_bn_protocol, chips_bn_stats, nearest_rate)
+from dse.domain.bn import DEFAULT_CALIB_IMAGES, bn_label, check_bn_protocol
+from dse.core.calibrate import batch_statistics, calibrate_bn, calibration_batches, chips_bn_stats, nearest_rate
 from dse.core.checkpoint import Checkpoint, load_bn_buffers
 from dse.core.data import head, normalize
-from dse.core.dropconnect import check_rate
-from dse.core.errors import DSEError
-from dse.core.faults import FaultInjector, check_fault_model
+from dse.domain.stats import check_rate
+from dse.domain.errors import DSEError
+from dse.core.faults import FaultInjector
+from dse.domain.faultspec import check_fault_model
 from dse.core.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
 from dse.core.int8 import Int8State
 from dse.core.precision import Choice, autocast, default_precision, resolve
-from dse.core.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
+from dse.domain.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Protocol:
     adaptive: float | None = None  # target 95% CI half-width in accuracy points
     min_instances: int = 20
     seed: int = 0  # base seed of the fault maps
-    fault_model: str = "sa1"  # dse/core/protocol.py: sa1, sa0, rows, cols, clustered[:SIDE], mixed[:SHARE], +remap[:S]
+    fault_model: str = "sa1"  # dse/domain/faultspec.py: sa1, sa0, rows, cols, clustered[:SIDE], mixed[:SHARE], +remap[:S]
     recalibrate: bool = True  # use BN statistics calibrated for p' = f
     rescale: bool = True  # keep the 1/(1-f) drop-connect scale at inference
     test_images: int | None = None  # None: the full test set

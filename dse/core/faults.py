@@ -14,7 +14,7 @@
   at 20%.
 - Spatial models (rows, cols, clustered, mixed; dse/core/spatial.py) draw the stuck cells on the physical
   tiles (dse/core/placement.py) and read as SA1; "+remap" permutes each tile's rows and columns to the chip's
-  known map first (dse/core/remap.py). Both are named in the fault model string (dse/core/protocol.py).
+  known map first (dse/core/remap.py). Both are named in the fault model string (dse/domain/faultspec.py).
 Faults are applied functionally (a dict of faulty weights for torch.func.functional_call), never by
 copying the model.
 """
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from dse.core.mapping import MappingPolicy, crossbar_layers
 from dse.core.placement import place
-from dse.core.protocol import check_fault_model, parse_fault_model  # noqa: F401  (the names live torch-free)
+from dse.domain.faultspec import parse_fault_model
 
 WEIGHT_BITS = 8
 LEVELS_ATTR = "_dse_levels"  # each faulty weight carries (levels, per-channel scale): the int8 engine's weights

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 # Bump whenever a cost model's totals change (what they contain or how they are computed): the results store
 # keeps totals per design point, and catalog.ensure_costs recomputes every row of another version.

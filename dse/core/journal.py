@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dse.core.io import atomic_write
-from dse.core.protocol import LEGACY_BN
+from dse.domain.bn import LEGACY_BN
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from itertools import pairwise
 
 import numpy as np
 
-from dse.core.errors import DSEError
-from dse.core.stats import chip_yield
+from dse.domain.errors import DSEError
+from dse.domain.stats import chip_yield
 
 MODELS = {"constant": ("rate",), "weibull": ("fmax", "eta", "beta", "f0")}
 WEIBULL_DEFAULTS = {"beta": 2.0, "f0": 0.0}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 import shlex
 from pathlib import Path
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 
 DEFAULT_DATA_DIR = Path("data")  # in the working folder: where `train --download` puts CIFAR-10 unless told

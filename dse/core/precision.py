@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.io import atomic_write
-from dse.core.protocol import PRECISIONS, check_precision  # noqa: F401  (the names live torch-free)
+from dse.domain.evalspec import check_precision
 
 PHASES = ("train", "evaluate", "calibrate")
 MIN_SPEEDUP = 1.05  # below this, bf16's rounding is not worth the time it saves

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from dse.core.placement import Placement
-from dse.core.protocol import FaultSpec
+from dse.domain.faultspec import FaultSpec
 
 CLUSTER_CHUNK = 256  # Poisson arrivals drawn per tile at a time: a fixed size keeps maps nested across rates
 SPATIAL_MODELS = ("rows", "cols", "clustered", "mixed")

@@ -34,12 +34,13 @@ from dse.core.calibrate import DEFAULT_RATES, calibrate_bn
 from dse.core.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
 from dse.core.data import Cifar10, cutout, head, normalize, random_crop_flip
 from dse.core.precision import autocast, default_precision, resolve
-from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
-from dse.core.errors import DSEError
+from dse.core.dropconnect import add_dropconnect, plain_state_dict, remove_dropconnect
+from dse.domain.stats import check_rate
+from dse.domain.errors import DSEError
 from dse.core.faults import quantize
 from dse.core.mapping import MappingPolicy, crossbar_layers
 from dse.core.models import build_model
-from dse.core.recipes import Recipe
+from dse.domain.recipes import Recipe
 from dse.core.widen import widened_state
 
 

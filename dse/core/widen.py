@@ -18,7 +18,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 # Ops that keep a tensor's channels where they are (elementwise, spatial pooling, flattening a 1x1 map).
 _SAME_CHANNELS_FUNCTIONS = {F.relu, F.relu6, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d, torch.flatten}

@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.isaac import COST_VERSION
-from dse.results.store import DesignPoint, Store, file_stamp
+from dse.domain.point import DesignPoint
+from dse.results.store import Store, file_stamp
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "rram-dse-manifest"

@@ -2,8 +2,8 @@
 points, their evaluations, their costs and the background jobs that fill them. Backend only: the app
 reads it through pandas and never writes SQL of its own.
 
-A design point is (network, width, shortcut kernel, mapping policy, drop-connect rate); its id is a
-hash of those, so the same configuration always lands on the same row, whoever writes it.
+Design points (dse/domain/point.py) key the design_points table by their id; evaluations are keyed by their
+EvalSpec's key (dse/domain/evalspec.py) with the weights' digest and the crossbar budget.
 """
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ import math
 import os
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from dse.core.errors import DSEError
-from dse.core.protocol import LEGACY_BN
+from dse.domain.errors import DSEError
+from dse.domain.point import DesignPoint
+from dse.domain.bn import LEGACY_BN
 
 SCHEMA_VERSION = 3  # 2: evaluations keyed by their BN protocol (bn, calib_images) too; 3: their precision
 SCHEMA = """
@@ -86,35 +87,10 @@ WHERE_FILTERS = {"sa1-recalibrated": "fault_model = 'sa1' AND recalibrate = 1 AN
 ORDER_BY = {"key": "fault_rate, fault_model, bn, calib_images, n, protocol, seed, recalibrate, rescale, test_images"}
 
 
-@dataclass(frozen=True)
-class DesignPoint:
-    network: str
-    width: float
-    shortcut_kernel: int = 1
-    mapping: str = "default"
-    dropconnect: float = 0.0
-
-    @property
-    def point_id(self) -> str:
-        return point_id(self.network, self.width, self.shortcut_kernel, self.mapping, self.dropconnect)
-
-
-def label(r) -> str:
-    """A design point's short name, e.g. "resnet20 1.6x k1 p=0.3 [1x1-on-crossbar]" (r: a row or dict)."""
-    sk = f" k{int(r['shortcut_kernel'])}" if r["network"] == "resnet20" else ""
-    mp = "" if r["mapping"] == "default" else f" [{r['mapping']}]"
-    return f"{r['network']} {r['width']:g}x{sk} p={r['dropconnect']:g}{mp}"
-
-
 def file_stamp(path: str | os.PathLike) -> str:
     """Size and modification time: a changed file is read and verified again."""
     st = Path(path).stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def point_id(network: str, width: float, shortcut_kernel: int, mapping: str, dropconnect: float) -> str:
-    key = f"{network}|{float(width):.4f}|{int(shortcut_kernel)}|{mapping}|{float(dropconnect):.4f}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def job_id(kind: str, config: dict) -> str:
@@ -236,8 +212,7 @@ class Store:
             stamp = None  # load_checkpoint says what is wrong with the path
         ck = load_checkpoint(path)
         m = ck.meta
-        point = DesignPoint(m["network"], float(m["width"]), int(m["shortcut_kernel"]), m["mapping"],
-                            float(m["dropconnect"]))
+        point = DesignPoint.of(m)
         pid = self.upsert_point(
             point, checkpoint=str(path), checkpoint_sha=ck.sha256, file_stamp=stamp, seed=m.get("seed"),
             epochs=m.get("epochs"), train_time_s=m.get("train_time_s"), fault_free_accuracy=m.get("test_accuracy"),

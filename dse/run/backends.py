@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL = "the ray backend needs Ray: pip install 'rram-dse[ray]' (or pip install 'ray[default]')"

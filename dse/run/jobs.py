@@ -17,11 +17,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.journal import Journal
-from dse.core.protocol import DEFAULT_CALIB_IMAGES
-from dse.results.store import DesignPoint, Store
-from dse.core.recipes import DEFAULT_RECIPE
+from dse.domain.bn import DEFAULT_CALIB_IMAGES
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
+from dse.domain.recipes import DEFAULT_RECIPE
 from dse.run.tasks import (EvaluateTask, SensitivityTask, TrainTask, checkpoint_name, from_json,  # noqa: F401
                            to_json, train_task)
 
@@ -181,7 +182,7 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
 def train_recipe(t: TrainTask):
     """The TrainConfig a train task describes."""
     from dse.core.calibrate import DEFAULT_RATES
-    from dse.core.recipes import recipe as named_recipe
+    from dse.domain.recipes import recipe as named_recipe
     from dse.core.train import TrainConfig
 
     p = t.point

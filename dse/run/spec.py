@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 
-from dse.core.errors import DSEError
-from dse.core.paper import FAULT_RATES as DEFAULT_FAULT_RATES
-from dse.core.recipes import DEFAULT_RECIPE, RECIPES
-from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
-from dse.results.store import DesignPoint
+from dse.domain.errors import DSEError
+from dse.domain.paper import FAULT_RATES as DEFAULT_FAULT_RATES
+from dse.domain.recipes import DEFAULT_RECIPE, RECIPES
+from dse.domain.bn import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
+from dse.domain.point import DesignPoint
 
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
 GRID_KEYS = AXES + ("recipe", "protocol", "finetune_from", "finetune_recipe")
@@ -43,7 +43,7 @@ FINETUNE_KEYS = ("mapping", "dropconnect", "shortcut_kernel", "width")  # what a
 AXIS_DEFAULTS = {"width": [1.0], "shortcut_kernel": [1], "mapping": ["default"], "dropconnect": [0.0]}
 TOP_KEYS = ("name", "description", "data", "checkpoint_dir", "device", "precision", "seed", "fault_rates", "recipe",
             "protocol", "resources", "manifest", "axes", "grid")
-# name: a recipe of dse.core.recipes.RECIPES; epochs, batch_size and lr None: that recipe's
+# name: a recipe of dse.domain.recipes.RECIPES; epochs, batch_size and lr None: that recipe's
 RECIPE_DEFAULTS = {"name": DEFAULT_RECIPE, "epochs": None, "batch_size": None, "lr": None, "calib_images": None,
                    "max_train_images": None, "half": False, "int8": False}
 # bn: one BN protocol or a list of them (each gets its own evaluations); calib_images: the chip protocol's N
@@ -102,7 +102,7 @@ class SweepSpec:
 
     def blocks(self) -> list[tuple[DesignPoint, tuple[float, ...], Grid]]:
         """`points`, each with the grid block that first names it (its recipe, protocol and base)."""
-        from dse.core.models import shortcut_kernels
+        from dse.domain.networks import shortcut_kernels
 
         rates: dict[DesignPoint, set[float]] = {}
         first: dict[DesignPoint, Grid] = {}
@@ -149,7 +149,7 @@ def _nonneg_number(key, v):
 
 
 def _rates(key, v):
-    from dse.core.dropconnect import check_rate
+    from dse.domain.stats import check_rate
 
     values = v if isinstance(v, list) else [v]
     if not values:
@@ -173,7 +173,7 @@ def _table(key, v) -> dict:
 def _axis(key: str, name: str, values) -> tuple:
     """One axis: a value or a list of values, each checked with the project's own checkers."""
     from dse.core.mapping import MappingPolicy
-    from dse.core.models import check_network, check_width
+    from dse.domain.networks import check_network, check_width
 
     full = f"{key}.{name}"
     values = values if isinstance(values, list) else [values]
@@ -202,7 +202,8 @@ def _axis(key: str, name: str, values) -> tuple:
 
 
 def _grid(key: str, table) -> Grid:
-    from dse.core.models import build_model, shortcut_kernels
+    from dse.core.models import build_model
+    from dse.domain.networks import shortcut_kernels
 
     table = _table(key, table)
     _unknown(key, table, GRID_KEYS)
@@ -272,8 +273,8 @@ def _protocol(key: str, table) -> dict:
         if not names or any(n not in BN_PROTOCOLS for n in names):
             fail(f"{key}.bn", f"expected one of {', '.join(BN_PROTOCOLS)} or a list of them, got {protocol['bn']!r}")
     if "fault_model" in protocol:
-        from dse.core.errors import DSEError
-        from dse.core.protocol import check_fault_model
+        from dse.domain.errors import DSEError
+        from dse.domain.faultspec import check_fault_model
 
         names = protocol["fault_model"] if isinstance(protocol["fault_model"], list) else [protocol["fault_model"]]
         if not names:
@@ -317,7 +318,7 @@ def _resources(table) -> dict:
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
     from dse.core.device import check_device_name
-    from dse.core.protocol import check_precision
+    from dse.domain.evalspec import check_precision
 
     if not isinstance(doc, dict):
         fail("", "the file must hold a table of keys (name = ..., [[grid]] ...)")

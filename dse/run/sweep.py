@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dse.core.errors import DSEError
-from dse.core.protocol import LEGACY_BN
-from dse.core.recipes import RECIPES
+from dse.domain.errors import DSEError
+from dse.domain.bn import LEGACY_BN
+from dse.domain.recipes import RECIPES
 from dse.run.spec import SweepSpec, fail
-from dse.results.store import DesignPoint, Store, file_stamp
+from dse.domain.point import DesignPoint
+from dse.results.store import Store, file_stamp
 
 
 # =============================================================================================
@@ -55,7 +56,7 @@ class Job:
     def label(self) -> str:
         from dataclasses import asdict
 
-        from dse.results.store import label
+        from dse.domain.point import label
 
         what = label(asdict(self.point))
         if self.kind != "evaluate":

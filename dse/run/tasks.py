@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from dse.core.errors import DSEError
-from dse.core.protocol import (DEFAULT_BN, DEFAULT_CALIB_IMAGES, LEGACY_BN, check_bn_protocol, check_fault_model,
-                               check_precision)
-from dse.core.recipes import RECIPES
-from dse.results.store import DesignPoint, job_id
+from dse.domain.errors import DSEError
+from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, LEGACY_BN, check_bn_protocol
+from dse.domain.faultspec import check_fault_model
+from dse.domain.evalspec import check_precision
+from dse.domain.recipes import RECIPES
+from dse.domain.point import DesignPoint
+from dse.results.store import job_id
 
 
 def checkpoint_name(point: DesignPoint, seed: int = 0) -> str:

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from dse.core.protocol import fault_model_label
+from dse.domain.faultspec import fault_model_label
 from dse.view import units
 
 # cost axes carry no unit here: pareto() adds the one that fits the plotted values (dse.view.units)

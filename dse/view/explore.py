@@ -9,23 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dse.view.pareto import OBJECTIVES as PARETO_OBJECTIVES, cheapest_meeting, pareto_front
-from dse.core.paper import DROPCONNECT_RATES, FAULT_RATES, WIDTHS  # noqa: F401  the space the app offers
-from dse.core.stats import CHANCE_ACCURACY, at_chance  # noqa: F401  what the page says of a collapse
 from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
-from dse.core.errors import DSEError  # noqa: F401  what the page reports as a one-line error
 from dse.core.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
 from dse.core.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
-from dse.core.protocol import BN_CHOICES as BN_PROTOCOLS  # the page's order: the default first
-from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, FAULT_MODEL_NAMES as FAULT_MODELS, bn_label
-from dse.core.protocol import fault_model_label  # noqa: F401  how the page names a fault model
-from dse.results.store import DesignPoint, Store, label  # noqa: F401  label: the names the page shows
+from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+from dse.domain.paper import WIDTHS
+from dse.domain.point import DesignPoint, label
+from dse.results.store import Store
+from dse.view.pareto import OBJECTIVES as PARETO_OBJECTIVES, cheapest_meeting, pareto_front
 
-# the design space the explorer offers (torch-free, so the page renders without importing torch;
-# tests/test_explore.py checks it against the model registry)
-NETWORKS = ("resnet20", "vgg13", "mobilenetv2")
-SHORTCUT_KERNELS = {"resnet20": (1, 3), "vgg13": (1,), "mobilenetv2": (1,)}
-MAPPINGS = ("default", "1x1-on-crossbar")
+MAPPINGS = ("default", "1x1-on-crossbar")  # the mapping policies the page offers (dse.core.mapping has more)
 ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 POINT = ARCH + ["dropconnect"]
 COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "images_per_s", "area_mm2",

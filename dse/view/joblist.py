@@ -7,8 +7,10 @@ import json
 import math
 from pathlib import Path
 
-from dse.core.protocol import bn_label, fault_model_label
-from dse.view.explore import label
+from dse.domain.point import label
+from dse.domain.bn import bn_label
+from dse.domain.faultspec import fault_model_label
+
 
 DOING = {"train": "training", "evaluate": "evaluating", "sensitivity": "measuring sensitivity"}
 

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dse.core.protocol import DEFAULT_CALIB_IMAGES, fault_model_label
-from dse.results.store import DesignPoint, Store
+from dse.domain.bn import DEFAULT_CALIB_IMAGES
+from dse.domain.faultspec import fault_model_label
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 from dse.view import explore, teaching
 
 PLAIN = DesignPoint("resnet20", 1.0, 1, "default", 0.0)  # the lesson's network, trained without drop-connect

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 OBJECTIVES = ("latency_ns", "interval_ns", "energy_uj", "min_area_mm2")  # the page's fronts (cost model totals)
 

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dse.core.errors import DSEError
-from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN
+from dse.domain.bn import bn_label
+from dse.domain.point import label
+from dse.domain.errors import DSEError
+from dse.domain.bn import BN_PROTOCOLS, DEFAULT_BN
 from dse.results.store import Store
 from dse.run.spec import SweepSpec
 from dse.view.claims import (PAPER_CLAIMS, TOLERANCE, _arch, base_width, best_over_p, best_p_table,  # noqa: F401
@@ -70,7 +72,7 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
     crossbar count at each fault rate, the loss both ways (against the point's own fault-free accuracy, and
     against its architecture's p=0 model with the default mapping), how it was trained, and the compute it
     took; a last row totals the compute (the budget spent). The README's table of shipped results."""
-    from dse.view.explore import label
+
 
     pts = store.points()
     rows, train_s, eval_s = [], [], []
@@ -251,9 +253,9 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
     """The report: per BN protocol (`per[bn]` holds its results `df` and `points` table) the design points,
     accuracy under faults and best drop-connect rates; then the claims under every protocol, Table II and
     the figures."""
-    from dse.view.explore import bn_label, label
 
-    from dse.core.recipes import recipe
+
+    from dse.domain.recipes import recipe
 
     r, p = spec.recipe, spec.protocol
     r = recipe(r["name"], epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"])
@@ -310,7 +312,7 @@ def calibration_table(store: Store, spec: SweepSpec, fault_rate: float = 0.3) ->
     """For each grid point with a calibration-image sweep at `fault_rate` (dse calib-curve: two or more chip
     image counts): accuracy, chip
     spread and worst chip against N, N = 0 being the paper's protocol. The README's calibration table."""
-    from dse.view.explore import calibration_curve, label
+    from dse.view.explore import calibration_curve
 
     parts = []
     for point, _ in spec.points():

@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dse.core.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
-from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name  # noqa: F401  the tab's choices
+from dse.domain.faultspec import FAULT_PARAMS, MAX_SPARES, fault_model_name
+from dse.domain.bn import bn_label
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
 LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
@@ -143,7 +144,7 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
 
     from dse.core.faults import FaultInjector
     from dse.core.models import build_model
-    from dse.core.protocol import parse_fault_model
+    from dse.domain.faultspec import parse_fault_model
     from dse.core.remap import remap_tile
 
     torch.manual_seed(0)

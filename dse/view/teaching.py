@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.core.protocol import fault_model_label
+from dse.domain.faultspec import fault_model_label
 
 TILE = 128  # ISAAC's crossbar: 128 rows x 128 columns
 READS = {"sa1": "Each stuck cell reads its weight as 0 (SA1, the paper's fault).",

@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from dse.core.errors import DSEError
-from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
-from dse.core.stats import chip_yield, chips_needed, number_in, provable_yield
+from dse.domain.errors import DSEError
+from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+from dse.domain.stats import chip_yield, chips_needed, number_in, provable_yield
 from dse.view.explore import best_evaluations
 from dse.view.pareto import cheapest_meeting
 

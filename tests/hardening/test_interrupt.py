@@ -11,7 +11,8 @@ import torch
 
 from dse.run import jobs
 from dse.core.checkpoint import load_checkpoint
-from dse.results.store import DesignPoint, Store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 from dse.run.spec import load_spec
 from dse.run.sweep import run_sweep
 from dse.core.train import partial_path

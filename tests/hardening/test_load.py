@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from dse.results.store import DesignPoint, Store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store
 from tests.fixtures import accuracy_model
 from tests.hardening.common import env
 from tests.hardening.test_interrupt import SPEC

@@ -10,7 +10,7 @@ from PIL import Image
 
 import dse.core.train
 from dse.core.checkpoint import load_checkpoint
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.evaluate import Protocol, evaluate
 from dse.core.train import Recipe, TrainConfig, partial_path, train
 from tests.fixtures import POINTS, build_store, fake_result

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 from dse.core.paths import check_inside, checkpoint_roots, data_roots
 from dse.results.store import Store
 from tests.hardening.common import one_line_error, run_cli

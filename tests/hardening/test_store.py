@@ -7,7 +7,8 @@ import traceback
 import pytest
 
 from dse.results.catalog import sync
-from dse.results.store import DesignPoint, Store, open_store
+from dse.domain.point import DesignPoint
+from dse.results.store import Store, open_store
 from tests.fixtures import POINTS, accuracy_model, build_store, fake_result
 from tests.hardening.common import run_cli
 from tests.test_app import app, metric

@@ -1,58 +1,42 @@
 """Name -> builder registry for the networks the explorer knows (a dict and a decorator, as torchvision)."""
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 from torch import nn
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
+from dse.domain.networks import SHORTCUT_KERNELS, check_width, shortcut_kernels
 
-# network name -> builder(width, shortcut_kernel) -> nn.Module
+# network name -> builder(width, shortcut_kernel) -> nn.Module; the names and their shortcut kernels are
+# declared torch-free in dse/domain/networks.py
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-# networks that have projection shortcuts whose kernel size is a design knob
-_SHORTCUT_KERNELS: dict[str, tuple[int, ...]] = {}
 
 
-def register_model(name: str, shortcut_kernels: tuple[int, ...] = (1,)):
-    """Register a builder under `name`; duplicate names are a programming error."""
+def register_model(name: str):
+    """Register the builder of a network declared in dse.domain.networks; an undeclared or duplicate name is a
+    programming error, raised at import."""
 
     def wrap(fn):
+        if name not in SHORTCUT_KERNELS:
+            raise RuntimeError(f"model {name!r} is not declared in dse/domain/networks.py")
         if name in _MODELS:
             raise RuntimeError(f"model {name!r} registered twice")
         _MODELS[name] = fn
-        _SHORTCUT_KERNELS[name] = shortcut_kernels
         return fn
 
     return wrap
 
 
+def check_complete() -> None:
+    """Every declared network has a builder (called once the builders are imported)."""
+    missing = [n for n in SHORTCUT_KERNELS if n not in _MODELS]
+    if missing:
+        raise RuntimeError(f"networks declared without a builder: {', '.join(missing)}")
+
+
 def list_models() -> list[str]:
     return sorted(_MODELS)
-
-
-def shortcut_kernels(name: str) -> tuple[int, ...]:
-    """Allowed shortcut kernel sizes for a network (only ResNet20 has a choice)."""
-    check_network(name)
-    return _SHORTCUT_KERNELS[name]
-
-
-def check_network(name: str) -> str:
-    if name not in _MODELS:
-        raise DSEError(f"unknown network {name!r}; choose one of {', '.join(list_models())}")
-    return name
-
-
-def check_width(width) -> float:
-    try:
-        w = float(width)
-    except (TypeError, ValueError):
-        raise DSEError(f"width must be a positive number, got {width!r}") from None
-    if not math.isfinite(w) or w <= 0:
-        raise DSEError(f"width must be a positive finite number, got {width!r}")
-    if w > 16:
-        raise DSEError(f"width {width!r} is too large; allowed 0 < width <= 16")
-    return w
 
 
 def scaled(channels: int, width: float) -> int:
@@ -65,9 +49,8 @@ def scaled(channels: int, width: float) -> int:
 
 def build_model(name: str, width: float = 1.0, shortcut_kernel: int = 1) -> nn.Module:
     """Build a registered network; every argument is validated with a clear error."""
-    check_network(name)
+    allowed = shortcut_kernels(name)
     width = check_width(width)
-    allowed = _SHORTCUT_KERNELS[name]
     if shortcut_kernel not in allowed:
         raise DSEError(
             f"shortcut kernel {shortcut_kernel!r} is not available for {name}; allowed: "

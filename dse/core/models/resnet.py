@@ -66,6 +66,6 @@ class ResNet20(nn.Module):
         return self.fc(x)
 
 
-@register_model("resnet20", shortcut_kernels=(1, 3))
+@register_model("resnet20")
 def resnet20(*, width: float = 1.0, shortcut_kernel: int = 1) -> ResNet20:
     return ResNet20(width=width, shortcut_kernel=shortcut_kernel)

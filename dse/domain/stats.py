@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 CHANCE_ACCURACY = 10.0  # CIFAR-10 has ten classes: guessing scores 10%
 CHANCE_MARGIN = 3.0  # points above chance that still count as guessing
@@ -16,6 +16,17 @@ def at_chance(accuracy) -> bool:
     """A mean accuracy no better than guessing: the network has collapsed under these faults (a result,
     not an error)."""
     return accuracy is not None and accuracy == accuracy and float(accuracy) <= CHANCE_ACCURACY + CHANCE_MARGIN
+
+
+def check_rate(rate, what: str = "drop-connect rate") -> float:
+    """A probability in [0, 1) (a fault or drop-connect rate): 1 would drop every weight and divide by zero."""
+    try:
+        p = float(rate)
+    except (TypeError, ValueError):
+        raise DSEError(f"{what} must be a number in [0, 1), got {rate!r}") from None
+    if not 0.0 <= p < 1.0:  # also rejects NaN
+        raise DSEError(f"{what} must be in [0, 1), got {rate!r}")
+    return p
 
 
 def summarize(accs) -> dict:

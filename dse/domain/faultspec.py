@@ -1,20 +1,13 @@
-"""How BatchNorm statistics are obtained under faults: the three protocols an evaluation can use, and how
-tables and charts name them; and the names of the fault models and of the precisions. Torch-free (the page names protocols without importing torch); the work
-itself is in dse/core/calibrate.py."""
+"""The fault models a crossbar evaluation can use and their one canonical name ("sa1", "clustered:8",
+"rows+remap", "mixed:0.3+remap:4", "sa0+bpc:2"), parsed into a FaultSpec that carries the cell fault rate too.
+Torch-free (the page names fault models without importing torch); the faults themselves are drawn in
+dse/core/faults.py."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from dse.core.errors import DSEError
-
-BN_PROTOCOLS = ("paper", "chip", "batch")
-# The one BN default of every command, job, sweep spec and the page: each chip re-estimates its statistics on
-# DEFAULT_CALIB_IMAGES unlabeled training images. `--bn paper` (the page: "paper") is the paper's Algorithm 1.
-DEFAULT_BN = "chip"
-DEFAULT_CALIB_IMAGES = 500
-BN_CHOICES = (DEFAULT_BN, *(b for b in BN_PROTOCOLS if b != DEFAULT_BN))  # how selectors list them: default first
-LEGACY_BN = "paper"  # what a record written before protocols were recorded (no `bn`) was evaluated under
-
+from dse.domain.errors import DSEError
+from dse.domain.stats import check_rate
 
 FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.FAULT_MODELS implements them
 # the second parameter of a fault model: (what it is, default, smallest, largest); written "clustered:8"
@@ -27,16 +20,24 @@ CELL_BITS = (1, 2, 4, 8)  # bits per cell a weight's 8 bits split into evenly (8
 
 @dataclass(frozen=True)
 class FaultSpec:
-    """A fault model with its parameter, and whether the chip's known map is remapped (with spare columns).
-    Its `name` is the one string an evaluation's identity carries wherever fault_model is (store, journals,
-    jobs): "sa1", "clustered:8", "rows+remap", "mixed:0.3+remap:4"; parameters at their defaults are left out,
-    so every existing SA1/SA0 key stands."""
+    """A fault model with its parameter, whether the chip's known map is remapped (with spare columns), and the
+    cell fault rate. Its `name` is the one string the store, journals and jobs carry as fault_model: "sa1",
+    "clustered:8", "rows+remap", "mixed:0.3+remap:4"; parameters at their defaults are left out, so every
+    existing SA1/SA0 key stands."""
 
     model: str
     param: float | None = None  # FAULT_PARAMS' value; None: the default
     remap: bool = False
     spares: int = 0  # spare columns per tile (remap only)
     bits_per_cell: int = WEIGHT_BITS  # a weight spans 8/b cells, each stuck on its own; "+bpc:B", left out at 8
+    rate: float = 0.0  # the cell fault rate f in [0, 1): not part of the name (the store keys it apart)
+
+    def __post_init__(self):
+        object.__setattr__(self, "rate", check_rate(self.rate, "fault rate"))
+
+    def at(self, rate: float) -> "FaultSpec":
+        """The same fault model at another cell fault rate."""
+        return replace(self, rate=rate)
 
     @property
     def name(self) -> str:
@@ -50,8 +51,9 @@ class FaultSpec:
         return self.param if self.param is not None else FAULT_PARAMS.get(self.model, (None, None))[1]
 
 
-def parse_fault_model(text: str) -> FaultSpec:
-    """`model[:param][+remap[:spares]]` -> FaultSpec; a bad part raises one line naming it and what is allowed."""
+def parse_fault_model(text: str, rate: float = 0.0) -> FaultSpec:
+    """`model[:param][+remap[:spares]][+bpc:B]` at `rate` -> FaultSpec; a bad part raises one line naming it and
+    what is allowed."""
     allowed = (f"choose one of {', '.join(FAULT_MODEL_NAMES)}, optionally with a parameter "
                "(clustered:SIDE, mixed:SHARE) and +remap or +remap:SPARES")
     if not isinstance(text, str):
@@ -79,7 +81,7 @@ def parse_fault_model(text: str) -> FaultSpec:
                            "the options are +remap[:SPARES] and +bpc:BITS, once each")
     if bpc != WEIGHT_BITS and (remap or model not in ("sa1", "sa0")):
         raise DSEError(f"bits per cell {bpc} (in {text!r}) applies to sa1 and sa0 without +remap only")
-    return FaultSpec(model, param, remap, spares, bpc)
+    return FaultSpec(model, param, remap, spares, bpc, rate)
 
 
 def check_bits_per_cell(value) -> int:
@@ -130,23 +132,14 @@ def fault_model_name(model: str, param: float | None = None, remap: bool = False
     if param is not None:
         if model not in FAULT_PARAMS:
             raise DSEError(f"fault model {model!r} takes no parameter, got {param!r}; only {', '.join(FAULT_PARAMS)} do")
-        spec = FaultSpec(spec.model, _param(model, param), spec.remap, spec.spares, spec.bits_per_cell)
+        spec = replace(spec, param=_param(model, param))
     if spares and not remap:
         raise DSEError(f"spare columns ({spares!r}) only serve a remapped evaluation: add --remap")
     if remap:
-        spec = FaultSpec(spec.model, spec.param, True, _spares(spares), spec.bits_per_cell)
+        spec = replace(spec, remap=True, spares=_spares(spares))
     if bits_per_cell is not None:
-        spec = FaultSpec(spec.model, spec.param, spec.remap, spec.spares, check_bits_per_cell(bits_per_cell))
+        spec = replace(spec, bits_per_cell=check_bits_per_cell(bits_per_cell))
     return parse_fault_model(spec.name).name  # re-parsed: the combination itself is checked
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.precision chooses them; int8 evaluates only (dse/core/int8.py)
-
-
-def check_precision(name) -> str:
-    if name not in PRECISIONS:
-        raise DSEError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
-    return name
 
 
 FAULT_MODEL_LABELS = {"sa1": "SA1", "sa0": "SA0", "rows": "stuck-row", "cols": "stuck-column",
@@ -162,15 +155,3 @@ def fault_model_label(name: str) -> str:
 def check_fault_model(name: str) -> str:
     """The canonical form of a fault model name (DSEError naming a bad one and what is allowed)."""
     return parse_fault_model(name).name
-
-
-def check_bn_protocol(name: str) -> str:
-    if name not in BN_PROTOCOLS:
-        raise DSEError(f"unknown BN protocol {name!r}; choose one of {', '.join(BN_PROTOCOLS)}")
-    return name
-
-
-def bn_label(bn: str, calib_images: int | None = None) -> str:
-    """How a number's BatchNorm statistics were obtained, as tables and charts name it."""
-    return {"paper": "paper (Algorithm 1)", "chip": f"chip (N={calib_images})",
-            "batch": "batch (transductive)"}[check_bn_protocol(bn)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from dse.core.errors import DSEError
+from dse.domain.errors import DSEError
 
 SCHEDULES = ("cosine", "triangular")
 
