@@ -9,20 +9,24 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dse.domain.bn import BN_CHOICES, DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+from dse.domain.bn import BN_CHOICES, DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label, parse_bn
+from dse.domain.evalspec import Budget, EvalSpec
 from dse.domain.errors import DSEError
-from dse.domain.faultspec import FAULT_MODEL_NAMES, fault_model_label
+from dse.domain.faultspec import (FAULT_MODEL_NAMES, FAULT_PARAMS, MAX_SPARES, fault_model_label, fault_model_name,
+                                  parse_fault_model)
 from dse.domain.networks import NETWORKS, SHORTCUT_KERNELS
 from dse.domain.paper import DROPCONNECT_RATES, WIDTHS
 from dse.domain.point import DesignPoint, label as point_label
+from dse.domain.recipes import DEFAULT_RECIPE
 from dse.domain.stats import CHANCE_ACCURACY, at_chance
 from dse.run import jobs
+from dse.run.tasks import EvaluateTask, SensitivityTask, task_id, train_task
 from dse.view import cards, charts, explore, joblist, lesson, tables, teaching, units
 from dse.view.explore import calibration_cost
 from dse.view import yields
@@ -187,7 +191,11 @@ def sidebar() -> dict:
         epochs = st.number_input("Training epochs", 1, 500, 30, key="epochs")
         device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     point = DesignPoint(network, float(width), int(sk), mapping, float(dropconnect))
-    return {"point": point, "fault_rate": float(fault_rate), "fault_model": fault_model, "cost_model": cost_model,
+    # the evaluation the sidebar describes, built once here: the Evaluate buttons run it (or a variant of it)
+    spec = EvalSpec(point, parse_fault_model(fault_model, float(fault_rate)), parse_bn(bn, calib_images),
+                    budget=Budget(int(instances), float(target) if adaptive else None))
+    return {"point": point, "spec": spec, "fault_rate": float(fault_rate), "fault_model": fault_model,
+            "cost_model": cost_model,
             "bn": bn,
             "calib_images": calib_images, "instances": int(instances),
             "adaptive": float(target) if adaptive else None, "data": data, "data_error": data_error,
@@ -324,18 +332,14 @@ def actions(store, ui: dict, s: explore.PointStatus) -> None:
     if not s.trained or s.error:
         label = f"Train this design point ({ui['epochs']} epochs)"
         if st.button(label, type="primary", key="train"):
-            cfg = jobs.train_config(p, epochs=ui["epochs"], data=ui["data"], out_dir=str(RUNS_DIR / "checkpoints"),
-                                    device=ui["device"])
-            jid, new = jobs.submit(store, "train", p, cfg)
+            jid, new = jobs.submit(store, train_task(p, epochs=ui["epochs"], data=ui["data"], device=ui["device"],
+                                                     out_dir=str(RUNS_DIR / "checkpoints"), recipe=DEFAULT_RECIPE))
             st.toast("Training started" if new else "Already training: showing the running job")
             st.rerun()  # the point's status and progress from now on
     else:
         label = f"Evaluate at {charts.pct(f)} {fault_model_label(ui['fault_model'])} faults ({ui['instances']} crossbars, BN {ui['bn']})"
         if st.button(label, type="primary", key="evaluate"):
-            cfg = jobs.evaluate_config(s.checkpoint, [f], data=ui["data"], instances=ui["instances"],
-                                       adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
-                                       calib_images=ui["calib_images"], fault_model=ui["fault_model"])
-            jid, new = jobs.submit(store, "evaluate", p, cfg)
+            jid, new = jobs.submit(store, EvaluateTask(s.checkpoint, ui["spec"], ui["data"], ui["device"]))
             st.toast("Evaluation started" if new else "Already evaluating: showing the running job")
             st.rerun()
 
@@ -443,13 +447,13 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
         st.caption("Give a CIFAR-10 data path under *Training and data* to run it.")
         return
     rate = max(f, 0.01)
-    cfg = jobs.sensitivity_config(s.checkpoint, rate, data=ui["data"], device=ui["device"])
-    job = store.job(store_job_id("sensitivity", cfg))
+    task = SensitivityTask(s.checkpoint, rate, ui["data"], device=ui["device"])
+    job = store.job(task_id(task))
     if job and job["state"] == "done" and job["result"]:
         st.plotly_chart(charts.sensitivity(pd.DataFrame(json.loads(job["result"])),
                                            f"fault rate {charts.pct(rate)}, 3 crossbars, 2,000 test images"), key="sens")
     elif st.button("Run sensitivity analysis (background job)", key="sens_run"):
-        jobs.submit(store, "sensitivity", p, cfg)
+        jobs.submit(store, task)
         st.toast("Sensitivity analysis started; see Jobs")
 
 
@@ -471,14 +475,14 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     shapes = layer_shapes(p.network, p.width, p.shortcut_kernel, p.mapping)
     c1, c2, c3 = st.columns([1, 1, 1])
     param = None
-    if model in spatial.FAULT_PARAMS:
-        what, default, lo, hi = spatial.FAULT_PARAMS[model]
+    if model in FAULT_PARAMS:
+        what, default, lo, hi = FAULT_PARAMS[model]
         param = c1.slider(what, lo, min(hi, 16.0), default, key="sp_param")
     remap = c2.toggle("Remap to the chip's known map", key="sp_remap")
-    spares = c2.number_input("Spare columns per tile", 0, spatial.MAX_SPARES, 0, key="sp_spares", disabled=not remap)
+    spares = c2.number_input("Spare columns per tile", 0, MAX_SPARES, 0, key="sp_spares", disabled=not remap)
     layer = c3.selectbox("Crossbar layer", list(shapes), key="sp_layer")
     instance = c3.number_input("Chip (crossbar instance)", 0, 999, 0, key="sp_instance")
-    name = spatial.fault_model_name(model, param, remap, int(spares) if remap else 0)
+    name = fault_model_name(model, param, remap, int(spares) if remap else 0)
     maps = spatial_tile(p.network, p.width, p.shortcut_kernel, p.mapping, layer, name, rate, int(instance))
     m1, m2 = st.columns(2)
     m1.plotly_chart(charts.fault_map(maps["stuck"], f"{fault_model_label(name)}: one tile of {layer}, "
@@ -493,22 +497,21 @@ def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:
     if s.trained and ui["data"] and not ui["data_error"] and st.button(
             f"Evaluate this design point under {name} at {charts.pct(rate)} ({ui['instances']} chips, BN {ui['bn']}; "
             "background job)", key="sp_eval"):
-        cfg = jobs.evaluate_config(s.checkpoint, [rate], data=ui["data"], instances=ui["instances"],
-                                   adaptive=ui["adaptive"], device=ui["device"], bn=ui["bn"],
-                                   calib_images=ui["calib_images"], fault_model=name)
-        st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", p, cfg)[1] else "Already evaluated")
+        spec = replace(ui["spec"], fault=parse_fault_model(name, rate))
+        task = EvaluateTask(s.checkpoint, spec, ui["data"], ui["device"])
+        st.toast("Evaluation started; see Jobs" if jobs.submit(store, task)[1] else "Already evaluated")
     stored = explore.curves(store, p, ui["bn"], ui["calib_images"], name)
     if not stored.empty:
         st.plotly_chart(charts.subtitle(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy "
                                                                               f"under {name}"),
                                         f"BN: {bn_label(ui['bn'], ui['calib_images'])} · "
                                         f"{explore.sample_label(stored)} per point"), key="sp_stored")
-    spatial_results(p, model, ui)
+    spatial_results(store, p, model, ui)
 
 
-def spatial_results(p: DesignPoint, model: str, ui: dict) -> None:
-    """The spatial-defects report's accuracy for the point under `model`, and its lifetime curve."""
-    report = spatial.load_report()
+def spatial_results(store, p: DesignPoint, model: str, ui: dict) -> None:
+    """The spatial-defects results' accuracy for the point under `model` (from the store), and its lifetime curve."""
+    report = spatial.report(store.evaluations(), point_ids=[p.point_id], bn=ui["bn"])
     point = point_label(asdict(p))
     rows = spatial.report_rows(report)
     if rows.empty or point not in set(rows.point) or model not in set(rows[rows.point == point].fault_model):
@@ -628,10 +631,8 @@ def more_chips(store, ui: dict, s: explore.PointStatus, chips: int, min_yield: f
         st.caption(f"To evaluate it on {what}, give a CIFAR-10 data path under *Training and data*, or run "
                    f"`{yields.more_chips_command(s.checkpoint, ui, need)}`.")
     elif st.button(f"Evaluate this point on {what} (background job)", key="yield_more"):
-        cfg = jobs.evaluate_config(s.checkpoint, [ui["fault_rate"]], data=ui["data"], instances=need,
-                                   device=ui["device"], bn=ui["bn"], calib_images=ui["calib_images"],
-                                   fault_model=ui["fault_model"])
-        st.toast("Evaluation started; see Jobs" if jobs.submit(store, "evaluate", ui["point"], cfg)[1]
+        task = EvaluateTask(s.checkpoint, replace(ui["spec"], budget=Budget(need)), ui["data"], ui["device"])
+        st.toast("Evaluation started; see Jobs" if jobs.submit(store, task)[1]
                  else "Already evaluated or running")
 
 
@@ -661,10 +662,6 @@ def results_section(store, ui: dict, table: pd.DataFrame, version: str) -> None:
                        file_name=f"design-points-f{ui['fault_rate']:g}.csv", mime="text/csv", key="dl_points")
     c2.download_button("Download all evaluations (CSV)", evaluations_csv(store, version),
                        file_name="evaluations.csv", mime="text/csv", key="dl_evals")
-
-
-def store_job_id(kind: str, cfg: dict) -> str:
-    return jobs.job_id_of(kind, cfg)
 
 
 LESSON_CSS = "<style>.stMarkdown p {font-size: 1.6rem; line-height: 1.4} h1 {font-size: 3rem} h2 {font-size: 2.3rem}</style>"

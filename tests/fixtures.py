@@ -35,6 +35,41 @@ def fake_result(rate: float, mean: float, n: int = 10, bn: str = "paper", calib_
             "rescale": True, "test_images": 10000, "accuracies": accs, **summarize(accs), "time_s": 1.0}
 
 
+def spec(ckpt, rate: float, *, instances: int = 100, adaptive: float | None = None, min_instances: int = 20,
+         seed: int = 0, fault_model: str = "sa1", bn: str = "paper", calib_images: int = 500, recalibrate: bool = True,
+         rescale: bool = True, test_images: int | None = None, precision: str | None = None):
+    """The EvalSpec of a checkpoint's design point, from the fields as the store names them (bn: the paper's
+    unless given, as the evaluator's tests assume)."""
+    from dse.domain.bn import parse_bn
+    from dse.domain.evalspec import Budget, EvalSpec
+    from dse.domain.faultspec import parse_fault_model
+
+    return EvalSpec(DesignPoint.of(ckpt.meta), parse_fault_model(fault_model, rate),
+                    parse_bn(bn, calib_images, recalibrate=recalibrate), seed, Budget(instances, adaptive, min_instances),
+                    test_images, precision, rescale)
+
+
+def specs(ckpt, rates, **kw) -> list:
+    """spec() at each of `rates`."""
+    return [spec(ckpt, r, **kw) for r in rates]
+
+
+def evaluate_config(checkpoint, rate: float, data, device: str = "auto", **kw) -> dict:
+    """The job config of evaluating `checkpoint` (a path) at `rate` (spec()'s fields in kw; BN: the one default)."""
+    from dse.domain.bn import DEFAULT_BN
+    from dse.run.tasks import EvaluateTask, to_json
+
+    return to_json(EvaluateTask(str(checkpoint), spec(load_checkpoint(checkpoint), rate, **{"bn": DEFAULT_BN, **kw}),
+                                str(data), device))
+
+
+def add_result(store: Store, point: DesignPoint, sha: str, result: dict, quantized: float | None = None) -> None:
+    """Record a made-up result as the evaluation of the EvalSpec its columns describe."""
+    from dse.domain.evalspec import spec_of
+
+    store.add_evaluation(sha, spec_of(point, result), result, quantized)
+
+
 def accuracy_model(point: DesignPoint, rate: float, bn: str = "chip") -> float:
     """A made-up, monotone surface: wider and drop-connect-trained points hold up better, and per-chip BN
     statistics lose a third of what the paper's do."""
@@ -65,8 +100,7 @@ def build_store(root: Path, points=POINTS, evaluate_missing: tuple = ()) -> tupl
             continue
         for f in FAULT_RATES:
             for bn in ("paper", "chip"):
-                store.add_evaluation(p.point_id, sha, fake_result(f, accuracy_model(p, f, bn), bn=bn),
-                                     {"recalibrate": True})
+                add_result(store, p, sha, fake_result(f, accuracy_model(p, f, bn), bn=bn))
     sync(store, [ckdir])
     return store, ckdir
 

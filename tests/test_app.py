@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from dse.domain.point import DesignPoint
 from dse.results.store import Store
-from tests.fixtures import POINTS, accuracy_model, build_store
+from tests.fixtures import POINTS, accuracy_model, add_result, build_store
+from dse.run.tasks import train_task
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -100,8 +101,8 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
     started = []
     monkeypatch.setattr(jobs, "start_worker", lambda st_, jid: started.append(jid))  # no process in this test
     point = DesignPoint("resnet20", 1.4, 1, "default", 0.3)  # missing in the store
-    cfg = jobs.train_config(point, epochs=2, data=str(tmp_path / "d"), out_dir=str(tmp_path / "ck"))
-    jid, _ = jobs.submit(store, "train", point, cfg, spawn=False)
+    jid, _ = jobs.submit(store, train_task(point, epochs=2, data=str(tmp_path / "d"), out_dir=str(tmp_path / "ck")),
+                         spawn=False)
     at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
     at.sidebar.select_slider(key="width").set_value(1.4).run()
     # the header's status line and the Jobs tab's row are one line, from one function (dse.view.joblist)
@@ -146,8 +147,7 @@ def test_any_fault_rate_and_sa0_can_be_evaluated_from_the_page(tmp_path, monkeyp
     assert cfg["fault_rates"] == [0.15] and cfg["fault_model"] == "sa0" and cfg["bn"] == "chip"
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)  # its SA0 result lands: the page shows it, not SA1's
     sha = store.points().set_index("point_id").checkpoint_sha[p.point_id]
-    store.add_evaluation(p.point_id, sha, {**fake_result(0.15, 42.0, bn="chip"), "fault_model": "sa0"},
-                         {"recalibrate": True})
+    add_result(store, p, sha, {**fake_result(0.15, 42.0, bn="chip"), "fault_model": "sa0"})
     at.run()
     assert metric(at, "Accuracy under faults") == f"{fake_result(0.15, 42.0)['mean']:.2f}%"
     assert "on a chip with 15% SA0 faults" in at.subheader[0].value
@@ -232,7 +232,7 @@ def test_the_calibration_tab_draws_the_images_sweep_when_there_is_one(tmp_path, 
     assert any("No per-chip calibration sweep" in i.value for i in at.info)
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
     sha = store.points().set_index("point_id").checkpoint_sha[p.point_id]
-    store.add_evaluation(p.point_id, sha, fake_result(0.1, 80.0, bn="chip", calib_images=32), {})
+    add_result(store, p, sha, fake_result(0.1, 80.0, bn="chip", calib_images=32))
     at = app(tmp_path, monkeypatch)
     assert not at.exception and not any("No per-chip calibration sweep" in i.value for i in at.info)
     curve = next(d for d in at.dataframe if "images per chip (0: paper)" in d.value.columns).value
@@ -274,18 +274,16 @@ def test_hardware_knobs_change_the_shown_cost(tmp_path, monkeypatch, store):
 
 
 def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_lifetime(tmp_path, monkeypatch, store):
-    import json
+    from dse.core.checkpoint import load_checkpoint
+    from tests.fixtures import fake_result
 
-    from dse.view import spatial
-
-    report = {"rows": [{"point": "resnet20 1x k1 p=0.3", "fault_free": 82.0, "fault_model": m, "layout": lay,
-                        "fault_rate": f, "mean": 80.0 - 30 * f - (5 if m == "rows" else 0), "ci95": 0.5,
-                        "accuracies": [80.0 - 30 * f] * 3}
-                       for m in ("clustered", "rows") for lay in ("blind (as placed)", "remapped")
-                       for f in (0.1, 0.2, 0.3)]}  # made-up accuracies: page logic only
-    path = tmp_path / "spatial.json"
-    path.write_text(json.dumps(report))
-    monkeypatch.setattr(spatial, "REPORT", path)
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
+    sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
+    for m in ("clustered", "rows"):  # made-up accuracies in the store, as spatial-report records them: page logic only
+        for name in (m, m + "+remap"):
+            for f in (0.1, 0.2, 0.3):
+                r = fake_result(f, 80.0 - 30 * f - (5 if m == "rows" else 0), n=3, bn="chip")
+                add_result(store, p, sha, {**r, "fault_model": name, "test_images": 1000})
     at = app(tmp_path, monkeypatch)
     assert not at.exception
     at.sidebar.radio(key="fault_model").set_value("clustered").run()  # the tab follows the sidebar
@@ -311,8 +309,7 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
     sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
-    store.add_evaluation(p.point_id, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"},
-                         {"recalibrate": True})
+    add_result(store, p, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"})
     at = app(tmp_path, monkeypatch)
     at.sidebar.radio(key="fault_model").set_value("rows").run()
     at.toggle(key="sp_show").set_value(True).run()
@@ -363,7 +360,7 @@ def test_best_p_is_marked_only_where_two_or_more_rates_were_evaluated(tmp_path, 
 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
     sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
-    store.add_evaluation(p.point_id, sha, fake_result(0.15, 80.0, bn="chip"), {"recalibrate": True})  # one p only
+    add_result(store, p, sha, fake_result(0.15, 80.0, bn="chip"))  # one p only
     at = app(tmp_path, monkeypatch)
     assert not at.exception
     fig = chart(at, "heatmap")

@@ -5,7 +5,9 @@ import torch
 from dse.core.calibrate import calibration_batches, chip_bn_stats
 from dse.core.checkpoint import bn_buffers
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluate import Evaluator, evaluate
+from dse.domain.bn import Batch
+from tests.fixtures import spec, specs
 
 
 def test_chip_calibration_changes_only_bn_statistics(trained, tiny_data):
@@ -42,7 +44,7 @@ def test_chip_statistics_never_see_test_images(trained, tiny_data):
     s1, s2 = ev1.chip_weights(w), ev2.chip_weights(w)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     with pytest.raises(DSEError, match="training images"):
-        evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], Protocol(instances=2, bn="chip"), progress=False)
+        evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.1], instances=2, bn="chip"), progress=False)
 
 
 def test_chip_statistics_are_an_exact_average_over_the_pass(trained, tiny_data):
@@ -58,8 +60,8 @@ def test_chip_statistics_are_an_exact_average_over_the_pass(trained, tiny_data):
 
 
 def test_chip_protocol_is_reproducible_and_keyed(trained, tiny_data):
-    run = lambda n: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.2],  # noqa: E731
-                             Protocol(instances=3, bn="chip", calib_images=n), progress=False,
+    run = lambda n: evaluate(trained, tiny_data.test_x, tiny_data.test_y,  # noqa: E731
+                             specs(trained, [0.2], instances=3, bn="chip", calib_images=n), progress=False,
                              calib_x=tiny_data.train_x)["results"][0]
     a, b = run(64), run(64)
     assert a["accuracies"] == b["accuracies"]
@@ -70,8 +72,8 @@ def test_chip_calibration_recovers_what_a_strong_fault_takes(trained, tiny_data)
     """SA0 cells read the largest weight of their sign: every channel's mean and variance move a long way,
     and only statistics measured through the faulty chip follow them."""
     common = dict(instances=3, fault_model="sa0")
-    paper = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], Protocol(**common), progress=False)
-    chip = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], Protocol(**common, bn="chip",
+    paper = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.3], **common), progress=False)
+    chip = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.3], **common, bn="chip",
                     calib_images=256), progress=False, calib_x=tiny_data.train_x)
     assert chip["results"][0]["mean"] > paper["results"][0]["mean"] + 5
 
@@ -79,7 +81,7 @@ def test_chip_calibration_recovers_what_a_strong_fault_takes(trained, tiny_data)
 def test_batch_statistics_leave_the_model_alone(trained, tiny_data):
     ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
     before = {k: v.clone() for k, v in ev.model.state_dict().items()}
-    acc = ev.accuracy(ev.injector.weights(0, 0.3), bn="batch")
+    acc = ev.accuracy(ev.injector.weights(0, 0.3), bn=Batch())
     assert 0 <= acc <= 100
     assert all(torch.equal(before[k], v) for k, v in ev.model.state_dict().items())
     assert not any(m.training for m in ev.model.modules())
@@ -90,9 +92,9 @@ def test_batch_statistics_leave_the_model_alone(trained, tiny_data):
     ({"bn": "chip", "calib_images": 0}, "calibration images must be a positive integer, got 0"),
     ({"bn": "chip", "recalibrate": False}, "--no-recalibrate applies to the paper BN protocol only"),
 ])
-def test_bad_bn_protocols(kw, match):
+def test_bad_bn_protocols(trained, kw, match):
     with pytest.raises(DSEError, match=match):
-        Protocol(**kw).check()
+        spec(trained, 0.1, **kw)
 
 
 def test_chips_calibrated_together_get_each_their_own_statistics(trained, tiny_data):

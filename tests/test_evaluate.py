@@ -4,7 +4,9 @@ import torch
 from scipy import stats
 
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate, summarize
+from dse.core.evaluate import Evaluator, evaluate, summarize
+from dse.domain.point import DesignPoint
+from tests.fixtures import spec, specs
 
 
 def test_summary_statistics():
@@ -25,7 +27,7 @@ def test_the_interval_stays_within_what_an_accuracy_can_be():
 
 
 def test_fixed_protocol_reports_every_instance(trained, tiny_data):
-    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=5), progress=False)
+    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.0, 0.3], instances=5), progress=False)
     r0, r3 = res["results"]
     assert r0["n"] == 1 and r0["mean"] == res["fault_free_quantized_accuracy"]  # no faults: one network
     assert r3["n"] == 5 and len(r3["accuracies"]) == 5 and r3["bn_rate"] == 0.3
@@ -35,20 +37,20 @@ def test_fixed_protocol_reports_every_instance(trained, tiny_data):
 
 
 def test_results_are_reproducible_and_seed_dependent(trained, tiny_data):
-    run = lambda seed: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.2],  # noqa: E731
-                                Protocol(instances=3, seed=seed), progress=False)["results"][0]["accuracies"]
+    run = lambda seed: evaluate(trained, tiny_data.test_x, tiny_data.test_y,  # noqa: E731
+                                specs(trained, [0.2], instances=3, seed=seed), progress=False)["results"][0]["accuracies"]
     assert run(0) == run(0)
     assert run(0) != run(1)
 
 
 def test_heavy_faults_hurt_accuracy(trained, tiny_data):
-    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.9], Protocol(instances=3), progress=False)
+    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.0, 0.9], instances=3), progress=False)
     assert res["results"][1]["mean"] < res["results"][0]["mean"]
 
 
 def test_adaptive_stops_early(trained, tiny_data):
-    p = Protocol(instances=60, adaptive=50.0, min_instances=4)  # a loose target is met at the minimum
-    r = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], p, progress=False)["results"][0]
+    p = specs(trained, [0.1], instances=60, adaptive=50.0, min_instances=4)  # a loose target is met at the minimum
+    r = evaluate(trained, tiny_data.test_x, tiny_data.test_y, p, progress=False)["results"][0]
     assert r["n"] == 4 and r["protocol"] == "adaptive(50.0)"
 
 
@@ -62,24 +64,35 @@ def test_uncalibrated_rate_warns_and_uses_the_nearest(trained, tiny_data):
 def test_evaluation_never_changes_the_weights(trained, tiny_data):
     ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
     before = {k: v.clone() for k, v in ev.model.named_parameters()}
-    ev.run(0.3, Protocol(instances=2), progress=False)
+    ev.run(spec(ev.ckpt, 0.3, instances=2), progress=False)
     assert all(torch.equal(before[k], v) for k, v in ev.model.named_parameters())
 
 
-@pytest.mark.parametrize("p, match", [
-    (Protocol(instances=0), "instances"),
-    (Protocol(adaptive=-1.0), "adaptive"),
-    (Protocol(fault_model="sa9"), "fault model"),
+@pytest.mark.parametrize("kw, match", [
+    ({"instances": 0}, "instances"),
+    ({"adaptive": -1.0}, "adaptive"),
+    ({"fault_model": "sa9"}, "fault model"),
 ])
-def test_bad_protocols(p, match):
+def test_bad_protocols(trained, kw, match):
     with pytest.raises(DSEError, match=match):
-        p.check()
+        spec(trained, 0.1, **kw)
+
+
+def test_specs_of_another_design_point_or_setup_are_refused(trained, tiny_data):
+    from dataclasses import replace
+
+    other = replace(spec(trained, 0.1), point=DesignPoint("vgg13", 1.0))
+    with pytest.raises(DSEError, match="cannot run on"):
+        evaluate(trained, tiny_data.test_x, tiny_data.test_y, [other], progress=False)
+    with pytest.raises(DSEError, match="one BN protocol, test-image count and precision"):
+        evaluate(trained, tiny_data.test_x, tiny_data.test_y, [spec(trained, 0.1), spec(trained, 0.2, bn="batch")],
+                 progress=False)
 
 
 def test_bad_fault_rate(trained, tiny_data):
     ev = Evaluator(trained, tiny_data.test_x[:10], tiny_data.test_y[:10])
     with pytest.raises(DSEError, match="fault rate must be in"):
-        ev.run(1.0, Protocol(instances=2), progress=False)
+        ev.run(spec(ev.ckpt, 1.0, instances=2), progress=False)
 
 
 def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(trained, tiny_data):
@@ -89,7 +102,7 @@ def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(tr
 
     assert 0.15 not in trained.bn_stats
     with pytest.warns(UserWarning, match=r"fault rate\(s\) 0.15 were not in the checkpoint: computed now"):
-        res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], Protocol(instances=2), progress=False,
+        res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.15], instances=2), progress=False,
                        calib_x=tiny_data.train_x)
     assert res["results"][0]["bn_rate"] == 0.15
     ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
@@ -100,5 +113,5 @@ def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(tr
                         max_images=cal["images"], seed=cal["seed"], progress=False)[0.15]
     assert all(torch.allclose(ev.bn_stats[0.15][k].float(), v.float(), rtol=1e-4, atol=1e-5) for k, v in want.items()), \
         max(float((ev.bn_stats[0.15][k].float() - v.float()).abs().max()) for k, v in want.items())
-    without = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], Protocol(instances=2), progress=False)
+    without = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.15], instances=2), progress=False)
     assert without["results"][0]["bn_rate"] in (0.0, 0.3)  # no training images given: a nearest calibrated rate

@@ -5,7 +5,7 @@ from dse.domain.faultspec import FAULT_MODEL_NAMES
 from dse.domain.point import DesignPoint
 from dse.view import explore
 from dse.core.mapping import POLICIES
-from tests.fixtures import POINTS, accuracy_model, build_store
+from tests.fixtures import POINTS, accuracy_model, add_result, build_store
 
 
 def test_explorer_space_is_what_the_backend_implements():
@@ -43,7 +43,7 @@ def test_calibration_curve_compares_the_same_chips(tmp_path):
     store, _ = build_store(tmp_path)
     p = POINTS[1]
     sha = store.points().set_index("point_id").checkpoint_sha[p.point_id]
-    store.add_evaluation(p.point_id, sha, fake_result(0.3, 70.0, n=4, bn="chip", calib_images=32), {})
+    add_result(store, p, sha, fake_result(0.3, 70.0, n=4, bn="chip", calib_images=32))
     c = explore.calibration_curve(store, p, 0.3)
     assert list(c.calib_images) == [0, 32, 500]  # 0: the paper's protocol
     assert (c.n == 4).all()  # cut to the crossbars every count has

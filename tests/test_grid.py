@@ -14,7 +14,8 @@ from dse.results.catalog import MANIFEST, sync, write_manifest
 from dse.core.checkpoint import load_checkpoint
 from dse.cli import main
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol
+from dse.core.evaluate import Evaluator
+from tests.fixtures import evaluate_config, spec
 from dse.domain.point import DesignPoint
 from dse.results.store import Store
 from dse.run.spec import load_spec, parse_only, parse_spec
@@ -209,12 +210,12 @@ def test_the_shipped_grid_parses():
 # ================================================================================ evaluation
 def test_a_run_given_finished_instances_runs_only_the_rest(tiny_data, base):
     ev = Evaluator(load_checkpoint(base), tiny_data.test_x[:50], tiny_data.test_y[:50])
-    full = ev.run(0.2, Protocol(instances=4), progress=False)["accuracies"]
+    full = ev.run(spec(ev.ckpt, 0.2, instances=4), progress=False)["accuracies"]
     seen = []
-    part = ev.run(0.2, Protocol(instances=4), progress=False, done=[-1.0, -2.0],
+    part = ev.run(spec(ev.ckpt, 0.2, instances=4), progress=False, done=[-1.0, -2.0],
                   on_instance=lambda i, a: seen.append(i))
     assert part["accuracies"] == [-1.0, -2.0] + full[2:] and seen == [3, 4]
-    assert ev.run(0.2, Protocol(instances=3), progress=False, done=full)["accuracies"] == full[:3]
+    assert ev.run(spec(ev.ckpt, 0.2, instances=3), progress=False, done=full)["accuracies"] == full[:3]
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +234,7 @@ def ck(tmp_path, base, monkeypatch):
 
 
 def test_evaluate_jobs_resume_and_extend_from_their_crossbar_journal(tree, ck):
-    c3 = jobs.evaluate_config(str(ck), [0.2], data=str(tree), instances=3, device="cpu", test_images=30)
+    c3 = evaluate_config(ck, 0.2, tree, "cpu", instances=3, test_images=30)
     first = jobs.execute("evaluate", c3)["results"][0]["accuracies"]
     (journal,) = ck.parent.glob("*.crossbars-*.partial")
     doc = json.loads(journal.read_text())
@@ -262,10 +263,10 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, ck, c
     folder = ck.parent
     (folder / "broken.safetensors").write_bytes(b"garbage")
     store = Store(tmp_path / "a.sqlite")
-    result = jobs.execute("evaluate", jobs.evaluate_config(str(ck), [0.0, 0.1], data=str(tree), instances=2,
-                                                           device="cpu", test_images=30))
-    jid, _ = store.submit_job("evaluate", "x", {"k": 1})
-    jobs.record(store, jid, "evaluate", result)
+    for rate in (0.0, 0.1):
+        result = jobs.execute("evaluate", evaluate_config(ck, rate, tree, "cpu", instances=2, test_images=30))
+        jid, _ = store.submit_job("evaluate", "x", {"k": rate})
+        jobs.record(store, jid, "evaluate", result)
     assert main(["store", "manifest", "--store", str(tmp_path / "a.sqlite"), "--checkpoints", str(folder)]) == 0
     assert "1 checkpoints, 2 evaluations" in capsys.readouterr().out
     doc = json.loads((folder / MANIFEST).read_text())
@@ -296,10 +297,11 @@ def test_the_manifest_lists_evaluations_in_a_stable_order(tmp_path, tree, ck):
     """Within a fault rate, the smaller protocol comes first whatever order the store got them in."""
     store = Store(tmp_path / "a.sqlite")
     for instances in (3, 2):  # the larger protocol lands in the store first
-        result = jobs.execute("evaluate", jobs.evaluate_config(str(ck), [0.2, 0.1], data=str(tree),
-                                                               instances=instances, device="cpu", test_images=30))
-        jid, _ = store.submit_job("evaluate", "x", {"k": instances})
-        jobs.record(store, jid, "evaluate", result)
+        for rate in (0.2, 0.1):
+            result = jobs.execute("evaluate", evaluate_config(ck, rate, tree, "cpu", instances=instances,
+                                                              test_images=30))
+            jid, _ = store.submit_job("evaluate", "x", {"k": instances, "rate": rate})
+            jobs.record(store, jid, "evaluate", result)
     write_manifest(store, ck.parent)
     (entry,) = json.loads((ck.parent / MANIFEST).read_text())["checkpoints"]
     assert [(e["fault_rate"], e["n"]) for e in entry["evaluations"]] == [(0.1, 2), (0.1, 3), (0.2, 2), (0.2, 3)]

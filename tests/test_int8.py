@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from dse.core import precision as P
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluate import Evaluator, evaluate
+from tests.fixtures import specs
 from dse.core.int8 import Int8Forward, int8_capability, packed_conv_weight, qparams, quantized_engine
 
 HAS_INT8, WHY = int8_capability()
@@ -76,8 +77,9 @@ def test_stuck_cells_are_zero_levels_in_the_int8_weights(trained, tiny_data):
 @needs_int8
 @pytest.mark.parametrize("bn", ["paper", "chip"])
 def test_int8_and_fp32_agree_on_a_small_model(trained, tiny_data, bn):
-    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=3, bn=bn),
-                        progress=False, precision=p, calib_x=tiny_data.train_x) for p in ("fp32", "int8")}
+    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y,
+                        specs(trained, [0.0, 0.3], instances=3, bn=bn, precision=p), progress=False,
+                        calib_x=tiny_data.train_x) for p in ("fp32", "int8")}
     assert runs["int8"]["precision"] == "int8" and all(r["precision"] == "int8" for r in runs["int8"]["results"])
     for a, b in zip(runs["fp32"]["results"], runs["int8"]["results"]):
         assert abs(a["mean"] - b["mean"]) <= 3.0  # 200 test images: one image is 0.5 points

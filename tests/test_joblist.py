@@ -7,6 +7,11 @@ import pytest
 
 from dse.run import jobs
 from dse.view import joblist
+from dse.domain.bn import Chip
+from dse.domain.evalspec import EvalSpec
+from dse.domain.faultspec import parse_fault_model
+from dse.domain.point import DesignPoint
+from dse.run.tasks import EvaluateTask, to_json
 
 
 def test_progress_names_the_crossbar_the_running_mean_and_the_eta():
@@ -27,10 +32,12 @@ def test_the_eta_comes_from_the_measured_time_per_crossbar_not_the_start_up():
 
 
 def test_a_job_row_names_kind_point_fault_model_rate_protocol_and_crossbars():
-    cfg = jobs.evaluate_config("ck/resnet20-w1-k1-default-p0.3-s0.safetensors", [0.15], data="d", instances=100,
-                               bn="chip", calib_images=500, fault_model="sa0")
+    spec = EvalSpec(DesignPoint("resnet20", 1.0, 1, "default", 0.3), parse_fault_model("sa0", 0.15), Chip(500))
+    cfg = to_json(EvaluateTask("ck/resnet20-w1-k1-default-p0.3-s0.safetensors", spec, "d"))
     title = joblist.job_title({"kind": "evaluate", "config": cfg})
-    assert title == "evaluate · resnet20-w1-k1-default-p0.3-s0 · SA0 at 15% · BN: chip (N=500) · 100 crossbars"
+    assert title == "evaluate · resnet20 1x k1 p=0.3 · SA0 at 15% · BN: chip (N=500) · 100 crossbars"
+    stored = {k: v for k, v in cfg.items() if k != "point"}  # a config stored before tasks named their point
+    assert joblist.job_title({"kind": "evaluate", "config": stored}).startswith("evaluate · resnet20-w1-k1-default-p0.3-s0 ·")
     other = joblist.job_title({"kind": "evaluate", "config": {**cfg, "fault_rates": [0.17]}})
     assert other != title and "17%" in other  # a 15% and a 17% job no longer look the same
 

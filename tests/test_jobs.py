@@ -4,9 +4,14 @@ import time
 
 import pytest
 
-from dse.run import jobs
+from dataclasses import replace
+
 from dse.cli import main
+from dse.domain.evalspec import Budget, EvalSpec
+from dse.domain.faultspec import parse_fault_model
 from dse.domain.point import DesignPoint
+from dse.run import jobs
+from dse.run.tasks import EvaluateTask, SensitivityTask, train_task
 from dse.results.store import Store, process_alive
 from tests.test_data import make_tree
 
@@ -32,29 +37,28 @@ def test_train_evaluate_and_sensitivity_in_worker_processes(tmp_path, tree, monk
     monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
     store = Store(tmp_path / "s.sqlite")
     point = DesignPoint("resnet20", 0.5, 1, "default", 0.2)
-    cfg = jobs.train_config(point, epochs=2, data=str(tree), out_dir=str(tmp_path / "ck"), device="cpu")
-    cfg["batch_size"] = 20
-    jid, started = jobs.submit(store, "train", point, cfg)
+    task = train_task(point, epochs=2, data=str(tree), out_dir=str(tmp_path / "ck"), device="cpu", batch_size=20)
+    jid, started = jobs.submit(store, task)
     assert started
-    assert jobs.submit(store, "train", point, dict(cfg)) == (jid, False)  # a double click shares the job
+    assert jobs.submit(store, replace(task)) == (jid, False)  # a double click shares the job
     job = wait(store, jid)
     assert job["state"] == "done", job["error"]
     points = store.points()
-    assert points.checkpoint.iloc[0] == cfg["out"] and points.fault_free_accuracy.notna().all()
+    assert points.checkpoint.iloc[0] == task.out and points.fault_free_accuracy.notna().all()
 
-    ecfg = jobs.evaluate_config(cfg["out"], [0.1, 0.2], data=str(tree), instances=3, device="cpu")
-    ejid, _ = jobs.submit(store, "evaluate", point, ecfg)
-    job = wait(store, ejid)
-    assert job["state"] == "done", job["error"]
+    for rate in (0.1, 0.2):
+        spec = EvalSpec(point, parse_fault_model("sa1", rate), budget=Budget(3))
+        ejid, _ = jobs.submit(store, EvaluateTask(task.out, spec, str(tree), "cpu"))
+        job = wait(store, ejid)
+        assert job["state"] == "done", job["error"]
     ev = store.evaluations()
     assert sorted(ev.fault_rate) == [0.1, 0.2] and (ev.n == 3).all()
 
     # the app's per-layer chart reads the sensitivity job's rows: the same as the CLI's for the same crossbars
-    scfg = jobs.sensitivity_config(cfg["out"], 0.2, data=str(tree), instances=2, test_images=40, device="cpu")
-    sjid, _ = jobs.submit(store, "sensitivity", point, scfg)
+    sjid, _ = jobs.submit(store, SensitivityTask(task.out, 0.2, str(tree), instances=2, test_images=40, device="cpu"))
     job = wait(store, sjid)
     assert job["state"] == "done", job["error"]
-    assert main(["sensitivity", cfg["out"], "--fault-rate", "0.2", "--instances", "2", "--test-images", "40",
+    assert main(["sensitivity", task.out, "--fault-rate", "0.2", "--instances", "2", "--test-images", "40",
                  "--data", str(tree), "--device", "cpu", "--json"]) == 0
     assert json.loads(job["result"]) == json.loads(capsys.readouterr().out)["layers"]
 
@@ -63,9 +67,8 @@ def test_cancel_stops_the_worker(tmp_path, tree, monkeypatch):
     monkeypatch.setenv("DSE_CACHE", str(tmp_path / "cache"))
     store = Store(tmp_path / "s.sqlite")
     point = DesignPoint("resnet20", 0.5)
-    cfg = jobs.train_config(point, epochs=500, data=str(tree), out_dir=str(tmp_path / "ck"), device="cpu")
-    cfg["batch_size"] = 20
-    jid, _ = jobs.submit(store, "train", point, cfg)
+    jid, _ = jobs.submit(store, train_task(point, epochs=500, data=str(tree), out_dir=str(tmp_path / "ck"),
+                                           device="cpu", batch_size=20))
     job = wait(store, jid, states=("running",), timeout=60)
     t0 = time.time()
     while store.job(jid)["message"] in ("starting", "loading data"):
@@ -83,7 +86,6 @@ def test_cancel_stops_the_worker(tmp_path, tree, monkeypatch):
 def test_failed_job_records_its_error(tmp_path):
     store = Store(tmp_path / "s.sqlite")
     point = DesignPoint("resnet20", 0.5)
-    cfg = jobs.train_config(point, epochs=1, data=str(tmp_path / "missing"), out_dir=str(tmp_path / "ck"))
-    jid, _ = jobs.submit(store, "train", point, cfg)
+    jid, _ = jobs.submit(store, train_task(point, epochs=1, data=str(tmp_path / "missing"), out_dir=str(tmp_path / "ck")))
     job = wait(store, jid)
     assert job["state"] == "failed" and "does not exist" in job["error"]

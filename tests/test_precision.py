@@ -8,7 +8,8 @@ import pytest
 
 from dse.core import precision as P
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluate import Evaluator, evaluate
+from tests.fixtures import specs
 
 AMX = P.Capability("cpu", True, "AMX")
 AVX2 = P.Capability("cpu", False, "AVX2")
@@ -91,8 +92,8 @@ def test_measure_speed_times_both_precisions():
 
 
 def test_bf16_and_fp32_agree_on_a_small_model(trained, tiny_data):
-    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=4),
-                        progress=False, precision=p) for p in ("fp32", "bf16")}
+    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.0, 0.3], instances=4, precision=p),
+                        progress=False) for p in ("fp32", "bf16")}
     assert runs["bf16"]["precision"] == "bf16" and runs["fp32"]["precision"] == "fp32"
     assert all(r["precision"] == p for p in runs for r in runs[p]["results"])
     for a, b in zip(runs["fp32"]["results"], runs["bf16"]["results"]):
@@ -122,8 +123,8 @@ def test_training_records_its_precision(tiny_data, tmp_path):
 @pytest.mark.parametrize("bn", ["paper", "chip"])
 def test_batched_instances_give_the_per_instance_accuracies_of_one_at_a_time(trained, tiny_data, bn):
     def run(k):
-        p = Protocol(instances=7, bn=bn, calib_images=64)
-        return evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], p, progress=False,
+        p = specs(trained, [0.3], instances=7, bn=bn, calib_images=64)
+        return evaluate(trained, tiny_data.test_x, tiny_data.test_y, p, progress=False,
                         instances_per_pass=k, calib_x=tiny_data.train_x)["results"][0]["accuracies"]
 
     one = run(1)
@@ -131,8 +132,8 @@ def test_batched_instances_give_the_per_instance_accuracies_of_one_at_a_time(tra
 
 
 def test_a_batched_adaptive_run_stops_where_one_at_a_time_does(trained, tiny_data):
-    p = Protocol(instances=40, adaptive=50.0, min_instances=5)
-    runs = [evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], p, progress=False,
+    p = specs(trained, [0.1], instances=40, adaptive=50.0, min_instances=5)
+    runs = [evaluate(trained, tiny_data.test_x, tiny_data.test_y, p, progress=False,
                      instances_per_pass=k)["results"][0] for k in (1, 4)]
     assert runs[0]["n"] == runs[1]["n"] == 5 and runs[0]["accuracies"] == runs[1]["accuracies"]
 

@@ -1,4 +1,7 @@
 """Spatial fault models on the placement, their names, and remapping a known map."""
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +20,8 @@ MODELS = ["sa1", "rows", "cols", "clustered", "clustered:8", "mixed", "mixed:0.2
 
 
 def maps(name, rate, instance=0, seed=0, spares=0):
-    return cell_maps(parse_fault_model(name), rate, PLACEMENT, list(SHAPES.values()), instance, seed, spares)
+    return cell_maps(replace(parse_fault_model(name, rate), spares=spares), PLACEMENT, list(SHAPES.values()), instance,
+                     seed)
 
 
 def injector(seed=0, width=0.5):
@@ -240,33 +244,38 @@ def test_spare_columns_cost_grows_with_the_spares_and_stays_in_the_array():
 # ---- the findings command ----
 
 
-def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsys):
+def test_spatial_report_records_its_cells_in_the_store_and_writes_readme_tables(cli_setup, tmp_path, capsys):
     from dse.cli import main
+    from dse.core.lifetime import parse_trajectory
+    from dse.results.store import Store
     from dse.view import spatial
 
     ckpt, data = cli_setup
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- dse:spatial -->\nold\n<!-- /dse:spatial -->\n"
                       "<!-- dse:spatial-gain -->\n<!-- /dse:spatial-gain -->\ntail\n")
-    out = tmp_path / "spatial.json"
-    assert main(["spatial-report", ckpt, "--data", data, "--fault-models", "sa1,rows", "--fault-rates", "0.2",
-                 "--spares", "2", "--instances", "2", "--test-images", "20", "--calib-images", "10",
-                 "--device", "cpu", "--out", str(out), "--readme", str(readme)]) == 0
-    report = spatial.load_report(out)
+    store = tmp_path / "s.sqlite"
+    argv = ["spatial-report", ckpt, "--fault-models", "sa1,rows", "--fault-rates", "0.2", "--spares", "2",
+            "--instances", "2", "--test-images", "20", "--calib-images", "10", "--store", str(store), "--json"]
+    assert main([*argv, "--data", data, "--device", "cpu", "--readme", str(readme)]) == 0
+    report = json.loads(capsys.readouterr().out)
     assert [(r["fault_model"], r["spec"]) for r in report["rows"]] == [
         ("sa1", "sa1"), ("sa1", "sa1+remap"), ("sa1", "sa1+remap:2"),
         ("rows", "rows"), ("rows", "rows+remap"), ("rows", "rows+remap:2")]
+    rows = Store(store).evaluations()  # every cell is a store row, and so is its f = 0 start
+    assert len(rows) == 7 and (rows.n[rows.fault_rate > 0] == 2).all() and (rows.test_images == 20).all()
+    assert report["rows"][0]["fault_free"] == rows[rows.fault_rate == 0]["mean"].iloc[0]
     text = readme.read_text()
     assert "old" not in text and "| rows | remapped + 2 spare columns |" in text and text.endswith("tail\n")
     assert len(spatial.gain_table(report)) == 4  # two remapped layouts per fault model
     fig = spatial.accuracy_figure(report, report["rows"][0]["point"])
     assert len(fig.data) == 6
-    from dse.core.lifetime import parse_trajectory
-
     curve = spatial.lifetime_curve(report, report["rows"][0]["point"], "rows", "blind (as placed)",
                                    parse_trajectory("0:0,12:0.2,24:0.4"), [0, 12, 24])
     assert curve["mean"].iloc[1] == pytest.approx(report["rows"][3]["mean"])
     assert list(curve.extrapolated) == [False, False, True]
+    assert main([*argv, "--report-only"]) == 0  # the tables again, from the store alone
+    assert json.loads(capsys.readouterr().out) == report
 
 
 def test_teaching_tile_maps_show_the_remapped_layout():

@@ -1,5 +1,6 @@
 import json
 import multiprocessing as mp
+from pathlib import Path
 import subprocess
 import sys
 
@@ -9,8 +10,10 @@ from dse.run import jobs
 from dse.results.catalog import sync
 from dse.core.checkpoint import load_checkpoint, save_checkpoint
 from dse.results.store import SCHEMA_VERSION, Store, open_store
+from dse.domain.evalspec import Budget, EvalSpec
+from dse.domain.faultspec import FaultSpec
 from dse.domain.point import DesignPoint
-from tests.fixtures import POINTS, build_store, write_checkpoint
+from tests.fixtures import POINTS, add_result, build_store, write_checkpoint
 
 
 def test_round_trip(tmp_path):
@@ -134,53 +137,101 @@ def test_jobs_queued_by_a_sweep_that_died_are_cancelled_and_requeued_by_a_rerun(
 def test_evaluation_rows_need_a_complete_result(tmp_path):
     store, _ = build_store(tmp_path)
     with pytest.raises(KeyError):
-        store.add_evaluation(POINTS[0].point_id, "x", {"fault_rate": 0.1}, {})
+        store.add_evaluation("x", EvalSpec(POINTS[0], FaultSpec("sa1", rate=0.1)), {"fault_rate": 0.1})
 
 
 def test_bn_protocols_coexist_and_never_satisfy_each_others_jobs(tmp_path):
+    from dse.domain.bn import Batch, Chip, Paper
     from dse.run.sweep import Job, _standing
+    from dse.run.tasks import EvaluateTask, to_json
     from tests.fixtures import accuracy_model, fake_result
 
     store, ckdir = build_store(tmp_path)
     p = POINTS[1]
     ck = str(next(ckdir.glob(f"{p.network}-w1-k1-default-p0.3.safetensors")))
     sha = load_checkpoint(ck).sha256
-    store.add_evaluation(p.point_id, sha, fake_result(0.2, 1.0, bn="chip", calib_images=32), {})
+    add_result(store, p, sha, fake_result(0.2, 1.0, bn="chip", calib_images=32))
     ev = store.evaluations()
     mine = ev[(ev.point_id == p.point_id) & (ev.fault_rate == 0.2)].set_index(["bn", "calib_images"])["mean"]
     assert mine[("paper", 0)] == pytest.approx(accuracy_model(p, 0.2, "paper"))  # not overwritten by either chip row
     assert mine[("chip", 500)] == pytest.approx(accuracy_model(p, 0.2, "chip"))
     assert mine[("chip", 32)] == pytest.approx(1.0)
 
-    def job(**kw):
-        return Job("evaluate", p, jobs.evaluate_config(ck, [0.2], data="d", instances=10, **kw))
+    def job(bn):
+        spec = EvalSpec(p, FaultSpec("sa1", rate=0.2), bn, budget=Budget(10))
+        return Job("evaluate", p, to_json(EvaluateTask(ck, spec, "d")))
 
-    plan = [job(bn="paper"), job(bn="chip"), job(bn="chip", calib_images=100), job(bn="batch")]
+    plan = [job(Paper()), job(Chip()), job(Chip(100)), job(Batch())]
     assert len({j.job_id for j in plan}) == 4
     assert list(_standing(store, plan).values()) == [True, True, False, False]
-    assert plan[0].config["calib_images"] == 0  # an image count changes only the chip protocol's work and id
-    assert job(bn="paper", calib_images=32).job_id == plan[0].job_id and job(calib_images=500).job_id == plan[1].job_id
+    assert plan[0].config["calib_images"] == 0  # an image count is the chip protocol's alone
+
+
+V3 = (Path(__file__).parent / "data" / "store-v3.sql").read_text()  # a store as the code before EvalSpec wrote it
+# the evaluations table of schema versions 1 and 2, as they were (before bn and calib_images; before precision)
+V1 = """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE evaluations (
+    point_id TEXT NOT NULL, checkpoint_sha TEXT NOT NULL,
+    fault_rate REAL NOT NULL, fault_model TEXT NOT NULL, protocol TEXT NOT NULL, seed INTEGER NOT NULL,
+    recalibrate INTEGER NOT NULL, rescale INTEGER NOT NULL, test_images INTEGER NOT NULL,
+    n INTEGER NOT NULL, mean REAL, std REAL, ci95 REAL, ci_low REAL, ci_high REAL,
+    p5 REAL, worst REAL, best REAL, quantized_accuracy REAL, bn_rate REAL,
+    accuracies TEXT NOT NULL, time_s REAL, updated REAL NOT NULL,
+    PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images)
+);"""
+V2 = V1.replace("    n INTEGER NOT NULL,", "    bn TEXT NOT NULL DEFAULT 'paper', calib_images INTEGER NOT NULL DEFAULT 0,\n"
+                "    n INTEGER NOT NULL,").replace("rescale, test_images)", "rescale, test_images, bn, calib_images)")
+
+
+def _old_store(path, sql: str) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.executescript(sql)
+    db.close()
+
+
+def test_a_version_3_store_is_rekeyed_by_evalspec_and_loses_nothing(tmp_path):
+    """Every row of a store written by the previous code is kept, keyed by the EvalSpec its columns describe;
+    recording that spec's result again replaces the row rather than adding one."""
+    import sqlite3
+
+    from dse.domain.evalspec import spec_of
+
+    path = tmp_path / "v3.sqlite"
+    _old_store(path, V3)
+    old = sqlite3.connect(path)
+    before = {t: old.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+              for t in ("design_points", "evaluations", "costs", "jobs")}
+    old_jobs = old.execute("SELECT job_id, config, state FROM jobs ORDER BY job_id").fetchall()
+    old.close()
+    store = Store(path)
+    assert store.read_sql("SELECT value FROM meta WHERE key='schema_version'").value.iloc[0] == str(SCHEMA_VERSION)
+    assert {t: len(store.read_sql(f"SELECT * FROM {t}")) for t in before} == before and before["evaluations"] >= 10
+    assert [tuple(r) for r in store.read_sql("SELECT job_id, config, state FROM jobs ORDER BY job_id").values] == old_jobs
+    points = {r.point_id: DesignPoint.of(r._asdict()) for r in store.points().itertuples()}
+    rows = store.read_sql("SELECT * FROM evaluations").to_dict("records")
+    for r in rows:
+        spec = spec_of(points[r["point_id"]], r)
+        assert r["eval_key"] == spec.key() and r["protocol"] == spec.budget.name
+    assert {r["bn"] for r in rows} == {"paper", "chip", "batch"} and any(not r["recalibrate"] for r in rows)
+    assert len(store.evaluations()) == before["evaluations"]  # every row still joins its design point
+    r = rows[0]
+    store.add_evaluation(r["checkpoint_sha"], spec_of(points[r["point_id"]], r), {**r, "accuracies": [1.0, 2.0],
+                                                                                    "mean": 1.5})
+    assert len(store.read_sql("SELECT * FROM evaluations")) == before["evaluations"]
+    assert store.read_sql("SELECT mean FROM evaluations WHERE eval_key = ? AND protocol = ?",
+                          (r["eval_key"], r["protocol"])).iloc[0, 0] == 1.5
+    Store(path)  # opening again is a no-op
+    assert len(store.read_sql("SELECT * FROM evaluations")) == before["evaluations"]
 
 
 def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tmp_path):
-    import sqlite3
-
-    from dse.results.store import SCHEMA
-
     path = tmp_path / "old.sqlite"
-    old = SCHEMA.replace("    bn TEXT NOT NULL DEFAULT 'paper',", "").replace(
-        "    precision TEXT,", "").replace(
-        "    calib_images INTEGER NOT NULL DEFAULT 0,", "").replace(",\n                 bn, calib_images)", ")")
-    old = "\n".join(line.split("--")[0] for line in old.splitlines())
-    assert "bn TEXT" not in old and "calib_images" not in old and "precision" not in old
-    db = sqlite3.connect(path)
-    db.executescript(old)
-    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    db.execute("INSERT INTO evaluations (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, "
+    _old_store(path, V1 + "INSERT INTO meta VALUES ('schema_version', '1');"
+               "INSERT INTO evaluations (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, "
                "rescale, test_images, n, mean, accuracies, updated) VALUES ('p', 's', 0.1, 'sa1', 'fixed(2)', 0, 1, 1, "
-               "100, 2, 50.0, '[49, 51]', 0)")
-    db.commit()
-    db.close()
+               "100, 2, 50.0, '[49, 51]', 0);")
     store = Store(path)
     rows = store.read_sql("SELECT bn, calib_images, mean FROM evaluations")
     assert rows.to_dict("records") == [{"bn": "paper", "calib_images": 0, "mean": 50.0}]
@@ -190,20 +241,11 @@ def test_a_version_1_store_is_migrated_with_its_results_as_the_paper_protocol(tm
 
 
 def test_a_version_2_store_gains_the_precision_column_and_keeps_its_results(tmp_path):
-    import sqlite3
-
-    from dse.results.store import SCHEMA
-
     path = tmp_path / "v2.sqlite"
-    old = "\n".join(line.split("--")[0] for line in SCHEMA.replace("    precision TEXT,", "").splitlines())
-    db = sqlite3.connect(path)
-    db.executescript(old)
-    db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-    db.execute("INSERT INTO evaluations (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, "
+    _old_store(path, V2 + "INSERT INTO meta VALUES ('schema_version', '2');"
+               "INSERT INTO evaluations (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, "
                "rescale, test_images, bn, calib_images, n, mean, accuracies, updated) VALUES ('p', 's', 0.1, 'sa1', "
-               "'fixed(2)', 0, 1, 1, 100, 'chip', 500, 2, 50.0, '[49, 51]', 0)")
-    db.commit()
-    db.close()
+               "'fixed(2)', 0, 1, 1, 100, 'chip', 500, 2, 50.0, '[49, 51]', 0);")
     store = Store(path)
     rows = store.read_sql("SELECT bn, calib_images, mean, precision FROM evaluations").to_dict("records")
     assert rows == [{"bn": "chip", "calib_images": 500, "mean": 50.0, "precision": None}]

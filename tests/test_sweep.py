@@ -23,6 +23,10 @@ from dse.results.store import Store
 from dse.run.spec import load_spec, parse_spec
 from dse.run.sweep import expand, preview, run_sweep
 from tests.test_data import make_tree
+from dse.domain.evalspec import Budget, EvalSpec
+from dse.domain.faultspec import parse_fault_model
+from dse.domain.recipes import DEFAULT_RECIPE
+from dse.run.tasks import EvaluateTask, task_id, to_json, train_task
 
 TINY = """
 name = "tiny"
@@ -130,9 +134,11 @@ def test_sweep_jobs_are_the_apps_jobs():
                  '[protocol]\ninstances = 100\n[recipe]\nepochs = 30')
     train, ev = expand(spec, data="/d")
     point = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
-    app_train = jobs.train_config(point, epochs=30, data="/d", out_dir=str(Path("runs/checkpoints").absolute()))
-    app_eval = jobs.evaluate_config(app_train["out"], [0.1], data="/d", instances=100)
-    assert train.config == app_train and ev.config == app_eval
+    app_train = train_task(point, epochs=30, data="/d", out_dir=str(Path("runs/checkpoints").absolute()),
+                           recipe=DEFAULT_RECIPE)
+    app_eval = EvaluateTask(app_train.out, EvalSpec(point, parse_fault_model("sa1", 0.1), budget=Budget(100)), "/d")
+    assert train.config == to_json(app_train) and ev.config == to_json(app_eval)
+    assert (train.job_id, ev.job_id) == (task_id(app_train), task_id(app_eval))
 
 
 @pytest.mark.parametrize("text, message", [

@@ -177,9 +177,10 @@ def test_the_command_prints_yield_and_interval_naming_the_protocol(seeded, capsy
 
 
 @pytest.mark.parametrize("extra,match", [
-    (["--fault-rate", "0.15", "--bn", "paper"], "--fault-rate 0.15 --images 0"),
-    (["--fault-rate", "0.1", "--bn", "chip", "--calib-images", "32"], "--images 32"),
-    (["--fault-rate", "0.1", "--bn", "batch"], 'bn = "batch"'),
+    (["--fault-rate", "0.15", "--bn", "paper"], "python -m dse evaluate"),
+    (["--fault-rate", "0.15", "--bn", "paper"], "--fault-rate 0.15 --bn paper --store"),
+    (["--fault-rate", "0.1", "--bn", "chip", "--calib-images", "32"], "--bn chip --calib-images 32"),
+    (["--fault-rate", "0.1", "--bn", "batch"], "--fault-rate 0.1 --bn batch --store"),
 ])
 def test_without_an_evaluation_it_says_what_to_run(seeded, capsys, extra, match):
     root, store, ckpt = seeded

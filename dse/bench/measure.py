@@ -34,13 +34,18 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from dse.core.data import head
+from dse.domain.bn import Paper, parse_bn
 from dse.domain.errors import DSEError
+from dse.domain.evalspec import Budget, EvalSpec
+from dse.domain.faultspec import FaultSpec
+from dse.domain.point import DesignPoint
 
 from dse.bench.references import _naive_instance, _PILDataset, _reference_trainer, _transforms
 
@@ -505,7 +510,7 @@ def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int
         for p in (("fp32", "int8") if i % 2 == 0 else ("int8", "fp32")):
             _sync(dev)
             t0 = time.perf_counter()
-            accs[p].append(evs[p].accuracy(evs[p].injector.weights(i, rate, seed), bn))
+            accs[p].append(evs[p].accuracy(evs[p].injector.weights(i, rate, seed), parse_bn(bn)))
             _sync(dev)
             secs[p] += time.perf_counter() - t0
     mean = {p: sum(a) / len(a) for p, a in accs.items()}
@@ -523,14 +528,15 @@ def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, 
     `time_s` (BN statistics, every instance's faulty weights and test pass), accuracies, peak memory."""
     from scipy import stats  # noqa: F401  imported by the first summary: a one-off second, not campaign time
 
-    from dse.core.evaluate import Protocol, evaluate
+    from dse.core.evaluate import evaluate
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        protocol = Protocol(instances=instances, seed=seed, test_images=test_images)
-        res = evaluate(ck, d.test_x, d.test_y, [rate], protocol, dev, progress=False, batch_size=batch_size,
-                       precision=precision, instances_per_pass=1)  # K > 1 has its own measurement
+        spec = EvalSpec(DesignPoint.of(ck.meta), FaultSpec("sa1", rate=rate), Paper(), seed, Budget(instances),
+                        test_images, precision)
+        res = evaluate(ck, d.test_x, d.test_y, [spec], dev, progress=False, batch_size=batch_size,
+                       instances_per_pass=1)  # K > 1 has its own measurement
     r = res["results"][0]
     return {"network": ck.meta["network"], "fault_rate": rate, "instances": r["n"], "images": r["test_images"],
             "seconds": r["time_s"], "image_instances_per_s": r["n"] * r["test_images"] / r["time_s"],
@@ -638,15 +644,16 @@ def eval_instances(data: dict, network: str, width: float, rate: float, instance
                    batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds of `Evaluator.run` for each instance count in `instances` (one evaluator, untrained
     weights: timing only)."""
-    from dse.core.evaluate import Evaluator, Protocol
+    from dse.core.evaluate import Evaluator
 
     d, dev = bench_data(data), torch.device(device)
     ev = Evaluator(untrained_checkpoint(network, width, rate), *head(d.test_x, d.test_y, test_images),
                    dev, batch_size, instances_per_pass=1)
-    ev.run(rate, Protocol(instances=2), progress=False)  # warm-up, and scipy imported by its summary
+    spec = EvalSpec(DesignPoint.of(ev.ckpt.meta), FaultSpec("sa1", rate=rate), Paper())
+    ev.run(replace(spec, budget=Budget(2)), progress=False)  # warm-up, and scipy imported by its summary
     rows = []
     for n in instances:
-        r = ev.run(rate, Protocol(instances=n), progress=False)
+        r = ev.run(replace(spec, budget=Budget(n)), progress=False)
         rows.append({"instances": n, "seconds": r["time_s"], "per_instance_s": r["time_s"] / n})
     return {"network": network, "width": width, "images": ev.n_images, "rows": rows}
 

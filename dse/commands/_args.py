@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 
 from dse.domain.errors import DSEError
@@ -202,3 +203,50 @@ def fault_model_of(args) -> str:
                             spec.remap or args.remap, args.spares or spec.spares,
                             getattr(args, "bits_per_cell", None) or spec.bits_per_cell)
     return name
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help="results store the work is recorded in "
+                                                      "(default: $DSE_STORE or runs/results.sqlite)")
+
+
+def data_path(data: str | None) -> str:
+    """The CIFAR-10 source a task reads: --data, else $DSE_DATA; absolute, as a job's config keeps it."""
+    from pathlib import Path
+
+    from dse.core.data import default_data_path
+    from dse.domain.errors import DSEError
+
+    data = data or default_data_path()
+    if data is None:
+        raise DSEError("no data given: pass --data PATH (CIFAR-10 batches, an image tree or a .tar.gz) or set DSE_DATA")
+    return str(Path(data).expanduser().absolute())
+
+
+def eval_spec(args, point, rate: float = 0.0, **given):
+    """The EvalSpec the command line describes for design point `point` at fault rate `rate`; a command's own
+    choices (fields it has no option for) in `given`. Built here once, at the edge, and passed whole."""
+    from dse.domain.bn import parse_bn
+    from dse.domain.evalspec import MIN_INSTANCES, Budget, EvalSpec
+    from dse.domain.faultspec import parse_fault_model
+
+    fields = {"fault": lambda: parse_fault_model(fault_model_of(args), rate),
+              "bn": lambda: parse_bn(args.bn, args.calib_images, recalibrate=not getattr(args, "no_recalibrate", False)),
+              "budget": lambda: Budget(args.instances, getattr(args, "adaptive", None),
+                                       getattr(args, "min_instances", MIN_INSTANCES)),
+              "seed": lambda: args.seed, "test_images": lambda: args.test_images, "precision": lambda: args.precision,
+              "rescale": lambda: not getattr(args, "no_rescale", False)}
+    return EvalSpec(point, **{k: given[k] if k in given else make() for k, make in fields.items()})
+
+
+@contextlib.contextmanager
+def job_bar(desc: str, hide: bool = False):
+    """A terminal bar following a job run here (dse.run.jobs.run_here's progress: fraction and message)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=1000, desc=desc, disable=hide, leave=False, bar_format="{desc} {bar} {postfix}") as bar:
+        def update(fraction, message, force=False, eta_s=None):
+            bar.n = int(1000 * min(1.0, fraction))
+            bar.set_postfix_str(message, refresh=True)
+
+        yield update

@@ -1,7 +1,7 @@
 """`python -m dse calib-curve CKPT --fault-rate F --images 0,32,100,500,2000`: how many unlabeled images a
 chip needs to re-estimate its BN statistics. Each N is an evaluation under the chip protocol (N=0: the
-paper's Algorithm 1 statistics) on the same crossbars, recorded in the results store like any other, so
-the app's calibration chart and the manifest have it."""
+paper's Algorithm 1 statistics) on the same crossbars, run as a job and recorded in the results store like
+any other, so the app's calibration chart and the manifest have it."""
 from __future__ import annotations
 
 from dse.commands import _args
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--instances", type=_args.positive_int, default=20, help="crossbar instances per count")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
-    p.add_argument("--store", default=None, help="results store (default: $DSE_STORE or runs/results.sqlite)")
+    _args.add_store(p)
     _args.add_device(p)
     _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_json(p)
@@ -27,30 +27,26 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from tqdm.auto import tqdm
-
+    from dse.core.checkpoint import read_meta
+    from dse.domain.bn import Chip, Paper
+    from dse.domain.faultspec import parse_fault_model
+    from dse.domain.point import DesignPoint
+    from dse.results.store import open_store
     from dse.run import jobs
-    from dse.core.data import default_data_path
-    from dse.domain.bn import DEFAULT_CALIB_IMAGES
-    from dse.domain.errors import DSEError
-    from dse.results.store import job_id, open_store
+    from dse.run.tasks import EvaluateTask
 
-    data = args.data or default_data_path()
-    if data is None:
-        raise DSEError("no data given: pass --data PATH (CIFAR-10 batches, an image tree or a .tar.gz) or set DSE_DATA")
-    data = str(Path(data).expanduser().absolute())
+    point = DesignPoint.of(read_meta(args.checkpoint))
+    data, checkpoint = _args.data_path(args.data), str(Path(args.checkpoint).absolute())
     store = open_store(args.store)
     rows = []
-    for n in tqdm(args.images, desc="calibration images", unit="count", disable=args.json):
-        bn = "chip" if n else "paper"  # the curve is of the chip protocol's N; 0 is the paper's, by definition
-        cfg = jobs.evaluate_config(str(Path(args.checkpoint).absolute()), [args.fault_rate], data=data,
-                                   instances=args.instances, seed=args.seed, device=args.device,
-                                   test_images=args.test_images, bn=bn, calib_images=n or DEFAULT_CALIB_IMAGES,
-                                   precision=args.precision)
-        result = jobs.execute("evaluate", cfg)
-        jobs.record(store, job_id("evaluate", cfg), "evaluate", result)
+    for n in args.images:
+        # the curve is of the chip protocol's N; 0 is the paper's, by definition
+        spec = _args.eval_spec(args, point, fault=parse_fault_model("sa1", args.fault_rate),
+                               bn=Chip(n) if n else Paper())
+        with _args.job_bar(f"N={n}", args.json) as bar:
+            result = jobs.run_here(store, EvaluateTask(checkpoint, spec, data, args.device), progress=bar)
         r = result["results"][0]
-        rows.append({"calib_images": n, "bn": bn, "n": r["n"], "mean": r["mean"], "std": r["std"],
+        rows.append({"calib_images": n, "bn": spec.bn.name, "n": r["n"], "mean": r["mean"], "std": r["std"],
                      "ci95": r["ci95"], "worst": r["worst"], "best": r["best"], "time_s": r["time_s"]})
     out = {"checkpoint": args.checkpoint, "fault_rate": args.fault_rate, "instances": args.instances,
            "fault_free_quantized_accuracy": result["results"][0]["fault_free_quantized_accuracy"], "rows": rows}

@@ -19,14 +19,10 @@ def add_parser(sub) -> None:
 
 
 def how_to_record(args, store_path) -> str:
-    """The command that records the missing evaluation in the store."""
+    """The command that records the missing evaluation in the store (`evaluate` runs as a job, into the store)."""
     store = f" --store {args.store}" if args.store else ""
-    if args.bn == "batch":
-        return (f"run a sweep whose protocol has bn = \"batch\" (`python -m dse sweep SPEC{store}`) or use the "
-                "app's Evaluate button with BatchNorm statistics 'per batch'")
-    images = args.calib_images if args.bn == "chip" else 0
-    return (f"run `python -m dse calib-curve {args.checkpoint} --data PATH --fault-rate {args.fault_rate:g} "
-            f"--images {images}{store}`")
+    bn = f" --bn {args.bn}" + (f" --calib-images {args.calib_images}" if args.bn == "chip" else "")
+    return f"run `python -m dse evaluate {args.checkpoint} --data PATH --fault-rate {args.fault_rate:g}{bn}{store}`"
 
 
 def run(args) -> dict:

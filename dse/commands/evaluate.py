@@ -1,8 +1,11 @@
-"""`python -m dse evaluate CKPT --fault-rate F ...`: Monte-Carlo accuracy under crossbar faults."""
+"""`python -m dse evaluate CKPT --fault-rate F ...`: Monte-Carlo accuracy under crossbar faults. Each fault rate
+is one EvalSpec run as a job (dse/run/jobs.py, as the app's and a sweep's are): recorded in the results store,
+journaled crossbar by crossbar, so a killed run goes on where it stopped when run again."""
 from __future__ import annotations
 
-from dse.domain.stats import CHANCE_ACCURACY
 from dse.commands import _args
+from dse.domain.evalspec import MIN_INSTANCES
+from dse.domain.stats import CHANCE_ACCURACY
 
 
 def add_parser(sub) -> None:
@@ -15,7 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--instances", type=_args.positive_int, default=100, help="crossbar instances (max if adaptive)")
     p.add_argument("--adaptive", type=_args.positive_float, default=None, metavar="HALF_WIDTH",
                    help="stop once the 95%% CI half-width (accuracy points) is below this")
-    p.add_argument("--min-instances", type=_args.positive_int, default=20)
+    p.add_argument("--min-instances", type=_args.positive_int, default=MIN_INSTANCES,
+                   help=f"adaptive: never stop before this many crossbars (default {MIN_INSTANCES})")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     _args.add_fault_model(p)
     _args.add_bn(p)
@@ -28,52 +32,59 @@ def add_parser(sub) -> None:
                         "once per machine; a GPU gains from K > 1, a CPU seldom)")
     _args.add_device(p)
     _args.add_precision(p, "the evaluation (and each chip's BN pass)", evaluation=True)
+    _args.add_store(p)
     _args.add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> dict:
     import warnings
+    from pathlib import Path
 
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.checkpoint import read_meta
     from dse.core.cost import spare_columns_cost
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol, evaluate
-    from dse.domain.faultspec import parse_fault_model
+    from dse.domain.point import DesignPoint
+    from dse.results.store import open_store
+    from dse.run import jobs
+    from dse.run.tasks import EvaluateTask
 
-
-    protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
-                        seed=args.seed, fault_model=_args.fault_model_of(args), recalibrate=not args.no_recalibrate,
-                        rescale=not args.no_rescale, test_images=args.test_images, bn=args.bn,
-                        calib_images=args.calib_images).check()
-    ckpt = load_checkpoint(args.checkpoint)
-    device = pick_device(args.device)
-    data = load_cifar10(args.data)
-    warnings.simplefilter("always")
-    with warnings.catch_warnings(record=True) as caught:
-        result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
-                          batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision,
-                          instances_per_pass=args.instances_per_pass)
-    result["warnings"] = sorted({str(w.message) for w in caught})
-    spares = parse_fault_model(protocol.fault_model).spares
+    meta = read_meta(args.checkpoint)
+    spec = _args.eval_spec(args, DesignPoint.of(meta))  # at each rate below: the one thing that varies
+    data, checkpoint = _args.data_path(args.data), str(Path(args.checkpoint).absolute())
+    store = open_store(args.store)
+    outs, caught = [], []
+    for rate in args.fault_rate:
+        task = EvaluateTask(checkpoint, spec.at(rate), data, args.device, args.batch_size, args.instances_per_pass)
+        with warnings.catch_warnings(record=True) as got, _args.job_bar(f"f={rate:g}", args.json) as bar:
+            warnings.simplefilter("always")
+            outs.append(jobs.run_here(store, task, progress=bar))
+        caught += got
+    first = outs[0]["results"][0]
+    result = {"checkpoint": args.checkpoint, **{k: meta[k] for k in ("network", "width", "shortcut_kernel", "mapping",
+                                                                     "dropconnect")},
+              "fault_free_accuracy": meta.get("test_accuracy"),
+              "fault_free_quantized_accuracy": first["fault_free_quantized_accuracy"], "bn": spec.bn.label,
+              "precision": first["precision"], "precision_reason": outs[0].get("precision_reason"),
+              **({"int8": outs[0]["int8"]} if "int8" in outs[0] else {}), "store": str(store.path),
+              "results": [r for o in outs for r in o["results"]], "warnings": sorted({str(w.message) for w in caught})}
+    spares = spec.fault.spares
     if spares:  # what the remapping's spare columns cost in hardware
         result["spare_columns"] = spare_columns_cost(result["network"], result["width"], result["shortcut_kernel"],
                                                      result["mapping"], spares)
     if not args.json:
         for w in result["warnings"]:
             print(f"warning: {w}")
-        print(f"{ckpt.path}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
+        print(f"{args.checkpoint}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
               f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
-              f"BN: {protocol.bn_label}; faults: {protocol.fault_model}; "
+              f"BN: {spec.bn.label}; faults: {spec.fault.name}; "
               f"precision {result['precision']} ({result['precision_reason']})")
         if "int8" in result:
             print(f"  {result['int8']}")
         n_test = result["results"][0]["test_images"]
         print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
-              + (f"  (float {result['fault_free_accuracy']}%)" if n_test == len(data.test_y) else
-                 f"  (the float {result['fault_free_accuracy']}% in the checkpoint is over all "
-                 f"{len(data.test_y):,} test images, not comparable)"))
+              + (f"  (float {result['fault_free_accuracy']}%)" if spec.test_images is None else
+                 f"  (the float {result['fault_free_accuracy']}% in the checkpoint is over the whole test set, "
+                 "not comparable)"))
         print(f"  {'fault':>6} {'n':>4} {'mean':>7} {'95% CI':>15} {'std':>6} {'p5':>7} {'worst':>7} {'time':>7}")
         for r in result["results"]:
             ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
@@ -88,4 +99,6 @@ def run(args) -> dict:
             if r["at_chance"]:
                 print(f"  at fault rate {r['fault_rate']:g} the accuracy ({r['mean']:.2f}%) is at chance level "
                       f"({CHANCE_ACCURACY:g}% for 10 classes): the network has collapsed under these faults")
+        print(f"  recorded in {store.path}")
     return result
+

@@ -1,6 +1,7 @@
 """`python -m dse lifetime CKPT --trajectory T --target A`: accuracy against time as a chip's fault rate grows
 along a trajectory f(t), with intervals, and the months until the mean accuracy (or the chip yield) falls below
-the target (dse/core/lifetime.py)."""
+the target (dse/core/lifetime.py). Each distinct f(t) is one EvalSpec run as a job (dse/run/jobs.py): its
+chips are recorded in the results store like any evaluation's and resume from their journal."""
 from __future__ import annotations
 
 import argparse
@@ -44,29 +45,43 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=_args.positive_int, default=500)
     _args.add_device(p)
     _args.add_precision(p, "the evaluations", evaluation=True)
+    _args.add_store(p)
     _args.add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol
-    from dse.core.lifetime import evaluate_lifetime
+    from pathlib import Path
 
-    protocol = Protocol(instances=args.instances, seed=args.seed, fault_model=_args.fault_model_of(args),
-                        test_images=args.test_images, bn=args.bn, calib_images=args.calib_images).check()
-    ckpt = load_checkpoint(args.checkpoint)
-    data = load_cifar10(args.data)
-    months = args.months or list(args.trajectory.default_months())
+    from dse.core.checkpoint import read_meta
+    from dse.core.lifetime import check_months, lifetime_table
+    from dse.domain.point import DesignPoint
+    from dse.results.store import open_store
+    from dse.run import jobs
+    from dse.run.tasks import EvaluateTask
+
+    meta = read_meta(args.checkpoint)
+    spec = _args.eval_spec(args, DesignPoint.of(meta))  # at each month's f(t) below: the one thing that varies
+    data, checkpoint = _args.data_path(args.data), str(Path(args.checkpoint).absolute())
+    months = check_months(args.months or list(args.trajectory.default_months()))
+    rates = [round(args.trajectory.rate(m), 12) for m in months]
+    store = open_store(args.store)
+    by_rate = {}
+    for rate in sorted(set(rates)):  # a month whose rate repeats another's reuses its result (the same chips)
+        task = EvaluateTask(checkpoint, spec.at(rate), data, args.device, args.batch_size)
+        with _args.job_bar(f"f={rate:g}", args.json) as bar:
+            by_rate[rate] = jobs.run_here(store, task, progress=bar)["results"][0]
     min_yield = None if args.min_yield is None else args.min_yield / 100
-    out = evaluate_lifetime(ckpt, data.test_x, data.test_y, args.trajectory, months, protocol, args.target,
-                            min_yield, pick_device(args.device), progress=not args.json,
-                            batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision)
+    first = by_rate[min(by_rate)]
+    out = {"checkpoint": args.checkpoint, **{k: meta[k] for k in ("network", "width", "shortcut_kernel", "mapping",
+                                                                  "dropconnect")},
+           "fault_free_accuracy": meta.get("test_accuracy"),
+           "fault_free_quantized_accuracy": first["fault_free_quantized_accuracy"], "bn": spec.bn.label,
+           "precision": first["precision"], "store": str(store.path), "trajectory": args.trajectory.text,
+           **lifetime_table(months, rates, by_rate, args.target, min_yield)}
     if not args.json:
-        print(f"{ckpt.path}: {out['network']} w={out['width']:g} p={out['dropconnect']:g}; trajectory "
-              f"{args.trajectory.text}; faults: {protocol.fault_model}; BN: {protocol.bn_label}; "
+        print(f"{args.checkpoint}: {out['network']} w={out['width']:g} p={out['dropconnect']:g}; trajectory "
+              f"{args.trajectory.text}; faults: {spec.fault.name}; BN: {spec.bn.label}; "
               f"{args.instances} chips a month")
         print(f"  {'month':>6} {'f(t)':>7} {'mean':>7} {'95% CI':>15} {'worst':>7} {'yield':>7}")
         for r in out["rows"]:

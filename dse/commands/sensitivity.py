@@ -15,32 +15,32 @@ def add_parser(sub) -> None:
     p.add_argument("--test-images", type=_args.positive_int, default=None, help="evaluate on the first N only")
     _args.add_device(p)
     _args.add_precision(p, "the evaluations", evaluation=True)
+    _args.add_store(p)
     _args.add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, layer_sensitivity
+    from pathlib import Path
 
-    ckpt = load_checkpoint(args.checkpoint)
-    data = load_cifar10(args.data)
-    test_x, test_y = head(data.test_x, data.test_y, args.test_images)  # every class, not the first one or two
-    n = len(test_y)
-    ev = Evaluator(ckpt, test_x, test_y, pick_device(args.device), precision=args.precision,
-                   calib_x=data.train_x)
-    clean, rows = layer_sensitivity(ev, args.fault_rate, args.instances, args.seed)
-    # the same instances with every layer faulty: instance i's map restricted to one layer is that layer's map above
-    together = sum(ev.accuracy(ev.injector.weights(i, args.fault_rate, args.seed))
-                   for i in range(args.instances)) / args.instances
-    result = {"checkpoint": str(ckpt.path), "fault_rate": args.fault_rate, "instances": args.instances,
+    from dse.core.checkpoint import read_meta
+    from dse.results.store import open_store
+    from dse.run import jobs
+    from dse.run.tasks import SensitivityTask
+
+    read_meta(args.checkpoint)  # a missing or foreign file is named before anything else
+    task = SensitivityTask(str(Path(args.checkpoint).absolute()), args.fault_rate, _args.data_path(args.data),
+                           args.instances, args.test_images, args.seed, args.device, args.precision)
+    store = open_store(args.store)
+    with _args.job_bar("sensitivity", args.json) as bar:
+        out = jobs.run_here(store, task, progress=bar)
+    rows, clean, together, n = out["rows"], out["fault_free_accuracy"], out["all_layers_accuracy"], out["test_images"]
+    result = {"checkpoint": args.checkpoint, "fault_rate": args.fault_rate, "instances": args.instances,
               "seed": args.seed, "test_images": n, "fault_free_accuracy": clean, "layers": rows,
               "all_layers_accuracy": together, "all_layers_drop": clean - together,
-              "sum_of_layer_drops": sum(r["drop"] for r in rows)}
+              "sum_of_layer_drops": sum(r["drop"] for r in rows), "store": str(store.path)}
     if not args.json:
-        print(f"{ckpt.path}: faults at {args.fault_rate:g} in one crossbar layer at a time "
+        print(f"{args.checkpoint}: faults at {args.fault_rate:g} in one crossbar layer at a time "
               f"({args.instances} crossbars, {n} test images; fault-free {clean:.2f}%)")
         print(f"  {'layer':40s} {'weights':>8} {'accuracy':>9} {'drop':>7}")
         for r in rows:

@@ -1,12 +1,13 @@
 """`python -m dse spatial-report CKPT ... --data PATH`: the #28 findings. Each checkpoint is evaluated under each
 fault model at each cell fault rate, blind and remapped (with and without spare columns), on the same chips and
-images (common random numbers: the layouts' differences are paired), under one BN protocol; writes the results
-as JSON (read by the app's fault-model tab) and, with --readme, the tables marked <!-- dse:spatial --> and
-<!-- dse:spatial-gain --> in that Markdown file. The JSON is rewritten after every cell, so an interrupted run
-keeps what it finished."""
+images (common random numbers: the layouts' differences are paired), under one BN protocol; every cell is one
+EvalSpec run as a job (dse/run/jobs.py), so its result lands in the results store (which the app's fault-model
+tab and the manifest read) and an interrupted run goes on from what it finished. With --readme, the tables
+marked <!-- dse:spatial --> and <!-- dse:spatial-gain --> in that Markdown file are rewritten from the store."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict, replace
 
 from dse.commands import _args
 
@@ -39,76 +40,64 @@ def add_parser(sub) -> None:
                    help="the first N test images, class by class (default 1000)")
     _args.add_bn(p, "every cell's evaluation")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
-    p.add_argument("--out", default="docs/spatial.json", help="results JSON (default docs/spatial.json)")
     p.add_argument("--readme", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "
                                                                   "and <!-- dse:spatial-gain --> in FILE")
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="also write the figures (PNG, or HTML where PNG export is unavailable) into DIR")
     p.add_argument("--report-only", action="store_true",
-                   help="evaluate nothing: print (and with --readme paste) the tables of the JSON at --out")
+                   help="evaluate nothing: print (and with --readme paste) the tables of the results in the store "
+                        "(the checkpoints' folders' manifests imported first)")
     _args.add_device(p)
     _args.add_precision(p, "the evaluations", evaluation=True)
+    _args.add_store(p)
     _args.add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> dict:
-    import json
-    import sys
-    import time
+    """Long because it walks checkpoints x fault models x layouts x rates, each cell a job, then reports."""
     from pathlib import Path
 
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, Protocol
-    from dse.core.io import atomic_write
+    from dse.core.checkpoint import read_meta
+    from dse.domain.errors import DSEError
+    from dse.domain.evalspec import Budget
     from dse.domain.faultspec import fault_model_name, parse_fault_model
-    from dse.domain.point import label
+    from dse.domain.point import DesignPoint, label
+    from dse.results.catalog import sync
+    from dse.results.store import open_store
+    from dse.run import jobs
+    from dse.run.tasks import EvaluateTask
     from dse.view import spatial
 
-    out = Path(args.out)
-    if args.report_only:
-        from dse.domain.errors import DSEError
-
-        report = spatial.load_report(out)
-        if report is None:
-            raise DSEError(f"no report at {out}; run python -m dse spatial-report without --report-only first")
-        return _tables(report, args, out)
-    device = pick_device(args.device)
-    data = load_cifar10(args.data)
-    test_x, test_y = head(data.test_x, data.test_y, args.test_images)
     layouts = [(False, 0), (True, 0)] + [(True, s) for s in args.spares if s > 0]
     for s in args.spares:
         fault_model_name("sa1", remap=True, spares=s)  # validates the count before hours of work
-    report = {"command": "python -m dse " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else None,
-              "bn": args.bn, "calib_images": args.calib_images, "instances": args.instances,
-              "test_images": len(test_y), "seed": args.seed, "rows": []}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for path in args.checkpoints:
-        ckpt = load_checkpoint(path)
-        point = label(ckpt.meta)
-        ev = Evaluator(ckpt, test_x, test_y, device, precision=args.precision, calib_x=data.train_x)
-        ev.set_calibration(data.train_x, args.calib_images)
-        ev.use_bn_for(0.0)
-        clean = ev.accuracy(ev.injector.weights(None, 0.0), args.bn)
-        for model in args.fault_models:
-            for remap, spares in layouts:
-                name = fault_model_name(parse_fault_model(model).model, parse_fault_model(model).param, remap, spares)
-                protocol = Protocol(instances=args.instances, seed=args.seed, fault_model=name, bn=args.bn,
-                                    calib_images=args.calib_images).check()
-                for f in args.fault_rates:
-                    t0 = time.perf_counter()
-                    r = ev.run(f, protocol, progress=False)
-                    report["rows"].append({"point": point, "checkpoint": path, "fault_free": clean,
-                                           "fault_model": model, "layout": spatial.layout_label(remap, spares),
-                                           "spec": name, "fault_rate": f, "n": r["n"], "mean": r["mean"],
-                                           "ci95": r["ci95"], "worst": r["worst"], "accuracies": r["accuracies"]})
-                    atomic_write(out, json.dumps(report, indent=1).encode())
-                    if not args.json:
-                        print(f"{point} | {name} | f={f:g}: {r['mean']:.2f} ± {r['ci95']:.2f} "
-                              f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    return _tables(report, args, out)
+    store = open_store(args.store)
+    sync(store, sorted({Path(c).parent for c in args.checkpoints}))  # results shipped with the checkpoints count
+    points = [DesignPoint.of(read_meta(c)) for c in args.checkpoints]
+    base = _args.eval_spec(args, points[0], budget=Budget(args.instances), fault=parse_fault_model("sa1"))
+    models = [parse_fault_model(m) for m in args.fault_models]
+    if not args.report_only:
+        data = _args.data_path(args.data)
+        for path, point in zip(args.checkpoints, points):
+            cells = [parse_fault_model("sa1")]  # f = 0: the 8-bit network on the same images, the curves' start
+            cells += [parse_fault_model(fault_model_name(m.model, m.param, remap, spares), f)
+                      for m in models for remap, spares in layouts for f in args.fault_rates]
+            for fault in cells:
+                spec = replace(base, point=point, fault=fault)
+                with _args.job_bar(f"{fault.name} f={fault.rate:g}", args.json) as bar:
+                    r = jobs.run_here(store, EvaluateTask(str(Path(path).absolute()), spec, data, args.device),
+                                      progress=bar)["results"][0]
+                if not args.json:
+                    print(f"{label(asdict(point))} | {fault.name} | f={fault.rate:g}: {r['mean']:.2f} ± "
+                          f"{r['ci95']:.2f} ({r['time_s']:.0f}s)", flush=True)
+    sample = {"bn": base.bn.name, "calib_images": base.bn.images, "seed": base.seed, "protocol": base.budget.name}
+    report = spatial.report(store.evaluations(), point_ids=[p.point_id for p in points], sample=sample,
+                            fault_models=[m.name for m in models], fault_rates=args.fault_rates)
+    if not report["rows"]:
+        raise DSEError(f"no spatial-defects results for these checkpoints under {base.bn.label}, seed {base.seed}, "
+                       f"{args.instances} chips in {store.path}; run python -m dse spatial-report without --report-only")
+    return _tables(report, args, store.path)
 
 
 def _tables(report: dict, args, out) -> dict:

@@ -172,6 +172,20 @@ def check_meta(meta: dict, path: str) -> dict:
     return meta
 
 
+def read_meta(path: str | Path) -> dict:
+    """A checkpoint's metadata from its header alone (the tensors are neither read nor verified)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(8)
+            n = struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+            data += f.read(min(n, 100_000_000))
+    except FileNotFoundError:
+        raise DSEError(f"checkpoint {path} does not exist") from None
+    except OSError as e:
+        raise DSEError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    return check_meta(_read_metadata(data, str(path))["dse"], str(path))
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read, verify (format, metadata, digest) and split a checkpoint; any damage is a DSEError."""
     from safetensors.torch import load

@@ -1,13 +1,15 @@
 """Monte-Carlo fault evaluation: accuracy of one trained model over many simulated crossbars.
 
-For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights, or a spatial
-one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
-so nothing is copied per instance. BN statistics by one of three protocols (dse/core/calibrate.py):
-`paper`, those calibrated for p' = f (nearest calibrated rate otherwise, with a warning) with the 1/(1-f)
-scale on (both can be switched off for ablations); `chip`, re-estimated through each faulty chip from N
-unlabeled training images; `batch`, each test batch's own (transductive, an ablation).
-Protocols: a fixed number of instances (the paper: 100 on the full test set), or adaptive: stop once
-the 95% CI half-width is below a target, after a minimum number of instances.
+What is evaluated is an EvalSpec (dse/domain/evalspec.py), passed whole: for its fault rate f each crossbar
+instance is one SA1 (or SA0) map over the crossbar weights, or a spatial one (lines, clusters) on the physical
+tiles, optionally remapped to the chip's known map (dse/core/faults.py); the model runs with those faulty
+8-bit weights through torch.func.functional_call, so nothing is copied per instance. BN statistics by one of
+three protocols (dse/domain/bn.py, computed in dse/core/calibrate.py): `Paper()`, those calibrated for p' = f
+(nearest calibrated rate otherwise, with a warning) with the 1/(1-f) scale on (both can be switched off for
+ablations); `Chip(images=N)`, re-estimated through each faulty chip from N unlabeled training images;
+`Batch()`, each test batch's own (transductive, an ablation). The spec's budget: a fixed number of instances
+(the paper: 100 on the full test set), or adaptive: stop once the 95% CI half-width is below a target, after
+a minimum number of instances.
 The fast path (dse/core/folded.py) folds BN, whichever protocol gave it, into the faulty convs.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable
 
 import numpy as np
@@ -25,61 +27,20 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from dse.domain.bn import DEFAULT_CALIB_IMAGES, bn_label, check_bn_protocol
 from dse.core.calibrate import batch_statistics, calibrate_bn, calibration_batches, chips_bn_stats, nearest_rate
 from dse.core.checkpoint import Checkpoint, load_bn_buffers
 from dse.core.data import head, normalize
-from dse.domain.stats import check_rate
-from dse.domain.errors import DSEError
 from dse.core.faults import FaultInjector
-from dse.domain.faultspec import check_fault_model
 from dse.core.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
 from dse.core.int8 import Int8State
 from dse.core.precision import Choice, autocast, default_precision, resolve
-from dse.domain.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
+from dse.domain.bn import BN, DEFAULT_CALIB_IMAGES, Batch, Chip, Paper
+from dse.domain.errors import DSEError
+from dse.domain.evalspec import EvalSpec
+from dse.domain.point import DesignPoint, label
+from dse.domain.stats import at_chance, check_rate, summarize  # noqa: F401  summarize: part of this module's API
 
-
-@dataclass
-class Protocol:
-    instances: int = 100  # the paper's count; the maximum in adaptive mode
-    adaptive: float | None = None  # target 95% CI half-width in accuracy points
-    min_instances: int = 20
-    seed: int = 0  # base seed of the fault maps
-    fault_model: str = "sa1"  # dse/domain/faultspec.py: sa1, sa0, rows, cols, clustered[:SIDE], mixed[:SHARE], +remap[:S]
-    recalibrate: bool = True  # use BN statistics calibrated for p' = f
-    rescale: bool = True  # keep the 1/(1-f) drop-connect scale at inference
-    test_images: int | None = None  # None: the full test set
-    bn: str = "paper"  # BN statistics: paper (Algorithm 1 for p' = f), chip (re-estimated per chip), batch
-    calib_images: int = DEFAULT_CALIB_IMAGES  # training images a chip calibrates on (bn="chip")
-    calib_seed: int = 0  # which training images (and crops) every chip calibrates on
-
-    @property
-    def name(self) -> str:
-        return f"adaptive({self.adaptive})" if self.adaptive else f"fixed({self.instances})"
-
-    @property
-    def calib_n(self) -> int:
-        """Calibration images as the store keys them: 0 unless the chip protocol uses them."""
-        return self.calib_images if self.bn == "chip" else 0
-
-    @property
-    def bn_label(self) -> str:
-        return bn_label(self.bn, self.calib_images)
-
-    def check(self) -> "Protocol":
-        if self.instances < 1:
-            raise DSEError(f"instances must be a positive integer, got {self.instances!r}")
-        if self.adaptive is not None and not (math.isfinite(self.adaptive) and self.adaptive > 0):
-            raise DSEError(f"adaptive CI target must be a positive number of points, got {self.adaptive!r}")
-        if self.bn != "paper" and not self.recalibrate:
-            raise DSEError(f"--no-recalibrate applies to the paper BN protocol only, not to {self.bn!r}")
-        if self.min_instances < 2:
-            raise DSEError(f"min instances must be at least 2, got {self.min_instances!r}")
-        self.fault_model = check_fault_model(self.fault_model)  # canonical: one name per evaluation
-        check_bn_protocol(self.bn)
-        if isinstance(self.calib_images, bool) or not isinstance(self.calib_images, int) or self.calib_images < 1:
-            raise DSEError(f"calibration images must be a positive integer, got {self.calib_images!r}")
-        return self
+PAPER = Paper()  # the protocol a bare accuracy() or accuracies() call reads the loaded statistics under
 
 
 class Evaluator:
@@ -193,17 +154,18 @@ class Evaluator:
         return chosen
 
     @torch.no_grad()
-    def accuracy(self, weights: dict[str, Tensor] | None = None, bn: str = "paper") -> float:
+    def accuracy(self, weights: dict[str, Tensor] | None = None, bn: BN = PAPER) -> float:
         """Test accuracy (percent) with the given crossbar weights substituted (None: the float weights).
-        bn: "paper" uses the BN statistics loaded (use_bn_for), "chip" re-estimates them through this chip
-        first, "batch" normalises each test batch with its own statistics."""
-        if bn == "chip":  # the re-estimated statistics then fold into the fast path like any others
-            weights = self.chip_weights(weights)
-        if bn == "batch":  # batch statistics exist only in the plain forward
-            with batch_statistics(self.model):
-                return self._plain_accuracy(weights)
+        bn: Paper() uses the BN statistics loaded (use_bn_for), Chip() re-estimates them through this chip
+        first (on set_calibration's images), Batch() normalises each test batch with its own statistics."""
+        match bn:
+            case Chip():  # the re-estimated statistics then fold into the fast path like any others
+                weights = self.chip_weights(weights)
+            case Batch():  # batch statistics exist only in the plain forward
+                with batch_statistics(self.model):
+                    return self._plain_accuracy(weights)
         if self.int8 is not None and all(k in self.fast.names for k in weights or ()):
-            return self.int8.accuracy(self._params(weights), chip=bn == "chip")
+            return self.int8.accuracy(self._params(weights), chip=isinstance(bn, Chip))
         if self.fast is not None and all(k in self.fast.names for k in weights or ()):
             correct = 0
             p = self._params(weights)
@@ -214,15 +176,15 @@ class Evaluator:
             return 100.0 * int(correct) / self.n_images
         return self._plain_accuracy(weights)
 
-    def accuracies(self, weight_sets: list[dict[str, Tensor]], bn: str = "paper") -> list[float]:
+    def accuracies(self, weight_sets: list[dict[str, Tensor]], bn: BN = PAPER) -> list[float]:
         """accuracy() of several crossbar instances, in one batched forward when there are several and the
         fast path runs: torch.func.vmap over the BN-folded graph, every conv becoming a grouped conv."""
-        if bn == "chip":
-            weight_sets = self.chips_weights(weight_sets)
-            bn = "paper"  # the statistics are in the weights now
         if self.int8 is not None:
             return [self.accuracy(w, bn) for w in weight_sets]  # one at a time: chip statistics per chip
-        if len(weight_sets) == 1 or self.fast is None or bn == "batch" or not all(
+        if isinstance(bn, Chip):
+            weight_sets = self.chips_weights(weight_sets)
+            bn = PAPER  # the statistics are in the weights now
+        if len(weight_sets) == 1 or self.fast is None or isinstance(bn, Batch) or not all(
                 k in self.fast.names for w in weight_sets for k in w):
             return [self.accuracy(w, bn) for w in weight_sets]
         if self._batched is None:
@@ -286,28 +248,28 @@ class Evaluator:
             correct += (logits.argmax(1) == y).sum()
         return 100.0 * int(correct) / self.n_images
 
-    def run(self, rate: float, protocol: Protocol, progress: bool = True,
-            on_instance: Callable[[int, float], None] | None = None, done: list[float] | None = None) -> dict:
-        """Monte-Carlo accuracy at one fault rate. `done`: accuracies of instances 0..k-1 from an interrupted
-        run with the same checkpoint and protocol; only the instances after them are run."""
-        rate = check_rate(rate, "fault rate")
-        p = protocol
+    def run(self, spec: EvalSpec, progress: bool = True, on_instance: Callable[[int, float], None] | None = None,
+            done: list[float] | None = None) -> dict:
+        """Monte-Carlo accuracy of one EvalSpec (its faults at their rate, its BN protocol, seed and budget). `done`:
+        accuracies of instances 0..k-1 from an interrupted run of the same spec; only the instances after them
+        are run. The result's columns are those the store keeps, the spec's fields among them."""
+        rate, fault, bn, budget = spec.rate, spec.fault, spec.bn, spec.budget
         t0 = time.perf_counter()
-        bn_rate = self.use_bn_for(rate, p.recalibrate) if p.bn == "paper" else None
-        if self.int8 is not None:  # the paper protocol's activation ranges: through maps of this fault model
-            self.int8.maps = (p.fault_model, p.rescale)
-        accs: list[float] = list(done or [])[: p.instances]
+        bn_rate = self.use_bn_for(rate, bn.recalibrate) if isinstance(bn, Paper) else None
+        if self.int8 is not None:  # the paper protocol's activation ranges: through maps of these faults
+            self.int8.maps = (fault, spec.rescale)
+        accs: list[float] = list(done or [])[: budget.instances]
         if rate == 0:  # no faults: every instance is the same quantised network
-            accs = accs[:1] or [self.accuracy(self.injector.weights(None, 0.0), p.bn)]
-        elif not (p.adaptive and len(accs) >= max(2, p.min_instances) and summarize(accs)["ci95"] <= p.adaptive):
+            accs = accs[:1] or [self.accuracy(self.injector.chip(None, fault), bn)]
+        elif not (budget.adaptive and len(accs) >= max(2, budget.min_instances)
+                  and budget.met(len(accs), summarize(accs)["ci95"])):
             bar = tqdm(desc=f"f={rate:g}", unit="crossbar", disable=not progress, leave=False, initial=len(accs),
-                       total=p.instances)
-            k = self.instances_per_pass() if p.bn != "batch" else 1
+                       total=budget.instances)
+            k = self.instances_per_pass() if not isinstance(bn, Batch) else 1
             stop = False
-            while not stop and len(accs) < p.instances:
-                chunk = range(len(accs), min(p.instances, len(accs) + k))
-                got = self.accuracies([self.injector.weights(i, rate, p.seed, p.fault_model, p.rescale)
-                                       for i in chunk], p.bn)
+            while not stop and len(accs) < budget.instances:
+                chunk = range(len(accs), min(budget.instances, len(accs) + k))
+                got = self.accuracies([self.injector.chip(i, fault, spec.seed, spec.rescale) for i in chunk], bn)
                 for i, acc in zip(chunk, got):  # one by one, so a batch stops where one at a time would
                     accs.append(acc)
                     bar.update(1)
@@ -316,55 +278,76 @@ class Evaluator:
                     if len(accs) >= 2:
                         s = summarize(accs)
                         bar.set_postfix(mean=f"{s['mean']:.2f}", ci=f"{s['ci95']:.2f}")
-                        if p.adaptive and len(accs) >= p.min_instances and s["ci95"] <= p.adaptive:
+                        if budget.adaptive and budget.met(len(accs), s["ci95"]):
                             stop = True
                             break
             bar.close()
         s = summarize(accs)
-        return {"fault_rate": rate, "fault_model": p.fault_model, "protocol": p.name, "seed": p.seed,
-                "bn": p.bn, "calib_images": p.calib_n, "bn_rate": bn_rate, "precision": self.precision,
-                "rescale": p.rescale, "test_images": self.n_images,
+        return {"fault_rate": rate, "fault_model": fault.name, "protocol": budget.name, "seed": spec.seed,
+                "bn": bn.name, "calib_images": bn.images, "recalibrate": getattr(bn, "recalibrate", True),
+                "bn_rate": bn_rate, "precision": self.precision, "rescale": spec.rescale, "test_images": self.n_images,
                 "accuracies": [round(a, 4) for a in accs], **s, "at_chance": at_chance(s["mean"]),
                 "time_s": round(time.perf_counter() - t0, 3)}
 
 
-def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, protocol: Protocol | None = None,
-             device="cpu", progress: bool = True, batch_size: int = 500,
-             on_result: Callable[[dict], None] | None = None,
-             on_instance: Callable[[float, int, float], None] | None = None,
-             done: dict[float, list[float]] | None = None, calib_x: Tensor | None = None,
-             precision: str | None = None, instances_per_pass: int | None = None) -> dict:
-    """Accuracy under faults at each rate, plus the fault-free float and 8-bit accuracies.
-    on_result(result) is called as each rate completes; on_instance(rate, i, accuracy) per crossbar.
-    done[rate]: per-instance accuracies already measured (an interrupted run's), not run again.
+def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, specs: list[EvalSpec], device="cpu",
+             progress: bool = True, batch_size: int = 500,
+             on_result: Callable[[EvalSpec, dict], None] | None = None,
+             on_instance: Callable[[EvalSpec, int, float], None] | None = None,
+             done: dict[EvalSpec, list[float]] | None = None, calib_x: Tensor | None = None,
+             instances_per_pass: int | None = None) -> dict:
+    """Accuracy under faults of each EvalSpec, plus the fault-free float and 8-bit accuracies. The specs are of
+    the checkpoint's design point and share their BN protocol, test images and precision (one Evaluator serves
+    them); their faults, rates, seeds and budgets may differ.
+    on_result(spec, result) is called as each spec completes; on_instance(spec, i, accuracy) per crossbar.
+    done[spec]: per-instance accuracies already measured (an interrupted run's), not run again.
     calib_x: the training images (uint8) the chip protocol calibrates on; never test images.
-    precision: auto | fp32 | bf16 (None: $DSE_PRECISION or auto); the result says which ran, and why.
-    instances_per_pass: crossbar instances per batched forward (None: $DSE_INSTANCES_PER_PASS, else measured)."""
-    protocol = (protocol or Protocol()).check()
-    if protocol.test_images:
-        test_x, test_y = head(test_x, test_y, protocol.test_images)
-    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, precision, instances_per_pass, calib_x=calib_x)
-    if protocol.bn == "chip" and calib_x is None:
+    instances_per_pass: crossbar instances per batched forward (None: $DSE_INSTANCES_PER_PASS, else measured).
+    The result says which precision ran, and why."""
+    first = check_specs(ckpt, specs)
+    if first.test_images:
+        test_x, test_y = head(test_x, test_y, first.test_images)
+    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, first.precision, instances_per_pass, calib_x=calib_x)
+    bn = first.bn
+    if isinstance(bn, Chip) and calib_x is None:
         raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
-    if protocol.bn == "chip" or ev.int8 is not None:  # int8: its activation scales' images under `paper` too
-        ev.set_calibration(calib_x, protocol.calib_images, protocol.calib_seed)
-    if protocol.bn == "paper" and protocol.recalibrate and calib_x is not None:
-        ev.calibrate_missing([f for f in fault_rates if f > 0], calib_x)
-    ev.use_bn_for(0.0, protocol.recalibrate)
-    quantized = ev.accuracy(ev.injector.weights(None, 0.0))
+    if isinstance(bn, Chip) or ev.int8 is not None:  # int8: its activation scales' images under `paper` too
+        ev.set_calibration(calib_x, bn.images or DEFAULT_CALIB_IMAGES)
+    recalibrate = getattr(bn, "recalibrate", True)
+    if isinstance(bn, Paper) and recalibrate and calib_x is not None:
+        ev.calibrate_missing(sorted({s.rate for s in specs if s.rate > 0}), calib_x)
+    ev.use_bn_for(0.0, recalibrate)
+    quantized = ev.accuracy(ev.injector.chip(None, first.fault))
     results = []
-    for f in fault_rates:
-        cb = (lambda i, acc, f=f: on_instance(f, i, acc)) if on_instance else None
-        results.append(ev.run(f, protocol, progress, on_instance=cb, done=(done or {}).get(f)))
+    for spec in specs:
+        cb = (lambda i, acc, spec=spec: on_instance(spec, i, acc)) if on_instance else None
+        results.append(ev.run(spec, progress, on_instance=cb, done=(done or {}).get(spec)))
         if on_result:
-            on_result({**results[-1], "fault_free_quantized_accuracy": quantized})
+            on_result(spec, {**results[-1], "fault_free_quantized_accuracy": quantized})
     m = ckpt.meta
     return {"checkpoint": ckpt.path, "network": m["network"], "width": m["width"],
             "shortcut_kernel": m["shortcut_kernel"], "mapping": m["mapping"], "dropconnect": m["dropconnect"],
             "fault_free_accuracy": m.get("test_accuracy"), "fault_free_quantized_accuracy": quantized,
-            "protocol": asdict(protocol), "precision": ev.precision, "precision_reason": ev.choice.reason,
-            **({"int8": ev.int8.describe(protocol.bn, protocol.calib_images)} if ev.int8 is not None else {}),
+            "bn": bn.label, "precision": ev.precision, "precision_reason": ev.choice.reason,
+            **({"int8": ev.int8.describe(bn, bn.images or DEFAULT_CALIB_IMAGES)} if ev.int8 is not None else {}),
             "results": results}
+
+
+def check_specs(ckpt: Checkpoint, specs: list[EvalSpec]) -> EvalSpec:
+    """The first of `specs`, once they are shown to be of the checkpoint's design point and to share the
+    Evaluator's settings (BN protocol, test images, precision)."""
+    if not specs:
+        raise DSEError("nothing to evaluate: no EvalSpec given")
+    point = DesignPoint.of(ckpt.meta)
+    first = specs[0]
+    for spec in specs:
+        if spec.point != point:
+            raise DSEError(f"an evaluation of {label(asdict(spec.point))} cannot run on {ckpt.path}, a checkpoint "
+                           f"of {label(asdict(point))}")
+        if (spec.bn, spec.test_images, spec.precision) != (first.bn, first.test_images, first.precision):
+            raise DSEError("one evaluate() call serves one BN protocol, test-image count and precision; "
+                           f"got {first.bn} and {spec.bn}, {first.test_images} and {spec.test_images} test images")
+    return first
 
 
 def _env_per_pass() -> int | None:

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from dse.core.mapping import MappingPolicy, crossbar_layers
 from dse.core.placement import place
-from dse.domain.faultspec import parse_fault_model
+from dse.domain.faultspec import FaultSpec, parse_fault_model
 
 WEIGHT_BITS = 8
 LEVELS_ATTR = "_dse_levels"  # each faulty weight carries (levels, per-channel scale): the int8 engine's weights
@@ -120,39 +120,46 @@ class FaultInjector:
         never do, and for VGG13 it is most of the injector's start-up)."""
         return place(self.shape_of, {name: getattr(m, "groups", 1) for name, m in self.layers.items()})
 
-    def fault_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> dict[str, Tensor]:
-        """The stuck weights of one instance, by layer (bool, the weights' shapes)."""
-        spec = parse_fault_model(fault_model)
-        if spec.bits_per_cell != WEIGHT_BITS:  # one draw per cell: a trailing axis of 8/b cells per weight
-            cells = -(-WEIGHT_BITS // spec.bits_per_cell)
+    def maps(self, instance: int, fault: FaultSpec, seed: int = 0) -> dict[str, Tensor]:
+        """The stuck weights of one instance under `fault` (its model, parameters and rate), by layer (bool, the
+        weights' shapes)."""
+        rate = fault.rate
+        if fault.bits_per_cell != WEIGHT_BITS:  # one draw per cell: a trailing axis of 8/b cells per weight
+            cells = -(-WEIGHT_BITS // fault.bits_per_cell)
             shapes = {name: (*shape, cells) for name, shape in self.shape_of.items()}
             return {name: u < rate for name, u in draw_uniforms(shapes, instance, seed).items()}
-        if spec.model in ("sa1", "sa0") and not spec.remap:  # per weight, as ever: SA1 results stand
+        if fault.model in ("sa1", "sa0") and not fault.remap:  # per weight, as ever: SA1 results stand
             return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
-        cells = self.cell_maps(instance, rate, seed, fault_model)
-        if spec.remap:
+        cells = self.cells(instance, fault, seed)
+        if fault.remap:
             from dse.core.remap import remap_tiles
 
-            rows, cols = remap_tiles(cells, self.loss_cells(spec.model))
+            rows, cols = remap_tiles(cells, self.loss_cells(fault.model))
         out = {}
         for name, lp in self.placement.layers.items():
-            if spec.remap:
+            if fault.remap:
                 hit = cells[lp.tile, rows[lp.tile, lp.row], cols[lp.tile, lp.col]]
             else:
                 hit = cells[lp.tile, lp.row, lp.col]
             out[name] = torch.from_numpy(np.ascontiguousarray(hit))
         return out
 
-    def cell_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> np.ndarray:
+    def cells(self, instance: int, fault: FaultSpec, seed: int = 0) -> np.ndarray:
         """(tiles, 128, 128 + spares) bool: one instance's stuck cells on the physical tiles."""
         from dse.core.spatial import cell_maps
 
-        spec = parse_fault_model(fault_model)
         uniforms = None
-        if spec.model in ("sa1", "sa0"):  # the cells holding weights keep the weights' own draws
+        if fault.model in ("sa1", "sa0"):  # the cells holding weights keep the weights' own draws
             uniforms = {n: u.numpy() for n, u in draw_uniforms(self.shape_of, instance, seed).items()}
-        return cell_maps(spec, rate, self.placement, list(self.shape_of.values()), instance, seed, spec.spares,
-                         uniforms)
+        return cell_maps(fault, self.placement, list(self.shape_of.values()), instance, seed, uniforms)
+
+    def fault_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> dict[str, Tensor]:
+        """maps() of a fault model given by name and rate (tests, the teaching tab)."""
+        return self.maps(instance, parse_fault_model(fault_model, rate), seed)
+
+    def cell_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> np.ndarray:
+        """cells() of a fault model given by name and rate."""
+        return self.cells(instance, parse_fault_model(fault_model, rate), seed)
 
     def loss_cells(self, model: str = "sa1") -> np.ndarray:
         """(tiles, 128, 128): the weight magnitude each cell's weight loses if the cell is stuck (0 where empty)."""
@@ -167,23 +174,17 @@ class FaultInjector:
             self._loss[apply] = out
         return self._loss[apply]
 
-    def weights(
-        self,
-        instance: int | None,
-        rate: float,
-        seed: int = 0,
-        fault_model: str = "sa1",
-        rescale: bool = True,
-        only: str | None = None,
-    ) -> dict[str, Tensor]:
-        """`{"layer.weight": tensor}` for functional_call. instance=None gives the fault-free
-        quantised weights. rescale keeps the drop-connect 1/(1-f) scale on (as the paper does).
-        only="layer" puts faults (and the rescale) in that one layer, for per-layer sensitivity."""
-        spec = parse_fault_model(fault_model)
-        apply = FAULT_MODELS[spec.model]
-        if spec.bits_per_cell != WEIGHT_BITS:
-            apply = functools.partial(cell_slices, bits_per_cell=spec.bits_per_cell, model=spec.model)
-        maps = self.fault_maps(instance, rate, seed, fault_model) if instance is not None and rate > 0 else None
+    def chip(self, instance: int | None, fault: FaultSpec, seed: int = 0, rescale: bool = True,
+             only: str | None = None) -> dict[str, Tensor]:
+        """`{"layer.weight": tensor}` for functional_call: crossbar instance `instance` under `fault` (an
+        evaluation's FaultSpec, rate included). instance=None gives the fault-free quantised weights. rescale
+        keeps the drop-connect 1/(1-f) scale on (as the paper does). only="layer" puts faults (and the rescale)
+        in that one layer, for per-layer sensitivity."""
+        rate = fault.rate
+        apply = FAULT_MODELS[fault.model]
+        if fault.bits_per_cell != WEIGHT_BITS:
+            apply = functools.partial(cell_slices, bits_per_cell=fault.bits_per_cell, model=fault.model)
+        maps = self.maps(instance, fault, seed) if instance is not None and rate > 0 else None
         scale_f = 1.0 / (1.0 - rate) if rescale else 1.0
         out = {}
         for name, (levels, scale) in self.quantized.items():
@@ -194,3 +195,8 @@ class FaultInjector:
             w = out[f"{name}.weight"] = (levels * channel).to(self.dtype)
             setattr(w, LEVELS_ATTR, (levels, channel))  # the exact integers, for dse/core/int8.py
         return out
+
+    def weights(self, instance: int | None, rate: float, seed: int = 0, fault_model: str = "sa1",
+                rescale: bool = True, only: str | None = None) -> dict[str, Tensor]:
+        """chip() of a fault model given by name and rate (tests, benchmarks, the teaching tab)."""
+        return self.chip(instance, parse_fault_model(fault_model, rate), seed, rescale, only)

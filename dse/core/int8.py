@@ -32,6 +32,8 @@ from torch import Tensor
 
 from dse.core.faults import LEVELS_ATTR, WEIGHT_BITS, quantize
 from dse.core.folded import FoldedForward, _conv_block
+from dse.domain.bn import Chip
+from dse.domain.faultspec import FaultSpec
 
 ENGINES = ("x86", "onednn", "fbgemm")  # in order of preference where supported; measured in dse bench
 INPUT_BITS = 8  # the DAC's resolution this engine models, whatever the cost model's knob says
@@ -296,7 +298,7 @@ class Int8State:
         self.ev = ev
         self.engine = Int8Forward(ev.fast, engine)
         self._rate = 0.0
-        self.maps = ("sa1", True)  # fault model and rescale of the paper protocol's calibration maps (run sets it)
+        self.maps = (FaultSpec("sa1"), True)  # faults and rescale of the paper protocol's calibration maps (run sets them)
         self._ranges: dict = {}
         self._qx: tuple | None = None
         self.last: dict[str, float] = {}
@@ -315,11 +317,13 @@ class Int8State:
         self._ranges.clear()
 
     def _paper_ranges(self) -> dict:
-        key = (self._rate, *self.maps)
+        fault, rescale = self.maps
+        fault = fault.at(self._rate)  # the rate whose BN statistics are loaded
+        key = (fault, rescale)
         if key not in self._ranges:
-            inj, fault_model, rescale = self.ev.injector, *self.maps
-            sets = ([inj.weights(i, self._rate, CALIB_MAP_SEED, fault_model, rescale) for i in range(CALIB_MAPS)]
-                    if self._rate > 0 else [inj.weights(None, 0.0)])
+            inj = self.ev.injector
+            sets = ([inj.chip(i, fault, CALIB_MAP_SEED, rescale) for i in range(CALIB_MAPS)]
+                    if self._rate > 0 else [inj.chip(None, fault)])
             ranges = None
             for w in sets:
                 ranges = self._observe(self.ev._params(w), ranges)
@@ -342,9 +346,10 @@ class Int8State:
             self._qx = (qp, xs)
         return self._qx[1]
 
-    def describe(self, bn: str, calib_images: int) -> str:
-        """One line for an evaluation's output: what the int8 engine models, and its calibration images."""
-        where = ("each chip's own" if bn == "chip" else
+    def describe(self, bn, calib_images: int) -> str:
+        """One line for an evaluation's output (`bn`: its BN protocol): what the int8 engine models, and its
+        calibration images."""
+        where = ("each chip's own" if isinstance(bn, Chip) else
                  f"a fixed set, through {CALIB_MAPS} calibration maps per rate")
         return (f"int8 ({self.engine.engine} engine): crossbar weights are the faulty {WEIGHT_BITS}-bit levels, BN "
                 f"folded; inputs {INPUT_BITS}-bit (the DACs: {INPUT_BITS} bits modelled whatever the cost model's "

@@ -9,8 +9,8 @@ statistics (e.g. B. Chen et al., "Physical mechanisms of endurance degradation i
 parameters here are placeholders to be fitted to a device's data, not measured ones.
 Because fault maps are nested across rates (dse/core/spatial.py, dse/core/faults.py), crossbar instance i is
 one chip whose defects only accumulate as f(t) grows. Each month is an ordinary evaluation at f(t) under the
-chosen BN protocol (`chip`: statistics re-estimated through each faulty chip, as a deployed chip would).
-Torch-free but for `evaluate_lifetime`.
+chosen BN protocol (`chip`: statistics re-estimated through each faulty chip, as a deployed chip would), run
+by `python -m dse lifetime` as a job like any other. Torch-free.
 """
 from __future__ import annotations
 
@@ -149,20 +149,9 @@ def lifetime_table(months, rates, results: dict[float, dict], target: float, min
     return out
 
 
-def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, months, protocol, target: float,
-                      min_yield: float | None = None, device="cpu", progress: bool = True, batch_size: int = 500,
-                      calib_x=None, precision: str | None = None) -> dict:
-    """Accuracy against time: one evaluation (dse/core/evaluate.py) at each distinct f(month), then
-    lifetime_table. A month whose rate repeats another's reuses its result (the same chips)."""
-    from dse.core.evaluate import evaluate
-
+def check_months(months) -> list[float]:
+    """The months to evaluate, as floats: increasing and >= 0 (DSEError otherwise)."""
     months = [float(m) for m in months]
     if not months or any(m < 0 for m in months) or any(b <= a for a, b in pairwise(months)):
         raise DSEError(f"months must be increasing and >= 0, got {', '.join(f'{m:g}' for m in months) or 'none'}")
-    rates = [round(trajectory.rate(m), 12) for m in months]
-    distinct = sorted(set(rates))
-    ev = evaluate(ckpt, test_x, test_y, distinct, protocol, device, progress, batch_size, calib_x=calib_x,
-                  precision=precision)
-    by_rate = dict(zip(distinct, ev["results"]))
-    table = lifetime_table(months, rates, by_rate, target, min_yield)
-    return {**{k: v for k, v in ev.items() if k != "results"}, "trajectory": trajectory.text, **table}
+    return months

@@ -80,7 +80,10 @@ def check_bn_protocol(name: str) -> str:
 
 
 def parse_bn(name: str, images: int | None = None, *, recalibrate: bool = True) -> BN:
-    """The protocol a stored or typed name stands for; `images` is read for `chip` only (None: the default N)."""
+    """The protocol a stored or typed name stands for; `images` is read for `chip` only (None: the default N),
+    `recalibrate` (False: the trained statistics at every rate, an ablation) for `paper` only."""
+    if not recalibrate and name != Paper.name:
+        raise DSEError(f"--no-recalibrate applies to the paper BN protocol only, not to {name!r}")
     match check_bn_protocol(name):
         case "paper":
             return Paper(recalibrate=bool(recalibrate))

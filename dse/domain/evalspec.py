@@ -9,7 +9,7 @@ import math
 import numbers
 from dataclasses import dataclass, field, replace
 
-from dse.domain.bn import BN, Batch, Chip, Paper
+from dse.domain.bn import BN, LEGACY_BN, Batch, Chip, Paper, parse_bn
 from dse.domain.errors import DSEError
 from dse.domain.faultspec import FaultSpec, parse_fault_model
 from dse.domain.point import DesignPoint
@@ -105,6 +105,31 @@ class EvalSpec:
         """The one canonical id of the evaluation (identity() as sorted JSON): the store keys its rows by it (with
         the weights' digest and the budget), the crossbar journal names its file after it."""
         return json.dumps(self.identity(), sort_keys=True)
+
+
+def parse_budget(name: str) -> Budget:
+    """The budget a stored name stands for: 'fixed(100)' or 'adaptive(0.5)' (an adaptive one's maximum is not
+    recorded in its name: the default stands in)."""
+    head, _, rest = str(name).partition("(")
+    try:
+        if head == "fixed" and rest.endswith(")"):
+            return Budget(int(rest[:-1]))
+        if head == "adaptive" and rest.endswith(")"):
+            return Budget(adaptive=float(rest[:-1]))
+    except ValueError:
+        pass
+    raise DSEError(f"unknown crossbar budget {name!r}; expected fixed(N) or adaptive(HALF_WIDTH)")
+
+
+def spec_of(point: DesignPoint, columns: dict) -> EvalSpec:
+    """The EvalSpec a stored evaluation's columns (a store row, a manifest entry) describe, of `point` (the
+    precision a row records is the one that ran, a result, not what was asked: left None)."""
+    return EvalSpec(point=point, fault=parse_fault_model(columns["fault_model"], columns["fault_rate"]),
+                    bn=parse_bn(columns.get("bn") or LEGACY_BN, columns.get("calib_images") or None,
+                                recalibrate=bool(columns.get("recalibrate", True))),
+                    seed=int(columns["seed"]), budget=parse_budget(columns["protocol"]),
+                    test_images=None if columns.get("test_images") is None else int(columns["test_images"]),
+                    rescale=bool(columns.get("rescale", True)))
 
 
 def eval_identity(*, point_id: str, fault_model: str, fault_rate: float, bn: str, calib_images: int,

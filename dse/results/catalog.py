@@ -7,8 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from dse.domain.errors import DSEError
 from dse.core.isaac import COST_VERSION
+from dse.domain.errors import DSEError
+from dse.domain.evalspec import spec_of
 from dse.domain.point import DesignPoint
 from dse.results.store import Store, file_stamp
 
@@ -63,14 +64,23 @@ def import_manifest(store: Store, path: Path, shas: dict[str, tuple[str, str]]) 
         entries = doc["checkpoints"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DSEError(f"{path}: unreadable manifest ({e})") from None
+    try:
+        return _import_entries(store, entries, shas)
+    except (ValueError, KeyError, TypeError) as e:  # DSEError is a ValueError: a bad field names itself
+        raise DSEError(f"{path}: unreadable manifest entry ({e})") from None
+
+
+def _import_entries(store: Store, entries: list, shas: dict[str, tuple[str, str]]) -> int:
     n = 0
     for entry in entries:
         sha = entry.get("sha256")
         if sha not in shas:
             continue  # a manifest row for a checkpoint that is absent or was retrained
-        pid, _ = shas[sha]
+        point = DesignPoint.of(entry)
         for ev in entry.get("evaluations", []):
-            store.add_evaluation(pid, sha, ev, ev.get("protocol_config", {}), ev.get("fault_free_quantized_accuracy"))
+            recalibrate = ev.get("protocol_config", {}).get("recalibrate", True)
+            store.add_evaluation(sha, spec_of(point, {**ev, "recalibrate": recalibrate}), ev,
+                                 ev.get("fault_free_quantized_accuracy"))
             n += 1
     return n
 
@@ -158,8 +168,7 @@ def ensure_costs(store: Store, points: list[DesignPoint] | None = None) -> None:
     from another cost-model version (COST_VERSION: the cost model changed since, so they are recomputed)."""
     if points is None:
         df = store.points()
-        points = [DesignPoint(r.network, r.width, int(r.shortcut_kernel), r.mapping, r.dropconnect)
-                  for r in df.itertuples()]
+        points = [DesignPoint.of(r._asdict()) for r in df.itertuples()]
     have = {(r.network, round(r.width, 4), int(r.shortcut_kernel), r.mapping, r.cost_model)
             for r in store.costs().itertuples() if r.version == COST_VERSION}
     for p in points:

@@ -14,16 +14,19 @@ import math
 import os
 import sqlite3
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 
-from dse.domain.errors import DSEError
-from dse.domain.point import DesignPoint
 from dse.domain.bn import LEGACY_BN
+from dse.domain.errors import DSEError
+from dse.domain.evalspec import EvalSpec, eval_key
+from dse.domain.point import DesignPoint
 
-SCHEMA_VERSION = 3  # 2: evaluations keyed by their BN protocol (bn, calib_images) too; 3: their precision
+# 2: evaluations keyed by their BN protocol (bn, calib_images) too; 3: their precision; 4: keyed by their
+# EvalSpec's key (eval_key), the weights' digest and the budget
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS design_points (
@@ -40,19 +43,21 @@ CREATE TABLE IF NOT EXISTS design_points (
     updated REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS evaluations (
+    eval_key TEXT NOT NULL,        -- EvalSpec.key() (dse/domain/evalspec.py), test images as evaluated
+    checkpoint_sha TEXT NOT NULL,  -- the weights evaluated
+    protocol TEXT NOT NULL,        -- the crossbar budget: fixed(N) | adaptive(HALF_WIDTH)
+    -- the key's fields, as columns to query by
     point_id TEXT NOT NULL REFERENCES design_points(point_id),
-    checkpoint_sha TEXT NOT NULL,
-    fault_rate REAL NOT NULL, fault_model TEXT NOT NULL, protocol TEXT NOT NULL, seed INTEGER NOT NULL,
+    fault_rate REAL NOT NULL, fault_model TEXT NOT NULL, seed INTEGER NOT NULL,
     recalibrate INTEGER NOT NULL, rescale INTEGER NOT NULL, test_images INTEGER NOT NULL,
-    bn TEXT NOT NULL DEFAULT 'paper',        -- BN statistics: paper (Algorithm 1) | chip (per chip) | batch
-    calib_images INTEGER NOT NULL DEFAULT 0, -- training images each chip calibrated on (chip), else 0
+    bn TEXT NOT NULL,              -- BN statistics: paper (Algorithm 1) | chip (per chip) | batch
+    calib_images INTEGER NOT NULL, -- training images each chip calibrated on (chip), else 0
     n INTEGER NOT NULL, mean REAL, std REAL, ci95 REAL, ci_low REAL, ci_high REAL,
     p5 REAL, worst REAL, best REAL, quantized_accuracy REAL, bn_rate REAL,
     accuracies TEXT NOT NULL,      -- JSON list, one accuracy per crossbar instance
     time_s REAL, updated REAL NOT NULL,
     precision TEXT,                -- arithmetic the evaluation ran in: fp32, bf16 or int8, NULL if not recorded
-    PRIMARY KEY (point_id, checkpoint_sha, fault_rate, fault_model, protocol, seed, recalibrate, rescale, test_images,
-                 bn, calib_images)
+    PRIMARY KEY (checkpoint_sha, eval_key, protocol)
 );
 CREATE TABLE IF NOT EXISTS costs (
     network TEXT NOT NULL, width REAL NOT NULL, shortcut_kernel INTEGER NOT NULL, mapping TEXT NOT NULL,
@@ -74,16 +79,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id);
 """
 ACTIVE = ("queued", "running")
+EVAL_KEY_COLUMNS = ("point_id", "fault_model", "fault_rate", "bn", "calib_images", "recalibrate", "rescale", "seed",
+                    "test_images")  # the columns eval_key() reads
 # cost totals read out of a cost row's JSON beside its columns (the design table shows them)
 COST_EXTRAS = ("interval_ns", "images_per_s", "area_mm2", "min_area_mm2", "peak_power_w", "average_power_w",
                "tops_per_w", "tops_per_mm2")
 # the evaluation queries other layers need, named (the SQL stays here)
 COLUMNS = {"*": "*",
-           "standing": "point_id, checkpoint_sha, fault_rate, seed, protocol, n, ci95, test_images, bn, calib_images, "
-                       "fault_model",
-           "crossbars": "point_id, checkpoint_sha, fault_rate, seed, test_images, n, accuracies, time_s, bn, "
-                        "calib_images"}
-WHERE_FILTERS = {"sa1-recalibrated": "fault_model = 'sa1' AND recalibrate = 1 AND rescale = 1"}
+           "standing": "eval_key, point_id, checkpoint_sha, fault_rate, protocol, n, ci95, test_images",
+           "crossbars": "eval_key, point_id, checkpoint_sha, fault_rate, test_images, n, accuracies, time_s"}
 ORDER_BY = {"key": "fault_rate, fault_model, bn, calib_images, n, protocol, seed, recalibrate, rescale, test_images"}
 
 
@@ -223,20 +227,20 @@ class Store:
         return self.read_sql("SELECT * FROM design_points ORDER BY network, width, shortcut_kernel, mapping, dropconnect")
 
     # ------------------------------------------------------------------ evaluations
-    def add_evaluation(self, point_id: str, checkpoint_sha: str, result: dict, protocol: dict,
+    def add_evaluation(self, checkpoint_sha: str, spec: EvalSpec, result: dict,
                        quantized_accuracy: float | None = None) -> None:
-        """One fault rate's Monte-Carlo result, as produced by dse.core.evaluate (a complete result only)."""
+        """One EvalSpec's Monte-Carlo result on weights `checkpoint_sha` (dse.core.evaluate's, complete), keyed by
+        the spec's key with the test images it ran on, the digest and the budget."""
+        spec = replace(spec, test_images=int(result["test_images"]))  # "all of them" recorded as a count
         row = {
-            "point_id": point_id, "checkpoint_sha": checkpoint_sha, "fault_rate": float(result["fault_rate"]),
-            "fault_model": result["fault_model"], "protocol": result["protocol"], "seed": int(result["seed"]),
-            "recalibrate": int(bool(protocol.get("recalibrate", True))), "rescale": int(bool(result["rescale"])),
-            "test_images": int(result["test_images"]), "n": int(result["n"]),
-            "bn": result.get("bn", LEGACY_BN), "calib_images": int(result.get("calib_images") or 0),
+            "eval_key": spec.key(), "checkpoint_sha": checkpoint_sha, "protocol": spec.budget.name,
+            **spec.identity(), "n": int(result["n"]),
             **{k: _finite(result.get(k)) for k in ("mean", "std", "ci95", "ci_low", "ci_high", "p5", "worst", "best")},
             "quantized_accuracy": quantized_accuracy, "bn_rate": result.get("bn_rate"),
             "accuracies": json.dumps(result["accuracies"]), "time_s": result.get("time_s"), "updated": time.time(),
             "precision": result.get("precision"),
         }
+        row.update(recalibrate=int(row["recalibrate"]), rescale=int(row["rescale"]))
         with self.connect() as db:
             db.execute(f"INSERT OR REPLACE INTO evaluations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                        tuple(row.values()))
@@ -248,12 +252,10 @@ class Store:
             "e.* FROM evaluations e JOIN design_points p ON p.point_id = e.point_id "
             "AND p.checkpoint_sha = e.checkpoint_sha ORDER BY p.network, p.width, p.dropconnect, e.fault_rate")
 
-    def evaluation_rows(self, columns: str = "*", where: str = "", order: str = "") -> pd.DataFrame:
-        """Raw evaluation rows (every checkpoint's, not only the current ones): `columns`, an optional filter
-        from WHERE_FILTERS and an optional ORDER_BY key."""
+    def evaluation_rows(self, columns: str = "*", order: str = "") -> pd.DataFrame:
+        """Raw evaluation rows (every checkpoint's, not only the current ones): `columns` (COLUMNS) and an optional
+        ORDER_BY key."""
         sql = f"SELECT {COLUMNS[columns]} FROM evaluations"
-        if where:
-            sql += f" WHERE {WHERE_FILTERS[where]}"
         if order:
             sql += f" ORDER BY {ORDER_BY[order]}"
         return self.read_sql(sql)
@@ -293,11 +295,12 @@ class Store:
 
     # ------------------------------------------------------------------ jobs
     def submit_job(self, kind: str, point_id_: str, config: dict, source: str = "app",
-                   owner: int | None = None) -> tuple[str, bool]:
+                   owner: int | None = None, jid: str | None = None) -> tuple[str, bool]:
         """Record a job unless the same one is queued, running or done; returns (job id, newly queued).
         A failed or cancelled job is queued again (a retry). owner: the pid of the process that will start it
-        (a sweep's driver), so that its queued jobs are reaped if it dies first."""
-        jid = job_id(kind, config)
+        (a sweep's driver), so that its queued jobs are reaped if it dies first. jid: the job's id (dse.run.tasks'
+        task_id, which leaves out what cannot change the result); None: job_id(kind, config)."""
+        jid = jid or job_id(kind, config)
         now = time.time()
         with self.connect() as db:
             row = db.execute("SELECT state FROM jobs WHERE job_id = ?", (jid,)).fetchone()
@@ -360,33 +363,41 @@ class Store:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Bring an older store up to date. Version 1's evaluations were all of the paper's BN protocol, so they
-    move into the new table as such (SQLite cannot change a primary key in place); version 2's gain a
-    precision column, NULL for what they hold (not recorded then)."""
+    """Bring an older store up to date: its evaluations are rebuilt keyed by their EvalSpec's key (SQLite cannot
+    change a primary key in place), each computed from the row's own columns as EvalSpec.key() computes it from
+    the spec's fields. Version 1's evaluations were all of the paper's BN protocol; versions 1 and 2 recorded no
+    precision (NULL)."""
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if db.execute(
         "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
     if row is None or int(row[0]) >= SCHEMA_VERSION:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        if int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) < 2:
-            db.execute("ALTER TABLE evaluations RENAME TO evaluations_v1")
-            db.execute("DROP INDEX IF EXISTS evaluations_point")
-            create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS evaluations"):]
-            db.execute(create[: create.index(");") + 2])
-            old = [r[1] for r in db.execute("PRAGMA table_info(evaluations_v1)")]
-            cols = ", ".join(old)
-            db.execute(f"INSERT INTO evaluations ({cols}) SELECT {cols} FROM evaluations_v1")
-            db.execute("DROP TABLE evaluations_v1")
-            db.execute("CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id)")
-        if int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) < 3:
-            if "precision" not in [r[1] for r in db.execute("PRAGMA table_info(evaluations)")]:
-                db.execute("ALTER TABLE evaluations ADD COLUMN precision TEXT")
+        if int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]) < SCHEMA_VERSION:
+            _rekey_evaluations(db)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _rekey_evaluations(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE evaluations RENAME TO evaluations_old")
+    db.execute("DROP INDEX IF EXISTS evaluations_point")
+    create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS evaluations"):]
+    db.execute(create[: create.index(");") + 2])
+    new = [r[1] for r in db.execute("PRAGMA table_info(evaluations)")]
+    cur = db.execute("SELECT * FROM evaluations_old")
+    old = [c[0] for c in cur.description]
+    for values in cur.fetchall():
+        r = {"bn": LEGACY_BN, "calib_images": 0, "precision": None, **dict(zip(old, values))}
+        r["eval_key"] = eval_key(**{k: r[k] for k in EVAL_KEY_COLUMNS})
+        cols = [c for c in new if c in r]
+        db.execute(f"INSERT OR REPLACE INTO evaluations ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                   [r[c] for c in cols])
+    db.execute("DROP TABLE evaluations_old")
+    db.execute("CREATE INDEX IF NOT EXISTS evaluations_point ON evaluations(point_id)")
 
 
 def _is_corrupt(e: Exception) -> bool:

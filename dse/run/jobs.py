@@ -13,21 +13,14 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from dse.domain.errors import DSEError
 from dse.core.journal import Journal
-from dse.domain.bn import DEFAULT_CALIB_IMAGES
+from dse.domain.errors import DSEError
 from dse.domain.point import DesignPoint
 from dse.results.store import Store
-from dse.domain.recipes import DEFAULT_RECIPE
-from dse.run.tasks import (EvaluateTask, SensitivityTask, TrainTask, checkpoint_name, from_json,  # noqa: F401
-                           to_json, train_task)
-
-
-KINDS = ("train", "evaluate", "sensitivity")
+from dse.run.tasks import CalibrateTask, EvaluateTask, SensitivityTask, Task, TrainTask, from_json, task_id, to_json
 
 
 class Cancelled(Exception):
@@ -50,36 +43,23 @@ def check_data_path(path: str) -> str:
     return path
 
 
-def job_id_of(kind: str, config: dict) -> str:
-    """The id a job for this work has (or will have) in the store."""
-    from dse.results.store import job_id
-
-    return job_id(kind, config)
-
-
-def train_config(point: DesignPoint, *, epochs: int, data: str, out_dir: str, seed: int = 0,
-                 calib_images: int | None = None, device: str = "auto", recipe: str = DEFAULT_RECIPE) -> dict:
-    return to_json(train_task(point, epochs=epochs, data=data, out_dir=out_dir, seed=seed,
-                              calib_images=calib_images, device=device, recipe=recipe))
-
-
-def evaluate_config(checkpoint: str, fault_rates, **kw) -> dict:
-    return to_json(EvaluateTask(str(checkpoint), tuple(fault_rates), **{**kw, "data": str(kw["data"])}))
-
-
-def sensitivity_config(checkpoint: str, fault_rate: float, **kw) -> dict:
-    return to_json(SensitivityTask(str(checkpoint), float(fault_rate), **{**kw, "data": str(kw["data"])}))
-
-
-def submit(store: Store, kind: str, point: DesignPoint, config: dict, source: str = "app",
-           spawn: bool = True) -> tuple[str, bool]:
-    """Record the job and start its worker process if it is new; returns (job id, started)."""
-    if kind not in KINDS:
-        raise DSEError(f"unknown job kind {kind!r}; use one of {', '.join(KINDS)}")
-    jid, new = store.submit_job(kind, point.point_id, config, source)
+def submit(store: Store, task: Task, source: str = "app", spawn: bool = True) -> tuple[str, bool]:
+    """Record the task's job and start its worker process if it is new; returns (job id, started)."""
+    jid, new = store.submit_job(task.kind, point_of(task).point_id, to_json(task), source, jid=task_id(task))
     if new and spawn:
         start_worker(store, jid)
     return jid, new
+
+
+def point_of(task: Task) -> DesignPoint:
+    """The design point a task works on."""
+    if isinstance(task, TrainTask):
+        return task.point
+    if isinstance(task, EvaluateTask):
+        return task.spec.point
+    from dse.run.tasks import _point_of
+
+    return _point_of(task.checkpoint)
 
 
 def start_worker(store: Store, jid: str) -> subprocess.Popen:
@@ -130,23 +110,70 @@ def run_job(store: Store, jid: str) -> None:
     if job is None:
         return  # already taken, done or cancelled
 
-    def on_term(signum, frame):
-        raise Cancelled()
-
-    signal.signal(signal.SIGTERM, on_term)
-    progress = _Progress(store, jid)
+    signal.signal(signal.SIGTERM, _cancel)
     try:
-        result = execute(job["kind"], job["config"], progress)
-        progress(0.99, "recording results", force=True)
-        record(store, jid, job["kind"], result)
-        store.update_job(jid, state="done", progress=1.0, message="done", eta_s=0)
-    except Cancelled:
-        store.update_job(jid, state="cancelled", message="cancelled")
-    except DSEError as e:
-        store.update_job(jid, state="failed", error=str(e), message="failed")
+        _run_claimed(store, jid, job["kind"], job["config"], _Progress(store, jid))
+    except (Cancelled, DSEError):
+        pass  # recorded in the job's row
     except Exception as e:  # a worker must record any failure, not die silently
         traceback.print_exc()
         store.update_job(jid, state="failed", error=f"{type(e).__name__}: {e}", message="failed")
+
+
+def _run_claimed(store: Store, jid: str, kind: str, config: dict, progress) -> dict:
+    """Execute a claimed job and record its outcome in its row: done with its result in the store, or cancelled
+    or failed (then raised again, for the caller to report)."""
+    try:
+        result = execute(kind, config, progress)
+        progress(0.99, "recording results", force=True)
+        record(store, jid, kind, result)
+    except Cancelled:
+        store.update_job(jid, state="cancelled", message="cancelled")
+        raise
+    except DSEError as e:
+        store.update_job(jid, state="failed", error=str(e), message="failed")
+        raise
+    store.update_job(jid, state="done", progress=1.0, message="done", eta_s=0)
+    return result
+
+
+def run_here(store: Store, task: Task, source: str = "cli",
+             progress: Callable[..., None] | None = None) -> dict:
+    """Run one task in this process as a job, as a worker would (`python -m dse evaluate`, `calibrate`, ...): its
+    row in the store follows it (running, progress, done), its result lands in the store, and an evaluation
+    resumes from its crossbar journal. Work already done runs again (its journal makes an evaluation's rerun
+    quick; its result is recorded again). SIGTERM cancels it (DSEError naming the job; rerun to go on)."""
+    jid = task_id(task)
+    kind, config = task.kind, to_json(task)
+    store.reap_dead_jobs()
+    job = store.job(jid)
+    if job is not None and job["state"] == "running":
+        raise DSEError(f"job {jid} (the same work) is running in process {job['pid']}; wait for it, or cancel it "
+                       "in the app's Jobs tab")
+    store.submit_job(kind, point_of(task).point_id, config, source, jid=jid, owner=os.getpid())
+    if store.job(jid)["state"] == "done":  # asked again: run it again (quick from its journal), recorded again
+        store.update_job(jid, state="queued", message="queued (again)", progress=0.0)
+    if store.claim_job(jid, os.getpid()) is None:
+        raise DSEError(f"job {jid} was claimed by another process; wait for it, or cancel it in the app's Jobs tab")
+    previous = signal.signal(signal.SIGTERM, _cancel)
+    try:
+        tracker = _Progress(store, jid)
+
+        def both(fraction, message, force=False, eta_s=None):
+            tracker(fraction, message, force, eta_s)
+            if progress:
+                progress(fraction, message, force, eta_s)
+
+        try:
+            return _run_claimed(store, jid, kind, config, both)
+        except Cancelled:
+            raise DSEError(f"cancelled; job {jid} keeps what it finished: run the same command again to go on") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel(signum, frame):
+    raise Cancelled()
 
 
 # =============================================================================================
@@ -163,7 +190,8 @@ def _no_progress(fraction: float, message: str, force: bool = False, eta_s: floa
 def execute(kind: str, config: dict, progress: Callable[..., None] | None = None) -> dict:
     """Do one job's work without touching the results store; returns what `record` needs."""
     task = from_json(kind, config)
-    return {"train": _train, "evaluate": _evaluate, "sensitivity": _sensitivity}[kind](task, progress or _no_progress)
+    return {"train": _train, "evaluate": _evaluate, "sensitivity": _sensitivity,
+            "calibrate": _calibrate}[kind](task, progress or _no_progress)
 
 
 def record(store: Store, jid: str, kind: str, result: dict) -> None:
@@ -172,11 +200,15 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
     if kind == "train":
         store.add_checkpoint(result["checkpoint"])
     elif kind == "evaluate":
-        pid, _ = store.add_checkpoint(result["checkpoint"])
+        store.add_checkpoint(result["checkpoint"])
+        spec = from_json(kind, result["config"]).spec
         for r in result["results"]:  # keyed by the weights evaluated, even if the file changed since
-            store.add_evaluation(pid, result["checkpoint_sha"], r, result["protocol"], r["fault_free_quantized_accuracy"])
+            store.add_evaluation(result["checkpoint_sha"], spec, r, r["fault_free_quantized_accuracy"])
     elif kind == "sensitivity":
         store.update_job(jid, result=json.dumps(result["rows"]))
+    elif kind == "calibrate":  # new weights' statistics: the design point's digest follows the file
+        store.add_checkpoint(result["checkpoint"])
+        store.update_job(jid, result=json.dumps(result["calibration"]))
 
 
 def train_recipe(t: TrainTask):
@@ -218,49 +250,42 @@ def _train(c: TrainTask, progress) -> dict:
 
 
 def _evaluate(c: EvaluateTask, progress) -> dict:
+    """Long because it wires the journal (resume), the progress line and its ETA around one evaluate() call."""
     from dse.core.checkpoint import load_checkpoint
     from dse.core.data import load_cifar10
     from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol, evaluate
+    from dse.core.evaluate import check_specs, evaluate
 
     ck = load_checkpoint(c.checkpoint)
-    protocol = Protocol(instances=c.instances, adaptive=c.adaptive, seed=c.seed, test_images=c.test_images,
-                        bn=c.bn, calib_images=c.calib_images or DEFAULT_CALIB_IMAGES, fault_model=c.fault_model).check()
+    spec = check_specs(ck, [c.spec])
     data = load_cifar10(c.data)
-    rates = list(c.fault_rates)
-    per_rate = protocol.instances
-    journals = {rate: journal(c, ck.sha256, rate) for rate in rates}
-    done, earlier_s = {}, {}  # the crossbars finished by earlier runs, and the seconds they took
-    for rate, j in journals.items():
-        done[rate], earlier_s[rate] = j.read()
-    spent = dict(earlier_s)
-    clock = [time.perf_counter()]
-    timer = CrossbarTimer(len(rates) * per_rate, sum(len(a) for a in done.values()))
-    progress(0.0, f"loading the checkpoint and CIFAR-10; then {len(rates) * per_rate} crossbars", force=True)
+    total = spec.budget.instances
+    j = journal(c, ck.sha256)
+    done, earlier_s = j.read()  # the crossbars finished by earlier runs, and the seconds they took
+    spent, clock = [earlier_s], [time.perf_counter()]
+    timer = CrossbarTimer(total, len(done))
+    progress(0.0, f"loading the checkpoint and CIFAR-10; then {total} crossbars", force=True)
 
-    def on_instance(rate, i, acc):
-        k = rates.index(rate)
+    def on_instance(spec, i, acc):
         now = time.perf_counter()
-        spent[rate] += now - clock[0]  # the time since the last crossbar (of any rate) is this one's
+        spent[0] += now - clock[0]  # the time since the last crossbar is this one's
         clock[0] = now
-        done[rate][i - 1:] = [acc]  # crossbar i (1-based) of this rate
-        journals[rate].write(done[rate], spent[rate])
+        done[i - 1:] = [acc]  # crossbar i (1-based)
+        j.write(done, spent[0])
         eta = timer.tick(now)
-        progress((k + i / per_rate) / len(rates),  # a rate's last crossbar always reaches the store
-                 progress_message(rate, i, per_rate, sum(done[rate]) / len(done[rate]), eta), eta_s=eta,
-                 force=i == per_rate)
+        progress(i / total,  # the last crossbar always reaches the store
+                 progress_message(spec.rate, i, total, sum(done) / len(done), eta), eta_s=eta, force=i == total)
 
-    if any(done.values()):
-        print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),
-              flush=True)
-    out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.device),
-                   progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()},
-                   calib_x=data.train_x, precision=c.precision)
+    if done:  # to the job's log (a worker's output), never into a command's JSON on stdout
+        print(f"reusing finished crossbars: f={spec.rate:g}: {len(done)}", file=sys.stderr, flush=True)
+    out = evaluate(ck, data.test_x, data.test_y, [spec], pick_device(c.device), progress=False,
+                   on_instance=on_instance, done={spec: list(done)}, calib_x=data.train_x,
+                   instances_per_pass=c.instances_per_pass, **({"batch_size": c.batch_size} if c.batch_size else {}))
     quantized = out["fault_free_quantized_accuracy"]
     # time_s covers every crossbar of the result, those of earlier runs it reused included
-    return {"checkpoint": c.checkpoint, "checkpoint_sha": ck.sha256, "protocol": asdict(protocol),
-            "results": [{**r, "fault_free_quantized_accuracy": quantized,
-                         "time_s": round(r["time_s"] + earlier_s.get(r["fault_rate"], 0.0), 3)}
+    return {"checkpoint": c.checkpoint, "checkpoint_sha": ck.sha256, "config": to_json(c),
+            **{k: out[k] for k in ("precision_reason", "int8") if k in out},
+            "results": [{**r, "fault_free_quantized_accuracy": quantized, "time_s": round(r["time_s"] + earlier_s, 3)}
                         for r in out["results"]]}
 
 
@@ -297,9 +322,9 @@ def format_eta(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
 
 
-def journal(c: EvaluateTask, sha: str, rate: float) -> Journal:
-    """The crossbar journal of evaluate task `c` at one fault rate, for weights `sha`."""
-    return Journal(c.checkpoint, sha, rate, c.seed, c.test_images, c.bn, c.calib_images, c.fault_model)
+def journal(c: EvaluateTask, sha: str) -> Journal:
+    """The crossbar journal of evaluate task `c` for weights `sha`."""
+    return Journal(c.checkpoint, sha, c.spec)
 
 
 def _sensitivity(c: SensitivityTask, progress) -> dict:
@@ -312,9 +337,47 @@ def _sensitivity(c: SensitivityTask, progress) -> dict:
     data = load_cifar10(c.data)
     ev = Evaluator(ck, *head(data.test_x, data.test_y, c.test_images), pick_device(c.device), precision=c.precision,
                    calib_x=data.train_x)
-    _, rows = layer_sensitivity(ev, c.fault_rate, c.instances, c.seed,
-                                on_layer=lambda k, total: progress(k / total, f"layer {k}/{total}"))
-    return {"rows": rows}
+    clean, rows = layer_sensitivity(ev, c.fault_rate, c.instances, c.seed,
+                                    on_layer=lambda k, total: progress(0.9 * k / total, f"layer {k}/{total}"))
+    # the same crossbars with every layer faulty: instance i's map restricted to one layer is that layer's map
+    together = sum(ev.accuracy(ev.injector.weights(i, c.fault_rate, c.seed)) for i in range(c.instances)) / c.instances
+    return {"checkpoint": str(ck.path), "rows": rows, "fault_free_accuracy": clean, "all_layers_accuracy": together,
+            "test_images": ev.n_images}
+
+
+def _calibrate(c: CalibrateTask, progress) -> dict:
+    """Algorithm 1's statistics for the task's rates, merged into the checkpoint (others kept); the fault-free
+    accuracy follows the p' = 0 statistics when they are among them."""
+    import torch
+
+    from dse.core.calibrate import calibrate_bn
+    from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint, storage_of
+    from dse.core.data import load_cifar10
+    from dse.core.device import pick_device
+    from dse.core.precision import default_precision, resolve
+    from dse.core.train import accuracy
+
+    ckpt = load_checkpoint(c.checkpoint)
+    device = pick_device(c.device)
+    progress(0.0, "loading the checkpoint and CIFAR-10", force=True)
+    data = load_cifar10(c.data)
+    model = ckpt.build_model().to(device, memory_format=torch.channels_last)
+    choice = resolve(c.precision or default_precision(), ckpt.meta["network"], "calibrate", device)
+    t0 = time.perf_counter()
+    progress(0.1, f"calibrating BN for {len(c.fault_rates)} fault rates", force=True)
+    stats = calibrate_bn(model, data.train_x, list(c.fault_rates), ckpt.meta["mapping"], max_images=c.calib_images,
+                         seed=c.seed, device=device, progress=False, precision=choice.precision)
+    merged = {**ckpt.bn_stats, **stats}  # new rates replace old ones, others are kept
+    meta = {**ckpt.meta, "calibration": {"rates": sorted(merged), "images": c.calib_images or len(data.train_x),
+                                          "seed": c.seed, "time_s": round(time.perf_counter() - t0, 2),
+                                          "dataset": data.fingerprint, "precision": choice.precision}}
+    if 0.0 in stats:  # the fault-free baseline uses the p' = 0 statistics, as after training
+        meta.setdefault("test_accuracy_trained_bn", ckpt.meta.get("test_accuracy"))
+        load_bn_buffers(model, stats[0.0])
+        meta["test_accuracy"] = round(accuracy(model, data.test_x, data.test_y, device), 3)
+    save_checkpoint(c.checkpoint, ckpt.state, meta, merged, **storage_of(ckpt.meta))
+    return {"checkpoint": c.checkpoint, "calibration": {**meta["calibration"], "test_accuracy": meta.get("test_accuracy")},
+            "choice": str(choice)}
 
 
 def retry(store: Store, jid: str) -> None:

@@ -11,20 +11,23 @@ work share one job, and jobs already done are skipped.
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from dse.domain.bn import LEGACY_BN, parse_bn
 from dse.domain.errors import DSEError
-from dse.domain.bn import LEGACY_BN
-from dse.domain.recipes import RECIPES
-from dse.run.spec import SweepSpec, fail
+from dse.domain.evalspec import Budget, EvalSpec
+from dse.domain.faultspec import parse_fault_model
 from dse.domain.point import DesignPoint
+from dse.domain.recipes import RECIPES
 from dse.results.store import Store, file_stamp
+from dse.run.spec import SweepSpec, fail
 
 
 # =============================================================================================
@@ -39,18 +42,18 @@ class Job:
     config: dict = field(hash=False)
     deps: tuple[str, ...] = ()  # job ids that must be done first
 
-    @property
+    @functools.cached_property
     def task(self):
         """The job's typed task (dse.run.tasks), read from its config."""
         from dse.run.tasks import from_json
 
         return from_json(self.kind, self.config)
 
-    @property
+    @functools.cached_property
     def job_id(self) -> str:
-        from dse.results.store import job_id
+        from dse.run.tasks import task_id
 
-        return job_id(self.kind, self.config)
+        return task_id(self.task)
 
     @property
     def label(self) -> str:
@@ -108,10 +111,10 @@ def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
         for i, bn in enumerate(p["bn"] if isinstance(p["bn"], list) else [p["bn"]]):
             for fault_model in (models if isinstance(models, list) else [models]):
                 for f in rates:
-                    ecfg = tasks.to_json(tasks.EvaluateTask(
-                        task.out, (f,), data, instances=p["instances"], adaptive=p["adaptive"], seed=p["seed"],
-                        device=spec.device, test_images=p["test_images"], bn=bn, calib_images=p["calib_images"],
-                        fault_model=fault_model, precision=spec.precision))
+                    es = EvalSpec(point, parse_fault_model(fault_model, f), parse_bn(bn, p["calib_images"]),
+                                  seed=p["seed"], budget=Budget(p["instances"], p["adaptive"]),
+                                  test_images=p["test_images"], precision=spec.precision)
+                    ecfg = tasks.to_json(tasks.EvaluateTask(task.out, es, data, device=spec.device))
                     (later if i else plan).append(Job("evaluate", point, ecfg, deps=(train.job_id,)))
     plan += later
     for i, job in enumerate(plan):  # fine-tuned points wait for their base's training (any block's)
@@ -205,41 +208,37 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
 
 def _standing(store: Store, plan: list[Job]) -> dict[str, bool]:
     """Whether each job's result is in place now: a training's checkpoint reads back; an evaluation has a
-    result for the checkpoint on disk (its weights, by sha256), rate and seed, at least as large as asked."""
+    result for its EvalSpec on the checkpoint on disk (its weights, by sha256), at least as large as asked."""
     rows = store.evaluation_rows("standing")
     found: dict[tuple, list] = {}
     for r in rows.itertuples():
-        found.setdefault((r.point_id, r.checkpoint_sha, round(r.fault_rate, 9), r.seed, r.bn, r.calib_images,
-                          r.fault_model), []).append(r)
+        found.setdefault((r.checkpoint_sha, r.eval_key), []).append(r)
     asked, sha = _images_asked(rows), _digests(store)
 
-    def enough(r, c) -> bool:
-        if r.test_images != asked(c, r.point_id, r.checkpoint_sha):
-            return False
+    def enough(r, spec) -> bool:
         if r.fault_rate == 0:  # no faults: one instance is every instance
             return r.n >= 1
-        if c["adaptive"]:
-            return r.n >= c["instances"] or (r.n >= 20 and r.ci95 <= c["adaptive"])
-        return r.protocol.startswith("fixed") and r.n >= c["instances"]
+        if spec.budget.adaptive:
+            return spec.budget.met(r.n, r.ci95)
+        return r.protocol.startswith("fixed") and r.n >= spec.budget.instances
 
     out = {}
     for j in plan:
-        c = j.config
         if j.kind == "train":
-            out[j.job_id] = sha(c["out"]) is not None
+            out[j.job_id] = sha(j.config["out"]) is not None
         else:
             t = j.task
-            key = (j.point.point_id, sha(t.checkpoint), round(t.fault_rates[0], 9), t.seed, t.bn, t.calib_images,
-                   t.fault_model)
-            out[j.job_id] = any(enough(r, c) for r in found.get(key, []))
+            digest = sha(t.checkpoint)
+            key = replace(t.spec, test_images=asked(t.spec, digest)).key()
+            out[j.job_id] = any(enough(r, t.spec) for r in found.get((digest, key), []))
     return out
 
 
-def _images_asked(rows) -> Callable[[dict, str, str], int | None]:
-    """(job config, point, weights digest) -> how many test images its results must cover. A job asking for
-    all of them (None) means the largest count recorded for those weights: the sweep does not load the data."""
+def _images_asked(rows) -> Callable[[EvalSpec, str], int | None]:
+    """(spec, weights digest) -> how many test images its results must cover. A spec asking for all of them
+    (None) means the largest count recorded for those weights: the sweep does not load the data."""
     largest = rows.groupby(["point_id", "checkpoint_sha"]).test_images.max().to_dict()
-    return lambda c, point_id, digest: c["test_images"] or largest.get((point_id, digest))
+    return lambda spec, digest: spec.test_images or largest.get((spec.point.point_id, digest))
 
 
 def _digests(store: Store) -> Callable[[str], str | None]:
@@ -265,29 +264,29 @@ def _digests(store: Store) -> Callable[[str], str | None]:
 
 
 def _recorded_crossbars(store: Store, evaluations: list[Job]):
-    """For each evaluate job and fault rate > 0: the crossbars the store already holds for its weights, rate,
-    seed and test images (e.g. from a shipped manifest), as (job, rate, weights digest, accuracies, seconds)."""
+    """For each evaluate job at a fault rate > 0: the crossbars the store already holds for its EvalSpec (any
+    budget: crossbar i is the same chip whatever the count) on its weights, e.g. from a shipped manifest, as
+    (job, weights digest, accuracies, seconds)."""
     import json
 
     import pandas as pd
 
     if not evaluations:
         return
-    rows = store.evaluation_rows("crossbars", where="sa1-recalibrated")
+    rows = store.evaluation_rows("crossbars")
+    by_key: dict[tuple, list] = {}
+    for r in rows.itertuples():
+        by_key.setdefault((r.checkpoint_sha, r.eval_key), []).append(r)
     asked, sha = _images_asked(rows), _digests(store)
     for j in evaluations:
-        c, digest = j.config, sha(j.config["checkpoint"])
-        for rate in c["fault_rates"]:
-            if digest is None or rate == 0 or j.task.fault_model != "sa1":  # the rows read are SA1's
-                continue
-            mine = rows[(rows.point_id == j.point.point_id) & (rows.checkpoint_sha == digest)
-                        & ((rows.fault_rate - rate).abs() < 1e-9) & (rows.seed == c["seed"])
-                        & (rows.bn == j.task.bn) & (rows.calib_images == j.task.calib_images)]
-            mine = mine[mine.test_images == asked(c, j.point.point_id, digest)]
-            if len(mine):
-                best = mine.loc[mine.n.idxmax()]  # instance i is the same map whatever the protocol
-                seconds = 0.0 if pd.isna(best.time_s) else float(best.time_s)  # NULL when not timed
-                yield j, rate, digest, json.loads(best.accuracies), seconds
+        spec, digest = j.task.spec, sha(j.task.checkpoint)
+        if digest is None or spec.rate == 0:
+            continue
+        mine = by_key.get((digest, replace(spec, test_images=asked(spec, digest)).key()))
+        if mine:
+            best = max(mine, key=lambda r: r.n)
+            seconds = 0.0 if pd.isna(best.time_s) else float(best.time_s)  # NULL when not timed
+            yield j, digest, json.loads(best.accuracies), seconds
 
 
 def _seed_journals(store: Store, evaluations: list[Job]) -> int:
@@ -297,8 +296,8 @@ def _seed_journals(store: Store, evaluations: list[Job]) -> int:
     from dse.run import jobs
 
     seeded = 0
-    for j, rate, digest, accuracies, seconds in _recorded_crossbars(store, evaluations):
-        journal = jobs.journal(j.task, digest, rate)
+    for j, digest, accuracies, seconds in _recorded_crossbars(store, evaluations):
+        journal = jobs.journal(j.task, digest)
         if not journal.path.exists():
             journal.write(accuracies, seconds)
             seeded += 1
@@ -321,13 +320,12 @@ def preview(spec: SweepSpec, store: Store, data: str | os.PathLike | None = None
     table = store.jobs()
     states = dict(zip(table.job_id, table.state))
     todo = [j for j in plan if j.kind == "evaluate" and not standing[j.job_id]]
-    recorded = {(j.job_id, rate): len(accs) for j, rate, _, accs, _ in _recorded_crossbars(store, todo)}
+    recorded = {j.job_id: len(accs) for j, _, accs, _ in _recorded_crossbars(store, todo)}
     have, sha = {}, _digests(store)
     for j in todo:
-        digest = sha(j.config["checkpoint"])
-        for rate in j.config["fault_rates"]:
-            journaled = [] if digest is None else jobs.journal(j.task, digest, rate).read()[0]
-            have[j.job_id] = max(have.get(j.job_id, 0), recorded.get((j.job_id, rate), 0), len(journaled))
+        digest = sha(j.task.checkpoint)
+        journaled = [] if digest is None else jobs.journal(j.task, digest).read()[0]
+        have[j.job_id] = max(recorded.get(j.job_id, 0), len(journaled))
     rows = []
     for j in plan:
         state = states.get(j.job_id, "new")

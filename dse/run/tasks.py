@@ -1,7 +1,10 @@
-"""Typed tasks: what one job does, as a frozen dataclass. A task's canonical JSON (`to_json`: every field,
-sorted keys) is what the store keeps as the job's config, and its hash is the job id, so the same work asked
-from the app, a sweep or the CLI is one job. `from_json` reads a stored config back (missing keys take their
-defaults, but a missing `bn` is the paper's, as it was when it was stored; unknown ones are refused)."""
+"""Typed tasks: what one job does, as a frozen dataclass. A task's canonical JSON (`to_json`) is what the store
+keeps as the job's config, and the hash of its identity (`task_id`: the JSON without what cannot change the
+result) is the job id, so the same work asked from the app, a sweep or the CLI is one job. An evaluate task
+carries one EvalSpec, written out in the flat layout evaluate configs have always had, so that stored jobs keep
+their ids. `from_json` reads a stored config back (missing keys take their defaults, but a missing `bn` is the
+paper's, as it was when it was stored, and a missing design point is the checkpoint's; unknown ones are
+refused)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from dse.domain.bn import LEGACY_BN, parse_bn
 from dse.domain.errors import DSEError
-from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, LEGACY_BN, check_bn_protocol
-from dse.domain.faultspec import check_fault_model
-from dse.domain.evalspec import check_precision
-from dse.domain.recipes import RECIPES
+from dse.domain.evalspec import MIN_INSTANCES, Budget, EvalSpec, check_precision
+from dse.domain.faultspec import parse_fault_model
 from dse.domain.point import DesignPoint
+from dse.domain.recipes import RECIPES
 from dse.results.store import job_id
 
 
@@ -60,28 +63,65 @@ class TrainTask:
 
 @dataclass(frozen=True)
 class EvaluateTask:
-    """Monte-Carlo accuracy of one checkpoint at some fault rates under one BN protocol."""
+    """Monte-Carlo accuracy of one EvalSpec on a checkpoint of its design point."""
     kind: ClassVar[str] = "evaluate"
     checkpoint: str
-    fault_rates: tuple[float, ...]
+    spec: EvalSpec
     data: str
-    instances: int = 100
-    adaptive: float | None = None
-    seed: int = 0
     device: str = "auto"
-    test_images: int | None = None
-    bn: str = DEFAULT_BN
-    calib_images: int = DEFAULT_CALIB_IMAGES  # 0 unless bn is "chip": it changes nothing else's work
-    fault_model: str = field(default="sa1", metadata={"omit_default": True})  # SA1 jobs keep their ids
-    precision: str | None = field(default=None, metadata={"omit_default": True})  # None: $DSE_PRECISION or auto
+    batch_size: int | None = None  # test images per forward (None: the evaluator's); speed only
+    instances_per_pass: int | None = None  # crossbar instances per batched forward (None: measured); speed only
 
     def __post_init__(self):
-        check_bn_protocol(self.bn)
-        object.__setattr__(self, "fault_model", check_fault_model(self.fault_model))  # canonical name
-        if self.precision is not None:
-            check_precision(self.precision)
-        object.__setattr__(self, "fault_rates", tuple(sorted(float(f) for f in self.fault_rates)))
-        object.__setattr__(self, "calib_images", int(self.calib_images) if self.bn == "chip" else 0)
+        if isinstance(self.spec, dict):
+            object.__setattr__(self, "spec", EvalSpec(**self.spec))
+        if not isinstance(self.spec, EvalSpec):
+            raise DSEError(f"an evaluate task carries an EvalSpec, got {self.spec!r}")
+
+
+# an evaluate config's keys that cannot change its result: left out of its job id (the design point is the
+# checkpoint's, which the config names; the others only change how fast it runs)
+NOT_IDENTITY = {"evaluate": ("point", "batch_size", "instances_per_pass")}
+
+
+def _evaluate_json(t: EvaluateTask) -> dict:
+    """The flat layout of an evaluate config: the fields it always had, then those added since, each left out at
+    the value every older config meant."""
+    s = t.spec
+    out = {"checkpoint": t.checkpoint, "fault_rates": [s.rate], "data": t.data, "instances": s.budget.instances,
+           "adaptive": s.budget.adaptive, "seed": s.seed, "device": t.device, "test_images": s.test_images,
+           "bn": s.bn.name, "calib_images": s.bn.images, "point": dataclasses.asdict(s.point)}
+    later = {"fault_model": (s.fault.name, "sa1"), "precision": (s.precision, None),
+             "min_instances": (s.budget.min_instances, MIN_INSTANCES),
+             "recalibrate": (getattr(s.bn, "recalibrate", True), True), "rescale": (s.rescale, True),
+             "batch_size": (t.batch_size, None), "instances_per_pass": (t.instances_per_pass, None)}
+    return {**out, **{k: v for k, (v, default) in later.items() if v != default}}
+
+
+EVALUATE_KEYS = ("checkpoint", "fault_rates", "data", "instances", "adaptive", "seed", "device", "test_images", "bn",
+                 "calib_images", "point", "fault_model", "precision", "min_instances", "recalibrate", "rescale",
+                 "batch_size", "instances_per_pass")
+
+
+def _evaluate_from_json(config: dict) -> EvaluateTask:
+    c = {"bn": LEGACY_BN, **config}  # a config stored before tasks named their protocol was the paper's
+    rates = c.get("fault_rates") or []
+    if len(rates) != 1:
+        raise DSEError(f"an evaluate job evaluates one fault rate, its config has {len(rates)}: {rates!r}")
+    point = c.get("point") or _point_of(c["checkpoint"])  # a config stored before tasks named their point
+    spec = EvalSpec(point=point, fault=parse_fault_model(c.get("fault_model", "sa1"), rates[0]),
+                    bn=parse_bn(c["bn"], c.get("calib_images") or None, recalibrate=c.get("recalibrate", True)),
+                    seed=c.get("seed", 0), budget=Budget(c.get("instances", 100), c.get("adaptive"),
+                                                         c.get("min_instances", MIN_INSTANCES)),
+                    test_images=c.get("test_images"), precision=c.get("precision"), rescale=c.get("rescale", True))
+    return EvaluateTask(c["checkpoint"], spec, c["data"], c.get("device", "auto"), c.get("batch_size"),
+                        c.get("instances_per_pass"))
+
+
+def _point_of(checkpoint: str) -> DesignPoint:
+    from dse.core.checkpoint import read_meta
+
+    return DesignPoint.of(read_meta(checkpoint))
 
 
 @dataclass(frozen=True)
@@ -98,13 +138,35 @@ class SensitivityTask:
     precision: str | None = field(default=None, metadata={"omit_default": True})
 
 
-Task = TrainTask | EvaluateTask | SensitivityTask
-TASKS: dict[str, type] = {t.kind: t for t in (TrainTask, EvaluateTask, SensitivityTask)}
+@dataclass(frozen=True)
+class CalibrateTask:
+    """Re-estimate a checkpoint's BN statistics for some fault rates (Algorithm 1), written into it in place."""
+    kind: ClassVar[str] = "calibrate"
+    checkpoint: str
+    fault_rates: tuple[float, ...]
+    data: str
+    calib_images: int | None = None  # training images per pass; None: all
+    seed: int = 0
+    device: str = "auto"
+    precision: str | None = None  # None: $DSE_PRECISION or auto
+
+    def __post_init__(self):
+        object.__setattr__(self, "fault_rates", tuple(sorted(float(r) for r in self.fault_rates)))
+        if self.precision is not None:
+            check_precision(self.precision)
+        if self.precision == "int8":
+            raise DSEError("int8 is for evaluation only; a calibration runs in auto, fp32 or bf16")
+
+
+Task = TrainTask | EvaluateTask | SensitivityTask | CalibrateTask
+TASKS: dict[str, type] = {t.kind: t for t in (TrainTask, EvaluateTask, SensitivityTask, CalibrateTask)}
 
 
 def to_json(task: Task) -> dict:
     """The task's canonical JSON: every field (but those marked omit_default, at their default), tuples as
-    lists, the design point as a dict."""
+    lists, the design point as a dict; an evaluate task's spec in the flat layout of evaluate configs."""
+    if isinstance(task, EvaluateTask):
+        return _evaluate_json(task)
     out = {}
     for f in dataclasses.fields(task):
         v = getattr(task, f.name)
@@ -119,17 +181,20 @@ def from_json(kind: str, config: dict) -> Task:
     if kind not in TASKS:
         raise DSEError(f"unknown job kind {kind!r}; use one of {', '.join(TASKS)}")
     cls = TASKS[kind]
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = set(EVALUATE_KEYS) if kind == "evaluate" else {f.name for f in dataclasses.fields(cls)}
     extra = sorted(set(config) - known)
     if extra:
         raise DSEError(f"{kind} job config has unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(known))}")
-    if kind == "evaluate":  # a config stored before tasks named their protocol was the paper's
-        config = {"bn": LEGACY_BN, **config}
-    return cls(**config)
+    return _evaluate_from_json(config) if kind == "evaluate" else cls(**config)
+
+
+def identity(kind: str, config: dict) -> dict:
+    """The part of a job's config its id is the hash of."""
+    return {k: v for k, v in config.items() if k not in NOT_IDENTITY.get(kind, ())}
 
 
 def task_id(task: Task) -> str:
-    return job_id(task.kind, to_json(task))
+    return job_id(task.kind, identity(task.kind, to_json(task)))
 
 
 def train_task(point: DesignPoint, *, epochs: int, data: str, out_dir: str, seed: int = 0, **kw) -> TrainTask:

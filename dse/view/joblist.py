@@ -12,7 +12,8 @@ from dse.domain.bn import bn_label
 from dse.domain.faultspec import fault_model_label
 
 
-DOING = {"train": "training", "evaluate": "evaluating", "sensitivity": "measuring sensitivity"}
+DOING = {"train": "training", "evaluate": "evaluating", "sensitivity": "measuring sensitivity",
+         "calibrate": "calibrating BN"}
 
 
 def _config(job) -> dict:
@@ -43,6 +44,8 @@ def job_title(job) -> str:
                   f"{cfg.get('instances', 100)} crossbars" + (" (adaptive)" if cfg.get("adaptive") else "")]
     elif kind == "sensitivity":
         parts += [f"SA1 at {100 * float(cfg.get('fault_rate', 0)):g}%", f"{cfg.get('instances', '?')} crossbars"]
+    elif kind == "calibrate":
+        parts.append("BN for " + ", ".join(f"{100 * float(r):g}%" for r in cfg.get("fault_rates", ())))
     return " · ".join(str(p) for p in parts)
 
 

@@ -1,21 +1,23 @@
-"""What the spatial-defects report and the app's fault-model tab show: the README table from a report's JSON
-(`python -m dse spatial-report`), accuracy against fault rate per fault model and layout, one tile's stuck
-cells under each fault model (blind and remapped), and an interpolated lifetime curve. Backend only: pandas and
-plotly (torch is imported only when a tile map is drawn)."""
+"""What the spatial-defects report and the app's fault-model tab show, read from the results store (the
+evaluations `python -m dse spatial-report` records; the shipped ones come with checkpoints/manifest.json): the
+README table, accuracy against fault rate per fault model and layout, one tile's stuck cells under each fault
+model (blind and remapped), and an interpolated lifetime curve. Backend only: pandas and plotly (torch is
+imported only when a tile map is drawn)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from dse.core.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
-from dse.domain.faultspec import FAULT_PARAMS, MAX_SPARES, fault_model_name
-from dse.domain.bn import bn_label
+from dse.domain.bn import BN_PROTOCOLS, bn_label
+from dse.domain.faultspec import FAULT_MODEL_NAMES, WEIGHT_BITS, parse_fault_model
+from dse.domain.point import label as point_label
 
-REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
+SAMPLE = ["bn", "calib_images", "seed", "test_images", "protocol"]  # what the rows of one report share
 LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
 
 
@@ -23,10 +25,70 @@ def layout_label(remap: bool, spares: int) -> str:
     return "remapped" + (f" + {spares} spare columns" if spares else "") if remap else "blind (as placed)"
 
 
-def load_report(path: str | Path | None = None) -> dict | None:
-    """The report's JSON (default: the shipped one, REPORT), or None when there is none."""
-    path = Path(path or REPORT)
-    return json.loads(path.read_text()) if path.is_file() else None
+def report(evals: pd.DataFrame, *, point_ids=None, fault_models=None, fault_rates=None, sample: dict | None = None,
+           bn: str | None = None) -> dict:
+    """The spatial-defects report from the store's evaluations (store.evaluations(): those of the current
+    checkpoints): per design point, the rows of one sample (BN protocol, seed, test images and crossbar budget: the
+    one with the most remapped or spatial rows among those matching `sample`'s fields, under `bn` when it has
+    any) whose fault model is
+    a blind or remapped one at 8 bits per cell, and the f = 0 accuracy on the same images (fault_free). Narrowed to
+    `point_ids`, `fault_models` (their base names, "clustered:8" or "rows") and `fault_rates` when given."""
+    if evals is None or evals.empty:
+        return {"rows": []}
+    e = evals[(evals.recalibrate == 1) & (evals.rescale == 1)]
+    if point_ids is not None:
+        e = e[e.point_id.isin(list(point_ids))]
+    specs = {name: parse_fault_model(name) for name in set(e.fault_model)}
+    e = e[[specs[m].bits_per_cell == WEIGHT_BITS for m in e.fault_model]]
+    out, chosen = [], None
+    for pid, g in e.groupby("point_id", sort=False):
+        if sample:  # the sample asked, its fields not given the largest one recorded
+            g = g[np.logical_and.reduce([g[k] == v for k, v in sample.items()])]
+        chosen = _best_sample(g, specs, bn)
+        if chosen is None:
+            continue
+        g = g[np.logical_and.reduce([g[k] == v for k, v in chosen.items()])]
+        zero = g[g.fault_rate == 0]
+        fault_free = float(zero["mean"].iloc[0]) if len(zero) else float(g.quantized_accuracy.dropna().iloc[0]) \
+            if g.quantized_accuracy.notna().any() else float("nan")
+        for r in g[g.fault_rate > 0].itertuples():
+            f = specs[r.fault_model]
+            base = replace(f, remap=False, spares=0).name
+            if (fault_models is not None and base not in fault_models) or \
+                    (fault_rates is not None and not np.isclose(fault_rates, r.fault_rate).any()):
+                continue
+            out.append({"point": point_label(r._asdict()), "fault_free": fault_free, "fault_model": base,
+                        "layout": layout_label(f.remap, f.spares), "spec": r.fault_model, "fault_rate": r.fault_rate,
+                        "n": int(r.n), "mean": r.mean, "ci95": r.ci95, "worst": r.worst,
+                        "accuracies": json.loads(r.accuracies), "_order": _order(f, fault_models)})
+    out.sort(key=lambda r: (r["point"], r.pop("_order"), r["fault_rate"]))
+    n = parse_budget_instances(chosen["protocol"]) if chosen else None
+    return {**({k: chosen[k] for k in ("bn", "calib_images", "seed", "test_images")} if chosen else {}),
+            "instances": n, "rows": out}
+
+
+def _best_sample(g: pd.DataFrame, specs: dict, bn: str | None) -> dict | None:
+    """The sample with the most remapped or spatial rows (ties: the larger), under `bn` when it has any."""
+    spatial = g[[specs[m].remap or specs[m].model not in ("sa1", "sa0") for m in g.fault_model]]
+    if spatial.empty:
+        return None
+    if bn is not None and (spatial.bn == bn).any():
+        spatial = spatial[spatial.bn == bn]
+    counts = spatial.groupby(SAMPLE).size().reset_index(name="rows")
+    best = counts.sort_values(["rows", "test_images"], ascending=False).iloc[0]
+    return {k: (best[k].item() if hasattr(best[k], "item") else best[k]) for k in SAMPLE}
+
+
+def _order(f, fault_models) -> tuple:
+    """Rows in the order the command lists its fault models (else the model names'), then blind, remapped, spares."""
+    base = replace(f, remap=False, spares=0).name
+    first = list(fault_models).index(base) if fault_models is not None else FAULT_MODEL_NAMES.index(f.model)
+    return (first, base, f.remap, f.spares)
+
+
+def parse_budget_instances(protocol: str) -> int | None:
+    """The crossbar count of a fixed budget's name ('fixed(5)' -> 5); None for an adaptive one."""
+    return int(protocol[6:-1]) if str(protocol).startswith("fixed(") else None
 
 
 def report_rows(report: dict) -> pd.DataFrame:
@@ -89,21 +151,23 @@ def sample_label(report: dict) -> str:
     """The report's sample and protocol, as its figures state it: 'BN: chip (N=500) · 5 chips x 1,000 images per
     point; f = 0: the 8-bit network on the same images'."""
     bn = report.get("bn")
-    how = bn_label(bn, report.get("calib_images")) if bn in ("paper", "chip", "batch") else "not recorded"
+    how = bn_label(bn, report.get("calib_images")) if bn in BN_PROTOCOLS else "not recorded"
     return (f"BN: {how} · {report.get('instances', '?')} chips × {int(report.get('test_images') or 10000):,} images "
             "per point; f = 0: the 8-bit network on the same images")
 
 
 def protocol_note(report: dict, bn: str, calib_images: int) -> str | None:
     """Why the report's curve may not match the rest of the page: its own protocol and smaller sample."""
+    if not report.get("rows"):
+        return None
     theirs = (report.get("bn"), int(report.get("calib_images") or 0) if report.get("bn") == "chip" else 0)
     ours = (bn, int(calib_images) if bn == "chip" else 0)
-    sample = (f"The shipped spatial-defects report uses {report.get('instances', '?')} chips × "
+    sample = (f"The spatial-defects results shown use {report.get('instances', '?')} chips × "
               f"{int(report.get('test_images') or 10000):,} test images, so its f = 0 point (the 8-bit network on "
               "those images) differs from the header's fault-free accuracy (the float network on 10,000).")
     if theirs == ours:
         return sample
-    if theirs[0] not in ("paper", "chip", "batch"):
+    if theirs[0] not in BN_PROTOCOLS:
         return f"{sample} Its BN protocol is not recorded in the report."
     return (f"{sample} It was made under BN: {bn_label(theirs[0], theirs[1])}, not the sidebar's "
             f"{bn_label(bn, calib_images)}: the Evaluate button above evaluates the point under the sidebar's protocol.")
@@ -144,7 +208,6 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
 
     from dse.core.faults import FaultInjector
     from dse.core.models import build_model
-    from dse.domain.faultspec import parse_fault_model
     from dse.core.remap import remap_tile
 
     torch.manual_seed(0)

@@ -54,9 +54,11 @@ def one_thread():
         torch.set_num_threads(n)
 
 
-def run_until_stalled(argv: list[str], stall: str, folder: Path, timeout_s: float = 180) -> None:
-    """Run `python -m dse ARGV` under tests/hardening/stall.py until it reaches `stall` (see there), then
-    SIGKILL it there: no handler, no cleanup, as when a terminal is closed or the machine dies."""
+def run_until_stalled(argv: list[str], stall: str, folder: Path, timeout_s: float = 180,
+                      sig: int = signal.SIGKILL) -> str:
+    """Run `python -m dse ARGV` under tests/hardening/stall.py until it reaches `stall` (see there), then send it
+    `sig` there: SIGKILL (no handler, no cleanup, as when a terminal is closed or the machine dies) or SIGTERM
+    (a cancel: the command's handler runs). Returns what it printed."""
     marker, log = folder / "stalled", folder / "stalled.log"
     marker.unlink(missing_ok=True)
     with open(log, "wb") as out:
@@ -68,8 +70,10 @@ def run_until_stalled(argv: list[str], stall: str, folder: Path, timeout_s: floa
             assert proc.poll() is None, f"ended before reaching {stall}: {log.read_text()[-2000:]}"
             assert time.time() - t0 < timeout_s, f"did not reach {stall} in {timeout_s} s"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
+        proc.wait(timeout=timeout_s)
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 2), log.read_text()[-2000:]
+    return log.read_text()

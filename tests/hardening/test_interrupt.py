@@ -3,6 +3,7 @@ then resumed. Nothing half-written is ever loaded, a resumed training equals an 
 evaluation row exists without all its crossbar instances; a rerun does only what is missing."""
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from dse.run.sweep import run_sweep
 from dse.core.train import partial_path
 from tests.hardening.common import ROOT, one_thread, run_cli, run_until_stalled
 from tests.test_data import make_tree
+from dse.domain.evalspec import Budget, EvalSpec
+from dse.domain.faultspec import parse_fault_model
+from dse.run.tasks import EvaluateTask
 
 pytestmark = pytest.mark.slow  # trainings killed in subprocesses
 
@@ -92,8 +96,8 @@ def test_killed_evaluation_job_leaves_no_row_and_its_retry_runs_only_the_missing
     store = Store(tmp_path / "results.sqlite")
     store.add_checkpoint(ck)
     point = DesignPoint("resnet20", 0.5, 1, "default", 0.3)
-    cfg = jobs.evaluate_config(str(ck), [0.1], data=str(tree), instances=INSTANCES, device="cpu", test_images=20)
-    jid, _ = jobs.submit(store, "evaluate", point, cfg, spawn=False)
+    spec = EvalSpec(point, parse_fault_model("sa1", 0.1), budget=Budget(INSTANCES), test_images=20)
+    jid, _ = jobs.submit(store, EvaluateTask(str(ck), spec, str(tree), "cpu"), spawn=False)
 
     # the worker dies while recording crossbar 3: crossbars 1 and 2 are in the journal
     run_until_stalled(["worker", jid, "--store", str(store.path)], "atomic_write:*.crossbars-*.partial:3", tmp_path)
@@ -120,6 +124,32 @@ def test_killed_evaluation_job_leaves_no_row_and_its_retry_runs_only_the_missing
     assert ev.n.iloc[0] == INSTANCES and accs[:2] == marks and not set(accs[2:]) & set(marks)
     log = (tmp_path / "logs" / f"{jid}.log").read_text()
     assert "reusing finished crossbars: f=0.1: 2" in log
+
+
+def test_a_cli_evaluate_stopped_by_sigterm_goes_on_from_its_journal_and_lands_in_the_store(tmp_path, tree, reference):
+    """`python -m dse evaluate` runs its evaluation as a job: a SIGTERM after its first crossbars cancels it (one
+    line, exit 2, no row), and the same command again runs only the missing crossbars and records the result."""
+    ck = tmp_path / "m.safetensors"
+    ck.write_bytes(Path(reference.path).read_bytes())
+    store = tmp_path / "results.sqlite"
+    argv = ["evaluate", str(ck), "--fault-rate", "0.1", "--instances", str(INSTANCES), "--test-images", "20",
+            "--data", str(tree), "--device", "cpu", "--store", str(store), "--json"]
+    said = run_until_stalled(argv, "atomic_write:m.safetensors.crossbars-*.partial:3", tmp_path, sig=signal.SIGTERM)
+    assert "cancelled; job" in said and "run the same command again" in said and "Traceback" not in said
+    (job,) = Store(store).jobs().itertuples()
+    assert job.state == "cancelled" and job.source == "cli" and Store(store).evaluations().empty
+    (journal,) = tmp_path.glob("m.safetensors.crossbars-*.partial")
+    marks = _mark(journal)
+    assert len(marks) == 2
+
+    with one_thread():
+        code, out, err = run_cli(argv)  # the same command again
+    assert code == 0, err
+    result = json.loads(out)["results"][0]
+    assert result["n"] == INSTANCES and result["accuracies"][:2] == marks and not set(result["accuracies"][2:]) & set(marks)
+    ev = Store(store).evaluations()
+    assert len(ev) == 1 and json.loads(ev.accuracies.iloc[0]) == result["accuracies"]
+    assert Store(store).job(job.job_id)["state"] == "done"
 
 
 SPEC = """

@@ -11,9 +11,10 @@ from PIL import Image
 import dse.core.train
 from dse.core.checkpoint import load_checkpoint
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Protocol, evaluate
+from dse.core.evaluate import evaluate
+from tests.fixtures import specs
 from dse.core.train import Recipe, TrainConfig, partial_path, train
-from tests.fixtures import POINTS, build_store, fake_result
+from tests.fixtures import POINTS, add_result, build_store, fake_result
 from tests.hardening.common import one_thread, run_cli
 from tests.test_app import app, metric
 
@@ -71,7 +72,7 @@ def trained(tmp_path_factory, tiny_data):
 
 def test_accuracy_at_chance_is_a_result_not_an_error(trained, tiny_data):
     with one_thread():
-        fine, gone = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.99], Protocol(instances=2),
+        fine, gone = evaluate(trained, tiny_data.test_x, tiny_data.test_y, specs(trained, [0.0, 0.99], instances=2),
                               progress=False)["results"]
     assert fine["mean"] > 30 and not fine["at_chance"]
     assert abs(gone["mean"] - 10.0) <= 3 and gone["at_chance"]  # 99% of crossbar weights read 0: it guesses
@@ -105,7 +106,7 @@ def test_app_says_a_collapsed_point_is_at_chance_level(tmp_path, monkeypatch):
     store, _ = build_store(tmp_path)
     p = POINTS[1]  # the default selection, at the default 10% faults
     sha = store.points().set_index("point_id").loc[p.point_id, "checkpoint_sha"]
-    store.add_evaluation(p.point_id, sha, fake_result(0.1, 10.0, bn="chip"), {"recalibrate": True})
+    add_result(store, p, sha, fake_result(0.1, 10.0, bn="chip"))
     at = app(tmp_path, monkeypatch)
     assert not at.exception and not at.error
     assert metric(at, "Accuracy under faults") == "10.00%"

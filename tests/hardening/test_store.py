@@ -9,7 +9,7 @@ import pytest
 from dse.results.catalog import sync
 from dse.domain.point import DesignPoint
 from dse.results.store import Store, open_store
-from tests.fixtures import POINTS, accuracy_model, build_store, fake_result
+from tests.fixtures import POINTS, accuracy_model, add_result, build_store, fake_result
 from tests.hardening.common import run_cli
 from tests.test_app import app, metric
 
@@ -26,7 +26,7 @@ def _app_job(path: str, report) -> None:
         for i in range(JOB_STEPS):
             store.update_job(jid, progress=i / JOB_STEPS, message=f"crossbar {i}")
             if i % 10 == 0:
-                store.add_evaluation(pid, "sha", {**fake_result(0.1, 50.0), "seed": i}, {"recalibrate": True})
+                add_result(store, POINTS[0], "sha", {**fake_result(0.1, 50.0), "seed": i})
         store.update_job(jid, state="done", progress=1.0)
         report.put(("app job", None))
     except BaseException:
