@@ -191,15 +191,17 @@ def sidebar() -> dict:
         epochs = st.number_input("Training epochs", 1, 500, 30, key="epochs")
         device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     point = DesignPoint(network, float(width), int(sk), mapping, float(dropconnect))
-    # the evaluation the sidebar describes, built once here: the Evaluate buttons run it (or a variant of it)
-    spec = EvalSpec(point, parse_fault_model(fault_model, float(fault_rate)), parse_bn(bn, calib_images),
-                    budget=Budget(int(instances), float(target) if adaptive else None))
-    return {"point": point, "spec": spec, "fault_rate": float(fault_rate), "fault_model": fault_model,
-            "cost_model": cost_model,
-            "bn": bn,
-            "calib_images": calib_images, "instances": int(instances),
-            "adaptive": float(target) if adaptive else None, "data": data, "data_error": data_error,
-            "epochs": int(epochs), "device": device, "hardware": hardware}
+    ui = {"point": point, "fault_rate": float(fault_rate), "fault_model": fault_model, "cost_model": cost_model,
+          "bn": bn, "calib_images": calib_images, "instances": int(instances),
+          "adaptive": float(target) if adaptive else None, "data": data, "data_error": data_error,
+          "epochs": int(epochs), "device": device, "hardware": hardware}
+    return {**ui, "spec": sidebar_spec(ui)}
+
+
+def sidebar_spec(ui: dict) -> EvalSpec:
+    """The evaluation the sidebar describes, built once: the Evaluate buttons run it (or a variant of it)."""
+    return EvalSpec(ui["point"], parse_fault_model(ui["fault_model"], ui["fault_rate"]),
+                    parse_bn(ui["bn"], ui["calib_images"]), budget=Budget(ui["instances"], ui["adaptive"]))
 
 
 WHY_THEY_DIFFER = ("Why they differ: paper spreads each image over all 64 chips at ISAAC's peak rate (its interval "

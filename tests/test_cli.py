@@ -109,7 +109,9 @@ def test_every_bn_option_and_every_spec_job_and_page_default_is_the_one_default(
     from dse.cli import build_parser
     from dse.domain.bn import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
     from dse.run.spec import GRIDS_DIR, PROTOCOL_DEFAULTS, load_spec
-    from dse.run.tasks import EvaluateTask
+    from dse.domain.evalspec import EvalSpec
+    from dse.domain.faultspec import parse_fault_model
+    from dse.domain.point import DesignPoint
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     with_bn = {name: p for name, p in sub.choices.items() if any(a.dest == "bn" for a in p._actions)}
@@ -117,8 +119,8 @@ def test_every_bn_option_and_every_spec_job_and_page_default_is_the_one_default(
     for name, p in with_bn.items():
         assert (p.get_default("bn"), p.get_default("calib_images")) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES), name
     assert build_parser().parse_args(["cost", "--network", "vgg13"]).calib_images == DEFAULT_CALIB_IMAGES
-    task = EvaluateTask("/m", (0.1,), "/d")
-    assert (task.bn, task.calib_images) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
+    spec = EvalSpec(DesignPoint("resnet20", 1.0), parse_fault_model("sa1", 0.1))
+    assert (spec.bn.name, spec.bn.images) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
     assert (PROTOCOL_DEFAULTS["bn"], PROTOCOL_DEFAULTS["calib_images"]) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
     assert load_spec(GRIDS_DIR / "paper.toml").protocol["bn"] == "paper"  # the paper's grid says so itself
     assert BN_CHOICES[0] == DEFAULT_BN and sorted(BN_CHOICES) == sorted(BN_PROTOCOLS)

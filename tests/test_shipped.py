@@ -4,6 +4,7 @@ one crossbar instance re-evaluated on a slice of the real test set gives the man
 import json
 import math
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,24 @@ def test_every_shipped_file_is_in_the_manifest_and_matches(manifest, folder):
         assert point in {(p.network, p.width, p.shortcut_kernel, p.mapping, p.dropconnect) for p in grid}, name
 
 
+def test_the_manifest_carries_the_spatial_defects_report():
+    """The spatial-defects findings (README) are evaluations of the shipped store like any other: ResNet20 1x
+    p = 0 and p = 0.3, five fault models, blind and remapped with and without 8 spare columns, at three rates, on
+    the same 5 chips and 1,000 images per-chip BN; and each curve's f = 0 start on those images."""
+    from dse.results.catalog import sync
+    from dse.results.store import Store
+    from dse.view import spatial
+
+    store = Store(Path(tempfile.mkdtemp()) / "s.sqlite")
+    sync(store, [FOLDER])
+    report = spatial.report(store.evaluations(), fault_models=["sa1", "rows", "cols", "clustered", "mixed"],
+                            sample={"bn": "chip", "calib_images": 500, "seed": 0, "protocol": "fixed(5)"})
+    assert len(report["rows"]) == 2 * 5 * 3 * 3 and report["test_images"] == 1000
+    assert {r["point"] for r in report["rows"]} == {"resnet20 1x k1 p=0", "resnet20 1x k1 p=0.3"}
+    assert all(r["n"] == 5 and not math.isnan(r["fault_free"]) for r in report["rows"])
+    assert len(spatial.gain_table(report)) == 2 * 5 * 2
+
+
 def test_the_folder_is_small():
     size = sum(p.stat().st_size for p in FOLDER.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
     assert size < 100 * 2**20, f"checkpoints/ holds {size / 2**20:.1f} MB"
@@ -61,7 +80,7 @@ def test_recorded_statistics_follow_from_the_instances(manifest):
     for e in manifest["checkpoints"]:
         for ev in e["evaluations"]:
             accs = ev["accuracies"]
-            assert len(accs) == ev["n"] and ev["test_images"] == 10000, (e["file"], ev["fault_rate"])
+            assert len(accs) == ev["n"] and ev["test_images"] in (10000, 1000), (e["file"], ev["fault_rate"])
             s = summarize(accs)
             for key in ("mean", "worst", "best"):
                 assert ev[key] == pytest.approx(s[key], abs=1e-6), (e["file"], ev["fault_rate"], key)

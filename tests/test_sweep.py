@@ -312,9 +312,9 @@ def test_more_crossbars_on_a_fresh_clone_run_only_the_new_ones(local_run, tmp_pa
     spec_path.write_text(spec_path.read_text().replace("instances = 2", "instances = 4"))
     fresh = Store(tmp_path / "fresh.sqlite")
     maps = []  # the crossbar instances whose fault maps were built (the local backend runs in this process)
-    real_weights = FaultInjector.weights
-    monkeypatch.setattr(FaultInjector, "weights", lambda self, i, rate, *a, **k: (
-        maps.append(i) if rate > 0 else None, real_weights(self, i, rate, *a, **k))[1])
+    real_chip = FaultInjector.chip
+    monkeypatch.setattr(FaultInjector, "chip", lambda self, i, fault, *a, **k: (
+        maps.append(i) if fault.rate > 0 else None, real_chip(self, i, fault, *a, **k))[1])
 
     # --dry-run says so first, claiming nothing: the training and f=0 stand, f=0.1 goes on from 2 crossbars
     assert main(["sweep", str(spec_path), "--store", str(fresh.path), "--dry-run"]) == 0

@@ -72,33 +72,38 @@ def run(args) -> dict:
         result["spare_columns"] = spare_columns_cost(result["network"], result["width"], result["shortcut_kernel"],
                                                      result["mapping"], spares)
     if not args.json:
-        for w in result["warnings"]:
-            print(f"warning: {w}")
-        print(f"{args.checkpoint}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
-              f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
-              f"BN: {spec.bn.label}; faults: {spec.fault.name}; "
-              f"precision {result['precision']} ({result['precision_reason']})")
-        if "int8" in result:
-            print(f"  {result['int8']}")
-        n_test = result["results"][0]["test_images"]
-        print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
-              + (f"  (float {result['fault_free_accuracy']}%)" if spec.test_images is None else
-                 f"  (the float {result['fault_free_accuracy']}% in the checkpoint is over the whole test set, "
-                 "not comparable)"))
-        print(f"  {'fault':>6} {'n':>4} {'mean':>7} {'95% CI':>15} {'std':>6} {'p5':>7} {'worst':>7} {'time':>7}")
-        for r in result["results"]:
-            ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
-            print(f"  {r['fault_rate']:>6.3g} {r['n']:>4} {r['mean']:>7.2f} {ci:>15} {r['std']:>6.2f} "
-                  f"{r['p5']:>7.2f} {r['worst']:>7.2f} {r['time_s']:>6.1f}s")
-        if spares:
-            sc = result["spare_columns"]
-            print(f"  {spares} spare columns on each of {sc['crossbars']} crossbars (isaac): "
-                  f"+{sc['extra_area_mm2']:.3g} mm^2 ({sc['area_share']:.2%} of the area), "
-                  f"+{sc['extra_energy_uj']:.3g} uJ per image ({sc['energy_share']:.2%} of the energy)")
-        for r in result["results"]:
-            if r["at_chance"]:
-                print(f"  at fault rate {r['fault_rate']:g} the accuracy ({r['mean']:.2f}%) is at chance level "
-                      f"({CHANCE_ACCURACY:g}% for 10 classes): the network has collapsed under these faults")
-        print(f"  recorded in {store.path}")
+        _print(result, spec, store.path)
     return result
+
+
+def _print(result: dict, spec, store_path) -> None:
+    """The evaluation as a person reads it: what was evaluated, then one line per fault rate."""
+    for w in result["warnings"]:
+        print(f"warning: {w}")
+    print(f"{result['checkpoint']}: {result['network']} w={result['width']:g} p={result['dropconnect']:g} "
+          f"({result['mapping']}); {result['results'][0]['test_images']} test images; "
+          f"BN: {spec.bn.label}; faults: {spec.fault.name}; "
+          f"precision {result['precision']} ({result['precision_reason']})")
+    if "int8" in result:
+        print(f"  {result['int8']}")
+    n_test = result["results"][0]["test_images"]
+    print(f"  fault-free 8-bit on these {n_test:,} test images: {result['fault_free_quantized_accuracy']:.2f}%"
+          + (f"  (float {result['fault_free_accuracy']}%)" if spec.test_images is None else
+             f"  (the float {result['fault_free_accuracy']}% in the checkpoint is over the whole test set, "
+             "not comparable)"))
+    print(f"  {'fault':>6} {'n':>4} {'mean':>7} {'95% CI':>15} {'std':>6} {'p5':>7} {'worst':>7} {'time':>7}")
+    for r in result["results"]:
+        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["n"] > 1 else "-"
+        print(f"  {r['fault_rate']:>6.3g} {r['n']:>4} {r['mean']:>7.2f} {ci:>15} {r['std']:>6.2f} "
+              f"{r['p5']:>7.2f} {r['worst']:>7.2f} {r['time_s']:>6.1f}s")
+    if "spare_columns" in result:
+        sc = result["spare_columns"]
+        print(f"  {spec.fault.spares} spare columns on each of {sc['crossbars']} crossbars (isaac): "
+              f"+{sc['extra_area_mm2']:.3g} mm^2 ({sc['area_share']:.2%} of the area), "
+              f"+{sc['extra_energy_uj']:.3g} uJ per image ({sc['energy_share']:.2%} of the energy)")
+    for r in result["results"]:
+        if r["at_chance"]:
+            print(f"  at fault rate {r['fault_rate']:g} the accuracy ({r['mean']:.2f}%) is at chance level "
+                  f"({CHANCE_ACCURACY:g}% for 10 classes): the network has collapsed under these faults")
+    print(f"  recorded in {store_path}")
 

@@ -317,7 +317,7 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, specs: list[EvalS
     if isinstance(bn, Paper) and recalibrate and calib_x is not None:
         ev.calibrate_missing(sorted({s.rate for s in specs if s.rate > 0}), calib_x)
     ev.use_bn_for(0.0, recalibrate)
-    quantized = ev.accuracy(ev.injector.chip(None, first.fault))
+    quantized = ev.accuracy(ev.injector.chip(None, first.fault.at(0.0)))  # the fault-free 8-bit network
     results = []
     for spec in specs:
         cb = (lambda i, acc, spec=spec: on_instance(spec, i, acc)) if on_instance else None

@@ -175,11 +175,12 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
         standing = _standing(store, plan)
         state = {}
         for j in plan:
-            jid, new = store.submit_job(j.kind, j.point.point_id, j.config, source="sweep", owner=os.getpid())
+            jid, new = store.submit_job(j.kind, j.point.point_id, j.config, source="sweep", owner=os.getpid(),
+                                        jid=j.job_id)
             state[jid] = store.job(jid)["state"]
             if state[jid] == "done" and not standing[jid]:  # its checkpoint was deleted or replaced since
                 store.update_job(jid, state="failed", error="its result is gone: checkpoint deleted or replaced")
-                store.submit_job(j.kind, j.point.point_id, j.config, source="sweep", owner=os.getpid())
+                store.submit_job(j.kind, j.point.point_id, j.config, source="sweep", owner=os.getpid(), jid=jid)
                 state[jid] = "queued"
             elif new and j.kind == "evaluate" and standing[jid]:  # e.g. imported from a shipped manifest
                 store.update_job(jid, state="done", progress=1.0, message="result already in the store")

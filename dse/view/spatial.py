@@ -40,13 +40,14 @@ def report(evals: pd.DataFrame, *, point_ids=None, fault_models=None, fault_rate
         e = e[e.point_id.isin(list(point_ids))]
     specs = {name: parse_fault_model(name) for name in set(e.fault_model)}
     e = e[[specs[m].bits_per_cell == WEIGHT_BITS for m in e.fault_model]]
-    out, chosen = [], None
+    out, used = [], None
     for pid, g in e.groupby("point_id", sort=False):
         if sample:  # the sample asked, its fields not given the largest one recorded
             g = g[np.logical_and.reduce([g[k] == v for k, v in sample.items()])]
         chosen = _best_sample(g, specs, bn)
         if chosen is None:
             continue
+        used = chosen
         g = g[np.logical_and.reduce([g[k] == v for k, v in chosen.items()])]
         zero = g[g.fault_rate == 0]
         fault_free = float(zero["mean"].iloc[0]) if len(zero) else float(g.quantized_accuracy.dropna().iloc[0]) \
@@ -62,8 +63,8 @@ def report(evals: pd.DataFrame, *, point_ids=None, fault_models=None, fault_rate
                         "n": int(r.n), "mean": r.mean, "ci95": r.ci95, "worst": r.worst,
                         "accuracies": json.loads(r.accuracies), "_order": _order(f, fault_models)})
     out.sort(key=lambda r: (r["point"], r.pop("_order"), r["fault_rate"]))
-    n = parse_budget_instances(chosen["protocol"]) if chosen else None
-    return {**({k: chosen[k] for k in ("bn", "calib_images", "seed", "test_images")} if chosen else {}),
+    n = parse_budget_instances(used["protocol"]) if used else None
+    return {**({k: used[k] for k in ("bn", "calib_images", "seed", "test_images")} if used else {}),
             "instances": n, "rows": out}
 
 
