@@ -12,7 +12,8 @@ from dse.domain.errors import DSEError
 from dse.domain.evalspec import Budget, EvalSpec
 from dse.domain.faultspec import parse_fault_model
 from dse.domain.point import DesignPoint
-from dse.run.tasks import EvaluateTask, SensitivityTask, TrainTask, from_json, task_id, to_json, train_task
+from dse.run.tasks import (CalibrateTask, EvaluateTask, SensitivityTask, TrainTask, from_json, task_id, to_json,
+                           train_task)
 
 P = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
 LEGACY = json.loads((Path(__file__).parent / "data" / "journals-v3.json").read_text())
@@ -27,8 +28,10 @@ def spec(rate=0.1, **kw) -> EvalSpec:
                calib_rates=(0.3, 0.0, 0.05), init="/ck/base.safetensors"),
     EvaluateTask("/ck/m.safetensors", spec(0.3, bn=Chip(100), budget=Budget(20, 0.5)), "/d"),
     EvaluateTask("/ck/m.safetensors", spec(0.2, fault="clustered:8+remap:4", bn=Paper(recalibrate=False), seed=3,
-                                           test_images=500, precision="bf16", rescale=False), "/d", "cpu", 100, 2),
+                                           test_images=500, precision="bf16", rescale=False), "/d", "cpu",
+                 batch_size=100, instances_per_pass=2),
     SensitivityTask("/ck/m.safetensors", 0.2, "/d"),
+    CalibrateTask("/ck/m.safetensors", (0.3, 0.0), "/d", calib_images=200, seed=1, device="cpu"),
 ])
 def test_a_task_round_trips_through_its_json(task):
     doc = json.loads(json.dumps(to_json(task)))  # what the store keeps
@@ -80,7 +83,9 @@ def test_a_stored_config_with_unknown_or_bad_keys_is_refused():
         from_json("evaluate", {**to_json(EvaluateTask("/m", spec(), "/d")), "fault_rate": 0.1})
     with pytest.raises(DSEError, match="one fault rate, its config has 2"):
         from_json("evaluate", {**to_json(EvaluateTask("/m", spec(), "/d")), "fault_rates": [0.1, 0.2]})
-    with pytest.raises(DSEError, match="unknown job kind 'calibrate'"):
+    with pytest.raises(DSEError, match="unknown job kind 'widen'"):
+        from_json("widen", {})
+    with pytest.raises(DSEError, match="calibrate job config lacks checkpoint, data, fault_rates"):
         from_json("calibrate", {})
     with pytest.raises(DSEError, match="unknown BN protocol 'chips'"):
         from_json("evaluate", {**to_json(EvaluateTask("/m", spec(), "/d")), "bn": "chips"})

@@ -31,7 +31,7 @@ def run(args) -> dict:
 
     read_meta(args.checkpoint)  # a missing or foreign file is named before anything else
     task = CalibrateTask(str(Path(args.checkpoint).absolute()), tuple(args.fault_rates), _args.data_path(args.data),
-                         args.calib_images, args.seed, args.device, args.precision)
+                         calib_images=args.calib_images, seed=args.seed, device=args.device, precision=args.precision)
     store = open_store(args.store)
     with _args.job_bar("calibrate", args.json) as bar:
         out = jobs.run_here(store, task, progress=bar)

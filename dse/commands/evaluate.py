@@ -54,7 +54,8 @@ def run(args) -> dict:
     store = open_store(args.store)
     outs, caught = [], []
     for rate in args.fault_rate:
-        task = EvaluateTask(checkpoint, spec.at(rate), data, args.device, args.batch_size, args.instances_per_pass)
+        task = EvaluateTask(checkpoint, spec.at(rate), data, args.device, batch_size=args.batch_size,
+                            instances_per_pass=args.instances_per_pass)
         with warnings.catch_warnings(record=True) as got, _args.job_bar(f"f={rate:g}", args.json) as bar:
             warnings.simplefilter("always")
             outs.append(jobs.run_here(store, task, progress=bar))

@@ -68,7 +68,7 @@ def run(args) -> dict:
     store = open_store(args.store)
     by_rate = {}
     for rate in sorted(set(rates)):  # a month whose rate repeats another's reuses its result (the same chips)
-        task = EvaluateTask(checkpoint, spec.at(rate), data, args.device, args.batch_size)
+        task = EvaluateTask(checkpoint, spec.at(rate), data, args.device, batch_size=args.batch_size)
         with _args.job_bar(f"f={rate:g}", args.json) as bar:
             by_rate[rate] = jobs.run_here(store, task, progress=bar)["results"][0]
     min_yield = None if args.min_yield is None else args.min_yield / 100

@@ -30,7 +30,8 @@ def run(args) -> dict:
 
     read_meta(args.checkpoint)  # a missing or foreign file is named before anything else
     task = SensitivityTask(str(Path(args.checkpoint).absolute()), args.fault_rate, _args.data_path(args.data),
-                           args.instances, args.test_images, args.seed, args.device, args.precision)
+                           instances=args.instances, test_images=args.test_images, seed=args.seed, device=args.device,
+                           precision=args.precision)
     store = open_store(args.store)
     with _args.job_bar("sensitivity", args.json) as bar:
         out = jobs.run_here(store, task, progress=bar)

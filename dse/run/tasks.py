@@ -69,8 +69,8 @@ class EvaluateTask:
     spec: EvalSpec
     data: str
     device: str = "auto"
-    batch_size: int | None = None  # test images per forward (None: the evaluator's); speed only
-    instances_per_pass: int | None = None  # crossbar instances per batched forward (None: measured); speed only
+    batch_size: int | None = field(default=None, kw_only=True)  # test images per forward; speed only
+    instances_per_pass: int | None = field(default=None, kw_only=True)  # crossbar instances per forward; speed only
 
     def __post_init__(self):
         if isinstance(self.spec, dict):
@@ -114,8 +114,8 @@ def _evaluate_from_json(config: dict) -> EvaluateTask:
                     seed=c.get("seed", 0), budget=Budget(c.get("instances", 100), c.get("adaptive"),
                                                          c.get("min_instances", MIN_INSTANCES)),
                     test_images=c.get("test_images"), precision=c.get("precision"), rescale=c.get("rescale", True))
-    return EvaluateTask(c["checkpoint"], spec, c["data"], c.get("device", "auto"), c.get("batch_size"),
-                        c.get("instances_per_pass"))
+    return EvaluateTask(c["checkpoint"], spec, c["data"], c.get("device", "auto"), batch_size=c.get("batch_size"),
+                        instances_per_pass=c.get("instances_per_pass"))
 
 
 def _point_of(checkpoint: str) -> DesignPoint:
@@ -145,10 +145,10 @@ class CalibrateTask:
     checkpoint: str
     fault_rates: tuple[float, ...]
     data: str
-    calib_images: int | None = None  # training images per pass; None: all
-    seed: int = 0
-    device: str = "auto"
-    precision: str | None = None  # None: $DSE_PRECISION or auto
+    calib_images: int | None = field(default=None, kw_only=True)  # training images per pass; None: all
+    seed: int = field(default=0, kw_only=True)
+    device: str = field(default="auto", kw_only=True)
+    precision: str | None = field(default=None, kw_only=True)  # None: $DSE_PRECISION or auto
 
     def __post_init__(self):
         object.__setattr__(self, "fault_rates", tuple(sorted(float(r) for r in self.fault_rates)))
@@ -185,6 +185,12 @@ def from_json(kind: str, config: dict) -> Task:
     extra = sorted(set(config) - known)
     if extra:
         raise DSEError(f"{kind} job config has unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(known))}")
+    required = {"checkpoint", "fault_rates", "data"} if kind == "evaluate" else {
+        f.name for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing = sorted(required - set(config))
+    if missing:
+        raise DSEError(f"{kind} job config lacks {', '.join(missing)}")
     return _evaluate_from_json(config) if kind == "evaluate" else cls(**config)
 
 
