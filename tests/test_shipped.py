@@ -64,11 +64,41 @@ def test_the_manifest_carries_the_spatial_defects_report():
     store = Store(Path(tempfile.mkdtemp()) / "s.sqlite")
     sync(store, [FOLDER])
     report = spatial.report(store.evaluations(), fault_models=["sa1", "rows", "cols", "clustered", "mixed"],
-                            sample={"bn": "chip", "calib_images": 500, "seed": 0, "protocol": "fixed(5)"})
+                            sample={"bn": "chip", "calib_images": 500, "seed": 0, "protocol": "fixed(5)"},
+                            fault_rates=[0.1, 0.2, 0.3])  # the lifetime illustration's months share the sample
     assert len(report["rows"]) == 2 * 5 * 3 * 3 and report["test_images"] == 1000
     assert {r["point"] for r in report["rows"]} == {"resnet20 1x k1 p=0", "resnet20 1x k1 p=0.3"}
     assert all(r["n"] == 5 and not math.isnan(r["fault_free"]) for r in report["rows"])
     assert len(spatial.gain_table(report)) == 2 * 5 * 2
+
+
+def test_the_readmes_lifetime_table_is_the_shipped_evaluations():
+    """The README's lifetime illustration (ResNet20 1x p=0.3, clustered defects, blind and remapped) is what
+    `lifetime_table` computes from the shipped evaluations at each month's f(t)."""
+    from dse.core.lifetime import lifetime_table, parse_trajectory
+    from dse.results.catalog import sync
+    from dse.results.store import Store
+
+    store = Store(Path(tempfile.mkdtemp()) / "s.sqlite")
+    sync(store, [FOLDER])
+    ev = store.evaluations()
+    ev = ev[(ev.dropconnect == 0.3) & (ev.mapping == "default") & (ev.width == 1.0) & (ev.shortcut_kernel == 1)
+            & (ev.test_images == 1000) & (ev.protocol == "fixed(5)") & (ev.bn == "chip")]
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text[text.index("**A lifetime, for illustration.**"):]
+    readme = [line.split(" | ") for line in block.splitlines() if re.match(r"\| \d+ \| 0\.\d{4} \|", line)]
+    months = [float(r[0].strip("| ")) for r in readme]
+    trajectory = parse_trajectory("weibull:fmax=0.3,eta=60,beta=2")
+    rates = [round(trajectory.rate(m), 12) for m in months]
+    for model, mean_col, yield_col in (("clustered", 2, 3), ("clustered+remap", 4, 5)):
+        rows = ev[ev.fault_model == model]
+        by_rate = {r: rows[np.isclose(rows.fault_rate, r)].iloc[0] for r in rates}
+        table = lifetime_table(months, rates, {r: {**v, "accuracies": json.loads(v.accuracies)}
+                                               for r, v in by_rate.items()}, 80.0, 0.8)["rows"]
+        for row, cells in zip(table, readme):
+            ci = "" if row["n"] == 1 else f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+            assert cells[mean_col].strip() == f"{row['mean']:.2f}{ci}", (model, row["month"])
+            assert cells[yield_col].strip(" |") == f"{row['yield']:.0%}", (model, row["month"])
 
 
 def test_the_folder_is_small():
