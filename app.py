@@ -17,9 +17,9 @@ import streamlit as st
 
 from dse.run import jobs
 from dse.view import cards, charts, explore, joblist, lesson, tables, teaching, units
-from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
 from dse.view import spatial
+from dse.view.explore import DesignPoint, DSEError, calibration_cost
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
 

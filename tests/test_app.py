@@ -305,7 +305,7 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
 
 
 def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_model(tmp_path, monkeypatch, store):
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
     from tests.fixtures import fake_result
 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
@@ -357,7 +357,7 @@ def chart(at, key):
 
 
 def test_best_p_is_marked_only_where_two_or_more_rates_were_evaluated(tmp_path, monkeypatch, store):
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
     from tests.fixtures import fake_result
 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)

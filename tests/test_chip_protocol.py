@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dse.core.calibrate import calibration_batches, chip_bn_stats
-from dse.core.checkpoint import bn_buffers
 from dse.core.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluation.calibrate import calibration_batches, chip_bn_stats
+from dse.core.evaluation.evaluate import Evaluator, Protocol, evaluate
+from dse.core.io.checkpoint import bn_buffers
 
 
 def test_chip_calibration_changes_only_bn_statistics(trained, tiny_data):

@@ -287,8 +287,8 @@ def test_the_default_minimum_is_one_the_data_can_prove_and_the_note_says_how_man
 def test_the_yield_tab_says_how_many_chips_and_evaluates_them_in_one_click(tmp_path, monkeypatch):
     """The yield-sample rule on the page: a first minimum the 10 chips per point can prove (50%); at 90% it says
     36 chips are needed and one click queues an evaluation of the selected point on 36 chips."""
-    from dse.run import jobs
     from dse.results.store import Store
+    from dse.run import jobs
     from tests.test_app import app
 
     started = []

@@ -66,7 +66,7 @@ class BenchConfig:
 
 def _describe(path: str) -> str:
     """`name` (network, width, p, epochs, float test accuracy) of a given checkpoint."""
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
 
     m = load_checkpoint(path).meta
     acc = f", {m['test_accuracy']:g}% float test accuracy" if m.get("test_accuracy") is not None else ""
@@ -78,7 +78,7 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
         tmp, log) -> None:
     """What each phase runs in here: bf16's speed measured (and cached) where the machine has it natively, the
     fp32-vs-bf16 equivalence checked on each given checkpoint and recorded for `auto` to use, then the choice."""
-    from dse.core import precision as P
+    from dse.core.runtime import precision as P
 
     cap = P.capability(dev)
     out = result["precision"] = {"capability": cap.name, "native_bf16": cap.native_bf16, "requested": cfg.precision,
@@ -111,7 +111,7 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
 
 
 def _log_choices(cfg: BenchConfig, out: dict, net: str, dev, log) -> None:
-    from dse.core import precision as P
+    from dse.core.runtime import precision as P
 
     out["choices"][net] = {phase: {"precision": c.precision, "reason": c.reason, "float_precision": c.float_precision}
                            for phase in ("train", "evaluate") for c in [P.resolve(cfg.precision, net, phase, dev)]}
@@ -135,7 +135,7 @@ def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
         keep = dict(out=out, calib_rates=(0.0, cfg.fault_rate), calib_images=cfg.calib_images) if out else {}
         e2e = m("train_project", dropconnect=cfg.dropconnect, precision=r["precision"], **keep, **common)
         result["train_end_to_end"].append(e2e)
-        log(f"train {net}: end-to-end dse.core.train.train {e2e['images_per_s']:.1f} img/s, "
+        log(f"train {net}: end-to-end dse.core.training.train.train {e2e['images_per_s']:.1f} img/s, "
             f"peak RSS {e2e['peak_rss_mb']:.0f} MB")
         if out:
             checkpoints[net] = out
@@ -161,11 +161,11 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
             + "".join(f"; {k} {ips[k]:.1f}" for k in ("bf16", "int8") if k in ips and k != c["precision"]))
         e2e_ev = {**ev, "instances": c["instances"]}  # the instances the interleaved run measured (whole designs)
         e2e = m("campaign_project", ckpt=ck, **e2e_ev)
-        if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.allocator)
+        if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.runtime.allocator)
             e2e["default_malloc"] = m("campaign_project", ckpt=ck, keep_freed=False, **e2e_ev)
         result["campaign_end_to_end"].append(e2e)
         dm = e2e.get("default_malloc")
-        log(f"campaign {net}: end-to-end dse.core.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s"
+        log(f"campaign {net}: end-to-end dse.core.evaluation.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s"
             + (f" ({dm['image_instances_per_s']:.1f} with glibc's default malloc)" if dm else ""))
         fast, ref = c["accuracies"]["project"], c["accuracies"]["naive"]
         mean = lambda a: sum(a) / len(a)  # noqa: E731
@@ -184,7 +184,7 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
 
 
 def _int8_here(cfg: BenchConfig, result: dict) -> bool:
-    from dse.core.int8 import int8_capability
+    from dse.core.runtime.int8_kernels import int8_capability
 
     return cfg.int8 and result["config"]["device"] == "cpu" and int8_capability()[0]
 
@@ -193,7 +193,7 @@ def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints:
         tmp, log) -> None:
     """int8 against fp32 on the same maps, per network with a checkpoint, BN protocol and rate; recorded (with
     the campaign's speed-ups) for `auto`, whose choice is then shown again."""
-    from dse.core import precision as P
+    from dse.core.runtime import precision as P
 
     if not _int8_here(cfg, result):
         return
@@ -225,7 +225,7 @@ def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints:
 
 def _merged(dev, net: str, key: str, eq: dict) -> dict:
     """This machine's int8 checks for `net` with one more (BN protocol / rate) recorded."""
-    from dse.core import precision as P
+    from dse.core.runtime import precision as P
 
     checks = {k: v for k, v in P.machine_record(dev).get("int8_equivalence", {}).get(net, {}).items() if k != "when"}
     checks[key] = {k: eq[k] for k in ("ok", "diff", "checkpoint", "instances", "images", "max_instance_diff")}

@@ -2,15 +2,15 @@
 measured in one run on one machine (`python -m dse bench`), written as a Markdown table (BENCHMARKS.md).
 
 What is compared (each measurement a plain function returning a dict):
-- training images/s: the project's training step (`dse.core.train.train_step`, the trainer's own loop body:
+- training images/s: the project's training step (`dse.core.training.train.train_step`, the trainer's own loop body:
   uint8 data on the device, batch crop+flip, channels_last, drop-connect p=0.3 and p=0) against a plain
   reference: eager fp32 NCHW model, SGD with the same recipe, no drop-connect, torchvision transforms
   (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize) on PIL images in a DataLoader with
-  2 workers, as the PyTorch CIFAR-10 tutorial writes it; plus one end-to-end `dse.core.train.train` run;
+  2 workers, as the PyTorch CIFAR-10 tutorial writes it; plus one end-to-end `dse.core.training.train.train` run;
 - fault campaign image-instances/s: the evaluator's per-instance work (`Evaluator.accuracy` of
   `FaultInjector.weights`, what `evaluate` does per instance) against the same model's plain inference
   (same precision and layout) and a naive reference (`copy.deepcopy` per instance, quantise and mask each
-  weight with `torch.rand`, fp32 NCHW, a DataLoader); plus one end-to-end `dse.core.evaluate.evaluate` run;
+  weight with `torch.rand`, fp32 NCHW, a DataLoader); plus one end-to-end `dse.core.evaluation.evaluate.evaluate` run;
 - accuracy equivalence of the fast path and the naive fp32 reference on the same fault maps;
 - BN calibration time per fault rate, peak memory, and scaling with instances and width.
 
@@ -39,8 +39,8 @@ from typing import Callable
 
 import torch
 
-from dse.core.data import head
 from dse.core.errors import DSEError
+from dse.core.io.data import head
 
 from dse.bench.references import _naive_instance, _PILDataset, _reference_trainer, _transforms
 
@@ -64,7 +64,7 @@ def _cpu_model() -> str:
 def machine_info(device: torch.device) -> dict:
     import torchvision
 
-    from dse.core.precision import capability
+    from dse.core.runtime.precision import capability
 
     cap = capability("cpu")
     info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -87,7 +87,7 @@ def load_avg() -> list[float] | None:
 
 def synthetic_data(n_train: int, n_test: int, seed: int = 0):
     """Random uint8 images of CIFAR shape with random labels: throughput only, accuracies are chance."""
-    from dse.core.data import Cifar10, fingerprint
+    from dse.core.io.data import Cifar10, fingerprint
 
     g = torch.Generator().manual_seed(seed)
     tx = torch.randint(0, 256, (n_train, 3, 32, 32), generator=g, dtype=torch.uint8)
@@ -105,12 +105,12 @@ def bench_data(spec: dict):
     Shuffled once with a fixed seed: an image tree is stored class by class, and the runs here take the
     first N images, which must mix the classes (the short run learns something, the equivalence check
     sees varied predictions). Every measurement sees the same order."""
-    from dse.core.data import Cifar10
+    from dse.core.io.data import Cifar10
 
     key = json.dumps(spec, sort_keys=True)
     if key not in _DATA:
         if "path" in spec:
-            from dse.core.data import load_cifar10
+            from dse.core.io.data import load_cifar10
 
             d = load_cifar10(spec["path"])
         else:
@@ -144,7 +144,7 @@ def _peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
 def untrained_checkpoint(network: str, width: float, rate: float, seed: int = 0):
     """A freshly initialised model as a Checkpoint (its BN statistics stand in for those of `rate`):
     enough for timing, where the weights' values do not matter."""
-    from dse.core.checkpoint import Checkpoint, bn_buffers
+    from dse.core.io.checkpoint import Checkpoint, bn_buffers
     from dse.core.models import build_model
 
     torch.manual_seed(seed)
@@ -156,11 +156,11 @@ def untrained_checkpoint(network: str, width: float, rate: float, seed: int = 0)
 
 
 def _ensure_loadable(path: Path) -> None:
-    """dse.core.checkpoint sniffs for pickles by the first byte (0x80) or 'PK', which is also the low byte of a
+    """dse.core.io.checkpoint sniffs for pickles by the first byte (0x80) or 'PK', which is also the low byte of a
     safetensors header length 1 time in ~128; such a file is re-saved with 8 more metadata bytes."""
     from safetensors import safe_open
 
-    from dse.core.checkpoint import load_checkpoint, save_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 
     try:
         load_checkpoint(path)
@@ -212,10 +212,10 @@ def interleaved(steps: dict[str, Callable[[int], object]], rounds: int, warmup: 
 
 
 def _trainer_state(network: str, width: float, dropconnect: float, batch_size: int, dev):
-    """The model (drop-connect on, train mode, channels_last), SGD and recipe `dse.core.train.train` sets up."""
-    from dse.core.dropconnect import add_dropconnect
+    """The model (drop-connect on, train mode, channels_last), SGD and recipe `dse.core.training.train.train` sets up."""
+    from dse.core.faults.dropconnect import add_dropconnect
     from dse.core.models import build_model
-    from dse.core.train import Recipe
+    from dse.core.training.train import Recipe
 
     r = Recipe(batch_size=batch_size)
     torch.manual_seed(0)
@@ -229,8 +229,8 @@ def _trainer_state(network: str, width: float, dropconnect: float, batch_size: i
 
 def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
                      precision: str = "fp32"):
-    """The state `dse.core.train.train` sets up, and a step function running its loop body (`train_step`)."""
-    from dse.core.train import train_step
+    """The state `dse.core.training.train.train` sets up, and a step function running its loop body (`train_step`)."""
+    from dse.core.training.train import train_step
 
     model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=False)  # as the trainer: bf16 needs no loss scaling
@@ -251,8 +251,8 @@ def _model_step(d, network: str, width: float, dropconnect: float, batch_size: i
     already normalised and channels_last in memory (no augmentation); forward, loss, backward, update."""
     import torch.nn.functional as F
 
-    from dse.core.data import normalize
-    from dse.core.precision import autocast
+    from dse.core.io.data import normalize
+    from dse.core.runtime.precision import autocast
 
     model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     batches = [(normalize(d.train_x[i : i + batch_size].to(dev)).contiguous(memory_format=torch.channels_last),
@@ -306,11 +306,11 @@ def train_widths(data: dict, network: str, widths, dropconnect: float, batch_siz
 def train_project(data: dict, network: str, width: float, dropconnect: float, batch_size: int, warmup: int,
                   steps: int, device: str = "cpu", out: str | None = None, calib_rates=(), calib_images=None,
                   precision: str = "fp32") -> dict:
-    """One end-to-end run of `dse.core.train.train` (one epoch of (warmup + steps) batches): its images/s over
+    """One end-to-end run of `dse.core.training.train.train` (one epoch of (warmup + steps) batches): its images/s over
     the steps after `warmup` and its peak memory. With `out`, the checkpoint (BN calibrated at
     `calib_rates`) is kept for the fault campaign."""
-    from dse.core.data import Cifar10
-    from dse.core.train import Recipe, TrainConfig, train
+    from dse.core.io.data import Cifar10
+    from dse.core.training.train import Recipe, TrainConfig, train
 
     d = bench_data(data)
     dev = torch.device(device)
@@ -343,7 +343,7 @@ def train_project(data: dict, network: str, width: float, dropconnect: float, ba
 
 
 def _load_ckpt(ckpt: str | dict):
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
 
     if isinstance(ckpt, dict):  # {"untrained": [network, width, rate]}
         return untrained_checkpoint(*ckpt["untrained"])
@@ -361,10 +361,10 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     channels_last, the evaluator's precision) and the naive reference (deepcopy, torch.rand masks, fp32 NCHW,
     a DataLoader over ToTensor + Normalize). Returns the accuracies of the project and the reference per
     instance. Long because the four ways share one evaluator, one data slice and one interleaved clock."""
-    from dse.core.calibrate import nearest_rate
-    from dse.core.checkpoint import load_bn_buffers
-    from dse.core.evaluate import Evaluator
-    from dse.core.precision import autocast
+    from dse.core.evaluation.calibrate import nearest_rate
+    from dse.core.evaluation.evaluate import Evaluator
+    from dse.core.io.checkpoint import load_bn_buffers
+    from dse.core.runtime.precision import autocast
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
@@ -441,7 +441,7 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
 
 def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precision: str, accs: dict):
     """The project's campaign step in `precision` (its own evaluator), for a ratio beside the project's."""
-    from dse.core.evaluate import Evaluator
+    from dse.core.evaluation.evaluate import Evaluator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -460,7 +460,7 @@ def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precisio
 def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, calib_images: int, accs: dict):
     """A campaign step through the int8 engine (paper protocol, scales per rate), and the seconds of its
     parts per instance: the rebuild (packing), the activation ranges (once per rate) and the test pass."""
-    from dse.core.evaluate import Evaluator
+    from dse.core.evaluation.evaluate import Evaluator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -487,7 +487,7 @@ def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int
     """Accuracy of the same crossbar instances (same maps) in fp32 and through the int8 engine under BN protocol
     `bn` (both calibrating on the same `calib_images` training images), instance by instance in turn, with the
     seconds each took: whether int8 may evaluate on this machine."""
-    from dse.core.evaluate import Evaluator
+    from dse.core.evaluation.evaluate import Evaluator
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
@@ -519,11 +519,11 @@ def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int
 
 def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
                      batch_size: int = 500, device: str = "cpu", seed: int = 0, precision: str = "fp32") -> dict:
-    """One end-to-end `dse.core.evaluate.evaluate` at one fault rate: image-instances/s over the rate's own
+    """One end-to-end `dse.core.evaluation.evaluate.evaluate` at one fault rate: image-instances/s over the rate's own
     `time_s` (BN statistics, every instance's faulty weights and test pass), accuracies, peak memory."""
     from scipy import stats  # noqa: F401  imported by the first summary: a one-off second, not campaign time
 
-    from dse.core.evaluate import Protocol, evaluate
+    from dse.core.evaluation.evaluate import Protocol, evaluate
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
@@ -541,7 +541,7 @@ def precision_equivalence(data: dict, ckpt: str, rate: float, instances: int, te
                           batch_size: int = 500, device: str = "cpu", seed: int = 0) -> dict:
     """Accuracy of the same crossbar instances (same maps) evaluated in fp32 and in bf16, instance by instance
     in turn, and the seconds each took: whether bf16 may evaluate on this machine, and what it saves."""
-    from dse.core.evaluate import Evaluator
+    from dse.core.evaluation.evaluate import Evaluator
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
@@ -576,8 +576,8 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
     BN-folded forward: the convs become grouped convs), the GPU's way to fill the device."""
     from torch.func import functional_call, vmap
 
-    from dse.core.evaluate import Evaluator, FoldedForward
-    from dse.core.precision import autocast
+    from dse.core.evaluation.evaluate import Evaluator, FoldedForward
+    from dse.core.runtime.precision import autocast
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
@@ -614,9 +614,9 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
 
 
 def calibration(data: dict, ckpt: str | dict, rates, images: int, batch_size: int = 500, device: str = "cpu") -> dict:
-    """Seconds per fault rate of BN re-estimation (`dse.core.calibrate.calibrate_bn`) on `images` training
+    """Seconds per fault rate of BN re-estimation (`dse.core.evaluation.calibrate.calibrate_bn`) on `images` training
     images, and what that implies for a pass over the whole training set."""
-    from dse.core.calibrate import calibrate_bn
+    from dse.core.evaluation.calibrate import calibrate_bn
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     model = ck.build_model().to(dev, memory_format=torch.channels_last)
@@ -638,7 +638,7 @@ def eval_instances(data: dict, network: str, width: float, rate: float, instance
                    batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds of `Evaluator.run` for each instance count in `instances` (one evaluator, untrained
     weights: timing only)."""
-    from dse.core.evaluate import Evaluator, Protocol
+    from dse.core.evaluation.evaluate import Evaluator, Protocol
 
     d, dev = bench_data(data), torch.device(device)
     ev = Evaluator(untrained_checkpoint(network, width, rate), *head(d.test_x, d.test_y, test_images),
@@ -655,8 +655,8 @@ def eval_widths(data: dict, network: str, widths, rate: float, instances: int, t
                 batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds per crossbar instance of the evaluator at each width (interleaved instance by instance;
     untrained weights: timing only), beside each width's MACs per image."""
-    from dse.core.cost import count_layers
-    from dse.core.evaluate import Evaluator
+    from dse.core.cost.per_image import count_layers
+    from dse.core.evaluation.evaluate import Evaluator
 
     d, dev = bench_data(data), torch.device(device)
     evs = {}
@@ -691,8 +691,8 @@ def profile_breakdown(data: dict, network: str, width: float, dropconnect: float
     batch of the fast evaluation forward and one of plain inference."""
     from torch.profiler import profile
 
-    from dse.core.evaluate import Evaluator
-    from dse.core.precision import autocast
+    from dse.core.evaluation.evaluate import Evaluator
+    from dse.core.runtime.precision import autocast
 
     d, dev = bench_data(data), torch.device(device)
     step = _project_trainer(d, network, width, dropconnect, batch_size, min(len(d.train_x), 2 * batch_size), dev)
@@ -769,7 +769,7 @@ def _measure_here(kind: str, kwargs: dict, isolated: bool) -> dict:
 
 def measure(kind: str, isolate: bool = True, keep_freed: bool = True, **kwargs) -> dict:
     """One measurement; in a fresh `python -m dse.bench` process when `isolate` (own peak RSS), whose malloc
-    keeps freed memory as the CLI's does (`dse.core.allocator`) or has glibc's defaults (`keep_freed` False).
+    keeps freed memory as the CLI's does (`dse.core.runtime.allocator`) or has glibc's defaults (`keep_freed` False).
     In this process the setting is left as it is: it is process-wide and sticks to the heap once grown."""
     if not isolate:
         return _measure_here(kind, kwargs, isolated=False)
@@ -785,7 +785,7 @@ def measure(kind: str, isolate: bool = True, keep_freed: bool = True, **kwargs) 
 
 
 def _child_main(argv: list[str]) -> int:
-    from dse.core.allocator import keep_freed_memory
+    from dse.core.runtime.allocator import keep_freed_memory
 
     spec = json.loads(argv[0])
     out = {"keep_freed": spec.get("keep_freed", True) and keep_freed_memory()}  # before any tensor is made

@@ -28,7 +28,7 @@ class _PILDataset(torch.utils.data.Dataset):
 def _transforms(train: bool):
     import torchvision.transforms as T
 
-    from dse.core.data import MEAN, STD
+    from dse.core.io.data import MEAN, STD
 
     aug = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
     return T.Compose([*aug, T.ToTensor(), T.Normalize(MEAN, STD)])
@@ -40,7 +40,7 @@ def _reference_trainer(d, network: str, width: float, batch_size: int, n: int, w
     from torch import nn
 
     from dse.core.models import build_model
-    from dse.core.train import Recipe
+    from dse.core.training.train import Recipe
 
     r = Recipe(batch_size=batch_size)
     torch.manual_seed(0)
@@ -72,9 +72,9 @@ def _reference_trainer(d, network: str, width: float, batch_size: int, n: int, w
 
 def _naive_instance(model, policy, rate: float, instance: int, seed: int):
     """The researcher's loop body: a deep copy, each crossbar weight quantised to 8 bits per output channel
-    and zeroed where torch.rand (seeded as dse.core.faults seeds the instance) falls below the rate."""
-    from dse.core.faults import instance_seed
-    from dse.core.mapping import crossbar_layers
+    and zeroed where torch.rand (seeded as dse.core.faults.injector seeds the instance) falls below the rate."""
+    from dse.core.crossbar.mapping import crossbar_layers
+    from dse.core.faults.draws import instance_seed
 
     faulty = copy.deepcopy(model)
     layers = crossbar_layers(faulty, policy)

@@ -68,7 +68,7 @@ def percent(text: str) -> float:
 
 def rate(text: str) -> float:
     """A probability in [0, 1)."""
-    from dse.core.dropconnect import check_rate
+    from dse.core.faults.dropconnect import check_rate
 
     return _wrap(lambda t: check_rate(t, "rate"))(text)
 
@@ -98,7 +98,7 @@ def count_list(text: str) -> list[int]:
 
 
 def bn_protocol(text: str) -> str:
-    from dse.core.calibrate import check_bn_protocol
+    from dse.core.evaluation.calibrate import check_bn_protocol
 
     return _wrap(check_bn_protocol)(text)
 
@@ -130,14 +130,14 @@ def network(text: str) -> str:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    from dse.core.device import check_device_name
+    from dse.core.runtime.device import check_device_name
 
     parser.add_argument("--device", default="auto", type=_wrap(check_device_name),
                         help="auto (CUDA when present), cpu, cuda or cuda:N")
 
 
 def precision(text: str) -> str:
-    from dse.core.precision import check_precision
+    from dse.core.runtime.precision import check_precision
 
     return _wrap(check_precision)(text)
 
@@ -151,7 +151,7 @@ def float_precision(text: str) -> str:
 
 
 def add_precision(parser: argparse.ArgumentParser, what: str = "the computation", *, evaluation: bool = False) -> None:
-    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/int8.py)."""
+    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/evaluation/int8.py)."""
     int8 = (" or int8 (the crossbar's 8-bit levels and 8-bit inputs on int8 kernels; auto picks it only where "
             "dse bench showed it equal to fp32 and faster here)") if evaluation else ""
     parser.add_argument("--precision", default=None, type=precision if evaluation else float_precision,

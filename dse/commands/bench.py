@@ -173,7 +173,7 @@ def config_from(args):
             raise DSEError(f"--page: {args.page!r} is not a folder of checkpoints")
         cfg.page_checkpoints = str(Path(args.page).absolute())
     cfg.isolate = not args.in_process
-    from dse.core.precision import default_precision
+    from dse.core.runtime.precision import default_precision
 
     cfg.precision = args.precision or default_precision()
     if cfg.fault_rate == 0:
@@ -187,9 +187,9 @@ def run(args) -> dict:
     import os
 
     from dse.bench import bench_data, run_bench, to_markdown
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.device import pick_device
     from dse.core.errors import DSEError
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.runtime.device import pick_device
 
     cfg = config_from(args)
     device = pick_device(args.device)
@@ -214,7 +214,7 @@ def run(args) -> dict:
     result["markdown"] = to_markdown(result, result["command"])
     out = report_path(args)
     if out is not None:
-        from dse.core.io import atomic_write
+        from dse.core.io.atomic import atomic_write
 
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

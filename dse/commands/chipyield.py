@@ -32,8 +32,8 @@ def how_to_record(args, store_path) -> str:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.core.checkpoint import load_checkpoint
     from dse.core.errors import DSEError
+    from dse.core.io.checkpoint import load_checkpoint
     from dse.core.protocol import bn_label
     from dse.results.catalog import sync
     from dse.results.store import DesignPoint, Store, default_store_path, label

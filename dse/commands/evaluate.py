@@ -34,12 +34,12 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     import warnings
 
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.cost import spare_columns_cost
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol, evaluate
+    from dse.core.cost.per_image import spare_columns_cost
+    from dse.core.evaluation.evaluate import Protocol, evaluate
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
     from dse.core.protocol import parse_fault_model
+    from dse.core.runtime.device import pick_device
     from dse.view.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,

@@ -1,6 +1,6 @@
 """`python -m dse lifetime CKPT --trajectory T --target A`: accuracy against time as a chip's fault rate grows
 along a trajectory f(t), with intervals, and the months until the mean accuracy (or the chip yield) falls below
-the target (dse/core/lifetime.py)."""
+the target (dse/core/evaluation/lifetime.py)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from dse.commands import _args
 
 
 def trajectory(text: str):
-    from dse.core.lifetime import parse_trajectory
+    from dse.core.evaluation.lifetime import parse_trajectory
 
     return _args._wrap(parse_trajectory)(text)
 
@@ -49,11 +49,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol
-    from dse.core.lifetime import evaluate_lifetime
+    from dse.core.evaluation.evaluate import Protocol
+    from dse.core.evaluation.lifetime import evaluate_lifetime
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
 
     protocol = Protocol(instances=args.instances, seed=args.seed, fault_model=_args.fault_model_of(args),
                         test_images=args.test_images, bn=args.bn, calib_images=args.calib_images).check()

@@ -39,10 +39,10 @@ def _steps(text: str) -> list[tuple[str, dict]]:
 
 
 def run(args) -> dict:
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
+    from dse.core.io.data import load_cifar10
     from dse.core.recipes import recipe
-    from dse.core.train import TrainConfig, train
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import TrainConfig, train
     from dse.view.recipes import study_rows, write_report
 
     steps = _steps(args.steps)

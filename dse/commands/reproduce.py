@@ -23,9 +23,9 @@ def run(args) -> dict:
     from pathlib import Path
 
     from dse.commands.sweep import spec_from_args
+    from dse.results.store import Store
     from dse.run.sweep import run_sweep
     from dse.view.reproduce import report
-    from dse.results.store import Store
 
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / spec.name

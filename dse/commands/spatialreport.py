@@ -58,12 +58,12 @@ def run(args) -> dict:
     import time
     from pathlib import Path
 
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, Protocol
-    from dse.core.io import atomic_write
+    from dse.core.evaluation.evaluate import Evaluator, Protocol
+    from dse.core.io.atomic import atomic_write
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import head, load_cifar10
     from dse.core.protocol import fault_model_name, parse_fault_model
+    from dse.core.runtime.device import pick_device
     from dse.results.store import label
     from dse.view import spatial
 

@@ -51,13 +51,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
+    from dse.core.crossbar.mapping import MappingPolicy
     from dse.core.errors import DSEError
-    from dse.core.mapping import MappingPolicy
+    from dse.core.io.data import load_cifar10
     from dse.core.models import build_model
     from dse.core.recipes import recipe
-    from dse.core.train import TrainConfig, train
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import TrainConfig, train
 
     MappingPolicy.parse(args.mapping)
     build_model(args.network, args.width, args.shortcut_kernel)  # validates the combination up front

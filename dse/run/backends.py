@@ -27,10 +27,10 @@ RAY_INSTALL = "the ray backend needs Ray: pip install 'rram-dse[ray]' (or pip in
 
 def run_task(kind: str, config: dict, threads: int | None = None, progress=None) -> dict:
     """One job's work, anywhere: {"ok": True, "result": ...} or {"ok": False, "error": one line}."""
-    from dse.core.allocator import keep_freed_memory
+    from dse.core.runtime.allocator import keep_freed_memory
     from dse.run.jobs import Cancelled, execute
 
-    keep_freed_memory()  # a Ray task's or pool's worker process: see dse.core.allocator
+    keep_freed_memory()  # a Ray task's or pool's worker process: see dse.core.runtime.allocator
     if threads:
         import torch
 

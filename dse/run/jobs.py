@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 from dse.core.errors import DSEError
-from dse.core.journal import Journal
+from dse.core.evaluation.journal import Journal
 from dse.core.protocol import DEFAULT_CALIB_IMAGES
-from dse.results.store import DesignPoint, Store
 from dse.core.recipes import DEFAULT_RECIPE
+from dse.results.store import DesignPoint, Store
 from dse.run.tasks import (EvaluateTask, SensitivityTask, TrainTask, checkpoint_name, from_json,  # noqa: F401
                            to_json, train_task)
 
@@ -35,7 +35,7 @@ class Cancelled(Exception):
 
 def default_data() -> str:
     """The data path the page starts with: $DSE_DATA, else ./data when it exists, else none."""
-    from dse.core.paths import default_data_path
+    from dse.core.io.paths import default_data_path
 
     path = default_data_path()
     return str(path) if path else ""
@@ -43,7 +43,7 @@ def default_data() -> str:
 
 def check_data_path(path: str) -> str:
     """A data path typed into the page, which a worker will read: only inside the configured folders."""
-    from dse.core.paths import check_inside, data_roots
+    from dse.core.io.paths import check_inside, data_roots
 
     check_inside(path, data_roots(), "data path", restart="streamlit run app.py")
     return path
@@ -180,9 +180,9 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
 
 def train_recipe(t: TrainTask):
     """The TrainConfig a train task describes."""
-    from dse.core.calibrate import DEFAULT_RATES
+    from dse.core.evaluation.calibrate import DEFAULT_RATES
     from dse.core.recipes import recipe as named_recipe
-    from dse.core.train import TrainConfig
+    from dse.core.training.train import TrainConfig
 
     p = t.point
     recipe = named_recipe(t.recipe, epochs=t.epochs, batch_size=t.batch_size or None, lr=t.lr or None)
@@ -193,10 +193,10 @@ def train_recipe(t: TrainTask):
 
 
 def _train(c: TrainTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.train import train
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import train
 
     cfg = train_recipe(c)
     out = Path(c.out)
@@ -217,10 +217,10 @@ def _train(c: TrainTask, progress) -> dict:
 
 
 def _evaluate(c: EvaluateTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol, evaluate
+    from dse.core.evaluation.evaluate import Protocol, evaluate
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
 
     ck = load_checkpoint(c.checkpoint)
     protocol = Protocol(instances=c.instances, adaptive=c.adaptive, seed=c.seed, test_images=c.test_images,
@@ -302,10 +302,10 @@ def journal(c: EvaluateTask, sha: str, rate: float) -> Journal:
 
 
 def _sensitivity(c: SensitivityTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, layer_sensitivity
+    from dse.core.evaluation.evaluate import Evaluator, layer_sensitivity
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import head, load_cifar10
+    from dse.core.runtime.device import pick_device
 
     ck = load_checkpoint(c.checkpoint)
     data = load_cifar10(c.data)

@@ -121,7 +121,7 @@ def _num(v, digits: int) -> str:
 
 def table_ii(spec: SweepSpec) -> pd.DataFrame:
     """Paper-mode latency and energy of the paper's Table II cells and of every architecture in the grid."""
-    from dse.core.cost import paper_cost
+    from dse.core.cost.per_image import paper_cost
 
     archs = {(n, w, 1) for n, w in PAPER_TABLE_II}
     archs |= {(p.network, p.width, p.shortcut_kernel) for p, _ in spec.points()}
@@ -295,7 +295,7 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
               "the best design point against its own fault-free accuracy.", ""]
     lines += [_md_table(claims), ""]
     lines += ["## Table II: latency and energy on ISAAC (paper mode)", "",
-              "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.core.cost.paper_cost.", ""]
+              "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.core.cost.per_image.paper_cost.", ""]
     t = table.assign(width=table.width.map(lambda w: f"{w:g}x"), macs=table.macs.map(lambda m: f"{m:,}"))
     lines += [_md_table(t, ".2f"), ""]
     lines += ["## Figures", ""]
@@ -408,7 +408,7 @@ def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optio
     """Replace what lies between `<!-- dse:NAME -->` and `<!-- /dse:NAME -->` in a Markdown file by the
     table NAME (written atomically): how the README's shipped results follow the checkpoints. A table in
     `optional` is skipped where the file has no markers for it."""
-    from dse.core.io import atomic_write
+    from dse.core.io.atomic import atomic_write
 
     path = Path(path)
     text = path.read_text()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dse.core.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
+from dse.core.evaluation.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
 from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name  # noqa: F401  the tab's choices
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
@@ -109,7 +109,7 @@ def protocol_note(report: dict, bn: str, calib_images: int) -> str | None:
 
 
 def lifetime_curve(report: dict, point: str, fault_model: str, layout: str, trajectory, months) -> pd.DataFrame:
-    """Accuracy against months along `trajectory` (dse/core/lifetime.py), interpolated linearly between the
+    """Accuracy against months along `trajectory` (dse/core/evaluation/lifetime.py), interpolated linearly between the
     report's evaluated rates (fault-free at 0): a quick look; `python -m dse lifetime` evaluates each month."""
     rows = report_rows(report)
     g = rows[(rows.point == point) & (rows.fault_model == fault_model) & (rows.layout == layout)]
@@ -141,10 +141,10 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
     remapping come from a freshly initialised model (a teaching view, not a result)."""
     import torch
 
-    from dse.core.faults import FaultInjector
+    from dse.core.faults.injector import FaultInjector
+    from dse.core.faults.remap import remap_tile
     from dse.core.models import build_model
     from dse.core.protocol import parse_fault_model
-    from dse.core.remap import remap_tile
 
     torch.manual_seed(0)
     inj = FaultInjector(build_model(network, width, shortcut_kernel), mapping)

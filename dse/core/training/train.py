@@ -30,17 +30,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dse.core.calibrate import DEFAULT_RATES, calibrate_bn
-from dse.core.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
-from dse.core.data import Cifar10, cutout, head, normalize, random_crop_flip
-from dse.core.precision import autocast, default_precision, resolve
-from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
+from dse.core.crossbar.mapping import MappingPolicy, crossbar_layers
+from dse.core.crossbar.quantize import quantize
 from dse.core.errors import DSEError
-from dse.core.faults import quantize
-from dse.core.mapping import MappingPolicy, crossbar_layers
+from dse.core.evaluation.calibrate import DEFAULT_RATES, calibrate_bn
+from dse.core.faults.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
+from dse.core.io.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
+from dse.core.io.data import Cifar10, cutout, head, normalize, random_crop_flip
 from dse.core.models import build_model
 from dse.core.recipes import Recipe
-from dse.core.widen import widened_state
+from dse.core.runtime.precision import autocast, default_precision, resolve
+from dse.core.training.widen import widened_state
 
 
 @dataclass
@@ -216,7 +216,7 @@ def _init_checkpoint(cfg: TrainConfig):
     if not path.is_file():
         raise DSEError(f"init checkpoint {str(path)!r} does not exist; train it first")
     base = load_checkpoint(path)
-    m = base.meta  # the width and the shortcut kernel may grow: see dse.core.widen and grown_state
+    m = base.meta  # the width and the shortcut kernel may grow: see dse.core.training.widen and grown_state
     if (m["network"] != cfg.network or float(m["width"]) > cfg.width or m["shortcut_kernel"] > cfg.shortcut_kernel
             or not m.get("complete", True)):
         raise DSEError(f"init checkpoint {path.name} is {m['network']} width {float(m['width']):g} kernel "

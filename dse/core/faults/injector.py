@@ -12,9 +12,9 @@
   on (base seed, instance index, crossbar layer shapes): every model of the same shape sees the same
   maps (common random numbers), and maps are nested across rates (u < f), so a fault at 10% is also one
   at 20%.
-- Spatial models (rows, cols, clustered, mixed; dse/core/spatial.py) draw the stuck cells on the physical
-  tiles (dse/core/placement.py) and read as SA1; "+remap" permutes each tile's rows and columns to the chip's
-  known map first (dse/core/remap.py). Both are named in the fault model string (dse/core/protocol.py).
+- Spatial models (rows, cols, clustered, mixed; dse/core/faults/spatial.py) draw the stuck cells on the physical
+  tiles (dse/core/crossbar/placement.py) and read as SA1; "+remap" permutes each tile's rows and columns to the chip's
+  known map first (dse/core/faults/remap.py). Both are named in the fault model string (dse/core/protocol.py).
 Faults are applied functionally (a dict of faulty weights for torch.func.functional_call), never by
 copying the model.
 """
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dse.core.mapping import MappingPolicy, crossbar_layers
-from dse.core.placement import place
+from dse.core.crossbar.mapping import MappingPolicy, crossbar_layers
+from dse.core.crossbar.placement import place
 from dse.core.protocol import check_fault_model, parse_fault_model  # noqa: F401  (the names live torch-free)
 
 WEIGHT_BITS = 8
@@ -131,7 +131,7 @@ class FaultInjector:
             return {name: u < rate for name, u in draw_uniforms(self.shape_of, instance, seed).items()}
         cells = self.cell_maps(instance, rate, seed, fault_model)
         if spec.remap:
-            from dse.core.remap import remap_tiles
+            from dse.core.faults.remap import remap_tiles
 
             rows, cols = remap_tiles(cells, self.loss_cells(spec.model))
         out = {}
@@ -145,7 +145,7 @@ class FaultInjector:
 
     def cell_maps(self, instance: int, rate: float, seed: int = 0, fault_model: str = "sa1") -> np.ndarray:
         """(tiles, 128, 128 + spares) bool: one instance's stuck cells on the physical tiles."""
-        from dse.core.spatial import cell_maps
+        from dse.core.faults.spatial import cell_maps
 
         spec = parse_fault_model(fault_model)
         uniforms = None
@@ -192,5 +192,5 @@ class FaultInjector:
                 levels = apply(levels, maps[name].to(levels.device))
             channel = scale * (scale_f if hit else 1.0)
             w = out[f"{name}.weight"] = (levels * channel).to(self.dtype)
-            setattr(w, LEVELS_ATTR, (levels, channel))  # the exact integers, for dse/core/int8.py
+            setattr(w, LEVELS_ATTR, (levels, channel))  # the exact integers, for dse/core/evaluation/int8.py
         return out

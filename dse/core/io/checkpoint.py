@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from dse.core.errors import DSEError
-from dse.core.io import atomic_write
+from dse.core.io.atomic import atomic_write
 
 FORMAT = "rram-dse-checkpoint"
 FORMAT_VERSION = 1
@@ -102,7 +102,7 @@ def save_checkpoint(
     weights named in `int8` (the crossbar layers') as their 8-bit levels and per-channel scales (a quarter)."""
     from safetensors.torch import save
 
-    from dse.core.faults import quantize
+    from dse.core.crossbar.quantize import quantize
 
     def cpu(k: str, t: Tensor) -> Tensor:
         t = t.detach().cpu().contiguous()
@@ -151,8 +151,8 @@ def _read_metadata(data: bytes, path: str) -> dict:
 
 def check_meta(meta: dict, path: str) -> dict:
     """Each field a checkpoint must have, with a value the project can build."""
-    from dse.core.dropconnect import check_rate
-    from dse.core.mapping import MappingPolicy
+    from dse.core.crossbar.mapping import MappingPolicy
+    from dse.core.faults.dropconnect import check_rate
     from dse.core.models import check_network, check_width, shortcut_kernels
 
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
