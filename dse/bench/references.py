@@ -72,7 +72,7 @@ def _reference_trainer(d, network: str, width: float, batch_size: int, n: int, w
 
 def _naive_instance(model, policy, rate: float, instance: int, seed: int):
     """The researcher's loop body: a deep copy, each crossbar weight quantised to 8 bits per output channel
-    and zeroed where torch.rand (seeded as dse.core.faults.injector seeds the instance) falls below the rate."""
+    and zeroed where torch.rand (seeded as dse.core.faults.draws seeds the instance) falls below the rate."""
     from dse.core.crossbar.mapping import crossbar_layers
     from dse.core.faults.draws import instance_seed
 

@@ -21,7 +21,7 @@ FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.
 FAULT_PARAMS = {"clustered": ("mean cluster side in cells", 4.0, 1.0, 64.0),
                 "mixed": ("share of the cell fault rate from random SA1 cells", 0.5, 0.0, 1.0)}
 MAX_SPARES = 64  # spare columns per 128-column tile a remapped evaluation may add
-WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/faults/injector.py)
+WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/crossbar/quantize.py)
 CELL_BITS = (1, 2, 4, 8)  # bits per cell a weight's 8 bits split into evenly (8: one cell per weight, the paper's)
 
 

@@ -1,8 +1,9 @@
 """Monte-Carlo fault evaluation: accuracy of one trained model over many simulated crossbars.
 
 For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights, or a spatial
-one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults/injector.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
-so nothing is copied per instance. BN statistics by one of three protocols (dse/core/evaluation/calibrate.py):
+one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults/);
+the model runs with those faulty 8-bit weights through torch.func.functional_call, so nothing is copied per
+instance. BN statistics by one of three protocols (dse/core/evaluation/calibrate.py):
 `paper`, those calibrated for p' = f (nearest calibrated rate otherwise, with a warning) with the 1/(1-f)
 scale on (both can be switched off for ablations); `chip`, re-estimated through each faulty chip from N
 unlabeled training images; `batch`, each test batch's own (transductive, an ablation).

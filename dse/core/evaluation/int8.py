@@ -3,7 +3,7 @@ quantized kernels (oneDNN / fbgemm, VNNI or AMX-INT8).
 
 What it computes, per crossbar instance:
 - each crossbar conv's weights are the chip's faulty 8-bit levels exactly as the fault model produced them
-  (dse/core/faults/injector.py; stuck cells included: an SA1 cell is a 0 level), never re-quantised; the per-column
+  (dse/core/faults/; stuck cells included: an SA1 cell is a 0 level), never re-quantised; the per-column
   (output-channel) scale of the quantisation, the 1/(1-f) rescale and the BN that follows are folded into one
   per-channel weight scale (a negative BN scale flips the channel's levels, which is exact for -127..127) and a
   float bias;

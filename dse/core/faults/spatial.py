@@ -6,7 +6,7 @@ Each returns, for one crossbar instance, a (tiles, rows, columns + spares) map o
     stuck at 10% is stuck at 20% (a chip's defects only accumulate, which is what lifetime curves rely on);
   - at the requested cell rate f on average, exactly (tests/test_spatial.py checks it empirically).
 Stuck cells read as SA1 (the weight reads 0), the paper's dominant fault; `sa1`/`sa0` themselves stay per
-weight (dse/core/faults/injector.py) and are only put on cells here when a remapping needs the whole map.
+weight (dse/core/faults/stuck_at.py) and are only put on cells here when a remapping needs the whole map.
 
 - rows / cols: whole word lines / bit lines stuck, a share f of the lines of every tile. Why realistic: a
   broken or shorted line, or a faulty row decoder or column driver, takes out every cell on it; address
