@@ -11,10 +11,13 @@ from typing import Callable
 
 import torch
 
-from dse.core.paper import FAULT_RATES
 from dse.bench.measure import (TRAIN_IMAGES, bench_data, load_avg, machine_info, measure, synthetic_data,  # noqa: F401
                                untrained_checkpoint)
 from dse.bench.report import TARGETS, _ratio, targets, to_markdown  # noqa: F401
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.paper import FAULT_RATES
+from dse.core.runtime import precision as P
+from dse.core.runtime.int8_kernels import int8_capability
 
 
 @dataclass
@@ -66,8 +69,6 @@ class BenchConfig:
 
 def _describe(path: str) -> str:
     """`name` (network, width, p, epochs, float test accuracy) of a given checkpoint."""
-    from dse.core.io.checkpoint import load_checkpoint
-
     m = load_checkpoint(path).meta
     acc = f", {m['test_accuracy']:g}% float test accuracy" if m.get("test_accuracy") is not None else ""
     return (f"`{Path(path).name}`: {m['network']} width {m['width']:g}, p={m['dropconnect']:g}, "
@@ -78,8 +79,6 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
         tmp, log) -> None:
     """What each phase runs in here: bf16's speed measured (and cached) where the machine has it natively, the
     fp32-vs-bf16 equivalence checked on each given checkpoint and recorded for `auto` to use, then the choice."""
-    from dse.core.runtime import precision as P
-
     cap = P.capability(dev)
     out = result["precision"] = {"capability": cap.name, "native_bf16": cap.native_bf16, "requested": cfg.precision,
                                  "speed": {}, "equivalence": [], "choices": {}}
@@ -111,8 +110,6 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
 
 
 def _log_choices(cfg: BenchConfig, out: dict, net: str, dev, log) -> None:
-    from dse.core.runtime import precision as P
-
     out["choices"][net] = {phase: {"precision": c.precision, "reason": c.reason, "float_precision": c.float_precision}
                            for phase in ("train", "evaluate") for c in [P.resolve(cfg.precision, net, phase, dev)]}
     log(f"precision {net}: " + ", ".join(f"{ph} {c['precision']} ({c['reason']})"
@@ -184,8 +181,6 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
 
 
 def _int8_here(cfg: BenchConfig, result: dict) -> bool:
-    from dse.core.runtime.int8_kernels import int8_capability
-
     return cfg.int8 and result["config"]["device"] == "cpu" and int8_capability()[0]
 
 
@@ -193,8 +188,6 @@ def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints:
         tmp, log) -> None:
     """int8 against fp32 on the same maps, per network with a checkpoint, BN protocol and rate; recorded (with
     the campaign's speed-ups) for `auto`, whose choice is then shown again."""
-    from dse.core.runtime import precision as P
-
     if not _int8_here(cfg, result):
         return
     out = result.setdefault("int8", {"equivalence": [], "speed": {}})
@@ -225,8 +218,6 @@ def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints:
 
 def _merged(dev, net: str, key: str, eq: dict) -> dict:
     """This machine's int8 checks for `net` with one more (BN protocol / rate) recorded."""
-    from dse.core.runtime import precision as P
-
     checks = {k: v for k, v in P.machine_record(dev).get("int8_equivalence", {}).get(net, {}).items() if k != "when"}
     checks[key] = {k: eq[k] for k in ("ok", "diff", "checkpoint", "instances", "images", "max_instance_diff")}
     return checks

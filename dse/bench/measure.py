@@ -39,10 +39,18 @@ from typing import Callable
 
 import torch
 
+from dse.bench.references import _PILDataset, _naive_instance, _reference_trainer, _transforms
+from dse.core.cost.per_image import count_layers
 from dse.core.errors import DSEError
-from dse.core.io.data import head
-
-from dse.bench.references import _naive_instance, _PILDataset, _reference_trainer, _transforms
+from dse.core.evaluation.calibrate import calibrate_bn, nearest_rate
+from dse.core.evaluation.evaluate import Evaluator, FoldedForward, Protocol, evaluate
+from dse.core.faults.dropconnect import add_dropconnect
+from dse.core.io.checkpoint import Checkpoint, bn_buffers, load_bn_buffers, load_checkpoint, save_checkpoint
+from dse.core.io.data import Cifar10, fingerprint, head, normalize
+from dse.core.models import build_model
+from dse.core.runtime.allocator import keep_freed_memory
+from dse.core.runtime.precision import autocast, capability
+from dse.core.training.train import Recipe, TrainConfig, train, train_step
 
 TRAIN_IMAGES = 50_000  # CIFAR-10's training set: one epoch, for per-epoch figures
 
@@ -63,8 +71,6 @@ def _cpu_model() -> str:
 
 def machine_info(device: torch.device) -> dict:
     import torchvision
-
-    from dse.core.runtime.precision import capability
 
     cap = capability("cpu")
     info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -87,8 +93,6 @@ def load_avg() -> list[float] | None:
 
 def synthetic_data(n_train: int, n_test: int, seed: int = 0):
     """Random uint8 images of CIFAR shape with random labels: throughput only, accuracies are chance."""
-    from dse.core.io.data import Cifar10, fingerprint
-
     g = torch.Generator().manual_seed(seed)
     tx = torch.randint(0, 256, (n_train, 3, 32, 32), generator=g, dtype=torch.uint8)
     vx = torch.randint(0, 256, (n_test, 3, 32, 32), generator=g, dtype=torch.uint8)
@@ -105,8 +109,6 @@ def bench_data(spec: dict):
     Shuffled once with a fixed seed: an image tree is stored class by class, and the runs here take the
     first N images, which must mix the classes (the short run learns something, the equivalence check
     sees varied predictions). Every measurement sees the same order."""
-    from dse.core.io.data import Cifar10
-
     key = json.dumps(spec, sort_keys=True)
     if key not in _DATA:
         if "path" in spec:
@@ -144,9 +146,6 @@ def _peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
 def untrained_checkpoint(network: str, width: float, rate: float, seed: int = 0):
     """A freshly initialised model as a Checkpoint (its BN statistics stand in for those of `rate`):
     enough for timing, where the weights' values do not matter."""
-    from dse.core.io.checkpoint import Checkpoint, bn_buffers
-    from dse.core.models import build_model
-
     torch.manual_seed(seed)
     model = build_model(network, width)
     meta = {"network": network, "width": width, "shortcut_kernel": 1, "mapping": "default", "dropconnect": 0.0,
@@ -159,8 +158,6 @@ def _ensure_loadable(path: Path) -> None:
     """dse.core.io.checkpoint sniffs for pickles by the first byte (0x80) or 'PK', which is also the low byte of a
     safetensors header length 1 time in ~128; such a file is re-saved with 8 more metadata bytes."""
     from safetensors import safe_open
-
-    from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 
     try:
         load_checkpoint(path)
@@ -213,10 +210,6 @@ def interleaved(steps: dict[str, Callable[[int], object]], rounds: int, warmup: 
 
 def _trainer_state(network: str, width: float, dropconnect: float, batch_size: int, dev):
     """The model (drop-connect on, train mode, channels_last), SGD and recipe `dse.core.training.train.train` sets up."""
-    from dse.core.faults.dropconnect import add_dropconnect
-    from dse.core.models import build_model
-    from dse.core.training.train import Recipe
-
     r = Recipe(batch_size=batch_size)
     torch.manual_seed(0)
     model = build_model(network, width).to(dev, memory_format=torch.channels_last)
@@ -230,8 +223,6 @@ def _trainer_state(network: str, width: float, dropconnect: float, batch_size: i
 def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
                      precision: str = "fp32"):
     """The state `dse.core.training.train.train` sets up, and a step function running its loop body (`train_step`)."""
-    from dse.core.training.train import train_step
-
     model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=False)  # as the trainer: bf16 needs no loss scaling
     x, y = d.train_x[:n].to(dev), d.train_y[:n].to(dev)
@@ -250,9 +241,6 @@ def _model_step(d, network: str, width: float, dropconnect: float, batch_size: i
     """The limit for the trainer: the same model (drop-connect included) and optimizer stepping on batches
     already normalised and channels_last in memory (no augmentation); forward, loss, backward, update."""
     import torch.nn.functional as F
-
-    from dse.core.io.data import normalize
-    from dse.core.runtime.precision import autocast
 
     model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     batches = [(normalize(d.train_x[i : i + batch_size].to(dev)).contiguous(memory_format=torch.channels_last),
@@ -309,9 +297,6 @@ def train_project(data: dict, network: str, width: float, dropconnect: float, ba
     """One end-to-end run of `dse.core.training.train.train` (one epoch of (warmup + steps) batches): its images/s over
     the steps after `warmup` and its peak memory. With `out`, the checkpoint (BN calibrated at
     `calib_rates`) is kept for the fault campaign."""
-    from dse.core.io.data import Cifar10
-    from dse.core.training.train import Recipe, TrainConfig, train
-
     d = bench_data(data)
     dev = torch.device(device)
     small = Cifar10(d.train_x, d.train_y, d.test_x[:100], d.test_y[:100], d.source, d.fingerprint)
@@ -343,8 +328,6 @@ def train_project(data: dict, network: str, width: float, dropconnect: float, ba
 
 
 def _load_ckpt(ckpt: str | dict):
-    from dse.core.io.checkpoint import load_checkpoint
-
     if isinstance(ckpt, dict):  # {"untrained": [network, width, rate]}
         return untrained_checkpoint(*ckpt["untrained"])
     return load_checkpoint(ckpt)
@@ -361,11 +344,6 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     channels_last, the evaluator's precision) and the naive reference (deepcopy, torch.rand masks, fp32 NCHW,
     a DataLoader over ToTensor + Normalize). Returns the accuracies of the project and the reference per
     instance. Long because the four ways share one evaluator, one data slice and one interleaved clock."""
-    from dse.core.evaluation.calibrate import nearest_rate
-    from dse.core.evaluation.evaluate import Evaluator
-    from dse.core.io.checkpoint import load_bn_buffers
-    from dse.core.runtime.precision import autocast
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
@@ -441,8 +419,6 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
 
 def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precision: str, accs: dict):
     """The project's campaign step in `precision` (its own evaluator), for a ratio beside the project's."""
-    from dse.core.evaluation.evaluate import Evaluator
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ev = Evaluator(ck, x, y, dev, batch_size, precision)
@@ -460,8 +436,6 @@ def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precisio
 def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, calib_images: int, accs: dict):
     """A campaign step through the int8 engine (paper protocol, scales per rate), and the seconds of its
     parts per instance: the rebuild (packing), the activation ranges (once per rate) and the test pass."""
-    from dse.core.evaluation.evaluate import Evaluator
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ev = Evaluator(ck, x, y, dev, batch_size, "int8", calib_x=train_x)
@@ -487,8 +461,6 @@ def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int
     """Accuracy of the same crossbar instances (same maps) in fp32 and through the int8 engine under BN protocol
     `bn` (both calibrating on the same `calib_images` training images), instance by instance in turn, with the
     seconds each took: whether int8 may evaluate on this machine."""
-    from dse.core.evaluation.evaluate import Evaluator
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
@@ -523,8 +495,6 @@ def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, 
     `time_s` (BN statistics, every instance's faulty weights and test pass), accuracies, peak memory."""
     from scipy import stats  # noqa: F401  imported by the first summary: a one-off second, not campaign time
 
-    from dse.core.evaluation.evaluate import Protocol, evaluate
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -541,8 +511,6 @@ def precision_equivalence(data: dict, ckpt: str, rate: float, instances: int, te
                           batch_size: int = 500, device: str = "cpu", seed: int = 0) -> dict:
     """Accuracy of the same crossbar instances (same maps) evaluated in fp32 and in bf16, instance by instance
     in turn, and the seconds each took: whether bf16 may evaluate on this machine, and what it saves."""
-    from dse.core.evaluation.evaluate import Evaluator
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
@@ -575,9 +543,6 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
     """Image-instances/s when `per_batch` instances run as one batched call (torch.func.vmap over the
     BN-folded forward: the convs become grouped convs), the GPU's way to fill the device."""
     from torch.func import functional_call, vmap
-
-    from dse.core.evaluation.evaluate import Evaluator, FoldedForward
-    from dse.core.runtime.precision import autocast
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
@@ -616,8 +581,6 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
 def calibration(data: dict, ckpt: str | dict, rates, images: int, batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds per fault rate of BN re-estimation (`dse.core.evaluation.calibrate.calibrate_bn`) on `images` training
     images, and what that implies for a pass over the whole training set."""
-    from dse.core.evaluation.calibrate import calibrate_bn
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     model = ck.build_model().to(dev, memory_format=torch.channels_last)
     x = d.train_x[:images]
@@ -638,8 +601,6 @@ def eval_instances(data: dict, network: str, width: float, rate: float, instance
                    batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds of `Evaluator.run` for each instance count in `instances` (one evaluator, untrained
     weights: timing only)."""
-    from dse.core.evaluation.evaluate import Evaluator, Protocol
-
     d, dev = bench_data(data), torch.device(device)
     ev = Evaluator(untrained_checkpoint(network, width, rate), *head(d.test_x, d.test_y, test_images),
                    dev, batch_size, instances_per_pass=1)
@@ -655,9 +616,6 @@ def eval_widths(data: dict, network: str, widths, rate: float, instances: int, t
                 batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds per crossbar instance of the evaluator at each width (interleaved instance by instance;
     untrained weights: timing only), beside each width's MACs per image."""
-    from dse.core.cost.per_image import count_layers
-    from dse.core.evaluation.evaluate import Evaluator
-
     d, dev = bench_data(data), torch.device(device)
     evs = {}
     for w in widths:
@@ -690,9 +648,6 @@ def profile_breakdown(data: dict, network: str, width: float, dropconnect: float
     """Self-CPU-time shares of the busiest ops (torch.profiler): one step of the trainer's loop body, one
     batch of the fast evaluation forward and one of plain inference."""
     from torch.profiler import profile
-
-    from dse.core.evaluation.evaluate import Evaluator
-    from dse.core.runtime.precision import autocast
 
     d, dev = bench_data(data), torch.device(device)
     step = _project_trainer(d, network, width, dropconnect, batch_size, min(len(d.train_x), 2 * batch_size), dev)
@@ -785,8 +740,6 @@ def measure(kind: str, isolate: bool = True, keep_freed: bool = True, **kwargs) 
 
 
 def _child_main(argv: list[str]) -> int:
-    from dse.core.runtime.allocator import keep_freed_memory
-
     spec = json.loads(argv[0])
     out = {"keep_freed": spec.get("keep_freed", True) and keep_freed_memory()}  # before any tensor is made
     print(json.dumps({**_measure_here(spec["kind"], spec["kwargs"], isolated=True), **out}))

@@ -5,6 +5,7 @@ import argparse
 import math
 
 from dse.core.errors import DSEError
+from dse.core.protocol import CELL_BITS, DEFAULT_BN, DEFAULT_CALIB_IMAGES, FAULT_PARAMS, MAX_SPARES, fault_model_name, parse_fault_model
 
 
 def _wrap(check):
@@ -105,8 +106,6 @@ def bn_protocol(text: str) -> str:
 
 def add_bn(parser: argparse.ArgumentParser, what: str = "the evaluation") -> None:
     """--bn and --calib-images, their defaults the one BN default (dse/core/protocol.py: DEFAULT_BN)."""
-    from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES
-
     parser.add_argument("--bn", default=DEFAULT_BN, type=bn_protocol,
                         help=f"BN statistics of {what} under faults (default {DEFAULT_BN}): chip (re-estimated "
                              "through each faulty chip from unlabeled training images), paper (the paper's "
@@ -166,8 +165,6 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_fault_model(parser: argparse.ArgumentParser) -> None:
     """--fault-model and its options; fault_model_of(args) turns them into the canonical name."""
-    from dse.core.protocol import CELL_BITS, FAULT_PARAMS, MAX_SPARES
-
     parser.add_argument("--fault-model", default="sa1",
                         help="sa1 (weight reads 0), sa0 (reads max magnitude), or on the physical tiles: rows, cols "
                              "(whole lines stuck), clustered (clusters of stuck cells), mixed (random SA1 plus lines)")
@@ -187,9 +184,6 @@ def add_fault_model(parser: argparse.ArgumentParser) -> None:
 
 def fault_model_of(args) -> str:
     """The canonical fault model name from --fault-model and its options (DSEError naming a bad one)."""
-    from dse.core.errors import DSEError
-    from dse.core.protocol import fault_model_name, parse_fault_model
-
     spec = parse_fault_model(args.fault_model)
     param = None
     for option, model, value in (("--cluster-size", "clustered", args.cluster_size),

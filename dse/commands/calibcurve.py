@@ -5,6 +5,8 @@ the app's calibration chart and the manifest have it."""
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.protocol import DEFAULT_CALIB_IMAGES
 
 
 def add_parser(sub) -> None:
@@ -29,9 +31,7 @@ def run(args) -> dict:
 
     from tqdm.auto import tqdm
 
-    from dse.core.errors import DSEError
     from dse.core.io.data import default_data_path
-    from dse.core.protocol import DEFAULT_CALIB_IMAGES
     from dse.results.store import job_id, open_store
     from dse.run import jobs
 

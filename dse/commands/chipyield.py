@@ -5,6 +5,8 @@ the checkpoint's folder (and its manifest.json, as the app does), so shipped res
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.protocol import bn_label
 
 
 def add_parser(sub) -> None:
@@ -32,9 +34,7 @@ def how_to_record(args, store_path) -> str:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.core.errors import DSEError
     from dse.core.io.checkpoint import load_checkpoint
-    from dse.core.protocol import bn_label
     from dse.results.catalog import sync
     from dse.results.store import DesignPoint, Store, default_store_path, label
     from dse.view import yields

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.protocol import parse_fault_model
 
 
 def add_parser(sub) -> None:
@@ -38,7 +39,6 @@ def run(args) -> dict:
     from dse.core.evaluation.evaluate import Protocol, evaluate
     from dse.core.io.checkpoint import load_checkpoint
     from dse.core.io.data import load_cifar10
-    from dse.core.protocol import parse_fault_model
     from dse.core.runtime.device import pick_device
     from dse.view.explore import CHANCE_ACCURACY
 

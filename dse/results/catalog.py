@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dse.core.cost.isaac import COST_VERSION
 from dse.core.errors import DSEError
+from dse.core.io.atomic import atomic_write
 from dse.results.store import DesignPoint, Store, file_stamp
 
 MANIFEST = "manifest.json"
@@ -84,7 +85,6 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
     has the results without evaluating again. With `data` (CIFAR-10), each checkpoint also gets a spot
     check (dse.core.evaluation.evaluate.spot_check), kept from the old manifest while its weights are unchanged.
     Returns {"path", "checkpoints", "evaluations"}."""
-    from dse.core.io.atomic import atomic_write
     from dse.core.io.checkpoint import load_checkpoint
 
     folder = Path(folder)

@@ -20,10 +20,11 @@ from typing import Callable
 from dse.core.errors import DSEError
 from dse.core.evaluation.journal import Journal
 from dse.core.protocol import DEFAULT_CALIB_IMAGES
-from dse.core.recipes import DEFAULT_RECIPE
-from dse.results.store import DesignPoint, Store
+from dse.core.recipes import DEFAULT_RECIPE, recipe as named_recipe
+from dse.results.store import DesignPoint, Store, job_id
 from dse.run.tasks import (EvaluateTask, SensitivityTask, TrainTask, checkpoint_name, from_json,  # noqa: F401
                            to_json, train_task)
+from dse.core.io.paths import check_inside, data_roots, default_data_path
 
 
 KINDS = ("train", "evaluate", "sensitivity")
@@ -35,24 +36,18 @@ class Cancelled(Exception):
 
 def default_data() -> str:
     """The data path the page starts with: $DSE_DATA, else ./data when it exists, else none."""
-    from dse.core.io.paths import default_data_path
-
     path = default_data_path()
     return str(path) if path else ""
 
 
 def check_data_path(path: str) -> str:
     """A data path typed into the page, which a worker will read: only inside the configured folders."""
-    from dse.core.io.paths import check_inside, data_roots
-
     check_inside(path, data_roots(), "data path", restart="streamlit run app.py")
     return path
 
 
 def job_id_of(kind: str, config: dict) -> str:
     """The id a job for this work has (or will have) in the store."""
-    from dse.results.store import job_id
-
     return job_id(kind, config)
 
 
@@ -181,7 +176,6 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
 def train_recipe(t: TrainTask):
     """The TrainConfig a train task describes."""
     from dse.core.evaluation.calibrate import DEFAULT_RATES
-    from dse.core.recipes import recipe as named_recipe
     from dse.core.training.train import TrainConfig
 
     p = t.point

@@ -32,8 +32,9 @@ from itertools import product
 from pathlib import Path
 
 from dse.core.errors import DSEError
+from dse.core.io.paths import check_inside, checkpoint_roots, data_roots
 from dse.core.paper import FAULT_RATES as DEFAULT_FAULT_RATES
-from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
+from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES, check_fault_model, check_precision
 from dse.core.recipes import DEFAULT_RECIPE, RECIPES
 from dse.results.store import DesignPoint
 
@@ -272,9 +273,6 @@ def _protocol(key: str, table) -> dict:
         if not names or any(n not in BN_PROTOCOLS for n in names):
             fail(f"{key}.bn", f"expected one of {', '.join(BN_PROTOCOLS)} or a list of them, got {protocol['bn']!r}")
     if "fault_model" in protocol:
-        from dse.core.errors import DSEError
-        from dse.core.protocol import check_fault_model
-
         names = protocol["fault_model"] if isinstance(protocol["fault_model"], list) else [protocol["fault_model"]]
         if not names:
             fail(f"{key}.fault_model", "expected a fault model or a list of them, got an empty list")
@@ -289,8 +287,6 @@ def _protocol(key: str, table) -> dict:
 def _paths(doc: dict) -> None:
     """A spec may come from someone else: its name becomes a folder (runs/reproduce/NAME) and its data and
     checkpoint_dir are read and written, so none may point outside the configured folders (dse/paths.py)."""
-    from dse.core.io.paths import check_inside, checkpoint_roots, data_roots
-
     if "name" in doc and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", doc["name"]):
         fail("name", f"expected letters, digits, '.', '_' or '-' (a folder name), got {doc['name']!r}")
     if "data" in doc:
@@ -316,7 +312,6 @@ def _resources(table) -> dict:
 
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
-    from dse.core.protocol import check_precision
     from dse.core.runtime.device import check_device_name
 
     if not isinstance(doc, dict):

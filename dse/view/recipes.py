@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dse.core.io.atomic import atomic_write
+
 RECIPE_KEYS = ("schedule", "ema", "cutout", "bn_lr_scale")
 
 
@@ -57,8 +59,6 @@ def curve_figure(rows: list[dict]):
 
 def write_report(rows: list[dict], stem: Path) -> list[Path]:
     """<stem>.md with the table; the figure as <stem>.png, or <stem>.html where PNG export is unavailable."""
-    from dse.core.io.atomic import atomic_write
-
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(stem.with_suffix(".md"), (table_markdown(rows) + "\n").encode())

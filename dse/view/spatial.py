@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dse.core.evaluation.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
-from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name  # noqa: F401  the tab's choices
+from dse.core.faults.remap import remap_tile
+from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name, parse_fault_model  # noqa: F401  the tab's choices
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
 LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
@@ -142,10 +143,7 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
     import torch
 
     from dse.core.faults.injector import FaultInjector
-    from dse.core.faults.remap import remap_tile
     from dse.core.models import build_model
-    from dse.core.protocol import parse_fault_model
-
     torch.manual_seed(0)
     inj = FaultInjector(build_model(network, width, shortcut_kernel), mapping)
     spec = parse_fault_model(fault_model)

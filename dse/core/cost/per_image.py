@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from dse.core.errors import DSEError
 from dse.core.cost.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_POWER_MW
     COST_VERSION,
     ISAAC_AREA_MM2,  # noqa: F401
@@ -51,10 +50,13 @@ from dse.core.cost.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_PO
     event_energy_pj,
     occupied,
     tops_per_w,
+    unit_area_mm2,
 )
 from dse.core.crossbar.mapping import MappingPolicy
+from dse.core.errors import DSEError
 from dse.core.models import build_model, check_network, check_width
 from dse.core.paper import WIDTHS as TABLE_WIDTHS
+from dse.core.protocol import MAX_SPARES
 
 INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image
 REGISTERS = ("input_register", "output_register")  # the IMA parts charged per crossbar busy, not per conversion
@@ -611,9 +613,6 @@ def spare_columns_cost(network: str, width: float = 1.0, shortcut_kernel: int = 
     the isaac cost: the memristor array and the per-column sample-and-holds grow by spares/xbar_size; DACs
     (per row), the ADC (it converts the xbar_size columns in use, spares replacing stuck ones) and the timing
     are unchanged. Energy grows with the same share of the array's and sample-and-holds' energy."""
-    from dse.core.cost.isaac import unit_area_mm2
-    from dse.core.protocol import MAX_SPARES
-
     if isinstance(spares, bool) or not isinstance(spares, int) or not 0 <= spares <= MAX_SPARES:
         raise DSEError(f"spare columns per crossbar must be an integer from 0 to {MAX_SPARES}, got {spares!r}")
     report = isaac_cost(network, width, shortcut_kernel, policy, **knobs)

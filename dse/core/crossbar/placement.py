@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse.core.crossbar.mapping import crossbar_layers
+
 TILE = 128  # ISAAC's crossbar: IsaacConfig.xbar_size
 
 
@@ -79,8 +81,6 @@ def place(shapes: dict[str, tuple[int, ...]], groups: dict[str, int] | None = No
 
 def model_placement(model, policy="default", size: int = TILE) -> Placement:
     """The placement of a model's crossbar layers under a mapping policy (a meta-device model will do)."""
-    from dse.core.crossbar.mapping import crossbar_layers
-
     layers = crossbar_layers(model, policy)
     return place({n: tuple(m.weight.shape) for n, m in layers.items()},
                  {n: getattr(m, "groups", 1) for n, m in layers.items()}, size)

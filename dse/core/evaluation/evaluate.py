@@ -26,16 +26,17 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from dse.core.errors import DSEError
 from dse.core.evaluation.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibrate_bn, calibration_batches,
                            check_bn_protocol, chips_bn_stats, nearest_rate)
-from dse.core.errors import DSEError
-from dse.core.evaluation.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
+from dse.core.evaluation.folded import FoldedForward, _Unsupported, _mkldnn_conv_ok
 from dse.core.evaluation.int8 import Int8State
 from dse.core.faults.dropconnect import check_rate
 from dse.core.faults.injector import FaultInjector
 from dse.core.io.checkpoint import Checkpoint, load_bn_buffers
 from dse.core.io.data import head, normalize
 from dse.core.protocol import check_fault_model
+from dse.core.runtime import precision as P
 from dse.core.runtime.precision import Choice, autocast, default_precision, resolve
 from dse.core.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
 
@@ -246,8 +247,6 @@ class Evaluator:
         """K, the crossbar instances one forward evaluates: as given, else measured once per machine, network
         and precision (cached with the precision measurements)."""
         if self.per_pass is None:
-            from dse.core.runtime import precision as P
-
             key = f"{self.ckpt.meta['network']}/{self.precision}/{self.device.type}"
             rec = P.machine_record(self.device).get("instances_per_pass", {}).get(key)
             if rec is None:

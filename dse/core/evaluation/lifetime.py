@@ -154,7 +154,7 @@ def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, months, prot
                       calib_x=None, precision: str | None = None) -> dict:
     """Accuracy against time: one evaluation (dse/core/evaluation/evaluate.py) at each distinct f(month), then
     lifetime_table. A month whose rate repeats another's reuses its result (the same chips)."""
-    from dse.core.evaluation.evaluate import evaluate
+    from dse.core.evaluation.evaluate import evaluate  # lazy: the page draws lifetime curves from here, torch-free
 
     months = [float(m) for m in months]
     if not months or any(m < 0 for m in months) or any(b <= a for a, b in pairwise(months)):

@@ -29,8 +29,10 @@ import torch
 
 from dse.core.errors import DSEError
 from dse.core.io.atomic import atomic_write
-from dse.core.runtime.int8_kernels import int8_capability
+from dse.core.io.data import cache_dir
+from dse.core.models import build_model
 from dse.core.protocol import PRECISIONS, check_precision  # noqa: F401  (the names live torch-free)
+from dse.core.runtime.int8_kernels import int8_capability
 
 PHASES = ("train", "evaluate", "calibrate")
 MIN_SPEEDUP = 1.05  # below this, bf16's rounding is not worth the time it saves
@@ -161,8 +163,6 @@ def _float_choice(requested: str, phase: str, cap: Capability, speedup: float | 
 # ----------------------------------------------------------------------------------- the per-machine cache
 
 def cache_path() -> Path:
-    from dse.core.io.data import cache_dir
-
     return cache_dir() / "precision.json"
 
 
@@ -219,8 +219,6 @@ def _sync(device: torch.device) -> None:
 def measure_speed(network: str, phase: str, device: torch.device | str = "cpu", reps: int = 2) -> dict:
     """Seconds per batch of the width-1 model in fp32 and in bf16, interleaved (warm-up first, best of
     `reps`): a forward in eval mode (evaluate), in train mode (calibrate), or a full SGD step (train)."""
-    from dse.core.models import build_model
-
     device = torch.device(device)
     torch.manual_seed(0)
     model = build_model(network, 1.0, 1).to(device, memory_format=torch.channels_last)
