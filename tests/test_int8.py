@@ -77,7 +77,7 @@ def test_stuck_cells_are_zero_levels_in_the_int8_weights(trained, tiny_data):
 @needs_int8
 @pytest.mark.parametrize("bn", ["paper", "chip"])
 def test_int8_and_fp32_agree_on_a_small_model(trained, tiny_data, bn):
-    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=3, bn=bn),
+    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], protocol=Protocol(instances=3, bn=bn),
                         progress=False, precision=p, calib_x=tiny_data.train_x) for p in ("fp32", "int8")}
     assert runs["int8"]["precision"] == "int8" and all(r["precision"] == "int8" for r in runs["int8"]["results"])
     for a, b in zip(runs["fp32"]["results"], runs["int8"]["results"]):

@@ -22,7 +22,8 @@ MODELS = ["sa1", "rows", "cols", "clustered", "clustered:8", "mixed", "mixed:0.2
 
 
 def maps(name, rate, instance=0, seed=0, spares=0):
-    return cell_maps(parse_fault_model(name), rate, PLACEMENT, list(SHAPES.values()), instance, seed, spares)
+    return cell_maps(parse_fault_model(name), rate, PLACEMENT, list(SHAPES.values()), instance, seed=seed,
+                     spares=spares)
 
 
 def injector(seed=0, width=0.5):
@@ -277,7 +278,7 @@ def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsy
 def test_teaching_tile_maps_show_the_remapped_layout():
     from dse.view import spatial
 
-    maps = spatial.tile_maps("resnet20", 0.5, 1, "default", "layer1.0.conv1", "rows+remap:2", 0.2)
+    maps = spatial.tile_maps("resnet20", 0.5, 1, "default", "layer1.0.conv1", fault_model="rows+remap:2", rate=0.2)
     assert maps["stuck"].shape == (128, 130) and maps["stuck_remapped"].shape == (128, 128)
     assert maps["occupied"].sum() > 0
     seen = maps["stuck_remapped"]  # the same stuck lines, reordered: each logical row still all or nothing

@@ -75,7 +75,7 @@ def _describe(path: str) -> str:
             f"{m.get('epochs', '?')} epochs{acc}")
 
 
-def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_precision(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """What each phase runs in here: bf16's speed measured (and cached) where the machine has it natively, the
     fp32-vs-bf16 equivalence checked on each given checkpoint and recorded for `auto` to use, then the choice."""
@@ -116,7 +116,7 @@ def _log_choices(cfg: BenchConfig, out: dict, net: str, dev, log) -> None:
                                          for ph, c in out["choices"][net].items()))
 
 
-def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_training(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Training throughput (interleaved) and one end-to-end run of the trainer per network."""
     for net in nets:
@@ -138,7 +138,7 @@ def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
             checkpoints[net] = out
 
 
-def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_campaign(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Fault campaign (interleaved), end-to-end evaluate and the equivalence of the fast path."""
     ev = dict(rate=cfg.fault_rate, instances=cfg.instances, test_images=min(cfg.test_images, len(d.test_x)),
@@ -184,7 +184,7 @@ def _int8_here(cfg: BenchConfig, result: dict) -> bool:
     return cfg.int8 and result["config"]["device"] == "cpu" and int8_capability()[0]
 
 
-def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_int8(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """int8 against fp32 on the same maps, per network with a checkpoint, BN protocol and rate; recorded (with
     the campaign's speed-ups) for `auto`, whose choice is then shown again."""
@@ -223,7 +223,7 @@ def _merged(dev, net: str, key: str, eq: dict) -> dict:
     return checks
 
 
-def _bench_calibration(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_calibration(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """BN calibration time per fault rate."""
     for net in nets:
@@ -233,7 +233,7 @@ def _bench_calibration(cfg: BenchConfig, result: dict, m, nets: list[str], check
         log(f"calibration {net}: " + ", ".join(f"p'={x['rate']:g} {x['seconds']:.1f}s" for x in r["rates"]))
 
 
-def _bench_scaling(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_scaling(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Scaling with instances and width (ResNet20, or the first network)."""
     base = "resnet20" if "resnet20" in nets else nets[0]
@@ -270,10 +270,10 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
     m = lambda kind, **kw: measure(kind, cfg.isolate, data=data, device=str(dev), **kw)  # noqa: E731
     tmp = tempfile.TemporaryDirectory()
 
-    args = (cfg, result, m, nets, checkpoints, given, d, dev, tmp, log)
+    context = dict(nets=nets, checkpoints=checkpoints, given=given, d=d, dev=dev, tmp=tmp, log=log)
     for step in (_bench_precision, _bench_training, _bench_campaign, _bench_int8, _bench_calibration, _bench_scaling):
         if cfg.only is None or step.__name__.removeprefix("_bench_") in cfg.only:
-            step(*args)
+            step(cfg, result, m, **context)
 
     if cfg.page_checkpoints and (cfg.only is None or "page" in cfg.only):  # the explorer's page on those results
         result["page"] = m("page_render", checkpoints=cfg.page_checkpoints, renders=cfg.page_renders)

@@ -37,7 +37,7 @@ def _transforms(train: bool):
     return T.Compose([*aug, T.ToTensor(), T.Normalize(MEAN, STD)])
 
 
-def _reference_trainer(d, network: str, width: float, batch_size: int, n: int, workers: int, dev):
+def _reference_trainer(d, network: str, width: float, *, batch_size: int, n: int, workers: int, dev):
     """The plain loop a researcher writes: eager fp32 NCHW model, torchvision transforms in a DataLoader,
     SGD with the project's recipe (Nesterov 0.9, wd 5e-4, label smoothing 0.1), no drop-connect."""
     from torch import nn

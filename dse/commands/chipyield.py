@@ -53,7 +53,8 @@ def run(args) -> dict:
     rows = rows[(rows.point_id == point.point_id) & (rows.checkpoint_sha == ckpt.sha256)]
     rows = rows.assign(network=point.network, width=point.width, shortcut_kernel=point.shortcut_kernel,
                        mapping=point.mapping, dropconnect=point.dropconnect)
-    y = yields.point_yield(rows, point.point_id, args.fault_rate, args.target, args.bn, args.calib_images)
+    y = yields.point_yield(rows, point.point_id, args.fault_rate, args.target, bn=args.bn,
+                           calib_images=args.calib_images)
     if y is None:
         raise DSEError(missing)
     out = {"checkpoint": args.checkpoint, "design_point": label(m), "store": str(path), "bn": args.bn,

@@ -51,7 +51,8 @@ def run(args) -> dict:
     data = load_cifar10(args.data)
     warnings.simplefilter("always")
     with warnings.catch_warnings(record=True) as caught:
-        result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
+        result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol=protocol, device=device,
+                          progress=not args.json,
                           batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision,
                           instances_per_pass=args.instances_per_pass)
     result["warnings"] = sorted({str(w.message) for w in caught})

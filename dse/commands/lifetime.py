@@ -61,8 +61,9 @@ def run(args) -> dict:
     data = load_cifar10(args.data)
     months = args.months or list(args.trajectory.default_months())
     min_yield = None if args.min_yield is None else args.min_yield / 100
-    out = evaluate_lifetime(ckpt, data.test_x, data.test_y, args.trajectory, months, protocol, args.target,
-                            min_yield, pick_device(args.device), progress=not args.json,
+    out = evaluate_lifetime(ckpt, data.test_x, data.test_y, args.trajectory, months=months, protocol=protocol,
+                            target=args.target,
+                            min_yield=min_yield, device=pick_device(args.device), progress=not args.json,
                             batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision)
     if not args.json:
         print(f"{ckpt.path}: {out['network']} w={out['width']:g} p={out['dropconnect']:g}; trajectory "

@@ -136,7 +136,7 @@ def _figures(report: dict, folder) -> list[str]:
     figures = {f"spatial-{p.replace(' ', '-').replace('=', '')}": spatial.accuracy_figure(report, p)
                for p in dict.fromkeys(rows.point)}
     figures["spatial-tiles"] = spatial.tile_gallery("resnet20", 1.0, 1, "default", "layer2.1.conv1",
-                                                    list(dict.fromkeys(rows.fault_model)), 0.1)
+                                                    models=list(dict.fromkeys(rows.fault_model)), rate=0.1)
     written = []
     for name, fig in figures.items():
         try:

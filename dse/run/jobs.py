@@ -246,7 +246,7 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
     if any(done.values()):
         print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),
               flush=True)
-    out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.device),
+    out = evaluate(ck, data.test_x, data.test_y, rates, protocol=protocol, device=pick_device(c.device),
                    progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()},
                    calib_x=data.train_x, precision=c.precision)
     quantized = out["fault_free_quantized_accuracy"]

@@ -64,7 +64,7 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     return df.merge(c, on=ARCH, how="left")
 
 
-def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = DEFAULT_BN,
+def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, bn: str = DEFAULT_BN,
                  calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
                  fault_model: str = "sa1") -> pd.DataFrame:
     """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not

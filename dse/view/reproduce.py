@@ -246,7 +246,7 @@ def claims_table(per: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame, table: pd.DataFrame,
-                     files: list[str], png_problem: str | None, sweep: dict | None) -> str:
+                     *, files: list[str], png_problem: str | None, sweep: dict | None) -> str:
     """The report: per BN protocol (`per[bn]` holds its results `df` and `points` table) the design points,
     accuracy under faults and best drop-connect rates; then the claims under every protocol, Table II and
     the figures."""
@@ -379,7 +379,8 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
     files, png_problem = write_figures(figs, out / "figures")
     claims = claims_table({bn: d["claims"] for bn, d in per.items()})
     table = table_ii(spec)
-    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table, files, png_problem, sweep))
+    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table, files=files, png_problem=png_problem,
+                                                     sweep=sweep))
     if readme is not None:
         tables = readme_tables(per, calib)
         paste_tables(readme, tables, optional=set(tables) - {"points", "best-p"})

@@ -134,7 +134,7 @@ def lifetime_figure(curve: pd.DataFrame, target: float, title: str) -> go.Figure
     return fig
 
 
-def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, fault_model: str,
+def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, *, fault_model: str,
               rate: float, instance: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
     """One tile (the layer's first) of one chip: `stuck` (rows x columns + spares, bool), `occupied` (which cells
     hold a weight), and with +remap in the fault model `stuck_remapped`: the stuck cells as the remapped weights
@@ -156,14 +156,15 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
     return out
 
 
-def tile_gallery(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, models: list[str],
+def tile_gallery(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, *, models: list[str],
                  rate: float, instance: int = 0) -> go.Figure:
     """One tile of one chip under each fault model side by side (the physical map; dark cells are stuck)."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, horizontal_spacing=0.02)
     for k, model in enumerate(models):
-        stuck = tile_maps(network, width, shortcut_kernel, mapping, layer, model, rate, instance)["stuck"]
+        stuck = tile_maps(network, width, shortcut_kernel, mapping, layer, fault_model=model, rate=rate,
+                          instance=instance)["stuck"]
         fig.add_trace(go.Heatmap(z=stuck.astype(np.uint8)[::-1], colorscale=[[0, "#f2f2f2"], [1, "#b2182b"]],
                                  showscale=False), row=1, col=k + 1)
         fig.update_xaxes(showticklabels=False, row=1, col=k + 1)

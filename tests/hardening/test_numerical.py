@@ -71,7 +71,7 @@ def trained(tmp_path_factory, tiny_data):
 
 def test_accuracy_at_chance_is_a_result_not_an_error(trained, tiny_data):
     with one_thread():
-        fine, gone = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.99], Protocol(instances=2),
+        fine, gone = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.99], protocol=Protocol(instances=2),
                               progress=False)["results"]
     assert fine["mean"] > 30 and not fine["at_chance"]
     assert abs(gone["mean"] - 10.0) <= 3 and gone["at_chance"]  # 99% of crossbar weights read 0: it guesses

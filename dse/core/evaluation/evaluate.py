@@ -87,8 +87,8 @@ class Protocol:
 class Evaluator:
     """One checkpoint's model on a device, with its test set normalised once and its weights quantised once."""
 
-    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500,
-                 precision: str | None = None, instances_per_pass: int | None = None, *,
+    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", *, batch_size: int = 500,
+                 precision: str | None = None, instances_per_pass: int | None = None,
                  calib_x: Tensor | None = None):
         """calib_x: training images (uint8); the int8 engine calibrates its activation scales on a fixed set
         of them (set_calibration's; without any, int8 is not used)."""
@@ -328,7 +328,7 @@ class Evaluator:
                 "time_s": round(time.perf_counter() - t0, 3)}
 
 
-def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, protocol: Protocol | None = None,
+def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, *, protocol: Protocol | None = None,
              device="cpu", progress: bool = True, batch_size: int = 500,
              on_result: Callable[[dict], None] | None = None,
              on_instance: Callable[[float, int, float], None] | None = None,
@@ -343,7 +343,8 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = head(test_x, test_y, protocol.test_images)
-    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, precision, instances_per_pass, calib_x=calib_x)
+    ev = Evaluator(ckpt, test_x, test_y, device, batch_size=batch_size, precision=precision,
+                   instances_per_pass=instances_per_pass, calib_x=calib_x)
     if protocol.bn == "chip" and calib_x is None:
         raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
     if protocol.bn == "chip" or ev.int8 is not None:  # int8: its activation scales' images under `paper` too

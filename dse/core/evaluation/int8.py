@@ -152,7 +152,7 @@ class Int8Forward:
         b = p.get(f"{conv}.bias")
         bias = shift if b is None else (b if s is None else shift + b * s)
         qw = packed_conv_weight(*levels_of(p[f"{conv}.weight"]), s)
-        stride, padding, dilation, groups = node.args[3:7]
+        stride, padding, dilation, groups = (node.kwargs[k] for k in ("stride", "padding", "dilation", "groups"))
         return torch.ops.quantized.conv2d_prepack(qw, None if bias is None else bias.float().contiguous(), stride,
                                                   padding, dilation, groups)
 
@@ -176,9 +176,10 @@ class Int8Forward:
                     if n.name == self.input_name:
                         seen(n.name, x)
                 elif n in self.convs:
-                    xin, w, b, stride, padding, dilation, groups, other, unary, scalars, _ = (
-                        _arg(env, a) for a in n.args)
-                    y = torch.nn.functional.conv2d(xin, w, b, stride, padding, dilation, groups)
+                    xin, w, b = (_arg(env, a) for a in n.args)
+                    k = {name: _arg(env, v) for name, v in n.kwargs.items()}
+                    other, unary, scalars = k["other"], k["unary"], k["scalars"]
+                    y = torch.nn.functional.conv2d(xin, w, b, k["stride"], k["padding"], k["dilation"], k["groups"])
                     if other is not None:
                         seen(n.name + ":conv", y)
                         y = y + other
@@ -210,7 +211,7 @@ class Int8Forward:
 
     def _qconv(self, n, env, packed, ranges):
         """One conv block in int8: conv (+ReLU, ReLU6 as a ReLU whose range stops at 6) or conv + add (+ReLU)."""
-        xin, other, unary = env[n.args[0]], n.args[7], n.args[8]
+        xin, other, unary = env[n.args[0]], n.kwargs["other"], n.kwargs["unary"]
         xin = _quant(xin, ranges, n.args[0].name)
         w = packed[n.name]
         cap = 6.0 if unary == "hardtanh" else None

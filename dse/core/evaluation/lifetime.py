@@ -149,7 +149,7 @@ def lifetime_table(months, rates, results: dict[float, dict], target: float, min
     return out
 
 
-def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, months, protocol, target: float,
+def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, *, months, protocol, target: float,
                       min_yield: float | None = None, device="cpu", progress: bool = True, batch_size: int = 500,
                       calib_x=None, precision: str | None = None) -> dict:
     """Accuracy against time: one evaluation (dse/core/evaluation/evaluate.py) at each distinct f(month), then
@@ -161,7 +161,8 @@ def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, months, prot
         raise DSEError(f"months must be increasing and >= 0, got {', '.join(f'{m:g}' for m in months) or 'none'}")
     rates = [round(trajectory.rate(m), 12) for m in months]
     distinct = sorted(set(rates))
-    ev = evaluate(ckpt, test_x, test_y, distinct, protocol, device, progress, batch_size, calib_x=calib_x,
+    ev = evaluate(ckpt, test_x, test_y, distinct, protocol=protocol, device=device, progress=progress,
+                  batch_size=batch_size, calib_x=calib_x,
                   precision=precision)
     by_rate = dict(zip(distinct, ev["results"]))
     table = lifetime_table(months, rates, by_rate, target, min_yield)

@@ -71,8 +71,8 @@ class FaultInjector:
         uniforms = None
         if spec.model in ("sa1", "sa0"):  # the cells holding weights keep the weights' own draws
             uniforms = {n: u.numpy() for n, u in draw_uniforms(self.shape_of, instance, seed).items()}
-        return cell_maps(spec, rate, self.placement, list(self.shape_of.values()), instance, seed, spec.spares,
-                         uniforms)
+        return cell_maps(spec, rate, self.placement, list(self.shape_of.values()), instance, seed=seed,
+                         spares=spec.spares, weight_uniforms=uniforms)
 
     def loss_cells(self, model: str = "sa1") -> np.ndarray:
         """(tiles, 128, 128): the weight magnitude each cell's weight loses if the cell is stuck (0 where empty)."""

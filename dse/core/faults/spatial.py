@@ -89,7 +89,7 @@ def _paint(out: np.ndarray, t, x, y, lh, lw) -> None:
         out[tt[m], rr[m], cols[sel][m]] = True
 
 
-def cell_maps(spec: FaultSpec, rate: float, placement: Placement, shapes: list, instance: int, seed: int = 0,
+def cell_maps(spec: FaultSpec, rate: float, placement: Placement, shapes: list, instance: int, *, seed: int = 0,
               spares: int = 0, weight_uniforms: dict | None = None) -> np.ndarray:
     """(tiles, size, size + spares) bool: the stuck cells of one instance. For sa1/sa0 the cells holding weights
     take the weights' own uniforms (`weight_uniforms`, numpy, by layer), so the map is SA1's per-weight map."""

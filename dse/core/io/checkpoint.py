@@ -95,6 +95,7 @@ def save_checkpoint(
     state: dict[str, Tensor],
     meta: dict,
     bn_stats: dict[float, dict[str, Tensor]] | None = None,
+    *,
     extra: dict[str, Tensor] | None = None,
     half: bool = False,
     int8: tuple[str, ...] = (),
