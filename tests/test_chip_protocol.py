@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dse.core.calibrate import calibration_batches, chip_bn_stats
-from dse.core.checkpoint import bn_buffers
+from dse.core.evaluation.calibrate import calibration_batches, chip_bn_stats
+from dse.core.io.checkpoint import bn_buffers
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, evaluate
+from dse.core.evaluation.evaluate import Evaluator, evaluate
 from dse.domain.bn import Batch
 from tests.fixtures import spec, specs
 

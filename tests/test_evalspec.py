@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dse.core.journal import Journal
+from dse.core.evaluation.journal import Journal
 from dse.domain.bn import BN_PROTOCOLS, Batch, Chip, Paper, bn_label, parse_bn
 from dse.domain.errors import DSEError
 from dse.domain.evalspec import Budget, EvalSpec, eval_key, parse_budget, spec_of

@@ -4,7 +4,7 @@ import torch
 from scipy import stats
 
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, evaluate, summarize
+from dse.core.evaluation.evaluate import Evaluator, evaluate, summarize
 from dse.domain.point import DesignPoint
 from tests.fixtures import spec, specs
 
@@ -98,7 +98,7 @@ def test_bad_fault_rate(trained, tiny_data):
 def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(trained, tiny_data):
     """Any fault rate under the paper protocol: Algorithm 1's statistics for it are computed as the checkpoint's
     own were (same image count and seed), not borrowed from the nearest calibrated rate."""
-    from dse.core.calibrate import calibrate_bn
+    from dse.core.evaluation.calibrate import calibrate_bn
 
     assert 0.15 not in trained.bn_stats
     with pytest.warns(UserWarning, match=r"fault rate\(s\) 0.15 were not in the checkpoint: computed now"):

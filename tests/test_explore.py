@@ -4,13 +4,13 @@ import pytest
 from dse.domain.faultspec import FAULT_MODEL_NAMES
 from dse.domain.point import DesignPoint
 from dse.view import explore
-from dse.core.mapping import POLICIES
+from dse.core.crossbar.mapping import POLICIES
 from tests.fixtures import POINTS, accuracy_model, add_result, build_store
 
 
 def test_explorer_space_is_what_the_backend_implements():
     assert set(explore.MAPPINGS) <= set(POLICIES)
-    from dse.core.faults import FAULT_MODELS
+    from dse.core.faults.stuck_at import FAULT_MODELS
     assert set(FAULT_MODEL_NAMES) == set(FAULT_MODELS)
 
 
@@ -71,7 +71,7 @@ def test_default_target_is_met_by_some_designs_and_missed_by_others():
 
 def test_stale_cached_costs_are_recomputed(tmp_path):
     """Totals stored by another cost-model version read as unknown and are recomputed (COST_VERSION)."""
-    from dse.core.isaac import COST_VERSION
+    from dse.core.cost.isaac import COST_VERSION
     from dse.results.catalog import ensure_costs
 
     store, _ = build_store(tmp_path)

@@ -1,4 +1,4 @@
-"""The int8 evaluation engine (dse/core/int8.py): the int8 layer is the float layer on integer inputs, stuck
+"""The int8 evaluation engine (dse/core/evaluation/int8.py): the int8 layer is the float layer on integer inputs, stuck
 cells are 0 levels, a small model's int8 and fp32 accuracies agree, and int8 is chosen as a pure function of
 capability and measurement (faked both ways). No timing assertions."""
 import subprocess
@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dse.core import precision as P
+from dse.core.runtime import precision as P
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, evaluate
+from dse.core.evaluation.evaluate import Evaluator, evaluate
 from tests.fixtures import specs
-from dse.core.int8 import Int8Forward, int8_capability, packed_conv_weight, qparams, quantized_engine
+from dse.core.evaluation.int8 import Int8Forward, packed_conv_weight, qparams
+from dse.core.runtime.int8_kernels import int8_capability, quantized_engine
 
 HAS_INT8, WHY = int8_capability()
 needs_int8 = pytest.mark.skipif(not HAS_INT8, reason=f"no int8 kernels here: {WHY}")

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from dse.core import precision as P
+from dse.core.runtime import precision as P
 from dse.domain.errors import DSEError
-from dse.core.evaluate import Evaluator, evaluate
+from dse.core.evaluation.evaluate import Evaluator, evaluate
 from tests.fixtures import specs
 
 AMX = P.Capability("cpu", True, "AMX")
@@ -110,8 +110,8 @@ def test_the_default_precision_comes_from_the_environment(monkeypatch, trained, 
 
 
 def test_training_records_its_precision(tiny_data, tmp_path):
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.train import Recipe, TrainConfig, train
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.training.train import Recipe, TrainConfig, train
 
     cfg = TrainConfig(network="resnet20", width=0.25, recipe=Recipe(epochs=1, batch_size=32), calib_rates=(),
                       max_train_images=64)

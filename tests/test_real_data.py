@@ -2,11 +2,11 @@
 learn well above chance, and the calibrate/evaluate path must run on real images."""
 import pytest
 
-from dse.core.checkpoint import load_checkpoint
-from dse.core.data import load_cifar10
-from dse.core.evaluate import evaluate
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.io.data import load_cifar10
+from dse.core.evaluation.evaluate import evaluate
 from tests.fixtures import specs
-from dse.core.train import Recipe, TrainConfig, train
+from dse.core.training.train import Recipe, TrainConfig, train
 
 pytestmark = pytest.mark.slow  # real CIFAR-10
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dse.core.evaluation.evaluate import SPOT_CHECK, spot_check, summarize
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.io.data import load_cifar10
 from dse.results.catalog import MANIFEST, MANIFEST_FORMAT
-from dse.core.checkpoint import load_checkpoint
-from dse.core.data import load_cifar10
-from dse.core.evaluate import SPOT_CHECK, spot_check, summarize
 from dse.run.spec import load_spec
 
 pytestmark = pytest.mark.slow  # the shipped checkpoints and real CIFAR-10
@@ -75,7 +75,7 @@ def test_the_manifest_carries_the_spatial_defects_report():
 def test_the_readmes_lifetime_table_is_the_shipped_evaluations():
     """The README's lifetime illustration (ResNet20 1x p=0.3, clustered defects, blind and remapped) is what
     `lifetime_table` computes from the shipped evaluations at each month's f(t)."""
-    from dse.core.lifetime import lifetime_table, parse_trajectory
+    from dse.core.evaluation.lifetime import lifetime_table, parse_trajectory
     from dse.results.catalog import sync
     from dse.results.store import Store
 

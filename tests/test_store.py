@@ -8,7 +8,7 @@ import pytest
 
 from dse.run import jobs
 from dse.results.catalog import sync
-from dse.core.checkpoint import load_checkpoint, save_checkpoint
+from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 from dse.results.store import SCHEMA_VERSION, Store, open_store
 from dse.domain.evalspec import Budget, EvalSpec
 from dse.domain.faultspec import FaultSpec

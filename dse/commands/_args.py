@@ -131,7 +131,7 @@ def network(text: str) -> str:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    from dse.core.device import check_device_name
+    from dse.core.runtime.device import check_device_name
 
     parser.add_argument("--device", default="auto", type=_wrap(check_device_name),
                         help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -152,7 +152,7 @@ def float_precision(text: str) -> str:
 
 
 def add_precision(parser: argparse.ArgumentParser, what: str = "the computation", *, evaluation: bool = False) -> None:
-    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/int8.py)."""
+    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/evaluation/int8.py)."""
     int8 = (" or int8 (the crossbar's 8-bit levels and 8-bit inputs on int8 kernels; auto picks it only where "
             "dse bench showed it equal to fp32 and faster here)") if evaluation else ""
     parser.add_argument("--precision", default=None, type=precision if evaluation else float_precision,
@@ -214,7 +214,7 @@ def data_path(data: str | None) -> str:
     """The CIFAR-10 source a task reads: --data, else $DSE_DATA; absolute, as a job's config keeps it."""
     from pathlib import Path
 
-    from dse.core.data import default_data_path
+    from dse.core.io.data import default_data_path
     from dse.domain.errors import DSEError
 
     data = data or default_data_path()

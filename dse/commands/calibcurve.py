@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.core.checkpoint import read_meta
+    from dse.core.io.checkpoint import read_meta
     from dse.domain.bn import Chip, Paper
     from dse.domain.faultspec import parse_fault_model
     from dse.domain.point import DesignPoint

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.core.checkpoint import read_meta
+    from dse.core.io.checkpoint import read_meta
     from dse.results.store import open_store
     from dse.run import jobs
     from dse.run.tasks import CalibrateTask

@@ -41,8 +41,8 @@ def run(args) -> dict:
     import warnings
     from pathlib import Path
 
-    from dse.core.checkpoint import read_meta
-    from dse.core.cost import spare_columns_cost
+    from dse.core.io.checkpoint import read_meta
+    from dse.core.cost.per_image import spare_columns_cost
     from dse.domain.point import DesignPoint
     from dse.results.store import open_store
     from dse.run import jobs

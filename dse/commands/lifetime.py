@@ -1,6 +1,6 @@
 """`python -m dse lifetime CKPT --trajectory T --target A`: accuracy against time as a chip's fault rate grows
 along a trajectory f(t), with intervals, and the months until the mean accuracy (or the chip yield) falls below
-the target (dse/core/lifetime.py). Each distinct f(t) is one EvalSpec run as a job (dse/run/jobs.py): its
+the target (dse/core/evaluation/lifetime.py). Each distinct f(t) is one EvalSpec run as a job (dse/run/jobs.py): its
 chips are recorded in the results store like any evaluation's and resume from their journal."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dse.commands import _args
 
 
 def trajectory(text: str):
-    from dse.core.lifetime import parse_trajectory
+    from dse.core.evaluation.lifetime import parse_trajectory
 
     return _args._wrap(parse_trajectory)(text)
 
@@ -53,8 +53,8 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.core.checkpoint import read_meta
-    from dse.core.lifetime import check_months, lifetime_table
+    from dse.core.io.checkpoint import read_meta
+    from dse.core.evaluation.lifetime import check_months, lifetime_table
     from dse.domain.point import DesignPoint
     from dse.results.store import open_store
     from dse.run import jobs

@@ -58,7 +58,7 @@ def run(args) -> dict:
     """Long because it walks checkpoints x fault models x layouts x rates, each cell a job, then reports."""
     from pathlib import Path
 
-    from dse.core.checkpoint import read_meta
+    from dse.core.io.checkpoint import read_meta
     from dse.domain.errors import DSEError
     from dse.domain.evalspec import Budget
     from dse.domain.faultspec import fault_model_name, parse_fault_model
@@ -128,7 +128,7 @@ def _figures(report: dict, folder) -> list[str]:
     figures = {f"spatial-{p.replace(' ', '-').replace('=', '')}": spatial.accuracy_figure(report, p)
                for p in dict.fromkeys(rows.point)}
     figures["spatial-tiles"] = spatial.tile_gallery("resnet20", 1.0, 1, "default", "layer2.1.conv1",
-                                                    list(dict.fromkeys(rows.fault_model)), 0.1)
+                                                    models=list(dict.fromkeys(rows.fault_model)), rate=0.1)
     written = []
     for name, fig in figures.items():
         try:

@@ -1,7 +1,7 @@
 """How BatchNorm statistics are obtained under faults: the three protocols an evaluation can use, as small
 frozen classes (only `Chip` carries an image count), their names in the store, jobs and sweep specs
 ("paper", "chip", "batch"), and how tables and charts name them. Torch-free; the statistics themselves are
-computed in dse/core/calibrate.py and used in dse/core/evaluate.py.
+computed in dse/core/evaluation/calibrate.py and used in dse/core/evaluation/evaluate.py.
 
     match bn:
         case Paper(): ...            # Algorithm 1's statistics for p' = f (the paper's protocol)

@@ -14,7 +14,7 @@ from dse.domain.errors import DSEError
 from dse.domain.faultspec import FaultSpec, parse_fault_model
 from dse.domain.point import DesignPoint
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.precision chooses them; int8 evaluates only (dse/core/int8.py)
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.runtime.precision chooses them; int8 evaluates only (dse/core/evaluation/int8.py)
 MIN_INSTANCES = 20  # an adaptive evaluation never stops before this many crossbars
 
 

@@ -1,7 +1,7 @@
 """The fault models a crossbar evaluation can use and their one canonical name ("sa1", "clustered:8",
 "rows+remap", "mixed:0.3+remap:4", "sa0+bpc:2"), parsed into a FaultSpec that carries the cell fault rate too.
 Torch-free (the page names fault models without importing torch); the faults themselves are drawn in
-dse/core/faults.py."""
+dse/core/faults/injector.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 from dse.domain.errors import DSEError
 from dse.domain.stats import check_rate
 
-FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.FAULT_MODELS implements them
+FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.stuck_at.FAULT_MODELS implements them
 # the second parameter of a fault model: (what it is, default, smallest, largest); written "clustered:8"
 FAULT_PARAMS = {"clustered": ("mean cluster side in cells", 4.0, 1.0, 64.0),
                 "mixed": ("share of the cell fault rate from random SA1 cells", 0.5, 0.0, 1.0)}
 MAX_SPARES = 64  # spare columns per 128-column tile a remapped evaluation may add
-WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/faults.py)
+WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/faults/injector.py)
 CELL_BITS = (1, 2, 4, 8)  # bits per cell a weight's 8 bits split into evenly (8: one cell per weight, the paper's)
 
 

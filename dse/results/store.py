@@ -208,7 +208,7 @@ class Store:
     def add_checkpoint(self, path: str | os.PathLike) -> tuple[str, str]:
         """Register a trained checkpoint as its design point (reads and verifies the file);
         returns (point id, checkpoint sha256)."""
-        from dse.core.checkpoint import load_checkpoint
+        from dse.core.io.checkpoint import load_checkpoint
 
         try:
             stamp = file_stamp(path)  # taken first: a file changed while being read is read again next time
@@ -229,7 +229,7 @@ class Store:
     # ------------------------------------------------------------------ evaluations
     def add_evaluation(self, checkpoint_sha: str, spec: EvalSpec, result: dict,
                        quantized_accuracy: float | None = None) -> None:
-        """One EvalSpec's Monte-Carlo result on weights `checkpoint_sha` (dse.core.evaluate's, complete), keyed by
+        """One EvalSpec's Monte-Carlo result on weights `checkpoint_sha` (dse.core.evaluation.evaluate's, complete), keyed by
         the spec's key with the test images it ran on, the digest and the budget."""
         spec = replace(spec, test_images=int(result["test_images"]))  # "all of them" recorded as a count
         row = {

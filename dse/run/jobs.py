@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from dse.core.journal import Journal
+from dse.core.evaluation.journal import Journal
 from dse.domain.errors import DSEError
 from dse.domain.point import DesignPoint
 from dse.results.store import Store
@@ -29,7 +29,7 @@ class Cancelled(Exception):
 
 def default_data() -> str:
     """The data path the page starts with: $DSE_DATA, else ./data when it exists, else none."""
-    from dse.core.paths import default_data_path
+    from dse.core.io.paths import default_data_path
 
     path = default_data_path()
     return str(path) if path else ""
@@ -37,7 +37,7 @@ def default_data() -> str:
 
 def check_data_path(path: str) -> str:
     """A data path typed into the page, which a worker will read: only inside the configured folders."""
-    from dse.core.paths import check_inside, data_roots
+    from dse.core.io.paths import check_inside, data_roots
 
     check_inside(path, data_roots(), "data path", restart="streamlit run app.py")
     return path
@@ -213,9 +213,9 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
 
 def train_recipe(t: TrainTask):
     """The TrainConfig a train task describes."""
-    from dse.core.calibrate import DEFAULT_RATES
+    from dse.core.evaluation.calibrate import DEFAULT_RATES
     from dse.domain.recipes import recipe as named_recipe
-    from dse.core.train import TrainConfig
+    from dse.core.training.train import TrainConfig
 
     p = t.point
     recipe = named_recipe(t.recipe, epochs=t.epochs, batch_size=t.batch_size or None, lr=t.lr or None)
@@ -226,10 +226,10 @@ def train_recipe(t: TrainTask):
 
 
 def _train(c: TrainTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.train import train
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import train
 
     cfg = train_recipe(c)
     out = Path(c.out)
@@ -251,10 +251,10 @@ def _train(c: TrainTask, progress) -> dict:
 
 def _evaluate(c: EvaluateTask, progress) -> dict:
     """Long because it wires the journal (resume), the progress line and its ETA around one evaluate() call."""
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import check_specs, evaluate
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.evaluation.evaluate import check_specs, evaluate
 
     ck = load_checkpoint(c.checkpoint)
     spec = check_specs(ck, [c.spec])
@@ -328,10 +328,10 @@ def journal(c: EvaluateTask, sha: str) -> Journal:
 
 
 def _sensitivity(c: SensitivityTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, layer_sensitivity
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import head, load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.evaluation.evaluate import Evaluator, layer_sensitivity
 
     ck = load_checkpoint(c.checkpoint)
     data = load_cifar10(c.data)
@@ -350,12 +350,12 @@ def _calibrate(c: CalibrateTask, progress) -> dict:
     accuracy follows the p' = 0 statistics when they are among them."""
     import torch
 
-    from dse.core.calibrate import calibrate_bn
-    from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint, storage_of
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.precision import default_precision, resolve
-    from dse.core.train import accuracy
+    from dse.core.evaluation.calibrate import calibrate_bn
+    from dse.core.io.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint, storage_of
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.runtime.precision import default_precision, resolve
+    from dse.core.training.train import accuracy
 
     ckpt = load_checkpoint(c.checkpoint)
     device = pick_device(c.device)

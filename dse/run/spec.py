@@ -172,7 +172,7 @@ def _table(key, v) -> dict:
 
 def _axis(key: str, name: str, values) -> tuple:
     """One axis: a value or a list of values, each checked with the project's own checkers."""
-    from dse.core.mapping import MappingPolicy
+    from dse.core.crossbar.mapping import MappingPolicy
     from dse.domain.networks import check_network, check_width
 
     full = f"{key}.{name}"
@@ -290,7 +290,7 @@ def _protocol(key: str, table) -> dict:
 def _paths(doc: dict) -> None:
     """A spec may come from someone else: its name becomes a folder (runs/reproduce/NAME) and its data and
     checkpoint_dir are read and written, so none may point outside the configured folders (dse/paths.py)."""
-    from dse.core.paths import check_inside, checkpoint_roots, data_roots
+    from dse.core.io.paths import check_inside, checkpoint_roots, data_roots
 
     if "name" in doc and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", doc["name"]):
         fail("name", f"expected letters, digits, '.', '_' or '-' (a folder name), got {doc['name']!r}")
@@ -317,7 +317,7 @@ def _resources(table) -> dict:
 
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
-    from dse.core.device import check_device_name
+    from dse.core.runtime.device import check_device_name
     from dse.domain.evalspec import check_precision
 
     if not isinstance(doc, dict):

@@ -2,7 +2,7 @@
 dependencies, and `run_sweep` runs them on a backend (dse/backends.py) with every job's state in the
 results store (source "sweep"), so the app's Jobs view shows them too.
 
-Jobs. One train job per design point; it includes BN calibration (`dse.core.train.train` re-estimates the
+Jobs. One train job per design point; it includes BN calibration (`dse.core.training.train.train` re-estimates the
 statistics for every target fault rate before it writes the checkpoint), so there is no separate
 calibrate job. One evaluate job per (design point, fault rate), depending on the point's train job:
 small jobs spread well over a cluster, and adding a fault rate later reuses everything done. A job's id
@@ -79,7 +79,7 @@ def resolve_data(spec: SweepSpec, data: str | os.PathLike | None = None) -> str:
 def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
     """Train and evaluate jobs for every design point of the spec, each train job before its evaluations.
     Paths are made absolute (from the current folder): nodes of a cluster must see the same paths."""
-    from dse.core.calibrate import DEFAULT_RATES
+    from dse.core.evaluation.calibrate import DEFAULT_RATES
     from dse.run import tasks
 
     data = resolve_data(spec, data)
@@ -245,7 +245,7 @@ def _images_asked(rows) -> Callable[[EvalSpec, str], int | None]:
 def _digests(store: Store) -> Callable[[str], str | None]:
     """checkpoint path -> the digest of its weights (None when unreadable), trusting the store's digest of a
     file it has verified as it is now."""
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
 
     shas: dict[str, str | None] = {}
     verified = {r.checkpoint: (r.file_stamp, r.checkpoint_sha) for r in store.points().itertuples()}

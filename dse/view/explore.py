@@ -9,16 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
-from dse.core.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
-from dse.core.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
+from dse.core.cost.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
+from dse.core.cost.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
+from dse.core.cost.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
 from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
 from dse.domain.paper import WIDTHS
 from dse.domain.point import DesignPoint, label
 from dse.results.store import Store
 from dse.view.pareto import OBJECTIVES as PARETO_OBJECTIVES, cheapest_meeting, pareto_front
 
-MAPPINGS = ("default", "1x1-on-crossbar")  # the mapping policies the page offers (dse.core.mapping has more)
+MAPPINGS = ("default", "1x1-on-crossbar")  # the mapping policies the page offers (dse.core.crossbar.mapping has more)
 ARCH = ["network", "width", "shortcut_kernel", "mapping"]
 POINT = ARCH + ["dropconnect"]
 COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "images_per_s", "area_mm2",
@@ -56,7 +56,7 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     return df.merge(c, on=ARCH, how="left")
 
 
-def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = DEFAULT_BN,
+def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, bn: str = DEFAULT_BN,
                  calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
                  fault_model: str = "sa1") -> pd.DataFrame:
     """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
@@ -87,8 +87,8 @@ def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn:
 
 def hardware_costs(points: pd.DataFrame, hardware: dict) -> pd.DataFrame:
     """isaac costs of every architecture in `points` under non-default knobs, in store.costs()'s shape
-    (torch: the counts are cached per architecture in dse.core.cost)."""
-    from dse.core.cost import estimate
+    (torch: the counts are cached per architecture in dse.core.cost.per_image)."""
+    from dse.core.cost.per_image import estimate
 
     rows = []
     for arch in points[ARCH].drop_duplicates().itertuples(index=False):
@@ -215,7 +215,7 @@ def fronts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def breakdown_rows(costs: dict[str, dict], what: str = "energy") -> pd.DataFrame:
     """Long-form energy (uJ) or area (mm^2) by component for a few design points ({label: totals}): the page's
     stacked bar for the selected point and its neighbours. Totals without a breakdown are left out."""
-    from dse.core.isaac import BREAKDOWN_LABELS
+    from dse.core.cost.isaac import BREAKDOWN_LABELS
 
     key = "energy_breakdown_uj" if what == "energy" else "area_breakdown_mm2"
     rows = [{"design": name, "component": BREAKDOWN_LABELS[k], "value": v}
@@ -269,7 +269,7 @@ def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict
     """A point's cost totals: from the store when known (no torch import), else computed once and stored.
     With isaac knobs other than the defaults (`hardware`), computed (the caller caches them)."""
     if hardware and cost_model == "isaac":
-        from dse.core.cost import estimate
+        from dse.core.cost.per_image import estimate
 
         return estimate(point.network, point.width, point.shortcut_kernel, point.mapping, "isaac", **hardware)["totals"]
     totals = stored_cost(store, point, cost_model)

@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-import dse.core.train
-from dse.core.checkpoint import load_checkpoint
+import dse.core.training.train
+from dse.core.io.checkpoint import load_checkpoint
 from dse.domain.errors import DSEError
-from dse.core.evaluate import evaluate
+from dse.core.evaluation.evaluate import evaluate
 from tests.fixtures import specs
-from dse.core.train import Recipe, TrainConfig, partial_path, train
+from dse.core.training.train import Recipe, TrainConfig, partial_path, train
 from tests.fixtures import POINTS, add_result, build_store, fake_result
 from tests.hardening.common import one_thread, run_cli
 from tests.test_app import app, metric
@@ -34,7 +34,7 @@ def quiet(*_):
 def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_data, monkeypatch, poisoned_step):
     """An overflow in step 6 or 8 (both in epoch 2): after step 8 the epoch's loss is still finite, only the
     weights show it, and epoch 2 must not be saved as the resume point."""
-    real, calls = dse.core.train.train_step, [0]
+    real, calls = dse.core.training.train.train_step, [0]
 
     def overflowing_step(model, *args):
         out = real(model, *args)
@@ -45,7 +45,7 @@ def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_d
         return out
 
     out = tmp_path / "m.safetensors"
-    monkeypatch.setattr(dse.core.train, "train_step", overflowing_step)
+    monkeypatch.setattr(dse.core.training.train, "train_step", overflowing_step)
     with one_thread(), pytest.raises(DSEError) as e:
         train(config(), tiny_data, out, progress=False, log=quiet)
     assert str(e.value).startswith("training diverged at epoch 2: ") and f"kept in {partial_path(out)}" in str(e.value)
@@ -53,7 +53,7 @@ def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_d
     assert kept.meta["epochs_done"] == 1 and all(torch.isfinite(t).all() for t in kept.state.values())
     assert not out.exists()
 
-    monkeypatch.setattr(dse.core.train, "train_step", real)  # the last good epoch resumes to a finished model
+    monkeypatch.setattr(dse.core.training.train, "train_step", real)  # the last good epoch resumes to a finished model
     with one_thread():
         meta = train(config(), tiny_data, out, progress=False, log=quiet, resume=True)
     assert meta["complete"] and all(torch.isfinite(t).all() for t in load_checkpoint(out).state.values())
@@ -80,7 +80,7 @@ def test_accuracy_at_chance_is_a_result_not_an_error(trained, tiny_data):
 
 def write_tree(data, root):
     """The synthetic data as an image tree (PNG is lossless: the same tensors come back)."""
-    from dse.core.data import CLASSES
+    from dse.core.io.data import CLASSES
 
     for split, xs, ys in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
         for i, (x, y) in enumerate(zip(xs, ys)):

@@ -7,7 +7,7 @@ wear-out f(t) = f0 + (fmax - f0)(1 - exp(-(t/eta)^beta)) (eta, the scale, in mon
 Why Weibull: RRAM cell failures under cycling and retention stress are commonly fitted with Weibull
 statistics (e.g. B. Chen et al., "Physical mechanisms of endurance degradation in TMO-RRAM", IEDM 2011); the
 parameters here are placeholders to be fitted to a device's data, not measured ones.
-Because fault maps are nested across rates (dse/core/spatial.py, dse/core/faults.py), crossbar instance i is
+Because fault maps are nested across rates (dse/core/faults/), crossbar instance i is
 one chip whose defects only accumulate as f(t) grows. Each month is an ordinary evaluation at f(t) under the
 chosen BN protocol (`chip`: statistics re-estimated through each faulty chip, as a deployed chip would), run
 by `python -m dse lifetime` as a job like any other. Torch-free.

@@ -12,12 +12,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dse.core.checkpoint import bn_buffers, load_bn_buffers
-from dse.core.data import normalize, random_crop_flip
-from dse.core.precision import autocast
-from dse.core.dropconnect import add_dropconnect, remove_dropconnect
-from dse.core.mapping import MappingPolicy
+from dse.core.crossbar.mapping import MappingPolicy
+from dse.core.faults.dropconnect import add_dropconnect, remove_dropconnect
+from dse.core.io.checkpoint import bn_buffers, load_bn_buffers
+from dse.core.io.data import normalize, random_crop_flip
 from dse.domain.paper import FAULT_RATES as DEFAULT_RATES
+from dse.core.runtime.precision import autocast
 
 
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.core.io import atomic_write
+from dse.core.io.atomic import atomic_write
 from dse.domain.bn import LEGACY_BN
 from dse.domain.evalspec import EvalSpec
 

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from dse.core.crossbar.mapping import MappingPolicy, crossbar_layers
 from dse.domain.stats import check_rate
-from dse.core.mapping import MappingPolicy, crossbar_layers
 
 
 class DropConnect(nn.Module):
