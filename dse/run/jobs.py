@@ -278,7 +278,7 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
 
     if done:  # to the job's log (a worker's output), never into a command's JSON on stdout
         print(f"reusing finished crossbars: f={spec.rate:g}: {len(done)}", file=sys.stderr, flush=True)
-    out = evaluate(ck, data.test_x, data.test_y, [spec], pick_device(c.device), progress=False,
+    out = evaluate(ck, data.test_x, data.test_y, [spec], device=pick_device(c.device), progress=False,
                    on_instance=on_instance, done={spec: list(done)}, calib_x=data.train_x,
                    instances_per_pass=c.instances_per_pass, **({"batch_size": c.batch_size} if c.batch_size else {}))
     quantized = out["fault_free_quantized_accuracy"]
