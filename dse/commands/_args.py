@@ -241,12 +241,22 @@ def eval_spec(args, point, rate: float = 0.0, **given):
 
 @contextlib.contextmanager
 def job_bar(desc: str, hide: bool = False):
-    """A terminal bar following a job run here (dse.run.jobs.run_here's progress: fraction and message)."""
+    """A terminal bar following a job run here (dse.run.jobs.run_here's progress: fraction and message), drawn from
+    its first progress on: a job refused at once leaves its one-line error alone on stderr."""
     from tqdm.auto import tqdm
 
-    with tqdm(total=1000, desc=desc, disable=hide, leave=False, bar_format="{desc} {bar} {postfix}") as bar:
-        def update(fraction, message, force=False, eta_s=None):
-            bar.n = int(1000 * min(1.0, fraction))
-            bar.set_postfix_str(message, refresh=True)
+    bars = []
 
+    def update(fraction, message, force=False, eta_s=None):
+        if hide:
+            return
+        if not bars:
+            bars.append(tqdm(total=1000, desc=desc, leave=False, bar_format="{desc} {bar} {postfix}"))
+        bars[0].n = int(1000 * min(1.0, fraction))
+        bars[0].set_postfix_str(message, refresh=True)
+
+    try:
         yield update
+    finally:
+        for bar in bars:
+            bar.close()
