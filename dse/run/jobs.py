@@ -64,13 +64,16 @@ def point_of(task: Task) -> DesignPoint:
 
 def start_worker(store: Store, jid: str) -> subprocess.Popen:
     """A detached process (own session), so closing the app's browser tab or a rerun does not kill it. A
-    daemon thread waits for it, so a finished worker is reaped at once (never left <defunct>)."""
+    daemon thread waits for it, so a finished worker is reaped at once (never left <defunct>). It imports the
+    same `dse` as this process, whatever its working folder (another copy may be installed)."""
     log = store.path.parent / "logs" / f"{jid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    here = str(Path(__file__).resolve().parents[2])  # the folder holding this dse package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
     with open(log, "ab") as f:
         proc = subprocess.Popen([sys.executable, "-m", "dse", "worker", jid, "--store", str(store.path)],
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     threading.Thread(target=proc.wait, name=f"reap-{jid[:8]}", daemon=True).start()
     return proc
 
