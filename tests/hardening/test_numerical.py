@@ -8,13 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-import dse.core.training.train
-from dse.core.io.checkpoint import load_checkpoint
 from dse.domain.errors import DSEError
 from dse.core.evaluation.evaluate import evaluate
-from tests.fixtures import specs
+from dse.core.io.checkpoint import load_checkpoint
+import dse.core.training.train
 from dse.core.training.train import Recipe, TrainConfig, partial_path, train
-from tests.fixtures import POINTS, add_result, build_store, fake_result
+from tests.fixtures import POINTS, add_result, build_store, fake_result, specs
 from tests.hardening.common import one_thread, run_cli
 from tests.test_app import app, metric
 
@@ -36,8 +35,8 @@ def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_d
     weights show it, and epoch 2 must not be saved as the resume point."""
     real, calls = dse.core.training.train.train_step, [0]
 
-    def overflowing_step(model, *args):
-        out = real(model, *args)
+    def overflowing_step(model, *args, **kwargs):
+        out = real(model, *args, **kwargs)
         calls[0] += 1
         if calls[0] == poisoned_step:
             with torch.no_grad():
