@@ -17,9 +17,9 @@ import streamlit as st
 
 from dse.run import jobs
 from dse.view import cards, charts, explore, joblist, lesson, tables, teaching, units
-from dse.view.explore import DesignPoint, DSEError, calibration_cost
 from dse.view import yields
 from dse.view import spatial
+from dse.view.explore import DesignPoint, DSEError, calibration_cost
 
 st.set_page_config(page_title="rram-dse: RRAM fault-tolerance explorer", layout="wide")
 
@@ -45,7 +45,8 @@ def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: s
                  calib_images: int = explore.DEFAULT_CALIB_IMAGES, hardware: tuple = (),
                  fault_model: str = "sa1") -> pd.DataFrame:
     """hardware: isaac knobs other than ISAAC's defaults, (name, value) pairs; their costs are computed, cached."""
-    return explore.design_table(_store, fault_rate, cost_model, bn, calib_images, dict(hardware), fault_model)
+    return explore.design_table(_store, fault_rate, cost_model, bn=bn, calib_images=calib_images,
+                                hardware=dict(hardware), fault_model=fault_model)
 
 
 # Building plotly figures is most of a page's server time, and they are only read afterwards: each is built
@@ -54,8 +55,8 @@ def design_table(_store, version: str, fault_rate: float, cost_model: str, bn: s
 def pareto_figure(_store, version: str, fault_rate: float, cost_model: str, objective: str, selected: str,
                   recommended: str | None, bn: str, calib_images: int, hardware: tuple = (), fault_model: str = "sa1"):
     table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
-    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended, fault_rate,
-                        cost_model, fault_model)
+    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected=selected, recommended=recommended,
+                        fault_rate=fault_rate, cost_model=cost_model, fault_model=fault_model)
     return charts.subtitle(fig, f"BN: {explore.bn_label(bn, calib_images)} · {explore.sample_label(table)} per point")
 
 
@@ -92,14 +93,14 @@ def yield_table(_store, version: str, fault_rate: float, cost_model: str, target
                 calib_images: int, hardware: tuple = (), fault_model: str = "sa1") -> pd.DataFrame:
     """The design table with each point's chip yield at `target` (dse.view.yields)."""
     table = design_table(_store, version, fault_rate, cost_model, bn, calib_images, hardware, fault_model)
-    return yields.with_yields(table, _store.evaluations(), fault_rate, target, bn, calib_images,
+    return yields.with_yields(table, _store.evaluations(), fault_rate, target, bn=bn, calib_images=calib_images,
                               fault_model=fault_model)
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def yield_figure(_store, version: str, point: DesignPoint, fault_rate: float, target: float, bn: str,
                  calib_images: int, title: str, fault_model: str = "sa1"):
-    curve = yields.yield_curve(_store.evaluations(), point.point_id, fault_rate, bn, calib_images,
+    curve = yields.yield_curve(_store.evaluations(), point.point_id, fault_rate, bn=bn, calib_images=calib_images,
                                fault_model=fault_model)
     fig = charts.yield_curve(curve, title, target)
     row = yields.evaluation(_store.evaluations(), point.point_id, fault_rate, bn, calib_images, fault_model)
@@ -449,7 +450,8 @@ def teaching_section(store, ui: dict, s: explore.PointStatus) -> None:
 @st.cache_data(show_spinner=False)
 def spatial_tile(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, fault_model: str,
                  rate: float, instance: int) -> dict:
-    return spatial.tile_maps(network, width, shortcut_kernel, mapping, layer, fault_model, rate, instance)
+    return spatial.tile_maps(network, width, shortcut_kernel, mapping, layer, fault_model=fault_model, rate=rate,
+                             instance=instance)
 
 
 def spatial_section(store, ui: dict, s: explore.PointStatus) -> None:

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dse.view import explore
-from dse.core.mapping import POLICIES
+from dse.core.crossbar.mapping import POLICIES
 from dse.core.models import list_models, shortcut_kernels
+from dse.view import explore
 from tests.fixtures import POINTS, accuracy_model, build_store
 
 
@@ -11,7 +11,7 @@ def test_explorer_space_matches_the_registry():
     assert sorted(explore.NETWORKS) == list_models()
     assert {n: shortcut_kernels(n) for n in list_models()} == explore.SHORTCUT_KERNELS
     assert set(explore.MAPPINGS) <= set(POLICIES)
-    from dse.core.faults import FAULT_MODELS
+    from dse.core.faults.stuck_at import FAULT_MODELS
     assert set(explore.FAULT_MODELS) == set(FAULT_MODELS)
 
 
@@ -72,7 +72,7 @@ def test_default_target_is_met_by_some_designs_and_missed_by_others():
 
 def test_stale_cached_costs_are_recomputed(tmp_path):
     """Totals stored by another cost-model version read as unknown and are recomputed (COST_VERSION)."""
-    from dse.core.isaac import COST_VERSION
+    from dse.core.cost.isaac import COST_VERSION
     from dse.results.catalog import ensure_costs
 
     store, _ = build_store(tmp_path)

@@ -3,7 +3,7 @@ and a Markdown summary that compares our numbers with the paper's."""
 from __future__ import annotations
 
 from dse.commands import _args
-from dse.commands.sweep import add_sweep_options
+from dse.commands.sweep import add_sweep_options, spec_from_args
 
 
 def add_parser(sub) -> None:
@@ -29,12 +29,11 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.commands.sweep import spec_from_args
     from dse.core.errors import DSEError
+    from dse.results.store import Store
     from dse.run.spec import load_spec
     from dse.run.sweep import run_sweep
     from dse.view.reproduce import report
-    from dse.results.store import Store
 
     spec = spec_from_args(args)
     if args.check and not args.doc:

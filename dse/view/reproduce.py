@@ -20,13 +20,19 @@ import numpy as np
 import pandas as pd
 
 from dse.core.errors import DSEError
+from dse.core.io.atomic import atomic_write
 from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN
+from dse.core.recipes import recipe
+from dse.core.stats import summarize
+from dse.results.catalog import MANIFEST, sync
 from dse.results.store import Store
 from dse.run.spec import SweepSpec
+from dse.view import charts
 from dse.view.claims import (PAPER_CLAIMS, TOLERANCE, _arch, base_width, best_over_p, best_p_table,  # noqa: F401
                              check_claims, fault_free, same_rates)
+from dse.view.explore import best_evaluations, bn_label, calibration_curve, label
 
-# Table II cells the paper gives (ns and uJ per image; its header's "s" and "kW" are mislabelled, see dse/cost.py)
+# Table II cells the paper gives (ns and uJ per image; its header's "s" and "kW" are mislabelled, see dse/core/cost/per_image.py)
 PAPER_TABLE_II = {
     ("resnet20", 1.0): (15.74, 113.32), ("resnet20", 1.2): (22.13, 159.28), ("resnet20", 1.4): (29.80, 214.53),
     ("resnet20", 1.6): (39.11, 281.56), ("vgg13", 1.0): (87.83, 632.16),
@@ -52,8 +58,6 @@ def grid_results(store: Store, spec: SweepSpec, bn: str = DEFAULT_BN) -> pd.Data
     """One row per (design point of the grid, fault rate) under BN protocol `bn` (SA1, rescaled; the chip
     protocol at the spec's calibration images), the evaluation with most instances on most images, with the
     point's fault-free accuracy."""
-    from dse.view.explore import best_evaluations
-
     wanted = {(p.point_id, f) for p, rates in spec.points() for f in rates}
     ev = store.evaluations()
     ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
@@ -71,8 +75,6 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
     crossbar count at each fault rate, the loss both ways (against the point's own fault-free accuracy, and
     against its architecture's p=0 model with the default mapping), how it was trained, and the compute it
     took; a last row totals the compute. docs/results.md's table of shipped results."""
-    from dse.view.explore import label
-
     pts = store.points()
     rows, train_s, eval_s = [], [], []
     for point, rates, grid in spec.blocks():
@@ -122,7 +124,7 @@ def _num(v, digits: int) -> str:
 
 def table_ii(spec: SweepSpec) -> pd.DataFrame:
     """Paper-mode latency and energy of the paper's Table II cells and of every architecture in the grid."""
-    from dse.core.cost import paper_cost
+    from dse.core.cost.per_image import paper_cost
 
     archs = {(n, w, 1) for n, w in PAPER_TABLE_II}
     archs |= {(p.network, p.width, p.shortcut_kernel) for p, _ in spec.points()}
@@ -147,8 +149,6 @@ def table_ii(spec: SweepSpec) -> pd.DataFrame:
 def figures(df: pd.DataFrame) -> dict:
     """name -> plotly figure, for whatever the grid's results support."""
     import plotly.express as px
-
-    from dse.view import charts
 
     figs = {}
     for net in sorted(df.network.unique()):
@@ -248,14 +248,10 @@ def claims_table(per: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame, table: pd.DataFrame,
-                     files: list[str], png_problem: str | None, sweep: dict | None) -> str:
+                     *, files: list[str], png_problem: str | None, sweep: dict | None) -> str:
     """The report: per BN protocol (`per[bn]` holds its results `df` and `points` table) the design points,
     accuracy under faults and best drop-connect rates; then the claims under every protocol, Table II and
     the figures."""
-    from dse.view.explore import bn_label, label
-
-    from dse.core.recipes import recipe
-
     r, p = spec.recipe, spec.protocol
     r = recipe(r["name"], epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"])
     lines = [f"# Reproduction: grid `{spec.name}`", "",
@@ -296,7 +292,7 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
               "the best design point against its own fault-free accuracy.", ""]
     lines += [_md_table(claims), ""]
     lines += ["## Table II: latency and energy on ISAAC (paper mode)", "",
-              "ns and µJ per image (the paper's header says s and kW; see docs/cost-model.md). Ours by dse.core.cost.paper_cost.", ""]
+              "ns and µJ per image (the paper's header says s and kW; see docs/cost-model.md). Ours by dse.core.cost.per_image.paper_cost.", ""]
     t = table.assign(width=table.width.map(lambda w: f"{w:g}x"), macs=table.macs.map(lambda m: f"{m:,}"))
     lines += [_md_table(t, ".2f"), ""]
     lines += ["## Figures", ""]
@@ -311,8 +307,6 @@ def calibration_table(store: Store, spec: SweepSpec, fault_rate: float = 0.3) ->
     """For each grid point with a calibration-image sweep at `fault_rate` (dse calib-curve: two or more chip
     image counts): accuracy, chip
     spread and worst chip against N, N = 0 being the paper's protocol. docs/results.md's calibration table."""
-    from dse.view.explore import calibration_curve, label
-
     parts = []
     for point, _ in spec.points():
         c = calibration_curve(store, point, fault_rate)
@@ -383,8 +377,6 @@ def _trained(entry: dict) -> str:
 def _first_crossbars(entry: dict, bn: str, fault_rate: float, calib_images: int, n: int) -> dict | None:
     """Mean and CI of the first n crossbars (the same fault maps in every run with the same seed) of the
     entry's largest SA1 evaluation at that rate on the whole test set, or None when it has fewer."""
-    from dse.core.evaluate import summarize
-
     evs = [ev for ev in entry["evaluations"]
            if ev["bn"] == bn and math.isclose(ev["fault_rate"], fault_rate) and ev["fault_model"] == "sa1"
            and ev["test_images"] == 10000 and (bn != "chip" or ev["calib_images"] == calib_images)]
@@ -396,9 +388,6 @@ def compare_table(spec: SweepSpec, other: SweepSpec) -> pd.DataFrame:
     """The design points `other`'s checkpoint folder shares with `spec`'s, trained both ways, side by side on
     the same first crossbars (`other`'s instance count, seed and BN protocols), from the two manifests: one row
     per checkpoint and protocol, mean ± 95% CI half-width at each fault rate."""
-    from dse.results.catalog import MANIFEST
-    from dse.view.explore import label
-
     def entries(s: SweepSpec) -> dict[str, dict]:
         path = Path(s.checkpoint_dir).expanduser() / MANIFEST
         if not path.is_file():
@@ -423,7 +412,7 @@ def compare_table(spec: SweepSpec, other: SweepSpec) -> pd.DataFrame:
 
 
 def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | None = None,
-           doc: str | os.PathLike | None = None, compare: SweepSpec | None = None, check: bool = False) -> dict:
+           doc: str | os.PathLike | None = None, *, compare: SweepSpec | None = None, check: bool = False) -> dict:
     """Figures, results.csv and summary.md in `out` for the grid under each of its BN protocols, from whatever
     the store holds now (and the grid's checkpoint folder). With `doc`, its marked tables are rewritten (see
     paste_tables; `compare`: another grid of some of the same points, trained another way, see compare_table)
@@ -431,8 +420,6 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
     anywhere: `stale` names the doc's tables that differ from the results."""
     ckdir = Path(spec.checkpoint_dir).expanduser()
     if ckdir.is_dir():  # checkpoints there (a clone's shipped ones) and their manifest's evaluations
-        from dse.results.catalog import sync
-
         sync(store, [ckdir])
     per, calib = protocol_results(store, spec), calibration_table(store, spec)
     files, png_problem = ([], None) if check else _write_report(Path(out), spec, per, calib, sweep)
@@ -464,7 +451,8 @@ def _write_report(out: Path, spec: SweepSpec, per: dict[str, dict], calib: pd.Da
         figs["calibration-images"] = calibration_figure(calib)
     files, png_problem = write_figures(figs, out / "figures")
     claims = claims_table({bn: d["claims"] for bn, d in per.items()})
-    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table_ii(spec), files, png_problem, sweep))
+    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table_ii(spec), files=files,
+                                                     png_problem=png_problem, sweep=sweep))
     return files, png_problem
 
 
@@ -474,8 +462,6 @@ def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optio
     table NAME (written atomically, and only when something changed): how docs/results.md and docs/spatial.md
     follow the results. A table in `optional` is skipped where the file has no markers for it. Returns the
     names of the tables that differed; with `check`, the file is left as it is."""
-    from dse.core.io import atomic_write
-
     path = Path(path)
     if not path.is_file():
         raise DSEError(f"{path} does not exist: give a Markdown file with <!-- dse:NAME --> markers")
