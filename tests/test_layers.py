@@ -51,6 +51,24 @@ def test_the_app_imports_only_view_and_run():
     assert not bad, f"app.py imports {sorted(bad)}"
 
 
+def imports_streamlit(path: Path) -> bool:
+    """Whether a file imports streamlit to draw (streamlit.testing, which runs a page from outside, aside)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if any(n.split(".")[0] == "streamlit" and not n.startswith("streamlit.testing") for n in names):
+            return True
+    return False
+
+
+def test_only_the_pages_import_streamlit():
+    """The backend never imports streamlit: only app.py and dse/view/pages/ draw the page."""
+    pages = ROOT / "dse" / "view" / "pages"
+    bad = [str(p.relative_to(ROOT)) for p in package_files() if imports_streamlit(p) and pages not in p.parents]
+    assert not bad, f"streamlit imported outside dse/view/pages/: {bad}"
+    assert imports_streamlit(pages / "sidebar.py")  # the check sees an import
+
+
 def test_every_module_lives_in_a_layer():
     loose = {p.name for p in (ROOT / "dse").glob("*.py")} - {"__init__.py", "__main__.py", "cli.py"}
     assert not loose, f"modules outside the layers: {sorted(loose)}"
