@@ -37,6 +37,7 @@ def main() -> None:
         lesson.render()
         return
     state = sidebar.render()
+    cached.refresh_version()
     st.title("RRAM fault-tolerance design-space explorer")
     st.caption("Drop-connect training against stuck-at crossbar faults (Xiang et al.): accuracy over many "
                "simulated chips against ISAAC latency and energy.")

@@ -8,30 +8,21 @@ the test's temporary folder. `pytest tests/test_browser.py --update-screenshot` 
 README's picture; tests/test_readme_screenshot.py fails when the page's code has changed since it was made."""
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, ROOT, chromium_page, serve, settle
 from tests.fixtures import build_store
 from tests.screenshot import SCREENSHOT, save_screenshot
 from tests.test_data import make_tree
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = os.environ.get("CI_ARTIFACTS_DIR")  # read at import: the session fixture clears only DSE_* variables
-NO_EXCEPTION = "() => document.querySelectorAll('[data-testid=\"stException\"]').length === 0"
 # every metric's label and value shown whole: nothing wider than its box (CSS would cut it with an ellipsis)
 CUT_SHORT = """() => Array.from(document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]'))
     .flatMap(e => [e, ...e.querySelectorAll('*')]).filter(e => e.scrollWidth > e.clientWidth + 1)
     .map(e => e.textContent)"""
-
 
 
 def browser_test(fn):
@@ -41,66 +32,10 @@ def browser_test(fn):
     return fn
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(cwd: Path, **env):
-    """`streamlit run app.py` in `cwd` with the DSE_* settings `env`; yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
-                             f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-                            cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.time()
-        while time.time() - t0 < 60:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            proc.kill()
-            pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)  # a loaded machine can take its time to shut the server down
-        except subprocess.TimeoutExpired:
-            proc.kill()  # the test's outcome does not depend on how the server ends
-            proc.wait()
-
-
-@contextmanager
-def chromium_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            yield browser.new_page(viewport={"width": 1500, "height": 1100})
-        finally:
-            browser.close()
-
-
 def shots_dir(tmp_path: Path) -> Path:
     folder = Path(ARTIFACTS) / "browser" if ARTIFACTS else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def settle(page) -> None:
-    """Wait for the rerun a click started to finish, and check it raised nothing."""
-    page.wait_for_timeout(300)  # the click's rerun starts
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
-    assert page.evaluate(NO_EXCEPTION), page.locator('[data-testid="stException"]').first.inner_text()
 
 
 @pytest.fixture()
@@ -155,15 +90,17 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
             "Fault tolerance": (radio("paper"), "BN: paper (Algorithm 1) · "),
             "1x1 mapping (Fig. 7)": (radio("per chip"), "processor vs on the crossbar"),
             "Calibration images": (rate("30"), "at 30%"),
-            "Teaching": (lambda: page.get_by_text("Show one chip's fault map").click(), "Crossbar layer"),
+            "Teaching": (None, "SA1 fault map of conv1"),  # drawn on opening, no toggle first
             "Results table": (rate("10"), "Download design points (CSV)"),
             "Yield": (lambda: page.get_by_label("Minimum yield (%)", exact=True).fill("50") or page.keyboard.press("Enter"),
                       "Chip yield"),
+            "Spatial defects": (None, "one tile of conv1"),
         }
         for i, (tab, (act, shows)) in enumerate(steps.items(), start=2):
             # while a rerun replaces the page, its old tabs can linger beside the new ones for a moment
             expect(page.get_by_role("tab", name=tab)).to_have_count(1, timeout=60_000)
             page.get_by_role("tab", name=tab).click()
+            settle(page)  # only the open tab is drawn: its rerun
             if act:
                 act()
                 settle(page)
@@ -189,6 +126,7 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
         (jid,) = store.jobs().job_id
 
         page.get_by_role("tab", name="Jobs").click()
+        settle(page)
         page.get_by_role("button", name="Cancel").first.click()
         expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
         assert store.job(jid)["state"] == "cancelled"
@@ -268,12 +206,11 @@ def test_lesson_mode_teaching_in_sa0_and_nothing_clipped_at_1600_px(server, tmp_
         settle(page)
         for tab in ("Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Results table", "Yield"):
             page.get_by_role("tab", name=tab).click()
-            page.wait_for_timeout(500)
+            settle(page)
             assert page.evaluate(CLIPPED) == [], tab
         page.locator('[data-testid="stSidebar"]').get_by_text("SA0", exact=True).click()
         settle(page)
         page.get_by_role("tab", name="Teaching").click()
-        page.get_by_text("Show one chip's fault map").click()
         settle(page)
         page.locator(".st-key-faultmap .js-plotly-plot").wait_for(timeout=120_000)
         page.get_by_text("SA0 fault map of conv1").first.wait_for(state="attached", timeout=30_000)
@@ -313,3 +250,19 @@ def test_readme_screenshot_from_the_shipped_checkpoints(tmp_path, request):
     if request.config.getoption("--update-screenshot"):
         save_screenshot(shots / "app.png", SCREENSHOT)
         print(f"wrote {SCREENSHOT}")
+
+
+@browser_test
+def test_the_page_speed_script_runs_on_a_tiny_case(tmp_path):
+    """tests/pagespeed.py end to end, once each on the test store's checkpoints (its timings are not checked)."""
+    from tests import pagespeed
+
+    build_store(tmp_path)
+    samples = pagespeed.measure(tmp_path / "checkpoints", runs=1, reloads=1, rounds=2,
+                                sections=["Pareto & recommendation", "Teaching", "Jobs"])
+    assert {k: len(v) for k, v in samples.items()} == {"first start": 1, "first load": 1, "warm reload": 1,
+                                                       "tab switch (first open)": 2, "tab switch (warm)": 4}
+    rows = pagespeed.summary(samples)
+    assert all(r["median_s"] > 0 for r in rows)
+    assert {r["what"]: r["met"] is not None for r in rows} == {k: k in pagespeed.TARGETS for k in samples}
+    assert "| first load | 1 |" in pagespeed.markdown(rows)

@@ -30,9 +30,14 @@ def store() -> Store:
     return store_and_report()[0]
 
 
+def refresh_version() -> None:
+    """Read the store's version once a run (app.py); a result that lands refreshes every cache below."""
+    st.session_state["store_version"] = store().version()
+
+
 def version() -> str:
-    """Changes whenever a result lands (a tiny query): part of every cache key below."""
-    return store().version()
+    """Changes whenever a result lands: part of every cache key below (read once a run, refresh_version)."""
+    return st.session_state.get("store_version") or store().version()
 
 
 def design_table(state: PageState) -> pd.DataFrame:
@@ -61,11 +66,6 @@ def _point_cost(_store: Store, point: DesignPoint, cost: CostSpec) -> dict:
     return explore.point_cost(_store, point, cost.model, cost.knobs, cost.processor)
 
 
-def stored_cost(point: DesignPoint, cost: CostSpec) -> dict | None:
-    """The point's totals from the store only, or the computed ones when knobs make them differ."""
-    return point_cost(point, cost) if cost.computed else explore.stored_cost(store(), point, cost.model)
-
-
 # Building plotly figures is most of a page's server time, and they are only read afterwards: each is built
 # once per store version and selection and shared by every session (cache_resource: no copy per session).
 def pareto_figure(state: PageState, objective: str, recommended: str | None):
@@ -80,6 +80,26 @@ def _pareto_figure(_store: Store, version: str, results: ResultsSpec, cost: Cost
     fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended,
                         results.fault_rate, cost.model, results.fault_model)
     return charts.subtitle(fig, f"BN: {results.bn_label} · {explore.sample_label(table)} per point")
+
+
+def breakdown_figures(state: PageState) -> tuple:
+    """(energy, area) by component for the selected point and its neighbouring widths, as stacked bars."""
+    return _breakdown_figures(store(), version(), state.point, state.cost, state.results, state.label)
+
+
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def _breakdown_figures(_store: Store, version: str, point: DesignPoint, cost: CostSpec, results: ResultsSpec,
+                       label: str) -> tuple:
+    costs = {}
+    for q in explore.neighbours(_design_table(_store, version, results, cost), point):
+        selected = abs(q.width - point.width) < 1e-6
+        # neighbours from the store only (no torch on a first render), unless knobs make costs computed anyway
+        t = _point_cost(_store, q, cost) if selected or cost.computed else explore.stored_cost(_store, q, cost.model)
+        if t is not None:
+            costs[f"{q.width:g}x" + (" (selected)" if selected else "")] = t
+    return tuple(charts.breakdown(explore.breakdown_rows(costs, what), what,
+                                  f"{label}: {what} by component ({cost.model} cost model)")
+                 for what in ("energy", "area"))
 
 
 def curve_figures(state: PageState) -> tuple:
@@ -169,6 +189,17 @@ def architecture(point: DesignPoint) -> DesignPoint:
 def layer_shapes(arch: DesignPoint) -> dict:
     """The crossbar layers' weight shapes (imports torch: a model built on the meta device)."""
     return teaching.layer_shapes(arch.network, arch.width, arch.shortcut_kernel, arch.mapping)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def fault_map_figure(arch: DesignPoint, layer: str, fault_model: str, rate: float, instance: int) -> tuple:
+    """(the stuck cells of `layer` on chip `instance`, their figure) for the Teaching section (imports torch)."""
+    shapes = layer_shapes(arch)
+    if teaching.base_model(fault_model) in teaching.PER_WEIGHT:
+        fmap = teaching.fault_map(shapes, layer, instance, rate)
+    else:  # lines and clusters live on the physical tiles
+        fmap = tile_maps(arch, layer, fault_model, rate, instance)["stuck"]
+    return fmap, charts.fault_map(fmap, teaching.map_title(fault_model, layer, shapes[layer], fmap, rate))
 
 
 @st.cache_data(show_spinner=False)

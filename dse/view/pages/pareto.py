@@ -46,16 +46,6 @@ def fronts(state: PageState) -> None:
 
 
 def breakdown(state: PageState) -> None:
-    """Energy and area by component for the selected point and its neighbouring widths, as stacked bars."""
-    p, m = state.point, state.cost.model
-    costs = {}
-    for q in explore.neighbours(cached.design_table(state), p):
-        selected = abs(q.width - p.width) < 1e-6
-        # neighbours from the store only (no torch on a first render), unless knobs make costs computed anyway
-        t = cached.point_cost(q, state.cost) if selected else cached.stored_cost(q, state.cost)
-        if t is not None:
-            costs[f"{q.width:g}x" + (" (selected)" if selected else "")] = t
-    for col, what in zip(st.columns(2), ("energy", "area")):
-        rows = explore.breakdown_rows(costs, what)
-        title = f"{state.label.split(' w=')[0]}: {what} by component ({m} cost model)"
-        col.plotly_chart(charts.breakdown(rows, what, title), key=f"breakdown-{what}")
+    """Energy and area by component for the selected point and its neighbouring widths."""
+    for col, what, fig in zip(st.columns(2), ("energy", "area"), cached.breakdown_figures(state)):
+        col.plotly_chart(fig, key=f"breakdown-{what}")

@@ -24,16 +24,13 @@ def render(state: PageState) -> None:
     layer = c1.selectbox("Crossbar layer", list(shapes), key="teach_layer")
     instance = int(c1.number_input("Chip (crossbar instance)", 0, 999, 0, key="teach_instance",
                                    persist_state="session"))
-    if teaching.base_model(model) in teaching.PER_WEIGHT:
-        fmap = teaching.fault_map(shapes, layer, instance, f)
-    else:  # lines and clusters live on the physical tiles
-        fmap = cached.tile_maps(arch, layer, model, f, instance)["stuck"]
+    fmap, figure = cached.fault_map_figure(arch, layer, model, f, instance)
     c1.markdown(f"Layer `{layer}`: weights {shapes[layer]}; the map shows {fmap.shape[0]}x{fmap.shape[1]} cells, "
                 f"**{fmap.sum()}** stuck ({fmap.mean():.1%}). {teaching.stuck_reads(model)} "
                 "Every chip draws a new map; drop-connect training makes the network indifferent to which.")
     if f == 0:
         c1.info("No faults at f = 0%: choose a fault rate in the sidebar to see stuck cells.")
-    c2.plotly_chart(charts.fault_map(fmap, teaching.map_title(model, layer, shapes[layer], fmap, f)), key="faultmap")
+    c2.plotly_chart(figure, key="faultmap")
     sensitivity(state)
 
 
