@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+WAIT = 300_000  # ms a page may take: the server, the browser and other work can share one loaded core
 NO_EXCEPTION = "() => document.querySelectorAll('[data-testid=\"stException\"]').length === 0"
 
 
@@ -105,9 +106,18 @@ def chromium(viewport: tuple[int, int] = (1500, 1100), extra: list[str] = ()):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", *extra])
         try:
-            yield lambda: browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+            yield lambda: _page(browser, viewport)
         finally:
             browser.close()
+
+
+def _page(browser, viewport: tuple[int, int]):
+    from playwright.sync_api import expect
+
+    page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+    page.set_default_timeout(WAIT)
+    expect.set_options(timeout=WAIT)
+    return page
 
 
 @contextmanager
@@ -119,5 +129,5 @@ def chromium_page(viewport: tuple[int, int] = (1500, 1100)):
 def settle(page) -> None:
     """Wait for the rerun a click started to finish, and check it raised nothing."""
     page.wait_for_timeout(300)  # the click's rerun starts
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT)
     assert page.evaluate(NO_EXCEPTION), page.locator('[data-testid="stException"]').first.inner_text()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROMIUM, ROOT, chromium_page, serve, settle
+from tests.browser import CHROMIUM, ROOT, WAIT, chromium_page, serve, settle
 from tests.fixtures import build_store
 from tests.screenshot import SCREENSHOT, save_screenshot
 from tests.test_data import make_tree
@@ -65,9 +65,9 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
 
     shots = shots_dir(tmp_path)
     with chromium_page() as page:
-        page.goto(first_run, timeout=60_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.goto(first_run, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT)
         assert page.locator(".js-plotly-plot .scatterlayer .point").count() > 0  # the Pareto charts, with data
         assert page.evaluate(CUT_SHORT) == []
         page.screenshot(path=str(shots / "01-first-page.png"), full_page=True)
@@ -98,14 +98,14 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
         }
         for i, (tab, (act, shows)) in enumerate(steps.items(), start=2):
             # while a rerun replaces the page, its old tabs can linger beside the new ones for a moment
-            expect(page.get_by_role("tab", name=tab)).to_have_count(1, timeout=60_000)
+            expect(page.get_by_role("tab", name=tab)).to_have_count(1, timeout=WAIT)
             page.get_by_role("tab", name=tab).click()
             settle(page)  # only the open tab is drawn: its rerun
             if act:
                 act()
                 settle(page)
             if shows:
-                page.get_by_text(shows).first.wait_for(state="attached", timeout=30_000)  # chart titles are SVG
+                page.get_by_text(shows).first.wait_for(state="attached", timeout=WAIT)  # chart titles are SVG
             page.screenshot(path=str(shots / f"{i:02d}-{tab.split()[0].lower()}.png"), full_page=True)
 
         if not page.get_by_label("Training epochs", exact=True).is_visible():  # the sidebar changed: reopen
@@ -118,25 +118,25 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
         page.keyboard.type("VGG13")
         page.keyboard.press("Enter")
         settle(page)
-        expect(page.locator("h3").first).to_contain_text("vgg13", timeout=60_000)
+        expect(page.locator("h3").first).to_contain_text("vgg13", timeout=WAIT)
         page.get_by_role("button", name="Train this design point (500 epochs)").click()
         settle(page)
-        expect(page.get_by_text(re.compile(r"training \((queued|running)")).first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(re.compile(r"training \((queued|running)")).first).to_be_visible(timeout=WAIT)
         store = Store(tmp_path / "results.sqlite")
         (jid,) = store.jobs().job_id
 
         page.get_by_role("tab", name="Jobs").click()
         settle(page)
         page.get_by_role("button", name="Cancel").first.click()
-        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=WAIT)
         assert store.job(jid)["state"] == "cancelled"
         page.screenshot(path=str(shots / "10-job-cancelled.png"), full_page=True)
         page.get_by_role("button", name="Retry").first.click()
-        expect(page.get_by_role("button", name="Cancel").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Cancel").first).to_be_visible(timeout=WAIT)
         assert store.job(jid)["state"] in ("queued", "running")
         page.screenshot(path=str(shots / "11-job-retried.png"), full_page=True)
         page.get_by_role("button", name="Cancel").first.click()  # leave no worker behind
-        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=WAIT)
     t0 = time.time()
     while store.job(jid)["pid"] and _alive(int(store.job(jid)["pid"])) and time.time() - t0 < 30:
         time.sleep(0.2)
@@ -151,8 +151,8 @@ def test_a_new_design_point_trained_and_evaluated_from_the_page(first_run, tmp_p
 
     shots = shots_dir(tmp_path)
     with chromium_page() as page:
-        page.goto(first_run, timeout=60_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
+        page.goto(first_run, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
         page.get_by_text("Training and data").click()
         page.get_by_label("Training epochs", exact=True).fill("1")
         page.keyboard.press("Enter")
@@ -164,7 +164,7 @@ def test_a_new_design_point_trained_and_evaluated_from_the_page(first_run, tmp_p
         page.get_by_role("slider", name="Width multiplier").focus()  # 1.0x -> 1.2x: not trained yet
         page.keyboard.press("ArrowRight")
         settle(page)
-        expect(page.locator("h3").first).to_contain_text("resnet20 1.2x", timeout=60_000)
+        expect(page.locator("h3").first).to_contain_text("resnet20 1.2x", timeout=WAIT)
         page.get_by_role("button", name="Train this design point (1 epochs)").click()
         evaluate = page.get_by_role("button", name=re.compile(r"Evaluate at 10% SA1 faults \(2 crossbars"))
         expect(evaluate).to_be_visible(timeout=300_000)  # trained: the page offers the next step by itself
@@ -201,8 +201,8 @@ def test_lesson_mode_teaching_in_sa0_and_nothing_clipped_at_1600_px(server, tmp_
     shots = shots_dir(tmp_path)
     with chromium_page() as page:
         page.set_viewport_size({"width": 1600, "height": 1000})
-        page.goto(server, timeout=60_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
+        page.goto(server, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
         settle(page)
         for tab in ("Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Results table", "Yield"):
             page.get_by_role("tab", name=tab).click()
@@ -212,15 +212,15 @@ def test_lesson_mode_teaching_in_sa0_and_nothing_clipped_at_1600_px(server, tmp_
         settle(page)
         page.get_by_role("tab", name="Teaching").click()
         settle(page)
-        page.locator(".st-key-faultmap .js-plotly-plot").wait_for(timeout=120_000)
-        page.get_by_text("SA0 fault map of conv1").first.wait_for(state="attached", timeout=30_000)
-        page.get_by_text("the largest level of its sign (SA0)").first.wait_for(timeout=30_000)
+        page.locator(".st-key-faultmap .js-plotly-plot").wait_for(timeout=WAIT)
+        page.get_by_text("SA0 fault map of conv1").first.wait_for(state="attached", timeout=WAIT)
+        page.get_by_text("the largest level of its sign (SA0)").first.wait_for(timeout=WAIT)
         page.screenshot(path=str(shots / "teaching-sa0.png"))
-        page.goto(f"{server}/?lesson=1", timeout=60_000)
-        page.get_by_text("4. With per-chip calibration").wait_for(timeout=120_000)
+        page.goto(f"{server}/?lesson=1", timeout=WAIT)
+        page.get_by_text("4. With per-chip calibration").wait_for(timeout=WAIT)
         settle(page)
         for i in (1, 2, 3, 4):
-            page.locator(f".st-key-lesson-{i} .js-plotly-plot").wait_for(timeout=60_000)
+            page.locator(f".st-key-lesson-{i} .js-plotly-plot").wait_for(timeout=WAIT)
         assert page.evaluate(CLIPPED) == []
         page.screenshot(path=str(shots / "lesson.png"), full_page=True)
 
@@ -241,9 +241,9 @@ def test_readme_screenshot_from_the_shipped_checkpoints(tmp_path, request):
     with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(ROOT / "checkpoints"),
                DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="") as url, chromium_page() as page:
         page.set_viewport_size({"width": 1500, "height": 1750})  # the cards in their groups and the default front
-        page.goto(url, timeout=120_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=120_000)
-        page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)
+        page.goto(url, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
+        page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=WAIT)
         settle(page)
         assert page.evaluate(CUT_SHORT) == []
         page.screenshot(path=str(shots / "app.png"))
