@@ -39,7 +39,9 @@ def server(cwd: Path, **env):
     log = tempfile.TemporaryFile()  # not a pipe: a server that logs much would block on a full one
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
                              f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-                            cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=cwd, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+                                str(ROOT), os.environ.get("PYTHONPATH")])), **env},  # its workers: this checkout's dse
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         t0 = time.time()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label, fault_model_label
-from dse.core.protocol import parse_fault_model
 from dse.results.store import DesignPoint, label
 from dse.run import jobs
 from dse.view import explore
@@ -30,10 +29,6 @@ class ResultsSpec:
     @property
     def fault_label(self) -> str:
         return fault_model_label(self.fault_model)
-
-    @property
-    def bits_per_cell(self) -> int:
-        return parse_fault_model(self.fault_model).bits_per_cell
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ WHY_THEY_DIFFER = ("Why they differ: paper spreads each image over all 64 chips 
                    "is a throughput figure); isaac maps each layer onto crossbars, sizes the ADCs for the columns and "
                    "replicates layers onto the budget (one image's latency, and the interval between images: "
                    "compare paper's interval with that). docs/cost-model.md has both.")
-ISAAC_KNOBS = ("xbar_size", "adc_bits", "chips")  # isaac's own; bits per cell serves the fault model too
+ISAAC_KNOBS = tuple(k for k in explore.KNOBS if k != "bits_per_cell")  # bits per cell serve the fault model too
 KNOB_LABELS = {"xbar_size": "Crossbar size (rows = columns)", "adc_bits": "ADC resolution (bits; 0: as a column needs)",
                "chips": "Budget (chips)"}
 FAULT_HELP = ("SA1: a stuck cell reads its weight as 0 (the paper's); SA0: as the largest level of the weight's sign; "
