@@ -7,8 +7,8 @@ import importlib
 import json
 import sys
 
-from dse.core import allocator
 from dse.core.errors import DSEError
+from dse.core.runtime import allocator
 
 # command modules, each with add_parser(subparsers) that sets func=handler(args) -> dict | None
 COMMANDS = ["train", "calibrate", "evaluate", "info", "cost", "store", "worker", "sweep", "reproduce", "bench",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse.core.data import Cifar10, fingerprint
+from dse.core.io.data import Cifar10, fingerprint
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -43,7 +43,7 @@ def _isolated_environment(tmp_path_factory):
     """The suite never depends on the user's DSE_* settings nor touches their files: every DSE_* variable of
     the environment is cleared (and fp32 made the default precision); the decoded-data cache, the results store, the runs folder and the
     checkpoint folder default to temporary ones; the tests' temporary folders are configured folders for
-    sweep specs and the app (dse/core/paths.py). For the whole session, so that module fixtures get it too;
+    sweep specs and the app (dse/core/io/paths.py). For the whole session, so that module fixtures get it too;
     a test that needs its own sets it with monkeypatch."""
     base = tmp_path_factory.getbasetemp()
     with pytest.MonkeyPatch.context() as mp:
@@ -144,8 +144,8 @@ def pytest_sessionfinish(session, exitstatus):
 def trained(tmp_path_factory, tiny_data):
     """A tiny ResNet20 (width 0.5, p = 0.2) trained for 3 epochs on the synthetic data, BN calibrated for
     p' = 0 and 0.3: the evaluation tests' model, trained once for the session."""
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.train import Recipe, TrainConfig, train
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.training.train import Recipe, TrainConfig, train
 
     out = tmp_path_factory.mktemp("trained") / "m.safetensors"
     cfg = TrainConfig(network="resnet20", width=0.5, dropconnect=0.2, seed=0,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from dse.core.checkpoint import load_checkpoint, save_checkpoint
+from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 from dse.core.models import build_model
 from dse.results.store import DesignPoint, Store
 
@@ -27,7 +27,7 @@ def write_checkpoint(folder: Path, point: DesignPoint, accuracy: float) -> Path:
 
 def fake_result(rate: float, mean: float, n: int = 10, bn: str = "paper", calib_images: int = 500) -> dict:
     accs = [mean + 0.1 * ((i % 5) - 2) for i in range(n)] if rate > 0 else [mean]
-    from dse.core.evaluate import summarize
+    from dse.core.evaluation.evaluate import summarize
 
     return {"fault_rate": rate, "fault_model": "sa1", "protocol": f"fixed({n})", "seed": 0,
             "bn_rate": rate if bn == "paper" else None, "bn": bn, "calib_images": calib_images if bn == "chip" else 0,

@@ -24,9 +24,10 @@ import statistics
 import subprocess
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
-from tests.browser import ROOT, chromium, cpu_seconds, descendants_cpu, server
+from tests.browser import CHROMIUM, ROOT, chromium, cpu_seconds, descendants_cpu, server
 
 TARGETS = {"first load": 5.0, "warm reload": 1.5, "tab switch (warm)": 0.3}
 SECTIONS = ["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Calibration images", "Teaching",
@@ -117,18 +118,10 @@ def machine() -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": model, "cores_total": os.cpu_count(), "cores_used": cores,
             "load_average": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
-            "streamlit": _version("streamlit"), "chromium": _chromium_version()}
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
+            "streamlit": version("streamlit"), "chromium": _chromium_version()}
 
 
 def _chromium_version() -> str:
-    from tests.browser import CHROMIUM
-
     try:
         return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError, TypeError):

@@ -1,16 +1,16 @@
-"""dse.core.allocator: with freed memory kept, re-allocating a large tensor stops faulting its pages in."""
+"""dse.core.runtime.allocator: with freed memory kept, re-allocating a large tensor stops faulting its pages in."""
 import subprocess
 import sys
 
 import pytest
 
 from dse import cli
-from dse.core import allocator
+from dse.core.runtime import allocator
 
 # a fresh process: an evaluation-like loop of convs over 52 MB activations; prints the page faults of 5 steps
 PROBE = """
 import resource, sys, torch
-from dse.core.allocator import keep_freed_memory
+from dse.core.runtime.allocator import keep_freed_memory
 assert keep_freed_memory(sys.argv[1] == "keep")
 torch.set_num_threads(1)
 faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -175,7 +175,7 @@ def test_the_accuracy_target_starts_over_when_the_fault_rate_changes(tmp_path, m
     at = app(tmp_path, monkeypatch)
     at.number_input(key="target").set_value(89.0).run()
     at.sidebar.number_input(key="fault_rate").set_value(30.0).run()
-    want = explore.default_target(explore.design_table(store, 0.3, "paper", "chip"))
+    want = explore.default_target(explore.design_table(store, 0.3, "paper", bn="chip"))
     assert at.number_input(key="target").value == want != 89.0
     assert not any("reaches 89.0%" in w.value for w in at.warning)
     open_section(at, "Yield")
@@ -316,7 +316,7 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
 
 
 def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_model(tmp_path, monkeypatch, store):
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
     from tests.fixtures import fake_result
 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
@@ -368,7 +368,7 @@ def chart(at, key):
 
 
 def test_best_p_is_marked_only_where_two_or_more_rates_were_evaluated(tmp_path, monkeypatch, store):
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
     from tests.fixtures import fake_result
 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
@@ -503,7 +503,7 @@ def test_first_render_imports_no_torch_and_teaching_renders_without_a_toggle(tmp
 
 
 def test_processor_knobs_feed_both_cost_models_and_are_checked_like_the_cli(tmp_path, monkeypatch, store):
-    from dse.core.cost import Processor, estimate
+    from dse.core.cost.per_image import Processor, estimate
 
     at = app(tmp_path, monkeypatch)
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)  # its 1x1 shortcuts and fc run on the processor

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from dse.core import allocator
+from dse.core.runtime import allocator
 from tests.fixtures import POINTS
 from dse.bench import measure, synthetic_data, untrained_checkpoint
 from dse.cli import main
-from dse.core.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
-from dse.core.faults import FaultInjector
+from dse.core.evaluation.evaluate import Evaluator, FoldedForward, _mkldnn_conv_ok
+from dse.core.faults.injector import FaultInjector
 from dse.core.models import build_model
 
 
@@ -91,7 +91,7 @@ def test_evaluator_fast_path_and_its_fallback_agree(monkeypatch, one_thread):
     def refuse(*a, **k):
         raise RuntimeError("no fx here")
 
-    monkeypatch.setattr("dse.core.evaluate.FoldedForward", refuse)
+    monkeypatch.setattr("dse.core.evaluation.evaluate.FoldedForward", refuse)
     plain = Evaluator(ck, data.test_x, data.test_y, batch_size=25)
     assert plain.fast is None and "no fx here" in plain.fast_reason
     one_image = 100 / 60  # logits agree to ~1e-6; at most a near-tie could flip one prediction
@@ -119,8 +119,8 @@ def test_quick_bench_writes_the_table(tmp_path, capsys, one_thread):
     assert res["precision"]["choices"]["resnet20"]["evaluate"]["precision"] == "fp32"
     assert res["train_end_to_end"][0]["images_per_s"] > 0 and res["train_end_to_end"][0]["peak_rss_mb"] > 0
     (c,) = res["campaign"]
-    from dse.core.int8 import int8_capability
-    from dse.core.precision import capability
+    from dse.core.runtime.int8_kernels import int8_capability
+    from dse.core.runtime.precision import capability
 
     int8 = int8_capability()[0]  # the int8 engine's row where the CPU has int8 kernels, with bf16 beside fp32
     extra = ({"int8"} | ({"bf16"} if capability("cpu").native_bf16 else set())) if int8 else set()
@@ -165,7 +165,7 @@ def test_a_measurement_in_its_own_process_reports_its_memory():
                 ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=2, test_images=20, batch_size=10)
     assert r["isolated"] and r["images"] == 20 and r["instances"] == 2 and r["image_instances_per_s"] > 0
     assert r["peak_rss_mb"] >= r["rss_baseline_mb"] > 0
-    assert r["keep_freed"] is (allocator._glibc() is not None)  # as the CLI runs it (dse.core.allocator)
+    assert r["keep_freed"] is (allocator._glibc() is not None)  # as the CLI runs it (dse.core.runtime.allocator)
     assert measure("campaign_project", keep_freed=False, data={"synthetic": [8, 20]},
                    ckpt={"untrained": ["resnet20", 0.5, 0.1]}, rate=0.1, instances=1, test_images=20,
                    batch_size=10)["keep_freed"] is False

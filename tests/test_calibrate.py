@@ -1,7 +1,7 @@
 import torch
 
-from dse.core.calibrate import calibrate_bn, nearest_rate
-from dse.core.checkpoint import bn_buffers
+from dse.core.evaluation.calibrate import calibrate_bn, nearest_rate
+from dse.core.io.checkpoint import bn_buffers
 from dse.core.models import build_model
 
 

@@ -21,7 +21,8 @@ def test_pareto_chart_marks_front_selection_and_recommendation(tmp_path):
     table = explore.design_table(store, 0.1)
     fronts = explore.fronts(table)
     rec = explore.recommend(table, 89.0)
-    fig = charts.pareto(table, fronts["latency_ns"], "latency_ns", POINTS[0].point_id, rec["point_id"], 0.1)
+    fig = charts.pareto(table, fronts["latency_ns"], "latency_ns", selected=POINTS[0].point_id,
+                        recommended=rec["point_id"], fault_rate=0.1)
     names = [t.name for t in fig.data]
     assert {"Pareto front", "selected", "recommended"} <= set(names)
     rec_trace = fig.data[names.index("recommended")]
@@ -50,7 +51,8 @@ def test_fault_rates_read_as_percentages_and_networks_differ_in_colour_and_marke
     table = explore.design_table(store, 0.1)
     other = table.assign(network="mobilenetv2", point_id=table.point_id + "-m")  # a second network on the chart
     table = pd.concat([table, other], ignore_index=True)
-    fig = charts.pareto(table, explore.fronts(table)["latency_ns"], "latency_ns", None, None, 0.1)
+    fig = charts.pareto(table, explore.fronts(table)["latency_ns"], "latency_ns", selected=None, recommended=None,
+                        fault_rate=0.1)
     assert "at 10% SA1 faults" in fig.layout.title.text and "0.1" not in fig.layout.title.text
     nets = {t.name: t.marker for t in fig.data if t.name in charts.NETWORK_COLORS}
     assert len(nets) >= 2 and len({m.color for m in nets.values()}) == len(nets)
@@ -60,11 +62,13 @@ def test_fault_rates_read_as_percentages_and_networks_differ_in_colour_and_marke
 def test_trained_points_not_evaluated_at_the_rate_show_at_their_cost(tmp_path):
     store, _ = build_store(tmp_path, evaluate_missing=(POINTS[2],))
     table = explore.design_table(store, 0.1)
-    fig = charts.pareto(table, explore.fronts(table)["energy_uj"], "energy_uj", None, None, 0.1, "paper", "sa0")
+    fig = charts.pareto(table, explore.fronts(table)["energy_uj"], "energy_uj", selected=None, recommended=None,
+                        fault_rate=0.1, cost_model="paper", fault_model="sa0")
     assert "at 10% SA0 faults" in fig.layout.title.text
     ticks = next(t for t in fig.data if t.name == "not evaluated at 10% (cost only)")
     assert list(ticks.hovertext) == [explore.label(POINTS[2].__dict__)]
     assert max(ticks.y) < min(table.accuracy.dropna())  # below every measured accuracy, never mistaken for one
     only = table.assign(accuracy=float("nan"))  # nothing evaluated: the costs still show
-    fig = charts.pareto(only, explore.fronts(only)["energy_uj"], "energy_uj", None, None, 0.1)
+    fig = charts.pareto(only, explore.fronts(only)["energy_uj"], "energy_uj", selected=None, recommended=None,
+                        fault_rate=0.1)
     assert len(next(t for t in fig.data if t.name.startswith("not evaluated")).x) == len(table)

@@ -4,9 +4,9 @@ import struct
 import pytest
 import torch
 
-from dse.core.calibrate import calibrate_bn
-from dse.core.checkpoint import load_checkpoint, save_checkpoint
 from dse.core.errors import DSEError
+from dse.core.evaluation.calibrate import calibrate_bn
+from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 from dse.core.models import build_model
 
 META = {"network": "resnet20", "width": 1.0, "shortcut_kernel": 1, "mapping": "default",
@@ -113,9 +113,9 @@ def test_missing_file(tmp_path):
 def test_int8_storage_holds_the_crossbar_levels_exactly(tmp_path):
     """Crossbar weights stored as 8-bit levels + per-channel scales load back as weights that re-quantise to
     exactly those levels (what every evaluation computes), in about a quarter of the fp32 bytes."""
-    from dse.core.checkpoint import storage_of
-    from dse.core.faults import quantize
-    from dse.core.mapping import crossbar_layers
+    from dse.core.crossbar.mapping import crossbar_layers
+    from dse.core.crossbar.quantize import quantize
+    from dse.core.io.checkpoint import storage_of
     from dse.core.models import build_model
 
     torch.manual_seed(0)

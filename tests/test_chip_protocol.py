@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dse.core.calibrate import calibration_batches, chip_bn_stats
-from dse.core.checkpoint import bn_buffers
 from dse.core.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluation.calibrate import calibration_batches, chip_bn_stats
+from dse.core.evaluation.evaluate import Evaluator, Protocol, evaluate
+from dse.core.io.checkpoint import bn_buffers
 
 
 def test_chip_calibration_changes_only_bn_statistics(trained, tiny_data):
@@ -42,7 +42,8 @@ def test_chip_statistics_never_see_test_images(trained, tiny_data):
     s1, s2 = ev1.chip_weights(w), ev2.chip_weights(w)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     with pytest.raises(DSEError, match="training images"):
-        evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], Protocol(instances=2, bn="chip"), progress=False)
+        evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], protocol=Protocol(instances=2, bn="chip"),
+                 progress=False)
 
 
 def test_chip_statistics_are_an_exact_average_over_the_pass(trained, tiny_data):
@@ -59,7 +60,7 @@ def test_chip_statistics_are_an_exact_average_over_the_pass(trained, tiny_data):
 
 def test_chip_protocol_is_reproducible_and_keyed(trained, tiny_data):
     run = lambda n: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.2],  # noqa: E731
-                             Protocol(instances=3, bn="chip", calib_images=n), progress=False,
+                             protocol=Protocol(instances=3, bn="chip", calib_images=n), progress=False,
                              calib_x=tiny_data.train_x)["results"][0]
     a, b = run(64), run(64)
     assert a["accuracies"] == b["accuracies"]
@@ -70,8 +71,8 @@ def test_chip_calibration_recovers_what_a_strong_fault_takes(trained, tiny_data)
     """SA0 cells read the largest weight of their sign: every channel's mean and variance move a long way,
     and only statistics measured through the faulty chip follow them."""
     common = dict(instances=3, fault_model="sa0")
-    paper = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], Protocol(**common), progress=False)
-    chip = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], Protocol(**common, bn="chip",
+    paper = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], protocol=Protocol(**common), progress=False)
+    chip = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], protocol=Protocol(**common, bn="chip",
                     calib_images=256), progress=False, calib_x=tiny_data.train_x)
     assert chip["results"][0]["mean"] > paper["results"][0]["mean"] + 5
 

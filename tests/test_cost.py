@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dse.core import cost, isaac
 from dse.cli import main
+from dse.core.cost import per_image as cost
+from dse.core.cost import isaac
 from dse.core.errors import DSEError
 from dse.core.models import build_model
 

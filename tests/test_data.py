@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dse.core.data import CLASSES, head, load_cifar10, random_crop_flip
 from dse.core.errors import DSEError
+from dse.core.io.data import CLASSES, head, load_cifar10, random_crop_flip
 
 
 def png(seed: int) -> bytes:
@@ -49,7 +49,7 @@ def test_image_tree_and_targz_give_the_same_tensors(tmp_path):
 def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
     make_tree(tmp_path / "d")
     load_cifar10(tmp_path / "d")
-    import dse.core.data as data
+    import dse.core.io.data as data
 
     monkeypatch.setattr(data, "_read_tree", lambda root: pytest.fail("decoded twice"))
     load_cifar10(tmp_path / "d")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dse.core.device import check_device_name, pick_device
 from dse.core.errors import DSEError
+from dse.core.runtime.device import check_device_name, pick_device
 
 
 @pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:1"])

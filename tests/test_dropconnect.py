@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from dse.core.dropconnect import DropConnect, add_dropconnect, plain_state_dict, remove_dropconnect, set_dropconnect_rate
+from dse.core.crossbar.mapping import crossbar_layers
 from dse.core.errors import DSEError
-from dse.core.mapping import crossbar_layers
+from dse.core.faults.dropconnect import DropConnect, add_dropconnect, plain_state_dict, remove_dropconnect, set_dropconnect_rate
 from dse.core.models import build_model
 
 

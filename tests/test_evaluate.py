@@ -4,7 +4,7 @@ import torch
 from scipy import stats
 
 from dse.core.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate, summarize
+from dse.core.evaluation.evaluate import Evaluator, Protocol, evaluate, summarize
 
 
 def test_summary_statistics():
@@ -25,7 +25,8 @@ def test_the_interval_stays_within_what_an_accuracy_can_be():
 
 
 def test_fixed_protocol_reports_every_instance(trained, tiny_data):
-    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=5), progress=False)
+    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], protocol=Protocol(instances=5),
+                   progress=False)
     r0, r3 = res["results"]
     assert r0["n"] == 1 and r0["mean"] == res["fault_free_quantized_accuracy"]  # no faults: one network
     assert r3["n"] == 5 and len(r3["accuracies"]) == 5 and r3["bn_rate"] == 0.3
@@ -36,19 +37,20 @@ def test_fixed_protocol_reports_every_instance(trained, tiny_data):
 
 def test_results_are_reproducible_and_seed_dependent(trained, tiny_data):
     run = lambda seed: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.2],  # noqa: E731
-                                Protocol(instances=3, seed=seed), progress=False)["results"][0]["accuracies"]
+                                protocol=Protocol(instances=3, seed=seed), progress=False)["results"][0]["accuracies"]
     assert run(0) == run(0)
     assert run(0) != run(1)
 
 
 def test_heavy_faults_hurt_accuracy(trained, tiny_data):
-    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.9], Protocol(instances=3), progress=False)
+    res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.9], protocol=Protocol(instances=3),
+                   progress=False)
     assert res["results"][1]["mean"] < res["results"][0]["mean"]
 
 
 def test_adaptive_stops_early(trained, tiny_data):
     p = Protocol(instances=60, adaptive=50.0, min_instances=4)  # a loose target is met at the minimum
-    r = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], p, progress=False)["results"][0]
+    r = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], protocol=p, progress=False)["results"][0]
     assert r["n"] == 4 and r["protocol"] == "adaptive(50.0)"
 
 
@@ -85,11 +87,12 @@ def test_bad_fault_rate(trained, tiny_data):
 def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(trained, tiny_data):
     """Any fault rate under the paper protocol: Algorithm 1's statistics for it are computed as the checkpoint's
     own were (same image count and seed), not borrowed from the nearest calibrated rate."""
-    from dse.core.calibrate import calibrate_bn
+    from dse.core.evaluation.calibrate import calibrate_bn
 
     assert 0.15 not in trained.bn_stats
     with pytest.warns(UserWarning, match=r"fault rate\(s\) 0.15 were not in the checkpoint: computed now"):
-        res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], Protocol(instances=2), progress=False,
+        res = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], protocol=Protocol(instances=2),
+                       progress=False,
                        calib_x=tiny_data.train_x)
     assert res["results"][0]["bn_rate"] == 0.15
     ev = Evaluator(trained, tiny_data.test_x, tiny_data.test_y)
@@ -100,5 +103,6 @@ def test_a_rate_the_checkpoint_was_not_calibrated_for_gets_its_own_statistics(tr
                         max_images=cal["images"], seed=cal["seed"], progress=False)[0.15]
     assert all(torch.allclose(ev.bn_stats[0.15][k].float(), v.float(), rtol=1e-4, atol=1e-5) for k, v in want.items()), \
         max(float((ev.bn_stats[0.15][k].float() - v.float()).abs().max()) for k, v in want.items())
-    without = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], Protocol(instances=2), progress=False)
+    without = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.15], protocol=Protocol(instances=2),
+                       progress=False)
     assert without["results"][0]["bn_rate"] in (0.0, 0.3)  # no training images given: a nearest calibrated rate

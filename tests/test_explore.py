@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dse.view import explore
-from dse.core.mapping import POLICIES
+from dse.core.crossbar.mapping import POLICIES
 from dse.core.models import list_models, shortcut_kernels
+from dse.view import explore
 from tests.fixtures import POINTS, accuracy_model, build_store
 
 
@@ -11,13 +11,13 @@ def test_explorer_space_matches_the_registry():
     assert sorted(explore.NETWORKS) == list_models()
     assert {n: shortcut_kernels(n) for n in list_models()} == explore.SHORTCUT_KERNELS
     assert set(explore.MAPPINGS) <= set(POLICIES)
-    from dse.core.faults import FAULT_MODELS
+    from dse.core.faults.stuck_at import FAULT_MODELS
     assert set(explore.FAULT_MODELS) == set(FAULT_MODELS)
 
 
 def test_the_pages_processor_knobs_are_dse_costs():
     """The page checks --cpu-gmacs and --cpu-pj-per-mac torch-free: the same defaults and ranges as Processor."""
-    from dse.core.cost import PROCESSOR, Processor
+    from dse.core.cost.per_image import PROCESSOR, Processor
     from dse.core.errors import DSEError
 
     assert explore.DEFAULT_PROCESSOR == (PROCESSOR.macs_per_s / 1e9, PROCESSOR.pj_per_mac)
@@ -33,13 +33,13 @@ def test_the_pages_processor_knobs_are_dse_costs():
 
 
 def test_another_processor_recomputes_both_cost_models(tmp_path):
-    from dse.core.cost import Processor, estimate
+    from dse.core.cost.per_image import Processor, estimate
 
     store, _ = build_store(tmp_path)
     slow = (10.0, 20.0)  # a tenth of the default rate
     for model in ("paper", "isaac"):
-        table = explore.design_table(store, 0.1, model, "paper", processor=slow).set_index("point_id")
-        default = explore.design_table(store, 0.1, model, "paper").set_index("point_id")
+        table = explore.design_table(store, 0.1, model, bn="paper", processor=slow).set_index("point_id")
+        default = explore.design_table(store, 0.1, model, bn="paper").set_index("point_id")
         r = table.loc[POINTS[1].point_id]  # the paper's mapping: 1x1 shortcuts and fc on the processor
         want = estimate(r.network, r.width, int(r.shortcut_kernel), r.mapping, model, processor=Processor(10e9, 20.0))
         assert r.latency_ns == pytest.approx(want["totals"]["latency_ns"])
@@ -104,7 +104,7 @@ def test_default_target_is_met_by_some_designs_and_missed_by_others():
 
 def test_stale_cached_costs_are_recomputed(tmp_path):
     """Totals stored by another cost-model version read as unknown and are recomputed (COST_VERSION)."""
-    from dse.core.isaac import COST_VERSION
+    from dse.core.cost.isaac import COST_VERSION
     from dse.results.catalog import ensure_costs
 
     store, _ = build_store(tmp_path)

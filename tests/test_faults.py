@@ -1,9 +1,11 @@
 import pytest
 import torch
 
+from dse.core.crossbar.mapping import crossbar_layers
+from dse.core.crossbar.quantize import quantize
 from dse.core.errors import DSEError
-from dse.core.faults import FaultInjector, instance_seed, quantize
-from dse.core.mapping import crossbar_layers
+from dse.core.faults.draws import instance_seed
+from dse.core.faults.injector import FaultInjector
 from dse.core.models import build_model
 
 
@@ -134,7 +136,7 @@ def test_bits_per_cell_in_the_fault_model_name_and_its_errors():
 
 
 def test_sa0_per_cell_sets_the_stuck_slice_within_range():
-    from dse.core.faults import cell_slices
+    from dse.core.faults.stuck_at import cell_slices
 
     levels = torch.tensor([0.0, -1.0, 5.0])
     stuck = torch.tensor([[False, False, False, True], [True, False, False, False], [False, False, False, False]])

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse.run import jobs
-from dse.results.catalog import MANIFEST, sync, write_manifest
-from dse.core.checkpoint import load_checkpoint
 from dse.cli import main
 from dse.core.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol
+from dse.core.evaluation.evaluate import Evaluator, Protocol
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.models import build_model
+from dse.core.training.train import Recipe, TrainConfig, grown_state, train
+from dse.results.catalog import MANIFEST, sync, write_manifest
 from dse.results.store import DesignPoint, Store
+from dse.run import jobs
 from dse.run.spec import load_spec, parse_only, parse_spec
 from dse.run.sweep import expand
-from dse.core.models import build_model
-from dse.core.train import Recipe, TrainConfig, grown_state, train
 from tests.test_data import make_tree
 
 pytestmark = pytest.mark.slow  # fine-tunes and evaluates real (tiny) models
@@ -80,7 +80,7 @@ def test_a_grown_shortcut_kernel_starts_as_the_same_function(tmp_path, tiny_data
 
 
 def test_a_wider_network_is_fine_tuned_from_a_narrower_one(tmp_path, tiny_data, base):
-    """The base is widened (dse.core.widen: the same function to start with), then trained; its copied channels
+    """The base is widened (dse.core.training.widen: the same function to start with), then trained; its copied channels
     become channels of their own, which equal shares of the outgoing weights would never let them."""
     out = tmp_path / "wide.safetensors"
     meta = train(replace(cfg(init=str(base)), width=0.8), tiny_data, out, progress=False, log=quiet)
@@ -282,8 +282,8 @@ def test_manifest_carries_the_evaluations_to_a_fresh_store(tmp_path, tree, ck, c
 
     write_manifest(fresh, folder, data=str(tree))  # with data: a spot check per checkpoint
     spot = json.loads((folder / MANIFEST).read_text())["checkpoints"][0]["spot_check"]
-    from dse.core.data import load_cifar10
-    from dse.core.evaluate import spot_check
+    from dse.core.evaluation.evaluate import spot_check
+    from dse.core.io.data import load_cifar10
 
     d = load_cifar10(tree)
     assert spot == spot_check(load_checkpoint(ck), d.test_x, d.test_y) and spot["test_images"] == 500

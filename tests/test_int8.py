@@ -1,4 +1,4 @@
-"""The int8 evaluation engine (dse/core/int8.py): the int8 layer is the float layer on integer inputs, stuck
+"""The int8 evaluation engine (dse/core/evaluation/int8.py): the int8 layer is the float layer on integer inputs, stuck
 cells are 0 levels, a small model's int8 and fp32 accuracies agree, and int8 is chosen as a pure function of
 capability and measurement (faked both ways). No timing assertions."""
 import subprocess
@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dse.core import precision as P
 from dse.core.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
-from dse.core.int8 import Int8Forward, int8_capability, packed_conv_weight, qparams, quantized_engine
+from dse.core.evaluation.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluation.int8 import Int8Forward, packed_conv_weight, qparams
+from dse.core.runtime import precision as P
+from dse.core.runtime.int8_kernels import int8_capability, quantized_engine
 
 HAS_INT8, WHY = int8_capability()
 needs_int8 = pytest.mark.skipif(not HAS_INT8, reason=f"no int8 kernels here: {WHY}")
@@ -76,7 +77,7 @@ def test_stuck_cells_are_zero_levels_in_the_int8_weights(trained, tiny_data):
 @needs_int8
 @pytest.mark.parametrize("bn", ["paper", "chip"])
 def test_int8_and_fp32_agree_on_a_small_model(trained, tiny_data, bn):
-    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=3, bn=bn),
+    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], protocol=Protocol(instances=3, bn=bn),
                         progress=False, precision=p, calib_x=tiny_data.train_x) for p in ("fp32", "int8")}
     assert runs["int8"]["precision"] == "int8" and all(r["precision"] == "int8" for r in runs["int8"]["results"])
     for a, b in zip(runs["fp32"]["results"], runs["int8"]["results"]):

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from dse.run import jobs
 from dse.cli import main
 from dse.results.store import DesignPoint, Store, process_alive
+from dse.run import jobs
 from tests.test_data import make_tree
 
 pytestmark = pytest.mark.slow  # worker processes

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from dse.core.errors import DSEError
-from dse.core.lifetime import lifetime_table, months_until, parse_trajectory
+from dse.core.evaluation.lifetime import lifetime_table, months_until, parse_trajectory
 
 
 def test_points_interpolate_and_hold_the_last_rate():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from dse.core.crossbar.mapping import MappingPolicy, POLICIES, crossbar_layers
 from dse.core.errors import DSEError
-from dse.core.mapping import MappingPolicy, POLICIES, crossbar_layers
 from dse.core.models import build_model
 
 

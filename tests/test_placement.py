@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from dse.core import cost
-from dse.core.isaac import IsaacConfig
+from dse.core.cost import per_image as cost
+from dse.core.cost.isaac import IsaacConfig
+from dse.core.crossbar.placement import model_placement, place_layer
 from dse.core.models import build_model
-from dse.core.placement import model_placement, place_layer
 
 
 def meta_model(network, width):

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from dse.core import precision as P
 from dse.core.errors import DSEError
-from dse.core.evaluate import Evaluator, Protocol, evaluate
+from dse.core.evaluation.evaluate import Evaluator, Protocol, evaluate
+from dse.core.runtime import precision as P
 
 AMX = P.Capability("cpu", True, "AMX")
 AVX2 = P.Capability("cpu", False, "AVX2")
@@ -91,7 +91,7 @@ def test_measure_speed_times_both_precisions():
 
 
 def test_bf16_and_fp32_agree_on_a_small_model(trained, tiny_data):
-    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], Protocol(instances=4),
+    runs = {p: evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.3], protocol=Protocol(instances=4),
                         progress=False, precision=p) for p in ("fp32", "bf16")}
     assert runs["bf16"]["precision"] == "bf16" and runs["fp32"]["precision"] == "fp32"
     assert all(r["precision"] == p for p in runs for r in runs[p]["results"])
@@ -109,8 +109,8 @@ def test_the_default_precision_comes_from_the_environment(monkeypatch, trained, 
 
 
 def test_training_records_its_precision(tiny_data, tmp_path):
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.train import Recipe, TrainConfig, train
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.training.train import Recipe, TrainConfig, train
 
     cfg = TrainConfig(network="resnet20", width=0.25, recipe=Recipe(epochs=1, batch_size=32), calib_rates=(),
                       max_train_images=64)
@@ -123,7 +123,7 @@ def test_training_records_its_precision(tiny_data, tmp_path):
 def test_batched_instances_give_the_per_instance_accuracies_of_one_at_a_time(trained, tiny_data, bn):
     def run(k):
         p = Protocol(instances=7, bn=bn, calib_images=64)
-        return evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], p, progress=False,
+        return evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.3], protocol=p, progress=False,
                         instances_per_pass=k, calib_x=tiny_data.train_x)["results"][0]["accuracies"]
 
     one = run(1)
@@ -132,7 +132,7 @@ def test_batched_instances_give_the_per_instance_accuracies_of_one_at_a_time(tra
 
 def test_a_batched_adaptive_run_stops_where_one_at_a_time_does(trained, tiny_data):
     p = Protocol(instances=40, adaptive=50.0, min_instances=5)
-    runs = [evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], p, progress=False,
+    runs = [evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.1], protocol=p, progress=False,
                      instances_per_pass=k)["results"][0] for k in (1, 4)]
     assert runs[0]["n"] == runs[1]["n"] == 5 and runs[0]["accuracies"] == runs[1]["accuracies"]
 

@@ -2,10 +2,10 @@
 learn well above chance, and the calibrate/evaluate path must run on real images."""
 import pytest
 
-from dse.core.checkpoint import load_checkpoint
-from dse.core.data import load_cifar10
-from dse.core.evaluate import Protocol, evaluate
-from dse.core.train import Recipe, TrainConfig, train
+from dse.core.evaluation.evaluate import Protocol, evaluate
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.io.data import load_cifar10
+from dse.core.training.train import Recipe, TrainConfig, train
 
 pytestmark = pytest.mark.slow  # real CIFAR-10
 
@@ -22,6 +22,6 @@ def test_short_real_run_learns(shared_cifar, tmp_path):
     out = tmp_path / "r.safetensors"
     meta = train(cfg, data, out, progress=False, log=lambda *_: None)
     assert meta["test_accuracy"] > 35, meta  # chance is 10%; 250 steps reach about 45-50%
-    res = evaluate(load_checkpoint(out), data.test_x[:1000], data.test_y[:1000], [0.1], Protocol(instances=3),
+    res = evaluate(load_checkpoint(out), data.test_x[:1000], data.test_y[:1000], [0.1], protocol=Protocol(instances=3),
                    progress=False)
     assert 10 < res["results"][0]["mean"] <= res["fault_free_quantized_accuracy"] + 5

@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from dse.core.checkpoint import load_checkpoint
-from dse.core.data import cutout
 from dse.core.errors import DSEError
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.io.data import cutout
 from dse.core.recipes import RECIPES, Recipe, recipe
-from dse.core.train import TrainConfig, lr_at, partial_path, train
+from dse.core.training.train import TrainConfig, lr_at, partial_path, train
 
 OPTIONS = {"triangular": {"schedule": "triangular"}, "ema": {"ema": 0.9}, "cutout": {"cutout": 8},
            "bn_lr_scale": {"bn_lr_scale": 4.0}}
@@ -71,8 +71,8 @@ def test_tracking_the_test_accuracy_changes_nothing_in_the_run(tmp_path, tiny_da
 def test_an_ema_checkpoint_holds_the_ema_weights_with_their_own_bn_statistics(tmp_path, tiny_data):
     """The saved weights are the EMA's, not the live ones; the saved BN statistics are re-estimated for
     them (equal to a fresh calibration pass at the training rate), and evaluate with them."""
-    from dse.core.calibrate import calibrate_bn
-    from dse.core.checkpoint import bn_buffers
+    from dse.core.evaluation.calibrate import calibrate_bn
+    from dse.core.io.checkpoint import bn_buffers
 
     cfg = dataclasses.replace(config(ema=0.5), dropconnect=0.0)  # no masks: the pass is exactly repeatable
     out = tmp_path / "e.safetensors"

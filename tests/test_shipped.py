@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dse.core.evaluation.evaluate import SPOT_CHECK, spot_check, summarize
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.io.data import load_cifar10
 from dse.results.catalog import MANIFEST, MANIFEST_FORMAT
-from dse.core.checkpoint import load_checkpoint
-from dse.core.data import load_cifar10
-from dse.core.evaluate import SPOT_CHECK, spot_check, summarize
 from dse.run.spec import load_spec
 
 pytestmark = pytest.mark.slow  # the shipped checkpoints and real CIFAR-10

@@ -3,18 +3,18 @@ import numpy as np
 import pytest
 import torch
 
+from dse.core.crossbar.placement import place
 from dse.core.errors import DSEError
-from dse.core.faults import FaultInjector
+from dse.core.faults.injector import FaultInjector
 from dse.core.models import build_model
-from dse.core.placement import place
 from dse.core.protocol import (
     FaultSpec,
     check_fault_model,
     fault_model_name,
     parse_fault_model,
 )
-from dse.core.remap import lost, remap_tile, remap_tiles, to_logical, to_physical
-from dse.core.spatial import cell_maps, clusters, expected_area
+from dse.core.faults.remap import lost, remap_tile, remap_tiles, to_logical, to_physical
+from dse.core.faults.spatial import cell_maps, clusters, expected_area
 
 SHAPES = {"a": (200, 16, 3, 3), "b": (64, 64, 3, 3), "c": (300, 40)}  # 2x2 + 5x1 + 1x3 = 12 tiles
 PLACEMENT = place(SHAPES)
@@ -22,7 +22,8 @@ MODELS = ["sa1", "rows", "cols", "clustered", "clustered:8", "mixed", "mixed:0.2
 
 
 def maps(name, rate, instance=0, seed=0, spares=0):
-    return cell_maps(parse_fault_model(name), rate, PLACEMENT, list(SHAPES.values()), instance, seed, spares)
+    return cell_maps(parse_fault_model(name), rate, PLACEMENT, list(SHAPES.values()), instance, seed=seed,
+                     spares=spares)
 
 
 def injector(seed=0, width=0.5):
@@ -229,7 +230,7 @@ def test_cli_rejects_bad_fault_options_in_one_line(cli_setup, capsys, extra, mat
 
 
 def test_spare_columns_cost_grows_with_the_spares_and_stays_in_the_array():
-    from dse.core import cost
+    from dse.core.cost import per_image as cost
 
     none = cost.spare_columns_cost("resnet20", 1.0, spares=0)
     four, eight = cost.spare_columns_cost("resnet20", 1.0, spares=4), cost.spare_columns_cost("resnet20", 1.0, spares=8)
@@ -266,7 +267,7 @@ def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsy
     assert len(spatial.gain_table(report)) == 4  # two remapped layouts per fault model
     fig = spatial.accuracy_figure(report, report["rows"][0]["point"])
     assert len(fig.data) == 6
-    from dse.core.lifetime import parse_trajectory
+    from dse.core.evaluation.lifetime import parse_trajectory
 
     curve = spatial.lifetime_curve(report, report["rows"][0]["point"], "rows", "blind (as placed)",
                                    parse_trajectory("0:0,12:0.2,24:0.4"), [0, 12, 24])
@@ -277,7 +278,7 @@ def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsy
 def test_teaching_tile_maps_show_the_remapped_layout():
     from dse.view import spatial
 
-    maps = spatial.tile_maps("resnet20", 0.5, 1, "default", "layer1.0.conv1", "rows+remap:2", 0.2)
+    maps = spatial.tile_maps("resnet20", 0.5, 1, "default", "layer1.0.conv1", fault_model="rows+remap:2", rate=0.2)
     assert maps["stuck"].shape == (128, 130) and maps["stuck_remapped"].shape == (128, 128)
     assert maps["occupied"].sum() > 0
     seen = maps["stuck_remapped"]  # the same stuck lines, reordered: each logical row still all or nothing

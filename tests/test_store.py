@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from dse.run import jobs
+from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 from dse.results.catalog import sync
-from dse.core.checkpoint import load_checkpoint, save_checkpoint
 from dse.results.store import SCHEMA_VERSION, DesignPoint, Store, open_store
+from dse.run import jobs
 from tests.fixtures import POINTS, build_store, write_checkpoint
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse.run import jobs
-from dse.run.backends import make_backend
 from dse.cli import main
 from dse.core.errors import DSEError
-from dse.core.faults import FaultInjector
+from dse.core.faults.injector import FaultInjector
 from dse.results.store import DesignPoint, Store
+from dse.run import jobs
+from dse.run.backends import make_backend
 from dse.run.spec import load_spec, parse_spec
 from dse.run.sweep import expand, preview, run_sweep
 from tests.test_data import make_tree
@@ -199,7 +199,7 @@ def test_sweep_runs_then_skips_what_is_done(local_run, monkeypatch):
     def unread(path):  # checkpoints the store verified and that have not changed since are not read again
         raise AssertionError(f"read {path} again")
 
-    monkeypatch.setattr("dse.core.checkpoint.load_checkpoint", unread)
+    monkeypatch.setattr("dse.core.io.checkpoint.load_checkpoint", unread)
     again = run_sweep(spec, store, progress=False, log=lambda s: None)
     assert again["skipped"] == 3 and again["ran"] == 0
     assert store.jobs().sort_values("job_id").reset_index(drop=True).equals(before)
@@ -393,7 +393,7 @@ def synthetic_results():
 
 
 def test_claims_and_figures_from_results(monkeypatch):
-    from dse.core import cost
+    from dse.core.cost import per_image as cost
     from dse.view.reproduce import PAPER_CLAIMS, check_claims, figures
 
     monkeypatch.setattr(cost, "paper_cost", lambda net, w=1.0, k=1: {"latency_ns": w * w, "energy_uj": w * w})

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from dse.core.checkpoint import load_checkpoint
 from dse.core.errors import DSEError
-from dse.core.train import Recipe, TrainConfig, lr_at, partial_path, train
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.training.train import Recipe, TrainConfig, lr_at, partial_path, train
 
 pytestmark = pytest.mark.slow  # every test trains
 

@@ -39,28 +39,33 @@ def _table(latencies):
 
 def test_pareto_axis_uses_the_unit_of_its_values_and_names_the_measure():
     t = _table([2.19e6, 5.11e6, 7.27e6])
-    fig = charts.pareto(t, t.iloc[[0]], "latency_ns", None, None, 0.1, "isaac")
+    fig = charts.pareto(t, t.iloc[[0]], "latency_ns", selected=None, recommended=None, fault_rate=0.1,
+                        cost_model="isaac")
     assert fig.layout.xaxis.title.text == "latency of one image (ms)"
     assert max(fig.data[0].x) == pytest.approx(7.27)  # ticks in ms, as the metric says
     assert units.fmt(7.27e6, "latency_ns").endswith("ms")
-    paper = charts.pareto(_table([15.74, 39.11]), _table([15.74]), "latency_ns", None, None, 0.1, "paper")
+    paper = charts.pareto(_table([15.74, 39.11]), _table([15.74]), "latency_ns", selected=None, recommended=None,
+                          fault_rate=0.1, cost_model="paper")
     assert paper.layout.xaxis.title.text == "latency of one image (64 ISAAC chips at peak rate, then the processor) (ns)"
     assert "front ranked by latency of one image" in paper.layout.title.text
 
 
 def test_a_front_of_one_point_is_still_drawn():
     t = _table([2.19e6, 5.11e6])
-    fig = charts.pareto(t, t.iloc[[0]], "latency_ns", None, None, 0.1, "isaac")
+    fig = charts.pareto(t, t.iloc[[0]], "latency_ns", selected=None, recommended=None, fault_rate=0.1,
+                        cost_model="isaac")
     front = next(d for d in fig.data if d.name == "Pareto front")
     assert len(front.x) == 1 and "markers" in front.mode  # a marker, so the legend's entry is on the chart
 
 
 def test_a_cost_axis_spanning_more_than_10x_is_logarithmic_and_units_are_typeset():
     t = _table([2.6e3, 8.1e5, 2.0e6]).rename(columns={"latency_ns": "interval_ns"})
-    wide = charts.pareto(t, t.iloc[[0]], "interval_ns", None, None, 0.1, "isaac")
+    wide = charts.pareto(t, t.iloc[[0]], "interval_ns", selected=None, recommended=None, fault_rate=0.1,
+                         cost_model="isaac")
     assert wide.layout.xaxis.type == "log" and "log scale" in wide.layout.xaxis.title.text
     assert "(ms)" in wide.layout.xaxis.title.text and "interval" in wide.layout.title.text
-    narrow = charts.pareto(_table([15.74, 39.11]), _table([15.74]), "latency_ns", None, None, 0.1, "paper")
+    narrow = charts.pareto(_table([15.74, 39.11]), _table([15.74]), "latency_ns", selected=None, recommended=None,
+                           fault_rate=0.1, cost_model="paper")
     assert narrow.layout.xaxis.type != "log"
     assert units.fmt(2.5, "min_area_mm2") == "2.50 mm²" and units.fmt(819_200.0, "interval_ns") == "819.20 µs"
 

@@ -1,4 +1,4 @@
-"""dse.core.widen: a narrower trained network grown wider computes the same function, for every network the
+"""dse.core.training.widen: a narrower trained network grown wider computes the same function, for every network the
 explorer has, and its copied channels are set up to become different channels when fine-tuned."""
 import pytest
 import torch
@@ -6,7 +6,7 @@ from torch import nn
 
 from dse.core.errors import DSEError
 from dse.core.models import build_model
-from dse.core.widen import channel_spaces, widened_state
+from dse.core.training.widen import channel_spaces, widened_state
 
 
 def trained_looking(model: nn.Module) -> nn.Module:

@@ -101,19 +101,19 @@ def evals_frame(chips: dict[str, list[float]], fault_rate: float = 0.1, bn: str 
 
 def test_point_yield_reads_the_points_chips_under_the_protocol():
     ev = evals_frame({"a": [88.0, 90.0, 92.0, 94.0]})
-    y = yields.point_yield(ev, "a", 0.1, 91.0, "chip", 500)
+    y = yields.point_yield(ev, "a", 0.1, 91.0, bn="chip", calib_images=500)
     assert (y["k"], y["n"], y["bn_protocol"]) == (2, 4, "chip (N=500)")
-    assert yields.point_yield(ev, "a", 0.1, 91.0, "paper") is None  # no paper-protocol evaluation
-    assert yields.point_yield(ev, "a", 0.2, 91.0, "chip") is None  # nor at another fault rate
+    assert yields.point_yield(ev, "a", 0.1, 91.0, bn="paper") is None  # no paper-protocol evaluation
+    assert yields.point_yield(ev, "a", 0.2, 91.0, bn="chip") is None  # nor at another fault rate
 
 
 def test_yield_curve_falls_with_the_target_inside_its_band():
     ev = evals_frame({"a": list(np.linspace(85, 95, 30))})
-    c = yields.yield_curve(ev, "a", 0.1, "chip", 500)
+    c = yields.yield_curve(ev, "a", 0.1, bn="chip", calib_images=500)
     assert len(c) == 201 and (np.diff(c["yield"]) <= 0).all()
     assert c["yield"].iloc[0] == 1.0 and c["yield"].iloc[-1] == 0.0  # the targets span every chip
     assert ((c.low <= c["yield"]) & (c["yield"] <= c.high)).all() and set(c.bn_protocol) == {"chip (N=500)"}
-    assert yields.yield_curve(ev, "b", 0.1, "chip").empty
+    assert yields.yield_curve(ev, "b", 0.1, bn="chip").empty
 
 
 def test_recommendation_uses_the_lower_bound_not_the_estimate():
@@ -122,7 +122,7 @@ def test_recommendation_uses_the_lower_bound_not_the_estimate():
     ev = evals_frame({"cheap": [95.0] * 5, "dear": [95.0] * 58 + [80.0] * 2})
     table = pd.DataFrame({"point_id": ["cheap", "dear"], "label": ["cheap", "dear"],
                           "latency_ns": [1.0, 2.0], "energy_uj": [5.0, 1.0]})
-    t = yields.with_yields(table, ev, 0.1, 90.0, "chip", 500)
+    t = yields.with_yields(table, ev, 0.1, 90.0, bn="chip", calib_images=500)
     assert list(t.chips) == [5, 60] and list(t.chips_meeting) == [5, 58]
     assert yields.recommend(t, 0.85)["label"] == "dear"
     assert yields.recommend(t, 0.85, bound="estimate")["label"] == "cheap"
@@ -133,7 +133,7 @@ def test_recommendation_uses_the_lower_bound_not_the_estimate():
 
 
 def test_yield_chart_draws_the_band_and_the_target():
-    c = yields.yield_curve(evals_frame({"a": [88.0, 90.0, 92.0]}), "a", 0.1, "chip", 500)
+    c = yields.yield_curve(evals_frame({"a": [88.0, 90.0, 92.0]}), "a", 0.1, bn="chip", calib_images=500)
     fig = charts.yield_curve(c, "t", target=90.0)
     assert [tr.name for tr in fig.data][1:] == ["95% Clopper-Pearson interval", "yield"]
     assert fig.data[1].fill == "tonexty" and max(fig.data[2].y) == 100.0  # percent on the chart
@@ -287,8 +287,8 @@ def test_the_default_minimum_is_one_the_data_can_prove_and_the_note_says_how_man
 def test_the_yield_tab_says_how_many_chips_and_evaluates_them_in_one_click(tmp_path, monkeypatch):
     """The yield-sample rule on the page: a first minimum the 10 chips per point can prove (50%); at 90% it says
     36 chips are needed and one click queues an evaluation of the selected point on 36 chips."""
-    from dse.run import jobs
     from dse.results.store import Store
+    from dse.run import jobs
     from tests.test_app import app, open_section
 
     started = []

@@ -11,10 +11,13 @@ from typing import Callable
 
 import torch
 
-from dse.core.paper import FAULT_RATES
 from dse.bench.measure import (TRAIN_IMAGES, bench_data, load_avg, machine_info, measure, synthetic_data,  # noqa: F401
                                untrained_checkpoint)
 from dse.bench.report import TARGETS, _ratio, targets, to_markdown  # noqa: F401
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.paper import FAULT_RATES
+from dse.core.runtime import precision as P
+from dse.core.runtime.int8_kernels import int8_capability
 
 
 @dataclass
@@ -66,20 +69,16 @@ class BenchConfig:
 
 def _describe(path: str) -> str:
     """`name` (network, width, p, epochs, float test accuracy) of a given checkpoint."""
-    from dse.core.checkpoint import load_checkpoint
-
     m = load_checkpoint(path).meta
     acc = f", {m['test_accuracy']:g}% float test accuracy" if m.get("test_accuracy") is not None else ""
     return (f"`{Path(path).name}`: {m['network']} width {m['width']:g}, p={m['dropconnect']:g}, "
             f"{m.get('epochs', '?')} epochs{acc}")
 
 
-def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_precision(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """What each phase runs in here: bf16's speed measured (and cached) where the machine has it natively, the
     fp32-vs-bf16 equivalence checked on each given checkpoint and recorded for `auto` to use, then the choice."""
-    from dse.core import precision as P
-
     cap = P.capability(dev)
     out = result["precision"] = {"capability": cap.name, "native_bf16": cap.native_bf16, "requested": cfg.precision,
                                  "speed": {}, "equivalence": [], "choices": {}}
@@ -111,15 +110,13 @@ def _bench_precision(cfg: BenchConfig, result: dict, m, nets: list[str], checkpo
 
 
 def _log_choices(cfg: BenchConfig, out: dict, net: str, dev, log) -> None:
-    from dse.core import precision as P
-
     out["choices"][net] = {phase: {"precision": c.precision, "reason": c.reason, "float_precision": c.float_precision}
                            for phase in ("train", "evaluate") for c in [P.resolve(cfg.precision, net, phase, dev)]}
     log(f"precision {net}: " + ", ".join(f"{ph} {c['precision']} ({c['reason']})"
                                          for ph, c in out["choices"][net].items()))
 
 
-def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_training(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Training throughput (interleaved) and one end-to-end run of the trainer per network."""
     for net in nets:
@@ -135,13 +132,13 @@ def _bench_training(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
         keep = dict(out=out, calib_rates=(0.0, cfg.fault_rate), calib_images=cfg.calib_images) if out else {}
         e2e = m("train_project", dropconnect=cfg.dropconnect, precision=r["precision"], **keep, **common)
         result["train_end_to_end"].append(e2e)
-        log(f"train {net}: end-to-end dse.core.train.train {e2e['images_per_s']:.1f} img/s, "
+        log(f"train {net}: end-to-end dse.core.training.train.train {e2e['images_per_s']:.1f} img/s, "
             f"peak RSS {e2e['peak_rss_mb']:.0f} MB")
         if out:
             checkpoints[net] = out
 
 
-def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_campaign(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Fault campaign (interleaved), end-to-end evaluate and the equivalence of the fast path."""
     ev = dict(rate=cfg.fault_rate, instances=cfg.instances, test_images=min(cfg.test_images, len(d.test_x)),
@@ -161,11 +158,11 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
             + "".join(f"; {k} {ips[k]:.1f}" for k in ("bf16", "int8") if k in ips and k != c["precision"]))
         e2e_ev = {**ev, "instances": c["instances"]}  # the instances the interleaved run measured (whole designs)
         e2e = m("campaign_project", ckpt=ck, **e2e_ev)
-        if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.allocator)
+        if cfg.isolate:  # the same run in a process with glibc's default malloc (dse.core.runtime.allocator)
             e2e["default_malloc"] = m("campaign_project", ckpt=ck, keep_freed=False, **e2e_ev)
         result["campaign_end_to_end"].append(e2e)
         dm = e2e.get("default_malloc")
-        log(f"campaign {net}: end-to-end dse.core.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s"
+        log(f"campaign {net}: end-to-end dse.core.evaluation.evaluate.evaluate {e2e['image_instances_per_s']:.1f} image-instances/s"
             + (f" ({dm['image_instances_per_s']:.1f} with glibc's default malloc)" if dm else ""))
         fast, ref = c["accuracies"]["project"], c["accuracies"]["naive"]
         mean = lambda a: sum(a) / len(a)  # noqa: E731
@@ -184,17 +181,13 @@ def _bench_campaign(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoi
 
 
 def _int8_here(cfg: BenchConfig, result: dict) -> bool:
-    from dse.core.int8 import int8_capability
-
     return cfg.int8 and result["config"]["device"] == "cpu" and int8_capability()[0]
 
 
-def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_int8(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """int8 against fp32 on the same maps, per network with a checkpoint, BN protocol and rate; recorded (with
     the campaign's speed-ups) for `auto`, whose choice is then shown again."""
-    from dse.core import precision as P
-
     if not _int8_here(cfg, result):
         return
     out = result.setdefault("int8", {"equivalence": [], "speed": {}})
@@ -225,14 +218,12 @@ def _bench_int8(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints:
 
 def _merged(dev, net: str, key: str, eq: dict) -> dict:
     """This machine's int8 checks for `net` with one more (BN protocol / rate) recorded."""
-    from dse.core import precision as P
-
     checks = {k: v for k, v in P.machine_record(dev).get("int8_equivalence", {}).get(net, {}).items() if k != "when"}
     checks[key] = {k: eq[k] for k in ("ok", "diff", "checkpoint", "instances", "images", "max_instance_diff")}
     return checks
 
 
-def _bench_calibration(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_calibration(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """BN calibration time per fault rate."""
     for net in nets:
@@ -242,7 +233,7 @@ def _bench_calibration(cfg: BenchConfig, result: dict, m, nets: list[str], check
         log(f"calibration {net}: " + ", ".join(f"p'={x['rate']:g} {x['seconds']:.1f}s" for x in r["rates"]))
 
 
-def _bench_scaling(cfg: BenchConfig, result: dict, m, nets: list[str], checkpoints: dict, given: dict, d, dev,
+def _bench_scaling(cfg: BenchConfig, result: dict, m, *, nets: list[str], checkpoints: dict, given: dict, d, dev,
         tmp, log) -> None:
     """Scaling with instances and width (ResNet20, or the first network)."""
     base = "resnet20" if "resnet20" in nets else nets[0]
@@ -279,10 +270,10 @@ def run_bench(cfg: BenchConfig, data: dict, device: str = "cpu", *, checkpoints:
     m = lambda kind, **kw: measure(kind, cfg.isolate, data=data, device=str(dev), **kw)  # noqa: E731
     tmp = tempfile.TemporaryDirectory()
 
-    args = (cfg, result, m, nets, checkpoints, given, d, dev, tmp, log)
+    context = dict(nets=nets, checkpoints=checkpoints, given=given, d=d, dev=dev, tmp=tmp, log=log)
     for step in (_bench_precision, _bench_training, _bench_campaign, _bench_int8, _bench_calibration, _bench_scaling):
         if cfg.only is None or step.__name__.removeprefix("_bench_") in cfg.only:
-            step(*args)
+            step(cfg, result, m, **context)
 
     if cfg.page_checkpoints and (cfg.only is None or "page" in cfg.only):  # the explorer's page on those results
         result["page"] = m("page_render", checkpoints=cfg.page_checkpoints, renders=cfg.page_renders)

@@ -2,15 +2,15 @@
 measured in one run on one machine (`python -m dse bench`), written as a Markdown table (BENCHMARKS.md).
 
 What is compared (each measurement a plain function returning a dict):
-- training images/s: the project's training step (`dse.core.train.train_step`, the trainer's own loop body:
+- training images/s: the project's training step (`dse.core.training.train.train_step`, the trainer's own loop body:
   uint8 data on the device, batch crop+flip, channels_last, drop-connect p=0.3 and p=0) against a plain
   reference: eager fp32 NCHW model, SGD with the same recipe, no drop-connect, torchvision transforms
   (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize) on PIL images in a DataLoader with
-  2 workers, as the PyTorch CIFAR-10 tutorial writes it; plus one end-to-end `dse.core.train.train` run;
+  2 workers, as the PyTorch CIFAR-10 tutorial writes it; plus one end-to-end `dse.core.training.train.train` run;
 - fault campaign image-instances/s: the evaluator's per-instance work (`Evaluator.accuracy` of
   `FaultInjector.weights`, what `evaluate` does per instance) against the same model's plain inference
   (same precision and layout) and a naive reference (`copy.deepcopy` per instance, quantise and mask each
-  weight with `torch.rand`, fp32 NCHW, a DataLoader); plus one end-to-end `dse.core.evaluate.evaluate` run;
+  weight with `torch.rand`, fp32 NCHW, a DataLoader); plus one end-to-end `dse.core.evaluation.evaluate.evaluate` run;
 - accuracy equivalence of the fast path and the naive fp32 reference on the same fault maps;
 - BN calibration time per fault rate, peak memory, and scaling with instances and width.
 
@@ -39,10 +39,18 @@ from typing import Callable
 
 import torch
 
-from dse.core.data import head
+from dse.bench.references import _PILDataset, _naive_instance, _reference_trainer, _transforms
+from dse.core.cost.per_image import count_layers
 from dse.core.errors import DSEError
-
-from dse.bench.references import _naive_instance, _PILDataset, _reference_trainer, _transforms
+from dse.core.evaluation.calibrate import calibrate_bn, nearest_rate
+from dse.core.evaluation.evaluate import Evaluator, FoldedForward, Protocol, evaluate
+from dse.core.faults.dropconnect import add_dropconnect
+from dse.core.io.checkpoint import Checkpoint, bn_buffers, load_bn_buffers, load_checkpoint, save_checkpoint
+from dse.core.io.data import Cifar10, fingerprint, head, normalize
+from dse.core.models import build_model
+from dse.core.runtime.allocator import keep_freed_memory
+from dse.core.runtime.precision import autocast, capability
+from dse.core.training.train import Recipe, TrainConfig, train, train_step
 
 TRAIN_IMAGES = 50_000  # CIFAR-10's training set: one epoch, for per-epoch figures
 
@@ -63,8 +71,6 @@ def _cpu_model() -> str:
 
 def machine_info(device: torch.device) -> dict:
     import torchvision
-
-    from dse.core.precision import capability
 
     cap = capability("cpu")
     info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -87,8 +93,6 @@ def load_avg() -> list[float] | None:
 
 def synthetic_data(n_train: int, n_test: int, seed: int = 0):
     """Random uint8 images of CIFAR shape with random labels: throughput only, accuracies are chance."""
-    from dse.core.data import Cifar10, fingerprint
-
     g = torch.Generator().manual_seed(seed)
     tx = torch.randint(0, 256, (n_train, 3, 32, 32), generator=g, dtype=torch.uint8)
     vx = torch.randint(0, 256, (n_test, 3, 32, 32), generator=g, dtype=torch.uint8)
@@ -105,12 +109,10 @@ def bench_data(spec: dict):
     Shuffled once with a fixed seed: an image tree is stored class by class, and the runs here take the
     first N images, which must mix the classes (the short run learns something, the equivalence check
     sees varied predictions). Every measurement sees the same order."""
-    from dse.core.data import Cifar10
-
     key = json.dumps(spec, sort_keys=True)
     if key not in _DATA:
         if "path" in spec:
-            from dse.core.data import load_cifar10
+            from dse.core.io.data import load_cifar10
 
             d = load_cifar10(spec["path"])
         else:
@@ -144,9 +146,6 @@ def _peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
 def untrained_checkpoint(network: str, width: float, rate: float, seed: int = 0):
     """A freshly initialised model as a Checkpoint (its BN statistics stand in for those of `rate`):
     enough for timing, where the weights' values do not matter."""
-    from dse.core.checkpoint import Checkpoint, bn_buffers
-    from dse.core.models import build_model
-
     torch.manual_seed(seed)
     model = build_model(network, width)
     meta = {"network": network, "width": width, "shortcut_kernel": 1, "mapping": "default", "dropconnect": 0.0,
@@ -156,11 +155,9 @@ def untrained_checkpoint(network: str, width: float, rate: float, seed: int = 0)
 
 
 def _ensure_loadable(path: Path) -> None:
-    """dse.core.checkpoint sniffs for pickles by the first byte (0x80) or 'PK', which is also the low byte of a
+    """dse.core.io.checkpoint sniffs for pickles by the first byte (0x80) or 'PK', which is also the low byte of a
     safetensors header length 1 time in ~128; such a file is re-saved with 8 more metadata bytes."""
     from safetensors import safe_open
-
-    from dse.core.checkpoint import load_checkpoint, save_checkpoint
 
     try:
         load_checkpoint(path)
@@ -212,11 +209,8 @@ def interleaved(steps: dict[str, Callable[[int], object]], rounds: int, warmup: 
 
 
 def _trainer_state(network: str, width: float, dropconnect: float, batch_size: int, dev):
-    """The model (drop-connect on, train mode, channels_last), SGD and recipe `dse.core.train.train` sets up."""
-    from dse.core.dropconnect import add_dropconnect
-    from dse.core.models import build_model
-    from dse.core.train import Recipe
-
+    """The model (drop-connect on, train mode, channels_last), SGD and recipe `dse.core.training.train.train` sets
+    up."""
     r = Recipe(batch_size=batch_size)
     torch.manual_seed(0)
     model = build_model(network, width).to(dev, memory_format=torch.channels_last)
@@ -227,11 +221,9 @@ def _trainer_state(network: str, width: float, dropconnect: float, batch_size: i
     return model, opt, r
 
 
-def _project_trainer(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
+def _project_trainer(d, network: str, width: float, *, dropconnect: float, batch_size: int, n: int, dev,
                      precision: str = "fp32"):
-    """The state `dse.core.train.train` sets up, and a step function running its loop body (`train_step`)."""
-    from dse.core.train import train_step
-
+    """The state `dse.core.training.train.train` sets up, and a step function running its loop body (`train_step`)."""
     model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=False)  # as the trainer: bf16 needs no loss scaling
     x, y = d.train_x[:n].to(dev), d.train_y[:n].to(dev)
@@ -240,19 +232,16 @@ def _project_trainer(d, network: str, width: float, dropconnect: float, batch_si
 
     def step(i: int):
         idx = order[(i * batch_size) % n : (i * batch_size) % n + batch_size]
-        train_step(model, opt, scaler, x[idx], y[idx], g, r, dev, precision)
+        train_step(model, opt, scaler, x[idx], y[idx], generator=g, recipe=r, device=dev, precision=precision)
 
     return step
 
 
-def _model_step(d, network: str, width: float, dropconnect: float, batch_size: int, n: int, dev,
+def _model_step(d, network: str, width: float, *, dropconnect: float, batch_size: int, n: int, dev,
                 precision: str = "fp32"):
     """The limit for the trainer: the same model (drop-connect included) and optimizer stepping on batches
     already normalised and channels_last in memory (no augmentation); forward, loss, backward, update."""
     import torch.nn.functional as F
-
-    from dse.core.data import normalize
-    from dse.core.precision import autocast
 
     model, opt, r = _trainer_state(network, width, dropconnect, batch_size, dev)
     batches = [(normalize(d.train_x[i : i + batch_size].to(dev)).contiguous(memory_format=torch.channels_last),
@@ -269,7 +258,7 @@ def _model_step(d, network: str, width: float, dropconnect: float, batch_size: i
     return step
 
 
-def train_compare(data: dict, network: str, width: float, dropconnect: float, batch_size: int, warmup: int,
+def train_compare(data: dict, network: str, width: float, *, dropconnect: float, batch_size: int, warmup: int,
                   steps: int, workers: int = 2, device: str = "cpu", precision: str = "fp32") -> dict:
     """Images/s of the project's training step at p=`dropconnect` and at p=0 (in `precision`), of the model's
     own step on in-memory batches (the same precision: the trainer's limit) and of the plain fp32 reference,
@@ -278,10 +267,13 @@ def train_compare(data: dict, network: str, width: float, dropconnect: float, ba
     n = min(len(d.train_x), (warmup + steps) * batch_size)
     if n < batch_size:
         raise DSEError(f"batch size {batch_size} exceeds the {len(d.train_x)} training images")
-    impls = {"project": _project_trainer(d, network, width, dropconnect, batch_size, n, dev, precision),
-             "project_p0": _project_trainer(d, network, width, 0.0, batch_size, n, dev, precision),
-             "model_step": _model_step(d, network, width, dropconnect, batch_size, n, dev, precision),
-             "reference": _reference_trainer(d, network, width, batch_size, n, workers, dev)}
+    impls = {"project": _project_trainer(d, network, width, dropconnect=dropconnect, batch_size=batch_size, n=n,
+                                         dev=dev, precision=precision),
+             "project_p0": _project_trainer(d, network, width, dropconnect=0.0, batch_size=batch_size, n=n, dev=dev,
+                                            precision=precision),
+             "model_step": _model_step(d, network, width, dropconnect=dropconnect, batch_size=batch_size, n=n, dev=dev,
+                                       precision=precision),
+             "reference": _reference_trainer(d, network, width, batch_size=batch_size, n=n, workers=workers, dev=dev)}
     times = interleaved(impls, steps, warmup, dev)
     steps = len(times["project"])  # rounded up to whole balanced designs
     return {"network": network, "width": width, "dropconnect": dropconnect, "batch_size": batch_size,
@@ -290,12 +282,13 @@ def train_compare(data: dict, network: str, width: float, dropconnect: float, ba
             "step_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}
 
 
-def train_widths(data: dict, network: str, widths, dropconnect: float, batch_size: int, warmup: int, steps: int,
+def train_widths(data: dict, network: str, widths, *, dropconnect: float, batch_size: int, warmup: int, steps: int,
                  device: str = "cpu") -> dict:
     """Seconds per epoch of the project's training step at each width, interleaved step by step."""
     d, dev = bench_data(data), torch.device(device)
     n = min(len(d.train_x), (warmup + steps) * batch_size)
-    impls = {str(w): _project_trainer(d, network, w, dropconnect, batch_size, n, dev) for w in widths}
+    impls = {str(w): _project_trainer(d, network, w, dropconnect=dropconnect, batch_size=batch_size, n=n,
+                                      dev=dev) for w in widths}
     times = interleaved(impls, steps, warmup, dev)
     steps = len(times[str(widths[0])])  # rounded up to whole balanced designs
     return {"network": network, "dropconnect": dropconnect, "rows": [
@@ -303,15 +296,12 @@ def train_widths(data: dict, network: str, widths, dropconnect: float, batch_siz
          "epoch_s": TRAIN_IMAGES * sum(times[str(w)]) / (steps * batch_size)} for w in widths]}
 
 
-def train_project(data: dict, network: str, width: float, dropconnect: float, batch_size: int, warmup: int,
+def train_project(data: dict, network: str, width: float, *, dropconnect: float, batch_size: int, warmup: int,
                   steps: int, device: str = "cpu", out: str | None = None, calib_rates=(), calib_images=None,
                   precision: str = "fp32") -> dict:
-    """One end-to-end run of `dse.core.train.train` (one epoch of (warmup + steps) batches): its images/s over
+    """One end-to-end run of `dse.core.training.train.train` (one epoch of (warmup + steps) batches): its images/s over
     the steps after `warmup` and its peak memory. With `out`, the checkpoint (BN calibrated at
     `calib_rates`) is kept for the fault campaign."""
-    from dse.core.data import Cifar10
-    from dse.core.train import Recipe, TrainConfig, train
-
     d = bench_data(data)
     dev = torch.device(device)
     small = Cifar10(d.train_x, d.train_y, d.test_x[:100], d.test_y[:100], d.source, d.fingerprint)
@@ -343,16 +333,14 @@ def train_project(data: dict, network: str, width: float, dropconnect: float, ba
 
 
 def _load_ckpt(ckpt: str | dict):
-    from dse.core.checkpoint import load_checkpoint
-
     if isinstance(ckpt, dict):  # {"untrained": [network, width, rate]}
         return untrained_checkpoint(*ckpt["untrained"])
     return load_checkpoint(ckpt)
 
 
-def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
+def campaign_compare(data: dict, ckpt: str | dict, rate: float, *, instances: int, test_images: int,
                      batch_size: int = 500, workers: int = 2, device: str = "cpu", seed: int = 0,
-                     calib_images: int = 500, precision: str = "fp32", *, int8: bool = False,
+                     calib_images: int = 500, precision: str = "fp32", int8: bool = False,
                      also: tuple[str, ...] = ()) -> dict:
     """Image-instances/s of four ways to run `instances` crossbar instances over `test_images` images,
     interleaved instance by instance: the project's (`Evaluator.accuracy(FaultInjector.weights(i, ...))`, the
@@ -360,68 +348,28 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
     BN statistics from `calib_images` training images), the same model's plain inference (no faults;
     channels_last, the evaluator's precision) and the naive reference (deepcopy, torch.rand masks, fp32 NCHW,
     a DataLoader over ToTensor + Normalize). Returns the accuracies of the project and the reference per
-    instance. Long because the four ways share one evaluator, one data slice and one interleaved clock."""
-    from dse.core.calibrate import nearest_rate
-    from dse.core.checkpoint import load_bn_buffers
-    from dse.core.evaluate import Evaluator
-    from dse.core.precision import autocast
-
+    instance."""
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an uncalibrated short run warns about its BN statistics
-        ev = Evaluator(ck, x, y, dev, batch_size, precision)
+        ev = Evaluator(ck, x, y, dev, batch_size=batch_size, precision=precision)
         ev.use_bn_for(0.0)
         quantized = ev.accuracy(ev.injector.weights(None, 0.0))  # as `evaluate` reports it
         ev.use_bn_for(rate)
     ev.set_calibration(d.train_x, min(calib_images, len(d.train_x)))
-    plain = copy.deepcopy(ev.model)  # the same model with the same BN statistics, run as it is
-    naive = ck.build_model().to(dev).eval()
-    chosen = nearest_rate(ck.bn_stats, rate)
-    if chosen is not None:
-        load_bn_buffers(naive, ck.bn_stats[chosen])
-    loader = torch.utils.data.DataLoader(_PILDataset(x, y, _transforms(False)), batch_size=batch_size,
-                                         shuffle=False, num_workers=workers)
     accs: dict[str, list[float]] = {"project": [], "naive": []}
-    steps = {}
-    if int8:  # the int8 engine on the same maps, its calibration images the chip protocol's (a fixed set)
-        steps["int8"], parts = _int8_step(ck, x, y, d.train_x, dev, batch_size, rate, seed, calib_images, accs)
-    for other in also:  # another float precision's campaign (bf16 beside an fp32 project), for the int8 ratios
-        steps[other] = _float_step(ck, x, y, dev, batch_size, rate, seed, other, accs)
-
-    def project(i: int):
-        w = ev.injector.weights(i, rate, seed)
-        if i >= 0:
-            accs["project"].append(ev.accuracy(w))
-
     calib_times: list[float] = []
-
-    def chip(i: int):  # the calibration pass timed on its own, then the same test pass as `project`
-        w = ev.injector.weights(max(i, 0), rate, seed)
-        _sync(dev)
-        t0 = time.perf_counter()
-        w = ev.chip_weights(w)
-        _sync(dev)
-        if i >= 0:
-            calib_times.append(time.perf_counter() - t0)
-        ev.accuracy(w)
-
-    def plain_pass(i: int):
-        with torch.no_grad(), autocast(dev, ev.precision):
-            for xb in ev.x:
-                plain(xb).argmax(1)
-
-    def naive_pass(i: int):
-        faulty = _naive_instance(naive, ck.meta["mapping"], rate, max(i, 0), seed)
-        correct = total = 0
-        with torch.no_grad():
-            for xb, yb in loader:
-                correct += (faulty(xb.to(dev)).argmax(1).cpu() == yb).sum().item()
-                total += len(yb)
-        if i >= 0:
-            accs["naive"].append(100.0 * correct / total)
-
-    steps = {"project": project, "chip": chip, "plain": plain_pass, "naive": naive_pass, **steps}
+    steps = {"project": _project_step(ev, rate, seed, accs), "chip": _chip_step(ev, rate, seed, calib_times),
+             "plain": _plain_step(ev),
+             "naive": _naive_step(ck, x, y, dev=dev, rate=rate, seed=seed, batch_size=batch_size, workers=workers,
+                                  accs=accs)}
+    if int8:  # the int8 engine on the same maps, its calibration images the chip protocol's (a fixed set)
+        steps["int8"], parts = _int8_step(ck, x, y, train_x=d.train_x, dev=dev, batch_size=batch_size, rate=rate,
+                                          seed=seed, calib_images=calib_images, accs=accs)
+    for other in also:  # another float precision's campaign (bf16 beside an fp32 project), for the int8 ratios
+        steps[other] = _float_step(ck, x, y, dev=dev, batch_size=batch_size, rate=rate, seed=seed, precision=other,
+                                   accs=accs)
     for f in steps.values():  # warm-up (oneDNN primitives), untimed
         f(-1)
     times = interleaved(steps, instances, 0, dev)
@@ -439,13 +387,72 @@ def campaign_compare(data: dict, ckpt: str | dict, rate: float, instances: int, 
                 "int8_engine": parts["engine"]} if int8 else {})}
 
 
-def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precision: str, accs: dict):
-    """The project's campaign step in `precision` (its own evaluator), for a ratio beside the project's."""
-    from dse.core.evaluate import Evaluator
+def _project_step(ev, rate: float, seed: int, accs: dict):
+    """The project's campaign step: one instance's faulty weights, then the test pass (`Evaluator.run`'s body)."""
+    def step(i: int):
+        w = ev.injector.weights(i, rate, seed)
+        if i >= 0:
+            accs["project"].append(ev.accuracy(w))
 
+    return step
+
+
+def _chip_step(ev, rate: float, seed: int, calib_times: list):
+    """The chip protocol's step: the calibration pass timed on its own (into `calib_times`), then the same test
+    pass as the project's."""
+    def step(i: int):
+        w = ev.injector.weights(max(i, 0), rate, seed)
+        _sync(ev.device)
+        t0 = time.perf_counter()
+        w = ev.chip_weights(w)
+        _sync(ev.device)
+        if i >= 0:
+            calib_times.append(time.perf_counter() - t0)
+        ev.accuracy(w)
+
+    return step
+
+
+def _plain_step(ev):
+    """Plain inference of the evaluator's model (a copy, with the same BN statistics), no faults."""
+    plain = copy.deepcopy(ev.model)
+
+    def step(i: int):
+        with torch.no_grad(), autocast(ev.device, ev.precision):
+            for xb in ev.x:
+                plain(xb).argmax(1)
+
+    return step
+
+
+def _naive_step(ck, x, y, *, dev, rate: float, seed: int, batch_size: int, workers: int, accs: dict):
+    """The naive reference's step: a deepcopy with torch.rand masks per instance, fp32 NCHW, a DataLoader over
+    ToTensor + Normalize; BN statistics the checkpoint's nearest calibrated ones."""
+    naive = ck.build_model().to(dev).eval()
+    chosen = nearest_rate(ck.bn_stats, rate)
+    if chosen is not None:
+        load_bn_buffers(naive, ck.bn_stats[chosen])
+    loader = torch.utils.data.DataLoader(_PILDataset(x, y, _transforms(False)), batch_size=batch_size,
+                                         shuffle=False, num_workers=workers)
+
+    def step(i: int):
+        faulty = _naive_instance(naive, ck.meta["mapping"], rate, max(i, 0), seed)
+        correct = total = 0
+        with torch.no_grad():
+            for xb, yb in loader:
+                correct += (faulty(xb.to(dev)).argmax(1).cpu() == yb).sum().item()
+                total += len(yb)
+        if i >= 0:
+            accs["naive"].append(100.0 * correct / total)
+
+    return step
+
+
+def _float_step(ck, x, y, *, dev, batch_size: int, rate: float, seed: int, precision: str, accs: dict):
+    """The project's campaign step in `precision` (its own evaluator), for a ratio beside the project's."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = Evaluator(ck, x, y, dev, batch_size, precision)
+        ev = Evaluator(ck, x, y, dev, batch_size=batch_size, precision=precision)
         ev.use_bn_for(rate)
     accs[precision] = []
 
@@ -457,14 +464,12 @@ def _float_step(ck, x, y, dev, batch_size: int, rate: float, seed: int, precisio
     return step
 
 
-def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, calib_images: int, accs: dict):
+def _int8_step(ck, x, y, *, train_x, dev, batch_size: int, rate: float, seed: int, calib_images: int, accs: dict):
     """A campaign step through the int8 engine (paper protocol, scales per rate), and the seconds of its
     parts per instance: the rebuild (packing), the activation ranges (once per rate) and the test pass."""
-    from dse.core.evaluate import Evaluator
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = Evaluator(ck, x, y, dev, batch_size, "int8", calib_x=train_x)
+        ev = Evaluator(ck, x, y, dev, batch_size=batch_size, precision="int8", calib_x=train_x)
         ev.set_calibration(train_x, min(calib_images, len(train_x)))
         ev.use_bn_for(rate)
     parts: dict = {"pack_s": [], "ranges_s": [], "test_s": [], "engine": ev.int8.engine.engine}
@@ -482,18 +487,17 @@ def _int8_step(ck, x, y, train_x, dev, batch_size: int, rate: float, seed: int, 
     return step, parts
 
 
-def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int, test_images: int,
+def int8_equivalence(data: dict, ckpt: str, rate: float, *, bn: str, instances: int, test_images: int,
                      batch_size: int = 500, device: str = "cpu", seed: int = 0, calib_images: int = 500) -> dict:
     """Accuracy of the same crossbar instances (same maps) in fp32 and through the int8 engine under BN protocol
     `bn` (both calibrating on the same `calib_images` training images), instance by instance in turn, with the
     seconds each took: whether int8 may evaluate on this machine."""
-    from dse.core.evaluate import Evaluator
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        evs = {p: Evaluator(ck, x, y, dev, batch_size, p, calib_x=d.train_x) for p in ("fp32", "int8")}
+        evs = {p: Evaluator(ck, x, y, dev, batch_size=batch_size, precision=p, calib_x=d.train_x) for p in ("fp32",
+                                                                                                            "int8")}
         for ev in evs.values():
             ev.set_calibration(d.train_x, min(calib_images, len(d.train_x)))
             ev.use_bn_for(rate)
@@ -517,19 +521,18 @@ def int8_equivalence(data: dict, ckpt: str, rate: float, bn: str, instances: int
             "int8_s": round(secs["int8"] / instances, 3), "engine": evs["int8"].int8.engine.engine}
 
 
-def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
+def campaign_project(data: dict, ckpt: str | dict, rate: float, *, instances: int, test_images: int,
                      batch_size: int = 500, device: str = "cpu", seed: int = 0, precision: str = "fp32") -> dict:
-    """One end-to-end `dse.core.evaluate.evaluate` at one fault rate: image-instances/s over the rate's own
+    """One end-to-end `dse.core.evaluation.evaluate.evaluate` at one fault rate: image-instances/s over the rate's own
     `time_s` (BN statistics, every instance's faulty weights and test pass), accuracies, peak memory."""
     from scipy import stats  # noqa: F401  imported by the first summary: a one-off second, not campaign time
-
-    from dse.core.evaluate import Protocol, evaluate
 
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         protocol = Protocol(instances=instances, seed=seed, test_images=test_images)
-        res = evaluate(ck, d.test_x, d.test_y, [rate], protocol, dev, progress=False, batch_size=batch_size,
+        res = evaluate(ck, d.test_x, d.test_y, [rate], protocol=protocol, device=dev, progress=False,
+                       batch_size=batch_size,
                        precision=precision, instances_per_pass=1)  # K > 1 has its own measurement
     r = res["results"][0]
     return {"network": ck.meta["network"], "fault_rate": rate, "instances": r["n"], "images": r["test_images"],
@@ -537,17 +540,15 @@ def campaign_project(data: dict, ckpt: str | dict, rate: float, instances: int, 
             "accuracies": r["accuracies"], "mean": r["mean"], "precision": res["precision"]}
 
 
-def precision_equivalence(data: dict, ckpt: str, rate: float, instances: int, test_images: int,
+def precision_equivalence(data: dict, ckpt: str, rate: float, *, instances: int, test_images: int,
                           batch_size: int = 500, device: str = "cpu", seed: int = 0) -> dict:
     """Accuracy of the same crossbar instances (same maps) evaluated in fp32 and in bf16, instance by instance
     in turn, and the seconds each took: whether bf16 may evaluate on this machine, and what it saves."""
-    from dse.core.evaluate import Evaluator
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     x, y = head(d.test_x, d.test_y, test_images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        evs = {p: Evaluator(ck, x, y, dev, batch_size, p) for p in ("fp32", "bf16")}
+        evs = {p: Evaluator(ck, x, y, dev, batch_size=batch_size, precision=p) for p in ("fp32", "bf16")}
         for ev in evs.values():
             ev.use_bn_for(rate)
     accs = {p: [] for p in evs}
@@ -569,20 +570,17 @@ def precision_equivalence(data: dict, ckpt: str, rate: float, instances: int, te
             "bf16_s": round(secs["bf16"] / instances, 3), "paths": {p: ev.fast_reason for p, ev in evs.items()}}
 
 
-def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, test_images: int,
+def campaign_batched(data: dict, ckpt: str | dict, rate: float, *, instances: int, test_images: int,
                      per_batch: int, batch_size: int = 500, device: str = "cpu", seed: int = 0,
                      precision: str = "fp32") -> dict:
     """Image-instances/s when `per_batch` instances run as one batched call (torch.func.vmap over the
     BN-folded forward: the convs become grouped convs), the GPU's way to fill the device."""
     from torch.func import functional_call, vmap
 
-    from dse.core.evaluate import Evaluator, FoldedForward
-    from dse.core.precision import autocast
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = Evaluator(ck, *head(d.test_x, d.test_y, test_images), dev, batch_size, precision)
+        ev = Evaluator(ck, *head(d.test_x, d.test_y, test_images), dev, batch_size=batch_size, precision=precision)
         ev.use_bn_for(rate)
     base = ev._params(None)
     try:
@@ -614,10 +612,8 @@ def campaign_batched(data: dict, ckpt: str | dict, rate: float, instances: int, 
 
 
 def calibration(data: dict, ckpt: str | dict, rates, images: int, batch_size: int = 500, device: str = "cpu") -> dict:
-    """Seconds per fault rate of BN re-estimation (`dse.core.calibrate.calibrate_bn`) on `images` training
+    """Seconds per fault rate of BN re-estimation (`dse.core.evaluation.calibrate.calibrate_bn`) on `images` training
     images, and what that implies for a pass over the whole training set."""
-    from dse.core.calibrate import calibrate_bn
-
     d, ck, dev = bench_data(data), _load_ckpt(ckpt), torch.device(device)
     model = ck.build_model().to(dev, memory_format=torch.channels_last)
     x = d.train_x[:images]
@@ -634,15 +630,13 @@ def calibration(data: dict, ckpt: str | dict, rates, images: int, batch_size: in
     return {"network": ck.meta["network"], "rates": rows}
 
 
-def eval_instances(data: dict, network: str, width: float, rate: float, instances, test_images: int,
+def eval_instances(data: dict, network: str, width: float, *, rate: float, instances, test_images: int,
                    batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds of `Evaluator.run` for each instance count in `instances` (one evaluator, untrained
     weights: timing only)."""
-    from dse.core.evaluate import Evaluator, Protocol
-
     d, dev = bench_data(data), torch.device(device)
     ev = Evaluator(untrained_checkpoint(network, width, rate), *head(d.test_x, d.test_y, test_images),
-                   dev, batch_size, instances_per_pass=1)
+                   dev, batch_size=batch_size, instances_per_pass=1)
     ev.run(rate, Protocol(instances=2), progress=False)  # warm-up, and scipy imported by its summary
     rows = []
     for n in instances:
@@ -651,18 +645,15 @@ def eval_instances(data: dict, network: str, width: float, rate: float, instance
     return {"network": network, "width": width, "images": ev.n_images, "rows": rows}
 
 
-def eval_widths(data: dict, network: str, widths, rate: float, instances: int, test_images: int,
+def eval_widths(data: dict, network: str, widths, *, rate: float, instances: int, test_images: int,
                 batch_size: int = 500, device: str = "cpu") -> dict:
     """Seconds per crossbar instance of the evaluator at each width (interleaved instance by instance;
     untrained weights: timing only), beside each width's MACs per image."""
-    from dse.core.cost import count_layers
-    from dse.core.evaluate import Evaluator
-
     d, dev = bench_data(data), torch.device(device)
     evs = {}
     for w in widths:
         evs[str(w)] = Evaluator(untrained_checkpoint(network, w, rate), *head(d.test_x, d.test_y, test_images),
-                                dev, batch_size)
+                                dev, batch_size=batch_size)
         evs[str(w)].use_bn_for(rate)
     steps = {k: (lambda i, ev=ev: ev.accuracy(ev.injector.weights(i, rate))) for k, ev in evs.items()}
     times = interleaved(steps, instances, 1, dev)
@@ -685,24 +676,22 @@ def _top_ops(prof, k: int = 6) -> dict:
             "conv_share": share(("convolution",)), "batch_norm_share": share(("batch_norm",))}
 
 
-def profile_breakdown(data: dict, network: str, width: float, dropconnect: float, batch_size: int,
+def profile_breakdown(data: dict, network: str, width: float, *, dropconnect: float, batch_size: int,
                       eval_batch: int = 500, device: str = "cpu") -> dict:
     """Self-CPU-time shares of the busiest ops (torch.profiler): one step of the trainer's loop body, one
     batch of the fast evaluation forward and one of plain inference."""
     from torch.profiler import profile
 
-    from dse.core.evaluate import Evaluator
-    from dse.core.precision import autocast
-
     d, dev = bench_data(data), torch.device(device)
-    step = _project_trainer(d, network, width, dropconnect, batch_size, min(len(d.train_x), 2 * batch_size), dev)
+    step = _project_trainer(d, network, width, dropconnect=dropconnect, batch_size=batch_size,
+                            n=min(len(d.train_x), 2 * batch_size), dev=dev)
     step(0)
     with profile() as p_train:
         step(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ev = Evaluator(untrained_checkpoint(network, width, 0.1), d.test_x[:eval_batch], d.test_y[:eval_batch],
-                       dev, eval_batch)
+                       dev, batch_size=eval_batch)
     w = ev.injector.weights(0, 0.1)
     ev.accuracy(w)
     with profile() as p_eval:
@@ -769,7 +758,7 @@ def _measure_here(kind: str, kwargs: dict, isolated: bool) -> dict:
 
 def measure(kind: str, isolate: bool = True, keep_freed: bool = True, **kwargs) -> dict:
     """One measurement; in a fresh `python -m dse.bench` process when `isolate` (own peak RSS), whose malloc
-    keeps freed memory as the CLI's does (`dse.core.allocator`) or has glibc's defaults (`keep_freed` False).
+    keeps freed memory as the CLI's does (`dse.core.runtime.allocator`) or has glibc's defaults (`keep_freed` False).
     In this process the setting is left as it is: it is process-wide and sticks to the heap once grown."""
     if not isolate:
         return _measure_here(kind, kwargs, isolated=False)
@@ -785,8 +774,6 @@ def measure(kind: str, isolate: bool = True, keep_freed: bool = True, **kwargs) 
 
 
 def _child_main(argv: list[str]) -> int:
-    from dse.core.allocator import keep_freed_memory
-
     spec = json.loads(argv[0])
     out = {"keep_freed": spec.get("keep_freed", True) and keep_freed_memory()}  # before any tensor is made
     print(json.dumps({**_measure_here(spec["kind"], spec["kwargs"], isolated=True), **out}))

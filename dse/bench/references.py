@@ -6,6 +6,11 @@ import copy
 
 import torch
 
+from dse.core.crossbar.mapping import crossbar_layers
+from dse.core.faults.draws import instance_seed
+from dse.core.io.data import MEAN, STD
+from dse.core.models import build_model
+from dse.core.training.train import Recipe
 
 
 class _PILDataset(torch.utils.data.Dataset):
@@ -28,19 +33,14 @@ class _PILDataset(torch.utils.data.Dataset):
 def _transforms(train: bool):
     import torchvision.transforms as T
 
-    from dse.core.data import MEAN, STD
-
     aug = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
     return T.Compose([*aug, T.ToTensor(), T.Normalize(MEAN, STD)])
 
 
-def _reference_trainer(d, network: str, width: float, batch_size: int, n: int, workers: int, dev):
+def _reference_trainer(d, network: str, width: float, *, batch_size: int, n: int, workers: int, dev):
     """The plain loop a researcher writes: eager fp32 NCHW model, torchvision transforms in a DataLoader,
     SGD with the project's recipe (Nesterov 0.9, wd 5e-4, label smoothing 0.1), no drop-connect."""
     from torch import nn
-
-    from dse.core.models import build_model
-    from dse.core.train import Recipe
 
     r = Recipe(batch_size=batch_size)
     torch.manual_seed(0)
@@ -72,10 +72,7 @@ def _reference_trainer(d, network: str, width: float, batch_size: int, n: int, w
 
 def _naive_instance(model, policy, rate: float, instance: int, seed: int):
     """The researcher's loop body: a deep copy, each crossbar weight quantised to 8 bits per output channel
-    and zeroed where torch.rand (seeded as dse.core.faults seeds the instance) falls below the rate."""
-    from dse.core.faults import instance_seed
-    from dse.core.mapping import crossbar_layers
-
+    and zeroed where torch.rand (seeded as dse.core.faults.draws seeds the instance) falls below the rate."""
     faulty = copy.deepcopy(model)
     layers = crossbar_layers(faulty, policy)
     g = torch.Generator().manual_seed(instance_seed(seed, instance, [tuple(m.weight.shape) for m in layers.values()]))

@@ -259,14 +259,14 @@ def _training_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[
     L += ["## 1. Training throughput", "",
           f"Images/s over {steps} timed steps of batch {cfg['batch_size']} after {cfg['warmup_steps']} warm-up "
           f"step(s) each, width {cfg['width']:g}, the four interleaved step by step (steps rounded up to whole balanced orders, see Machine). Project: the trainer's loop "
-          "body `dse.core.train.train_step` (uint8 data in memory, batch crop+flip as tensor ops, channels_last, "
+          "body `dse.core.training.train.train_step` (uint8 data in memory, batch crop+flip as tensor ops, channels_last, "
           "in the precision chosen for training (see Machine)). Model step: the same model and optimizer on "
           "batches already normalised and channels_last in memory (no augmentation), forward + loss + backward + "
           "update only: the trainer's limit at that precision. Plain reference: eager fp32 NCHW "
           "model, SGD with the same recipe, no drop-connect, torchvision RandomCrop(32, padding=4) + "
           "RandomHorizontalFlip + ToTensor + Normalize on PIL images in a DataLoader with "
           f"{cfg['ref_workers']} workers (the PyTorch CIFAR-10 tutorial's setting). End-to-end: one separate run "
-          "of `dse.core.train.train` itself (same steps), with its peak memory.", ""]
+          "of `dse.core.training.train.train` itself (same steps), with its peak memory.", ""]
     rows = []
     for r, e in zip(result["training"], result["train_end_to_end"]):
         ips = r["images_per_s"]
@@ -294,9 +294,9 @@ def _campaign_section(result: dict, mc: dict, cfg: dict, gpu_run: bool) -> list[
           "through the BN-folded forward). Plain inference: the same model, no faults, eval mode, channels_last, "
           "same precision. Naive reference: `copy.deepcopy` per instance, 8-bit quantisation and a `torch.rand` "
           f"mask per weight, eager fp32 NCHW, a DataLoader ({cfg['ref_workers']} workers, ToTensor + Normalize). "
-          "End-to-end: one separate `dse.core.evaluate.evaluate` run (the rate's own time), with its peak memory, "
+          "End-to-end: one separate `dse.core.evaluation.evaluate.evaluate` run (the rate's own time), with its peak memory, "
           "then the same run in a process with glibc's default malloc, which unmaps every freed block over "
-          "32 MB so that the next batch faults its pages in again (the CLI keeps them: `dse.core.allocator`). Every "
+          "32 MB so that the next batch faults its pages in again (the CLI keeps them: `dse.core.runtime.allocator`). Every "
           "other measurement here keeps freed memory, as the CLI does.", ""]
     rows = []
     for c, e in zip(result["campaign"], result["campaign_end_to_end"]):
@@ -369,7 +369,7 @@ def _calibration_memory_section(result: dict, mc: dict, cfg: dict, gpu_run: bool
            if isolated else
            "Peak memory: measured in-process (`--in-process`), so each peak RSS is the whole run's so far, not the "
            "measurement's own."), ""]
-    what = {"train_project": "`dse.core.train.train`", "campaign_project": "`dse.core.evaluate.evaluate`",
+    what = {"train_project": "`dse.core.training.train.train`", "campaign_project": "`dse.core.evaluation.evaluate.evaluate`",
             "train_compare": "training comparison (3 in one process)",
             "campaign_compare": "campaign comparison (3 in one process)"}
     L += _table(["measurement", "network", "baseline RSS (MB)", "peak RSS (MB)"]

@@ -5,6 +5,7 @@ import argparse
 import math
 
 from dse.core.errors import DSEError
+from dse.core.protocol import CELL_BITS, DEFAULT_BN, DEFAULT_CALIB_IMAGES, FAULT_PARAMS, MAX_SPARES, fault_model_name, parse_fault_model
 
 
 def _wrap(check):
@@ -68,7 +69,7 @@ def percent(text: str) -> float:
 
 def rate(text: str) -> float:
     """A probability in [0, 1)."""
-    from dse.core.dropconnect import check_rate
+    from dse.core.faults.dropconnect import check_rate
 
     return _wrap(lambda t: check_rate(t, "rate"))(text)
 
@@ -98,15 +99,13 @@ def count_list(text: str) -> list[int]:
 
 
 def bn_protocol(text: str) -> str:
-    from dse.core.calibrate import check_bn_protocol
+    from dse.core.evaluation.calibrate import check_bn_protocol
 
     return _wrap(check_bn_protocol)(text)
 
 
 def add_bn(parser: argparse.ArgumentParser, what: str = "the evaluation") -> None:
     """--bn and --calib-images, their defaults the one BN default (dse/core/protocol.py: DEFAULT_BN)."""
-    from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES
-
     parser.add_argument("--bn", default=DEFAULT_BN, type=bn_protocol,
                         help=f"BN statistics of {what} under faults (default {DEFAULT_BN}): chip (re-estimated "
                              "through each faulty chip from unlabeled training images), paper (the paper's "
@@ -130,14 +129,14 @@ def network(text: str) -> str:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    from dse.core.device import check_device_name
+    from dse.core.runtime.device import check_device_name
 
     parser.add_argument("--device", default="auto", type=_wrap(check_device_name),
                         help="auto (CUDA when present), cpu, cuda or cuda:N")
 
 
 def precision(text: str) -> str:
-    from dse.core.precision import check_precision
+    from dse.core.runtime.precision import check_precision
 
     return _wrap(check_precision)(text)
 
@@ -151,7 +150,7 @@ def float_precision(text: str) -> str:
 
 
 def add_precision(parser: argparse.ArgumentParser, what: str = "the computation", *, evaluation: bool = False) -> None:
-    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/int8.py)."""
+    """--precision; `evaluation`: the command only evaluates, so int8 is offered (dse/core/evaluation/int8.py)."""
     int8 = (" or int8 (the crossbar's 8-bit levels and 8-bit inputs on int8 kernels; auto picks it only where "
             "dse bench showed it equal to fp32 and faster here)") if evaluation else ""
     parser.add_argument("--precision", default=None, type=precision if evaluation else float_precision,
@@ -166,8 +165,6 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_fault_model(parser: argparse.ArgumentParser) -> None:
     """--fault-model and its options; fault_model_of(args) turns them into the canonical name."""
-    from dse.core.protocol import CELL_BITS, FAULT_PARAMS, MAX_SPARES
-
     parser.add_argument("--fault-model", default="sa1",
                         help="sa1 (weight reads 0), sa0 (reads max magnitude), or on the physical tiles: rows, cols "
                              "(whole lines stuck), clustered (clusters of stuck cells), mixed (random SA1 plus lines)")
@@ -187,9 +184,6 @@ def add_fault_model(parser: argparse.ArgumentParser) -> None:
 
 def fault_model_of(args) -> str:
     """The canonical fault model name from --fault-model and its options (DSEError naming a bad one)."""
-    from dse.core.errors import DSEError
-    from dse.core.protocol import fault_model_name, parse_fault_model
-
     spec = parse_fault_model(args.fault_model)
     param = None
     for option, model, value in (("--cluster-size", "clustered", args.cluster_size),

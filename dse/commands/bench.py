@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.io.atomic import atomic_write
 
 
 def network_list(text: str) -> tuple[str, ...]:
@@ -167,18 +169,14 @@ def config_from(args):
     if args.page is not None:
         from pathlib import Path
 
-        from dse.core.errors import DSEError
-
         if not Path(args.page).is_dir():
             raise DSEError(f"--page: {args.page!r} is not a folder of checkpoints")
         cfg.page_checkpoints = str(Path(args.page).absolute())
     cfg.isolate = not args.in_process
-    from dse.core.precision import default_precision
+    from dse.core.runtime.precision import default_precision
 
     cfg.precision = args.precision or default_precision()
     if cfg.fault_rate == 0:
-        from dse.core.errors import DSEError
-
         raise DSEError("the campaign needs a fault rate above 0 (at 0 every instance is the same network)")
     return cfg
 
@@ -187,9 +185,8 @@ def run(args) -> dict:
     import os
 
     from dse.bench import bench_data, run_bench, to_markdown
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.device import pick_device
-    from dse.core.errors import DSEError
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.runtime.device import pick_device
 
     cfg = config_from(args)
     device = pick_device(args.device)
@@ -214,8 +211,6 @@ def run(args) -> dict:
     result["markdown"] = to_markdown(result, result["command"])
     out = report_path(args)
     if out is not None:
-        from dse.core.io import atomic_write
-
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(out, result["markdown"].encode())

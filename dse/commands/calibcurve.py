@@ -5,6 +5,8 @@ the app's calibration chart and the manifest have it."""
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.protocol import DEFAULT_CALIB_IMAGES
 
 
 def add_parser(sub) -> None:
@@ -29,11 +31,9 @@ def run(args) -> dict:
 
     from tqdm.auto import tqdm
 
-    from dse.run import jobs
-    from dse.core.data import default_data_path
-    from dse.core.protocol import DEFAULT_CALIB_IMAGES
-    from dse.core.errors import DSEError
+    from dse.core.io.data import default_data_path
     from dse.results.store import job_id, open_store
+    from dse.run import jobs
 
     data = args.data or default_data_path()
     if data is None:

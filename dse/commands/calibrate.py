@@ -24,12 +24,12 @@ def run(args) -> dict:
 
     import torch
 
-    from dse.core.calibrate import calibrate_bn
-    from dse.core.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint, storage_of
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.precision import default_precision, resolve
-    from dse.core.train import accuracy
+    from dse.core.evaluation.calibrate import calibrate_bn
+    from dse.core.io.checkpoint import load_bn_buffers, load_checkpoint, save_checkpoint, storage_of
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.runtime.precision import default_precision, resolve
+    from dse.core.training.train import accuracy
 
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)

@@ -5,6 +5,8 @@ the checkpoint's folder (and its manifest.json, as the app does), so shipped res
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.protocol import bn_label
 
 
 def add_parser(sub) -> None:
@@ -32,9 +34,7 @@ def how_to_record(args, store_path) -> str:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.errors import DSEError
-    from dse.core.protocol import bn_label
+    from dse.core.io.checkpoint import load_checkpoint
     from dse.results.catalog import sync
     from dse.results.store import DesignPoint, Store, default_store_path, label
     from dse.view import yields
@@ -53,7 +53,8 @@ def run(args) -> dict:
     rows = rows[(rows.point_id == point.point_id) & (rows.checkpoint_sha == ckpt.sha256)]
     rows = rows.assign(network=point.network, width=point.width, shortcut_kernel=point.shortcut_kernel,
                        mapping=point.mapping, dropconnect=point.dropconnect)
-    y = yields.point_yield(rows, point.point_id, args.fault_rate, args.target, args.bn, args.calib_images)
+    y = yields.point_yield(rows, point.point_id, args.fault_rate, args.target, bn=args.bn,
+                           calib_images=args.calib_images)
     if y is None:
         raise DSEError(missing)
     out = {"checkpoint": args.checkpoint, "design_point": label(m), "store": str(path), "bn": args.bn,

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 
 from dse.commands import _args
-from dse.core.mapping import POLICIES
+from dse.core.cost.deployment import calibration_cost
+from dse.core.cost.isaac import BREAKDOWN_LABELS
+from dse.core.crossbar.mapping import POLICIES
+from dse.core.errors import DSEError
 from dse.core.protocol import DEFAULT_CALIB_IMAGES
 
 
@@ -54,10 +57,7 @@ HW_KNOBS = ("xbar_size", "bits_per_cell", "adc_bits", "dac_bits", "chips", "budg
 
 
 def run(args) -> dict:
-    from dse.core import cost  # torch import deferred until the command runs
-    from dse.core.deployment import calibration_cost
-    from dse.core.errors import DSEError
-
+    from dse.core.cost import per_image as cost  # torch import deferred until the command runs
     processor = cost.Processor(args.cpu_gmacs * 1e9, args.cpu_pj_per_mac).check()
     knobs = {k: getattr(args, k) for k in HW_KNOBS if getattr(args, k) is not None}
     if args.table or args.network is None:
@@ -148,8 +148,6 @@ def _print_totals(model: str, result: dict) -> None:
 
 def print_breakdowns(totals: dict[str, dict]) -> None:
     """Energy (uJ) and area (mm^2) by component, one column pair per cost model, with each share."""
-    from dse.core.isaac import BREAKDOWN_LABELS
-
     head = "".join(f" {m + ' uJ':>12} {'%':>5} {m + ' mm^2':>12} {'%':>5}" for m in totals)
     print(f"{'component':<34}{head}")
     for key, label in BREAKDOWN_LABELS.items():

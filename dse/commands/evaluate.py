@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.protocol import parse_fault_model
 
 
 def add_parser(sub) -> None:
@@ -34,12 +35,11 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     import warnings
 
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.cost import spare_columns_cost
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol, evaluate
-    from dse.core.protocol import parse_fault_model
+    from dse.core.cost.per_image import spare_columns_cost
+    from dse.core.evaluation.evaluate import Protocol, evaluate
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
     from dse.view.explore import CHANCE_ACCURACY
 
     protocol = Protocol(instances=args.instances, adaptive=args.adaptive, min_instances=args.min_instances,
@@ -51,7 +51,8 @@ def run(args) -> dict:
     data = load_cifar10(args.data)
     warnings.simplefilter("always")
     with warnings.catch_warnings(record=True) as caught:
-        result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol, device, progress=not args.json,
+        result = evaluate(ckpt, data.test_x, data.test_y, args.fault_rate, protocol=protocol, device=device,
+                          progress=not args.json,
                           batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision,
                           instances_per_pass=args.instances_per_pass)
     result["warnings"] = sorted({str(w.message) for w in caught})

@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.build_model()  # proves the weights fit the declared network

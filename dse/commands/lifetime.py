@@ -1,6 +1,6 @@
 """`python -m dse lifetime CKPT --trajectory T --target A`: accuracy against time as a chip's fault rate grows
 along a trajectory f(t), with intervals, and the months until the mean accuracy (or the chip yield) falls below
-the target (dse/core/lifetime.py)."""
+the target (dse/core/evaluation/lifetime.py)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from dse.commands import _args
 
 
 def trajectory(text: str):
-    from dse.core.lifetime import parse_trajectory
+    from dse.core.evaluation.lifetime import parse_trajectory
 
     return _args._wrap(parse_trajectory)(text)
 
@@ -49,11 +49,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol
-    from dse.core.lifetime import evaluate_lifetime
+    from dse.core.evaluation.evaluate import Protocol
+    from dse.core.evaluation.lifetime import evaluate_lifetime
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
 
     protocol = Protocol(instances=args.instances, seed=args.seed, fault_model=_args.fault_model_of(args),
                         test_images=args.test_images, bn=args.bn, calib_images=args.calib_images).check()
@@ -61,8 +61,9 @@ def run(args) -> dict:
     data = load_cifar10(args.data)
     months = args.months or list(args.trajectory.default_months())
     min_yield = None if args.min_yield is None else args.min_yield / 100
-    out = evaluate_lifetime(ckpt, data.test_x, data.test_y, args.trajectory, months, protocol, args.target,
-                            min_yield, pick_device(args.device), progress=not args.json,
+    out = evaluate_lifetime(ckpt, data.test_x, data.test_y, args.trajectory, months=months, protocol=protocol,
+                            target=args.target,
+                            min_yield=min_yield, device=pick_device(args.device), progress=not args.json,
                             batch_size=args.batch_size, calib_x=data.train_x, precision=args.precision)
     if not args.json:
         print(f"{ckpt.path}: {out['network']} w={out['width']:g} p={out['dropconnect']:g}; trajectory "

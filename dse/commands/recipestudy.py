@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.recipes import STUDY_STEPS, recipe
 
 
 def add_parser(sub) -> None:
-    from dse.core.recipes import STUDY_STEPS
-
     names = [n for n, _ in STUDY_STEPS]
     p = sub.add_parser("recipe-study", help="train the recipe study's steps and report accuracy against epochs")
     p.add_argument("--data", default=None, help="CIFAR-10: batches folder, image tree or .tar.gz (or $DSE_DATA)")
@@ -27,9 +27,6 @@ def add_parser(sub) -> None:
 
 
 def _steps(text: str) -> list[tuple[str, dict]]:
-    from dse.core.errors import DSEError
-    from dse.core.recipes import STUDY_STEPS
-
     known = dict(STUDY_STEPS)
     chosen = [s.strip() for s in text.split(",") if s.strip()]
     for s in chosen:
@@ -39,10 +36,9 @@ def _steps(text: str) -> list[tuple[str, dict]]:
 
 
 def run(args) -> dict:
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.recipes import recipe
-    from dse.core.train import TrainConfig, train
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import TrainConfig, train
     from dse.view.recipes import study_rows, write_report
 
     steps = _steps(args.steps)

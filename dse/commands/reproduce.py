@@ -3,7 +3,7 @@ and a Markdown summary that compares our numbers with the paper's."""
 from __future__ import annotations
 
 from dse.commands import _args
-from dse.commands.sweep import add_sweep_options
+from dse.commands.sweep import add_sweep_options, spec_from_args
 
 
 def add_parser(sub) -> None:
@@ -22,10 +22,9 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from pathlib import Path
 
-    from dse.commands.sweep import spec_from_args
+    from dse.results.store import Store
     from dse.run.sweep import run_sweep
     from dse.view.reproduce import report
-    from dse.results.store import Store
 
     spec = spec_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / spec.name

@@ -20,10 +20,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, layer_sensitivity
+    from dse.core.evaluation.evaluate import Evaluator, layer_sensitivity
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import head, load_cifar10
+    from dse.core.runtime.device import pick_device
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_cifar10(args.data)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 
 from dse.commands import _args
+from dse.core.errors import DSEError
+from dse.core.io.atomic import atomic_write
+from dse.core.protocol import check_fault_model, fault_model_name, parse_fault_model
 
 DEFAULT_CHECKPOINTS = ["checkpoints/resnet20-w1-k1-default-p0-s0.safetensors",
                        "checkpoints/resnet20-w1-k1-default-p0.3-s0.safetensors"]
@@ -16,8 +19,6 @@ DEFAULT_MODELS = "sa1,rows,cols,clustered,mixed"
 
 
 def model_list(text: str) -> list[str]:
-    from dse.core.protocol import check_fault_model
-
     names = [p.strip() for p in text.split(",") if p.strip()]
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated fault models, got {text!r}")
@@ -58,19 +59,15 @@ def run(args) -> dict:
     import time
     from pathlib import Path
 
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, Protocol
-    from dse.core.io import atomic_write
-    from dse.core.protocol import fault_model_name, parse_fault_model
+    from dse.core.evaluation.evaluate import Evaluator, Protocol
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import head, load_cifar10
+    from dse.core.runtime.device import pick_device
     from dse.results.store import label
     from dse.view import spatial
 
     out = Path(args.out)
     if args.report_only:
-        from dse.core.errors import DSEError
-
         report = spatial.load_report(out)
         if report is None:
             raise DSEError(f"no report at {out}; run python -m dse spatial-report without --report-only first")
@@ -139,7 +136,7 @@ def _figures(report: dict, folder) -> list[str]:
     figures = {f"spatial-{p.replace(' ', '-').replace('=', '')}": spatial.accuracy_figure(report, p)
                for p in dict.fromkeys(rows.point)}
     figures["spatial-tiles"] = spatial.tile_gallery("resnet20", 1.0, 1, "default", "layer2.1.conv1",
-                                                    list(dict.fromkeys(rows.fault_model)), 0.1)
+                                                    models=list(dict.fromkeys(rows.fault_model)), rate=0.1)
     written = []
     for name, fig in figures.items():
         try:

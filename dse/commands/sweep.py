@@ -3,6 +3,7 @@ store does not have done, on this machine or on a Ray cluster."""
 from __future__ import annotations
 
 from dse.commands import _args
+from dse.core.errors import DSEError
 
 
 def add_sweep_options(p) -> None:
@@ -69,7 +70,6 @@ def spec_from_args(args):
 def run(args) -> dict:
     import json
 
-    from dse.core.errors import DSEError
     from dse.results.store import Store
     from dse.run.sweep import preview, run_sweep
 

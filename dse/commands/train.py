@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from dse.commands import _args
+from dse.core.errors import DSEError
 from dse.core.paper import FAULT_RATES
+from dse.core.recipes import DEFAULT_RECIPE, RECIPES, SCHEDULES, recipe
 
 
 def add_parser(sub) -> None:
-    from dse.core.recipes import DEFAULT_RECIPE, RECIPES, SCHEDULES
-
     p = sub.add_parser("train", help="train a network with drop-connect and write a checkpoint")
     p.add_argument("--network", type=_args.network, default="resnet20", help="resnet20, vgg13 or mobilenetv2")
     p.add_argument("--width", type=_args.width, default=1.0, help="width multiplier (channels int(c*w))")
@@ -51,13 +51,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.errors import DSEError
-    from dse.core.mapping import MappingPolicy
+    from dse.core.crossbar.mapping import MappingPolicy
+    from dse.core.io.data import load_cifar10
     from dse.core.models import build_model
-    from dse.core.recipes import recipe
-    from dse.core.train import TrainConfig, train
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import TrainConfig, train
 
     MappingPolicy.parse(args.mapping)
     build_model(args.network, args.width, args.shortcut_kernel)  # validates the combination up front

@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> None:
-    from dse.run.jobs import run_job
     from dse.results.store import Store
+    from dse.run.jobs import run_job
 
     run_job(Store(args.store), args.job_id)

@@ -1,6 +1,6 @@
 """How BatchNorm statistics are obtained under faults: the three protocols an evaluation can use, and how
 tables and charts name them; and the names of the fault models and of the precisions. Torch-free (the page names protocols without importing torch); the work
-itself is in dse/core/calibrate.py."""
+itself is in dse/core/evaluation/calibrate.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,12 +16,12 @@ BN_CHOICES = (DEFAULT_BN, *(b for b in BN_PROTOCOLS if b != DEFAULT_BN))  # how 
 LEGACY_BN = "paper"  # what a record written before protocols were recorded (no `bn`) was evaluated under
 
 
-FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.FAULT_MODELS implements them
+FAULT_MODEL_NAMES = ("sa1", "sa0", "rows", "cols", "clustered", "mixed")  # dse.core.faults.stuck_at.FAULT_MODELS implements them
 # the second parameter of a fault model: (what it is, default, smallest, largest); written "clustered:8"
 FAULT_PARAMS = {"clustered": ("mean cluster side in cells", 4.0, 1.0, 64.0),
                 "mixed": ("share of the cell fault rate from random SA1 cells", 0.5, 0.0, 1.0)}
 MAX_SPARES = 64  # spare columns per 128-column tile a remapped evaluation may add
-WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/faults.py)
+WEIGHT_BITS = 8  # every crossbar weight is quantised to 8 bits (dse/core/crossbar/quantize.py)
 CELL_BITS = (1, 2, 4, 8)  # bits per cell a weight's 8 bits split into evenly (8: one cell per weight, the paper's)
 
 
@@ -140,7 +140,7 @@ def fault_model_name(model: str, param: float | None = None, remap: bool = False
     return parse_fault_model(spec.name).name  # re-parsed: the combination itself is checked
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.precision chooses them; int8 evaluates only (dse/core/int8.py)
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # dse.core.runtime.precision chooses them; int8 evaluates only (dse/core/evaluation/int8.py)
 
 
 def check_precision(name) -> str:

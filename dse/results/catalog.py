@@ -7,8 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from dse.core.cost.isaac import COST_VERSION
 from dse.core.errors import DSEError
-from dse.core.isaac import COST_VERSION
+from dse.core.io.atomic import atomic_write
 from dse.results.store import DesignPoint, Store, file_stamp
 
 MANIFEST = "manifest.json"
@@ -82,10 +83,9 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
     """Write `<folder>/manifest.json` (atomically): every checkpoint in the folder with its metadata and
     all its evaluations in the store, per-instance accuracies included, so that `sync` on another machine
     has the results without evaluating again. With `data` (CIFAR-10), each checkpoint also gets a spot
-    check (dse.core.evaluate.spot_check), kept from the old manifest while its weights are unchanged.
+    check (dse.core.evaluation.evaluate.spot_check), kept from the old manifest while its weights are unchanged.
     Returns {"path", "checkpoints", "evaluations"}."""
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.io import atomic_write
+    from dse.core.io.checkpoint import load_checkpoint
 
     folder = Path(folder)
     # the whole key, smallest protocol first: a stable order keeps the manifest's diffs to what changed
@@ -120,8 +120,8 @@ def write_manifest(store: Store, folder: Path, data: str | os.PathLike | None = 
             "evaluations": rows})
         spot = old.get(ck.sha256)
         if spot is None and data is not None:
-            from dse.core.data import load_cifar10
-            from dse.core.evaluate import spot_check
+            from dse.core.evaluation.evaluate import spot_check
+            from dse.core.io.data import load_cifar10
 
             cifar = cifar or load_cifar10(data)
             spot = spot_check(ck, cifar.test_x, cifar.test_y)
@@ -165,7 +165,7 @@ def ensure_costs(store: Store, points: list[DesignPoint] | None = None) -> None:
         for model in COST_MODELS:
             key = (p.network, round(p.width, 4), p.shortcut_kernel, p.mapping, model)
             if key not in have:
-                from dse.core.cost import estimate  # torch: only when a cost is actually missing
+                from dse.core.cost.per_image import estimate  # torch: only when a cost is actually missing
 
                 est = estimate(p.network, p.width, p.shortcut_kernel, p.mapping, model)
                 store.add_cost(p.network, p.width, p.shortcut_kernel, p.mapping, model, est)

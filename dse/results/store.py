@@ -228,7 +228,7 @@ class Store:
     def add_checkpoint(self, path: str | os.PathLike) -> tuple[str, str]:
         """Register a trained checkpoint as its design point (reads and verifies the file);
         returns (point id, checkpoint sha256)."""
-        from dse.core.checkpoint import load_checkpoint
+        from dse.core.io.checkpoint import load_checkpoint
 
         try:
             stamp = file_stamp(path)  # taken first: a file changed while being read is read again next time
@@ -250,7 +250,7 @@ class Store:
     # ------------------------------------------------------------------ evaluations
     def add_evaluation(self, point_id: str, checkpoint_sha: str, result: dict, protocol: dict,
                        quantized_accuracy: float | None = None) -> None:
-        """One fault rate's Monte-Carlo result, as produced by dse.core.evaluate (a complete result only)."""
+        """One fault rate's Monte-Carlo result, as produced by dse.core.evaluation.evaluate (a complete result only)."""
         row = {
             "point_id": point_id, "checkpoint_sha": checkpoint_sha, "fault_rate": float(result["fault_rate"]),
             "fault_model": result["fault_model"], "protocol": result["protocol"], "seed": int(result["seed"]),

@@ -20,6 +20,8 @@ import time
 import traceback
 
 from dse.core.errors import DSEError
+from dse.core.runtime.allocator import keep_freed_memory
+from dse.run.jobs import Cancelled, _Progress, execute
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL = "the ray backend needs Ray: pip install 'rram-dse[ray]' (or pip install 'ray[default]')"
@@ -27,10 +29,7 @@ RAY_INSTALL = "the ray backend needs Ray: pip install 'rram-dse[ray]' (or pip in
 
 def run_task(kind: str, config: dict, threads: int | None = None, progress=None) -> dict:
     """One job's work, anywhere: {"ok": True, "result": ...} or {"ok": False, "error": one line}."""
-    from dse.core.allocator import keep_freed_memory
-    from dse.run.jobs import Cancelled, execute
-
-    keep_freed_memory()  # a Ray task's or pool's worker process: see dse.core.allocator
+    keep_freed_memory()  # a Ray task's or pool's worker process: see dse.core.runtime.allocator
     if threads:
         import torch
 
@@ -82,8 +81,6 @@ class Sequential:
         self.queue.append((jid, job))
 
     def wait(self, timeout: float | None) -> list[tuple[str, dict]]:
-        from dse.run.jobs import _Progress
-
         if not self.queue:
             time.sleep(timeout or 0)
             return []

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 from dse.core.errors import DSEError
-from dse.core.journal import Journal
+from dse.core.evaluation.journal import Journal
 from dse.core.protocol import DEFAULT_CALIB_IMAGES
-from dse.results.store import DesignPoint, Store
-from dse.core.recipes import DEFAULT_RECIPE
+from dse.core.recipes import DEFAULT_RECIPE, recipe as named_recipe
+from dse.results.store import DesignPoint, Store, job_id
 from dse.run.tasks import (EvaluateTask, SensitivityTask, TrainTask, checkpoint_name, from_json,  # noqa: F401
                            to_json, train_task)
+from dse.core.io.paths import check_inside, data_roots, default_data_path
 
 
 KINDS = ("train", "evaluate", "sensitivity")
@@ -35,24 +36,18 @@ class Cancelled(Exception):
 
 def default_data() -> str:
     """The data path the page starts with: $DSE_DATA, else ./data when it exists, else none."""
-    from dse.core.paths import default_data_path
-
     path = default_data_path()
     return str(path) if path else ""
 
 
 def check_data_path(path: str) -> str:
     """A data path typed into the page, which a worker will read: only inside the configured folders."""
-    from dse.core.paths import check_inside, data_roots
-
     check_inside(path, data_roots(), "data path", restart="streamlit run app.py")
     return path
 
 
 def job_id_of(kind: str, config: dict) -> str:
     """The id a job for this work has (or will have) in the store."""
-    from dse.results.store import job_id
-
     return job_id(kind, config)
 
 
@@ -180,9 +175,8 @@ def record(store: Store, jid: str, kind: str, result: dict) -> None:
 
 def train_recipe(t: TrainTask):
     """The TrainConfig a train task describes."""
-    from dse.core.calibrate import DEFAULT_RATES
-    from dse.core.recipes import recipe as named_recipe
-    from dse.core.train import TrainConfig
+    from dse.core.evaluation.calibrate import DEFAULT_RATES
+    from dse.core.training.train import TrainConfig
 
     p = t.point
     recipe = named_recipe(t.recipe, epochs=t.epochs, batch_size=t.batch_size or None, lr=t.lr or None)
@@ -193,10 +187,10 @@ def train_recipe(t: TrainTask):
 
 
 def _train(c: TrainTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.train import train
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
+    from dse.core.training.train import train
 
     cfg = train_recipe(c)
     out = Path(c.out)
@@ -217,10 +211,10 @@ def _train(c: TrainTask, progress) -> dict:
 
 
 def _evaluate(c: EvaluateTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Protocol, evaluate
+    from dse.core.evaluation.evaluate import Protocol, evaluate
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import load_cifar10
+    from dse.core.runtime.device import pick_device
 
     ck = load_checkpoint(c.checkpoint)
     protocol = Protocol(instances=c.instances, adaptive=c.adaptive, seed=c.seed, test_images=c.test_images,
@@ -252,7 +246,7 @@ def _evaluate(c: EvaluateTask, progress) -> dict:
     if any(done.values()):
         print("reusing finished crossbars: " + ", ".join(f"f={r:g}: {len(a)}" for r, a in done.items() if a),
               flush=True)
-    out = evaluate(ck, data.test_x, data.test_y, rates, protocol, pick_device(c.device),
+    out = evaluate(ck, data.test_x, data.test_y, rates, protocol=protocol, device=pick_device(c.device),
                    progress=False, on_instance=on_instance, done={r: list(a) for r, a in done.items()},
                    calib_x=data.train_x, precision=c.precision)
     quantized = out["fault_free_quantized_accuracy"]
@@ -302,10 +296,10 @@ def journal(c: EvaluateTask, sha: str, rate: float) -> Journal:
 
 
 def _sensitivity(c: SensitivityTask, progress) -> dict:
-    from dse.core.checkpoint import load_checkpoint
-    from dse.core.data import head, load_cifar10
-    from dse.core.device import pick_device
-    from dse.core.evaluate import Evaluator, layer_sensitivity
+    from dse.core.evaluation.evaluate import Evaluator, layer_sensitivity
+    from dse.core.io.checkpoint import load_checkpoint
+    from dse.core.io.data import head, load_cifar10
+    from dse.core.runtime.device import pick_device
 
     ck = load_checkpoint(c.checkpoint)
     data = load_cifar10(c.data)

@@ -32,9 +32,10 @@ from itertools import product
 from pathlib import Path
 
 from dse.core.errors import DSEError
+from dse.core.io.paths import check_inside, checkpoint_roots, data_roots
 from dse.core.paper import FAULT_RATES as DEFAULT_FAULT_RATES
+from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES, check_fault_model, check_precision
 from dse.core.recipes import DEFAULT_RECIPE, RECIPES
-from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN, DEFAULT_CALIB_IMAGES
 from dse.results.store import DesignPoint
 
 AXES = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "fault_rates")
@@ -149,7 +150,7 @@ def _nonneg_number(key, v):
 
 
 def _rates(key, v):
-    from dse.core.dropconnect import check_rate
+    from dse.core.faults.dropconnect import check_rate
 
     values = v if isinstance(v, list) else [v]
     if not values:
@@ -172,7 +173,7 @@ def _table(key, v) -> dict:
 
 def _axis(key: str, name: str, values) -> tuple:
     """One axis: a value or a list of values, each checked with the project's own checkers."""
-    from dse.core.mapping import MappingPolicy
+    from dse.core.crossbar.mapping import MappingPolicy
     from dse.core.models import check_network, check_width
 
     full = f"{key}.{name}"
@@ -272,9 +273,6 @@ def _protocol(key: str, table) -> dict:
         if not names or any(n not in BN_PROTOCOLS for n in names):
             fail(f"{key}.bn", f"expected one of {', '.join(BN_PROTOCOLS)} or a list of them, got {protocol['bn']!r}")
     if "fault_model" in protocol:
-        from dse.core.errors import DSEError
-        from dse.core.protocol import check_fault_model
-
         names = protocol["fault_model"] if isinstance(protocol["fault_model"], list) else [protocol["fault_model"]]
         if not names:
             fail(f"{key}.fault_model", "expected a fault model or a list of them, got an empty list")
@@ -289,8 +287,6 @@ def _protocol(key: str, table) -> dict:
 def _paths(doc: dict) -> None:
     """A spec may come from someone else: its name becomes a folder (runs/reproduce/NAME) and its data and
     checkpoint_dir are read and written, so none may point outside the configured folders (dse/paths.py)."""
-    from dse.core.paths import check_inside, checkpoint_roots, data_roots
-
     if "name" in doc and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", doc["name"]):
         fail("name", f"expected letters, digits, '.', '_' or '-' (a folder name), got {doc['name']!r}")
     if "data" in doc:
@@ -316,8 +312,7 @@ def _resources(table) -> dict:
 
 def parse_spec(doc: dict, name: str = "sweep", source: str = "") -> SweepSpec:
     """A spec from an already-parsed TOML/YAML document."""
-    from dse.core.device import check_device_name
-    from dse.core.protocol import check_precision
+    from dse.core.runtime.device import check_device_name
 
     if not isinstance(doc, dict):
         fail("", "the file must hold a table of keys (name = ..., [[grid]] ...)")

@@ -2,7 +2,7 @@
 dependencies, and `run_sweep` runs them on a backend (dse/backends.py) with every job's state in the
 results store (source "sweep"), so the app's Jobs view shows them too.
 
-Jobs. One train job per design point; it includes BN calibration (`dse.core.train.train` re-estimates the
+Jobs. One train job per design point; it includes BN calibration (`dse.core.training.train.train` re-estimates the
 statistics for every target fault rate before it writes the checkpoint), so there is no separate
 calibrate job. One evaluate job per (design point, fault rate), depending on the point's train job:
 small jobs spread well over a cluster, and adding a fault rate later reuses everything done. A job's id
@@ -22,8 +22,13 @@ from typing import Callable
 from dse.core.errors import DSEError
 from dse.core.protocol import LEGACY_BN
 from dse.core.recipes import RECIPES
+from dse.results.catalog import sync, write_manifest
+from dse.results.store import DesignPoint, Store, file_stamp, job_id, label
+from dse.run import jobs, tasks
+from dse.run.backends import make_backend
+from dse.run.jobs import Cancelled, record
 from dse.run.spec import SweepSpec, fail
-from dse.results.store import DesignPoint, Store, file_stamp
+from dse.run.tasks import from_json
 
 
 # =============================================================================================
@@ -41,21 +46,15 @@ class Job:
     @property
     def task(self):
         """The job's typed task (dse.run.tasks), read from its config."""
-        from dse.run.tasks import from_json
-
         return from_json(self.kind, self.config)
 
     @property
     def job_id(self) -> str:
-        from dse.results.store import job_id
-
         return job_id(self.kind, self.config)
 
     @property
     def label(self) -> str:
         from dataclasses import asdict
-
-        from dse.results.store import label
 
         what = label(asdict(self.point))
         if self.kind != "evaluate":
@@ -75,9 +74,7 @@ def resolve_data(spec: SweepSpec, data: str | os.PathLike | None = None) -> str:
 def expand(spec: SweepSpec, data: str | os.PathLike | None = None) -> list[Job]:
     """Train and evaluate jobs for every design point of the spec, each train job before its evaluations.
     Paths are made absolute (from the current folder): nodes of a cluster must see the same paths."""
-    from dse.core.calibrate import DEFAULT_RATES
-    from dse.run import tasks
-
+    from dse.core.evaluation.calibrate import DEFAULT_RATES
     data = resolve_data(spec, data)
     out_dir = str(Path(spec.checkpoint_dir).expanduser().absolute())
     plan = []
@@ -152,9 +149,6 @@ def run_sweep(spec: SweepSpec, store: Store, *, backend: str = "local", workers:
     `<checkpoint>.partial`). Jobs queued or run by someone else (the app, another sweep) are waited for.
     """
     from tqdm.auto import tqdm
-
-    from dse.run.backends import make_backend
-    from dse.results.catalog import sync, write_manifest
 
     t0 = time.time()
     plan = expand(spec, data)
@@ -244,7 +238,7 @@ def _images_asked(rows) -> Callable[[dict, str, str], int | None]:
 def _digests(store: Store) -> Callable[[str], str | None]:
     """checkpoint path -> the digest of its weights (None when unreadable), trusting the store's digest of a
     file it has verified as it is now."""
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
 
     shas: dict[str, str | None] = {}
     verified = {r.checkpoint: (r.file_stamp, r.checkpoint_sha) for r in store.points().itertuples()}
@@ -293,8 +287,6 @@ def _seed_journals(store: Store, evaluations: list[Job]) -> int:
     """Give each evaluate job the crossbars the store already holds for it, as if an earlier run of it had
     journaled them: asking 100 crossbars where 20 are recorded runs only the other 80. An existing journal
     is kept."""
-    from dse.run import jobs
-
     seeded = 0
     for j, rate, digest, accuracies, seconds in _recorded_crossbars(store, evaluations):
         journal = jobs.journal(j.task, digest, rate)
@@ -308,9 +300,6 @@ def preview(spec: SweepSpec, store: Store, data: str | os.PathLike | None = None
     """What `run_sweep` would do, claiming and running nothing: each job's state as the run would find it
     (the folder's checkpoints and manifest imported first, as the run does) and, for an evaluation still
     to run, the crossbars it would go on from (recorded in the store or journaled by an earlier run)."""
-    from dse.run import jobs
-    from dse.results.catalog import sync
-
     plan = expand(spec, data)
     store.reap_dead_jobs()
     ckdir = Path(spec.checkpoint_dir).expanduser()
@@ -402,8 +391,6 @@ class _Driver:
 
     # ------------------------------------------------------------------ finishing
     def _collect(self, jid: str, outcome: dict, bar) -> None:
-        from dse.run.jobs import record
-
         self.mine.discard(jid)
         if self.store.job(jid)["state"] == "cancelled" or outcome.get("cancelled"):
             self._finish(jid, "cancelled", None, bar, write=self.store.job(jid)["state"] != "cancelled")
@@ -451,8 +438,6 @@ class _Driver:
     def _on_term(self, signum, frame) -> None:
         """The app's Cancel sends SIGTERM to a job's pid, which for sweep jobs is this driver: cancel that
         job only. A SIGTERM with no cancelled job behind it stops the sweep."""
-        from dse.run.jobs import Cancelled
-
         cancelled = set(self.store.job_states(self.mine, state="cancelled"))
         if not cancelled:
             raise SweepInterrupted()

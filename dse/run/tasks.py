@@ -40,7 +40,7 @@ class TrainTask:
     calib_rates: tuple[float, ...] | None = None  # None: the paper's fault rates
     init: str | None = None
     precision: str | None = field(default=None, metadata={"omit_default": True})  # None: $DSE_PRECISION or auto
-    # the named recipe (dse.core.train.RECIPES); jobs stored before recipes had names were `legacy`
+    # the named recipe (dse.core.training.train.RECIPES); jobs stored before recipes had names were `legacy`
     recipe: str = field(default="legacy", metadata={"omit_default": True})
 
     def __post_init__(self):

@@ -80,7 +80,7 @@ def cost_axis(objective: str, values, cost_model: str | None = None) -> tuple[st
     return f"{MEASURE.get((objective, cost_model), AXIS[objective])} ({unit})", size
 
 
-def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, selected: str | None,
+def pareto(table: pd.DataFrame, front: pd.DataFrame, objective: str, *, selected: str | None,
            recommended: str | None, fault_rate: float, cost_model: str | None = None,
            fault_model: str = "sa1") -> go.Figure:
     """Accuracy against cost for all evaluated design points; front, selection and recommendation marked.

@@ -166,7 +166,7 @@ def resnet20_widened(df: pd.DataFrame) -> tuple[str, str]:
 
 def widening(df: pd.DataFrame) -> tuple[str, str]:
     """Accuracy gains (ours) and cost increases (paper mode, for the grid's networks)."""
-    from dse.core import cost as cost_model
+    from dse.core.cost import per_image as cost_model
 
     cost, gains = [], []
     for net in sorted(df.network.unique()):

@@ -9,17 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dse.view.pareto import OBJECTIVES as PARETO_OBJECTIVES, cheapest_meeting, pareto_front
-from dse.core.paper import DROPCONNECT_RATES, FAULT_RATES, WIDTHS  # noqa: F401  the space the app offers
-from dse.core.stats import CHANCE_ACCURACY, at_chance  # noqa: F401  what the page says of a collapse
-from dse.core.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
+from dse.core.cost.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
+from dse.core.cost.isaac import BREAKDOWN_LABELS, DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
+from dse.core.cost.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
 from dse.core.errors import DSEError  # noqa: F401  what the page reports as a one-line error
-from dse.core.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
-from dse.core.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
+from dse.core.paper import DROPCONNECT_RATES, FAULT_RATES, WIDTHS  # noqa: F401  the space the app offers
 from dse.core.protocol import BN_CHOICES as BN_PROTOCOLS  # the page's order: the default first
 from dse.core.protocol import DEFAULT_BN, DEFAULT_CALIB_IMAGES, FAULT_MODEL_NAMES as FAULT_MODELS, bn_label
 from dse.core.protocol import fault_model_label  # noqa: F401  how the page names a fault model
-from dse.results.store import DesignPoint, Store, label  # noqa: F401  label: the names the page shows
+from dse.core.stats import CHANCE_ACCURACY, at_chance  # noqa: F401  what the page says of a collapse
+from dse.results.catalog import ensure_costs, sync
+from dse.results.store import DesignPoint, Store, label, open_store  # noqa: F401  label: the names the page shows
+from dse.view.pareto import OBJECTIVES as PARETO_OBJECTIVES, cheapest_meeting, pareto_front
 
 # the design space the explorer offers (torch-free, so the page renders without importing torch;
 # tests/test_explore.py checks it against the model registry)
@@ -63,7 +64,7 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     return df.merge(c, on=ARCH, how="left")
 
 
-def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn: str = DEFAULT_BN,
+def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, bn: str = DEFAULT_BN,
                  calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
                  fault_model: str = "sa1", processor: tuple[float, float] | None = None) -> pd.DataFrame:
     """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
@@ -96,7 +97,7 @@ def design_table(store: Store, fault_rate: float, cost_model: str = "paper", bn:
 
 def computed_costs(points: pd.DataFrame, cost_model: str, options: dict) -> pd.DataFrame:
     """Costs of every architecture in `points` under `options` (cost_options), in store.costs()'s shape
-    (torch: the counts are cached per architecture in dse.core.cost)."""
+    (torch: the counts are cached per architecture in dse.core.cost.per_image)."""
     rows = []
     for arch in points[ARCH].drop_duplicates().itertuples(index=False):
         t = estimate_totals(DesignPoint(arch.network, float(arch.width), int(arch.shortcut_kernel), arch.mapping),
@@ -106,7 +107,7 @@ def computed_costs(points: pd.DataFrame, cost_model: str, options: dict) -> pd.D
 
 
 # the off-crossbar processor as `dse cost` takes it (--cpu-gmacs, --cpu-pj-per-mac): defaults and allowed ranges,
-# torch-free for the page (tests/test_explore.py checks them against dse.core.cost.Processor)
+# torch-free for the page (tests/test_explore.py checks them against dse.core.cost.per_image.Processor)
 DEFAULT_PROCESSOR = (100.0, 20.0)
 PROCESSOR_LIMITS = {"cpu_gmacs": ("the processor's sustained GMAC/s", 1e-3, 1e7),
                     "cpu_pj_per_mac": ("the processor's energy per MAC in pJ", 1e-3, 1e6)}
@@ -133,7 +134,7 @@ def cost_options(cost_model: str, hardware: dict | None = None,
 
 def estimate_totals(point: DesignPoint, cost_model: str, options: dict) -> dict:
     """A point's cost totals computed under `options` (cost_options), as `dse cost` computes them."""
-    from dse.core.cost import Processor, estimate
+    from dse.core.cost.per_image import Processor, estimate  # torch: only when costs are computed
 
     knobs = dict(options)
     if "processor" in knobs:
@@ -259,8 +260,6 @@ def fronts(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def breakdown_rows(costs: dict[str, dict], what: str = "energy") -> pd.DataFrame:
     """Long-form energy (uJ) or area (mm^2) by component for a few design points ({label: totals}): the page's
     stacked bar for the selected point and its neighbours. Totals without a breakdown are left out."""
-    from dse.core.isaac import BREAKDOWN_LABELS
-
     key = "energy_breakdown_uj" if what == "energy" else "area_breakdown_mm2"
     rows = [{"design": name, "component": BREAKDOWN_LABELS[k], "value": v}
             for name, t in costs.items() if t and key in t for k, v in t[key].items()]
@@ -302,9 +301,6 @@ def stored_cost(store: Store, point: DesignPoint, cost_model: str) -> dict | Non
 
 def open_results(path=None) -> tuple[Store, dict]:
     """The results store, filled from the checkpoint folders (catalog.sync): what the page reads."""
-    from dse.results.catalog import sync
-    from dse.results.store import open_store
-
     store = open_store(path)
     return store, sync(store)
 
@@ -318,8 +314,6 @@ def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict
         return estimate_totals(point, cost_model, options)
     totals = stored_cost(store, point, cost_model)
     if totals is None:
-        from dse.results.catalog import ensure_costs
-
         ensure_costs(store, [point])
         totals = stored_cost(store, point, cost_model)
     return totals

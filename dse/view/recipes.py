@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dse.core.io.atomic import atomic_write
+
 RECIPE_KEYS = ("schedule", "ema", "cutout", "bn_lr_scale")
 
 
 def study_rows(folder: Path) -> list[dict]:
     """Every run in `folder`: finished checkpoints, and the partials of runs without one."""
-    from dse.core.checkpoint import load_checkpoint
+    from dse.core.io.checkpoint import load_checkpoint
 
     rows = []
     done = sorted(Path(folder).glob("*.safetensors"))
@@ -57,8 +59,6 @@ def curve_figure(rows: list[dict]):
 
 def write_report(rows: list[dict], stem: Path) -> list[Path]:
     """<stem>.md with the table; the figure as <stem>.png, or <stem>.html where PNG export is unavailable."""
-    from dse.core.io import atomic_write
-
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(stem.with_suffix(".md"), (table_markdown(rows) + "\n").encode())

@@ -19,11 +19,16 @@ import numpy as np
 import pandas as pd
 
 from dse.core.errors import DSEError
+from dse.core.io.atomic import atomic_write
 from dse.core.protocol import BN_PROTOCOLS, DEFAULT_BN
+from dse.core.recipes import recipe
+from dse.results.catalog import sync
 from dse.results.store import Store
 from dse.run.spec import SweepSpec
+from dse.view import charts
 from dse.view.claims import (PAPER_CLAIMS, TOLERANCE, _arch, base_width, best_over_p, best_p_table,  # noqa: F401
                              check_claims, fault_free, same_rates)
+from dse.view.explore import best_evaluations, bn_label, calibration_curve, label
 
 # Table II cells the paper gives (ns and uJ per image; its header's "s" and "kW" are mislabelled, see dse/cost.py)
 PAPER_TABLE_II = {
@@ -51,8 +56,6 @@ def grid_results(store: Store, spec: SweepSpec, bn: str = DEFAULT_BN) -> pd.Data
     """One row per (design point of the grid, fault rate) under BN protocol `bn` (SA1, rescaled; the chip
     protocol at the spec's calibration images), the evaluation with most instances on most images, with the
     point's fault-free accuracy."""
-    from dse.view.explore import best_evaluations
-
     wanted = {(p.point_id, f) for p, rates in spec.points() for f in rates}
     ev = store.evaluations()
     ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
@@ -70,8 +73,6 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
     crossbar count at each fault rate, the loss both ways (against the point's own fault-free accuracy, and
     against its architecture's p=0 model with the default mapping), how it was trained, and the compute it
     took; a last row totals the compute (the budget spent). The README's table of shipped results."""
-    from dse.view.explore import label
-
     pts = store.points()
     rows, train_s, eval_s = [], [], []
     for point, rates, grid in spec.blocks():
@@ -121,7 +122,7 @@ def _num(v, digits: int) -> str:
 
 def table_ii(spec: SweepSpec) -> pd.DataFrame:
     """Paper-mode latency and energy of the paper's Table II cells and of every architecture in the grid."""
-    from dse.core.cost import paper_cost
+    from dse.core.cost.per_image import paper_cost
 
     archs = {(n, w, 1) for n, w in PAPER_TABLE_II}
     archs |= {(p.network, p.width, p.shortcut_kernel) for p, _ in spec.points()}
@@ -146,8 +147,6 @@ def table_ii(spec: SweepSpec) -> pd.DataFrame:
 def figures(df: pd.DataFrame) -> dict:
     """name -> plotly figure, for whatever the grid's results support."""
     import plotly.express as px
-
-    from dse.view import charts
 
     figs = {}
     for net in sorted(df.network.unique()):
@@ -247,14 +246,10 @@ def claims_table(per: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame, table: pd.DataFrame,
-                     files: list[str], png_problem: str | None, sweep: dict | None) -> str:
+                     *, files: list[str], png_problem: str | None, sweep: dict | None) -> str:
     """The report: per BN protocol (`per[bn]` holds its results `df` and `points` table) the design points,
     accuracy under faults and best drop-connect rates; then the claims under every protocol, Table II and
     the figures."""
-    from dse.view.explore import bn_label, label
-
-    from dse.core.recipes import recipe
-
     r, p = spec.recipe, spec.protocol
     r = recipe(r["name"], epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"])
     lines = [f"# Reproduction: grid `{spec.name}`", "",
@@ -295,7 +290,7 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
               "the best design point against its own fault-free accuracy.", ""]
     lines += [_md_table(claims), ""]
     lines += ["## Table II: latency and energy on ISAAC (paper mode)", "",
-              "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.core.cost.paper_cost.", ""]
+              "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.core.cost.per_image.paper_cost.", ""]
     t = table.assign(width=table.width.map(lambda w: f"{w:g}x"), macs=table.macs.map(lambda m: f"{m:,}"))
     lines += [_md_table(t, ".2f"), ""]
     lines += ["## Figures", ""]
@@ -310,8 +305,6 @@ def calibration_table(store: Store, spec: SweepSpec, fault_rate: float = 0.3) ->
     """For each grid point with a calibration-image sweep at `fault_rate` (dse calib-curve: two or more chip
     image counts): accuracy, chip
     spread and worst chip against N, N = 0 being the paper's protocol. The README's calibration table."""
-    from dse.view.explore import calibration_curve, label
-
     parts = []
     for point, _ in spec.points():
         c = calibration_curve(store, point, fault_rate)
@@ -375,8 +368,6 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
     out.mkdir(parents=True, exist_ok=True)
     ckdir = Path(spec.checkpoint_dir).expanduser()
     if ckdir.is_dir():  # checkpoints there (a clone's shipped ones) and their manifest's evaluations
-        from dse.results.catalog import sync
-
         sync(store, [ckdir])
     per, figs = protocol_results(store, spec), {}
     for bn, d in per.items():
@@ -388,7 +379,8 @@ def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | 
     files, png_problem = write_figures(figs, out / "figures")
     claims = claims_table({bn: d["claims"] for bn, d in per.items()})
     table = table_ii(spec)
-    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table, files, png_problem, sweep))
+    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table, files=files, png_problem=png_problem,
+                                                     sweep=sweep))
     if readme is not None:
         tables = readme_tables(per, calib)
         paste_tables(readme, tables, optional=set(tables) - {"points", "best-p"})
@@ -408,8 +400,6 @@ def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optio
     """Replace what lies between `<!-- dse:NAME -->` and `<!-- /dse:NAME -->` in a Markdown file by the
     table NAME (written atomically): how the README's shipped results follow the checkpoints. A table in
     `optional` is skipped where the file has no markers for it."""
-    from dse.core.io import atomic_write
-
     path = Path(path)
     text = path.read_text()
     for name, table in tables.items():

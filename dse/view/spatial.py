@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dse.core.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
-from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name  # noqa: F401  the tab's choices
+from dse.core.evaluation.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
+from dse.core.faults.remap import remap_tile
+from dse.core.protocol import FAULT_PARAMS, MAX_SPARES, bn_label, fault_model_name, parse_fault_model  # noqa: F401  the tab's choices
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "spatial.json"  # the shipped report the app reads
 LAYOUTS = {"blind": "blind (as placed)", "remap": "remapped"}
@@ -109,7 +110,7 @@ def protocol_note(report: dict, bn: str, calib_images: int) -> str | None:
 
 
 def lifetime_curve(report: dict, point: str, fault_model: str, layout: str, trajectory, months) -> pd.DataFrame:
-    """Accuracy against months along `trajectory` (dse/core/lifetime.py), interpolated linearly between the
+    """Accuracy against months along `trajectory` (dse/core/evaluation/lifetime.py), interpolated linearly between the
     report's evaluated rates (fault-free at 0): a quick look; `python -m dse lifetime` evaluates each month."""
     rows = report_rows(report)
     g = rows[(rows.point == point) & (rows.fault_model == fault_model) & (rows.layout == layout)]
@@ -133,7 +134,7 @@ def lifetime_figure(curve: pd.DataFrame, target: float, title: str) -> go.Figure
     return fig
 
 
-def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, fault_model: str,
+def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, *, fault_model: str,
               rate: float, instance: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
     """One tile (the layer's first) of one chip: `stuck` (rows x columns + spares, bool), `occupied` (which cells
     hold a weight), and with +remap in the fault model `stuck_remapped`: the stuck cells as the remapped weights
@@ -141,11 +142,8 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
     remapping come from a freshly initialised model (a teaching view, not a result)."""
     import torch
 
-    from dse.core.faults import FaultInjector
+    from dse.core.faults.injector import FaultInjector
     from dse.core.models import build_model
-    from dse.core.protocol import parse_fault_model
-    from dse.core.remap import remap_tile
-
     torch.manual_seed(0)
     inj = FaultInjector(build_model(network, width, shortcut_kernel), mapping)
     spec = parse_fault_model(fault_model)
@@ -158,14 +156,15 @@ def tile_maps(network: str, width: float, shortcut_kernel: int, mapping: str, la
     return out
 
 
-def tile_gallery(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, models: list[str],
+def tile_gallery(network: str, width: float, shortcut_kernel: int, mapping: str, layer: str, *, models: list[str],
                  rate: float, instance: int = 0) -> go.Figure:
     """One tile of one chip under each fault model side by side (the physical map; dark cells are stuck)."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, horizontal_spacing=0.02)
     for k, model in enumerate(models):
-        stuck = tile_maps(network, width, shortcut_kernel, mapping, layer, model, rate, instance)["stuck"]
+        stuck = tile_maps(network, width, shortcut_kernel, mapping, layer, fault_model=model, rate=rate,
+                          instance=instance)["stuck"]
         fig.add_trace(go.Heatmap(z=stuck.astype(np.uint8)[::-1], colorscale=[[0, "#f2f2f2"], [1, "#b2182b"]],
                                  showscale=False), row=1, col=k + 1)
         fig.update_xaxes(showticklabels=False, row=1, col=k + 1)

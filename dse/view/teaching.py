@@ -36,7 +36,7 @@ def layer_shapes(network: str, width: float, shortcut_kernel: int, mapping: str)
     """Weight shapes of a design point's crossbar layers, from a model built on the meta device."""
     import torch
 
-    from dse.core.faults import crossbar_shapes
+    from dse.core.crossbar.mapping import crossbar_shapes
     from dse.core.models import build_model
 
     with torch.device("meta"):  # shapes only: nothing is allocated or initialised
@@ -52,7 +52,7 @@ def matrix_size(shape: tuple) -> tuple[int, int]:
 def fault_map(shapes: dict, layer: str, instance: int, rate: float) -> np.ndarray:
     """The whole of `layer`'s weight matrix on chip `instance` at fault `rate` (rows = in x k x k, columns =
     outputs, as large as the layer really is): True where a cell is stuck (SA1 and SA0 stick the same cells)."""
-    from dse.core.faults import tile_fault_map
+    from dse.core.faults.draws import tile_fault_map
 
     rows, cols = matrix_size(shapes[layer])
     return tile_fault_map(shapes, layer, instance, rate, tile=max(rows, cols))

@@ -41,7 +41,7 @@ def evaluation(evals: pd.DataFrame, point_id: str, fault_rate: float, bn: str = 
     return None if hit.empty else hit.iloc[0].to_dict()
 
 
-def point_yield(evals: pd.DataFrame, point_id: str, fault_rate: float, target: float, bn: str = DEFAULT_BN,
+def point_yield(evals: pd.DataFrame, point_id: str, fault_rate: float, target: float, *, bn: str = DEFAULT_BN,
                 calib_images: int = DEFAULT_CALIB_IMAGES, level: float = LEVEL, fault_model: str = "sa1") -> dict | None:
     """chip_yield of one design point's chips at `fault_rate` and accuracy `target` (percent), with the
     protocol that produced them (`bn_protocol`) and the evaluation's test images; None when not evaluated."""
@@ -60,7 +60,7 @@ def default_targets(accuracies, points: int = 201) -> np.ndarray:
     return np.round(np.linspace(lo, hi, points), 4)
 
 
-def yield_curve(evals: pd.DataFrame, point_id: str, fault_rate: float, bn: str = DEFAULT_BN,
+def yield_curve(evals: pd.DataFrame, point_id: str, fault_rate: float, *, bn: str = DEFAULT_BN,
                 calib_images: int = DEFAULT_CALIB_IMAGES, targets=None, level: float = LEVEL,
                 fault_model: str = "sa1") -> pd.DataFrame:
     """Yield against accuracy target for one design point: columns target, yield, low, high, k, n,
@@ -75,7 +75,7 @@ def yield_curve(evals: pd.DataFrame, point_id: str, fault_rate: float, bn: str =
     return pd.DataFrame(rows).assign(bn_protocol=bn_label(bn, calib_images))[cols]
 
 
-def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault_rate: float, target: float, bn: str = DEFAULT_BN,
+def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault_rate: float, target: float, *, bn: str = DEFAULT_BN,
                 calib_images: int = DEFAULT_CALIB_IMAGES, level: float = LEVEL, fault_model: str = "sa1") -> pd.DataFrame:
     """The design table (explore.design_table at the same fault rate and protocol) with each point's yield at
     `target`: yield, yield_low, yield_high (fractions), chips_meeting, chips (NaN where not evaluated)."""

@@ -2,7 +2,7 @@
 be killed, so a test can SIGKILL it exactly mid-epoch or inside an atomic write.
 
 DSE_STALL = "train_step:N": before the N-th training step;
-DSE_STALL = "atomic_write:GLOB:N": in the N-th dse.core.io.atomic_write to a file named like GLOB, once the temp
+DSE_STALL = "atomic_write:GLOB:N": in the N-th dse.core.io.atomic.atomic_write to a file named like GLOB, once the temp
 file is written and before it is synced and renamed over the target (where a kill hurts most).
 On arriving it writes its pid to DSE_STALL_FILE and sleeps."""
 from __future__ import annotations
@@ -35,27 +35,27 @@ def _nth(n: int, match):
 def install(spec: str) -> None:
     where, *rest = spec.split(":")
     if where == "train_step":
-        import dse.core.train
+        import dse.core.training.train
 
-        real_step, hit_step = dse.core.train.train_step, _nth(int(rest[0]), lambda _: True)
+        real_step, hit_step = dse.core.training.train.train_step, _nth(int(rest[0]), lambda _: True)
 
         def train_step(*args, **kwargs):
             if hit_step(None):
                 _stall()
             return real_step(*args, **kwargs)
 
-        dse.core.train.train_step = train_step
+        dse.core.training.train.train_step = train_step
     elif where == "atomic_write":
-        import dse.core.io  # patched before any module binds `from dse.core.io import atomic_write`
+        import dse.core.io.atomic  # patched before any module binds `from dse.core.io.atomic import atomic_write`
 
-        real_write, hit_write = dse.core.io.atomic_write, _nth(int(rest[1]), lambda p: fnmatch.fnmatch(Path(p).name, rest[0]))
+        real_write, hit_write = dse.core.io.atomic.atomic_write, _nth(int(rest[1]), lambda p: fnmatch.fnmatch(Path(p).name, rest[0]))
 
         def atomic_write(path, data):
             if hit_write(path):
                 os.fsync = _stall  # atomic_write calls it after writing the temp file, before the rename
             return real_write(path, data)
 
-        dse.core.io.atomic_write = atomic_write
+        dse.core.io.atomic.atomic_write = atomic_write
     else:
         raise SystemExit(f"unknown stall point {spec!r}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse.core.checkpoint import load_checkpoint, save_checkpoint
+from dse.core.io.checkpoint import load_checkpoint, save_checkpoint
 from dse.core.models import build_model
 from tests.fixtures import POINTS, build_store, write_checkpoint
 from tests.hardening.common import ROOT, env, one_line_error, run_cli
@@ -139,9 +139,9 @@ def test_a_valid_checkpoint_whose_header_starts_like_a_pickle_loads(tmp_path):
 UNPICKLERS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "_pickle.load", "_pickle.loads", "_pickle.Unpickler",
               "dill.load", "dill.loads", "cloudpickle.load", "cloudpickle.loads", "joblib.load", "pandas.read_pickle",
               "marshal.load", "marshal.loads", "shelve.open", "torch.jit.load", "torch.serialization.load"}
-# dse/core/data.py reads CIFAR-10's python batches (pickles by format) with _ArrayUnpickler, a pickle.Unpickler whose
+# dse/core/io/data.py reads CIFAR-10's python batches (pickles by format) with _ArrayUnpickler, a pickle.Unpickler whose
 # find_class admits numpy's array reconstruction only: a hostile batch fails (tests/test_data.py feeds it one)
-REVIEWED = {("dse/core/data.py", "pickle.Unpickler")}
+REVIEWED = {("dse/core/io/data.py", "pickle.Unpickler")}
 
 
 def unsafe_loads(source: str, name: str) -> list[str]:
@@ -190,6 +190,6 @@ def test_nothing_in_dse_or_the_app_unpickles_user_files():
     files = sorted((ROOT / "dse").rglob("*.py")) + [ROOT / "app.py"]
     found = [f for path in files for f in unsafe_loads(path.read_text(), path.relative_to(ROOT).as_posix())]
     assert not found, found
-    from dse.core.data import _ArrayUnpickler
+    from dse.core.io.data import _ArrayUnpickler
 
     assert {module.split(".")[0] for module, _ in _ArrayUnpickler.ALLOWED} == {"numpy"}

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse.run import jobs
-from dse.core.checkpoint import load_checkpoint
+from dse.core.io.checkpoint import load_checkpoint
+from dse.core.training.train import partial_path
 from dse.results.store import DesignPoint, Store
+from dse.run import jobs
 from dse.run.spec import load_spec
 from dse.run.sweep import run_sweep
-from dse.core.train import partial_path
 from tests.hardening.common import ROOT, one_thread, run_cli, run_until_stalled
 from tests.test_data import make_tree
 

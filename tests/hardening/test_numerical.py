@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-import dse.core.train
-from dse.core.checkpoint import load_checkpoint
 from dse.core.errors import DSEError
-from dse.core.evaluate import Protocol, evaluate
-from dse.core.train import Recipe, TrainConfig, partial_path, train
+from dse.core.evaluation.evaluate import Protocol, evaluate
+from dse.core.io.checkpoint import load_checkpoint
+import dse.core.training.train
+from dse.core.training.train import Recipe, TrainConfig, partial_path, train
 from tests.fixtures import POINTS, build_store, fake_result
 from tests.hardening.common import one_thread, run_cli
 from tests.test_app import app, metric
@@ -33,7 +33,7 @@ def quiet(*_):
 def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_data, monkeypatch, poisoned_step):
     """An overflow in step 6 or 8 (both in epoch 2): after step 8 the epoch's loss is still finite, only the
     weights show it, and epoch 2 must not be saved as the resume point."""
-    real, calls = dse.core.train.train_step, [0]
+    real, calls = dse.core.training.train.train_step, [0]
 
     def overflowing_step(model, *args):
         out = real(model, *args)
@@ -44,7 +44,7 @@ def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_d
         return out
 
     out = tmp_path / "m.safetensors"
-    monkeypatch.setattr(dse.core.train, "train_step", overflowing_step)
+    monkeypatch.setattr(dse.core.training.train, "train_step", overflowing_step)
     with one_thread(), pytest.raises(DSEError) as e:
         train(config(), tiny_data, out, progress=False, log=quiet)
     assert str(e.value).startswith("training diverged at epoch 2: ") and f"kept in {partial_path(out)}" in str(e.value)
@@ -52,7 +52,7 @@ def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_d
     assert kept.meta["epochs_done"] == 1 and all(torch.isfinite(t).all() for t in kept.state.values())
     assert not out.exists()
 
-    monkeypatch.setattr(dse.core.train, "train_step", real)  # the last good epoch resumes to a finished model
+    monkeypatch.setattr(dse.core.training.train, "train_step", real)  # the last good epoch resumes to a finished model
     with one_thread():
         meta = train(config(), tiny_data, out, progress=False, log=quiet, resume=True)
     assert meta["complete"] and all(torch.isfinite(t).all() for t in load_checkpoint(out).state.values())
@@ -71,7 +71,7 @@ def trained(tmp_path_factory, tiny_data):
 
 def test_accuracy_at_chance_is_a_result_not_an_error(trained, tiny_data):
     with one_thread():
-        fine, gone = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.99], Protocol(instances=2),
+        fine, gone = evaluate(trained, tiny_data.test_x, tiny_data.test_y, [0.0, 0.99], protocol=Protocol(instances=2),
                               progress=False)["results"]
     assert fine["mean"] > 30 and not fine["at_chance"]
     assert abs(gone["mean"] - 10.0) <= 3 and gone["at_chance"]  # 99% of crossbar weights read 0: it guesses
@@ -79,7 +79,7 @@ def test_accuracy_at_chance_is_a_result_not_an_error(trained, tiny_data):
 
 def write_tree(data, root):
     """The synthetic data as an image tree (PNG is lossless: the same tensors come back)."""
-    from dse.core.data import CLASSES
+    from dse.core.io.data import CLASSES
 
     for split, xs, ys in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
         for i, (x, y) in enumerate(zip(xs, ys)):

@@ -1,12 +1,12 @@
 """Path confinement: a path typed into the app or written in a sweep spec must resolve inside the configured
-folders (dse/core/paths.py: the working folder, $DSE_DATA's folder, $DSE_CHECKPOINTS, $DSE_RUNS, $DSE_ALLOWED_DIRS);
+folders (dse/core/io/paths.py: the working folder, $DSE_DATA's folder, $DSE_CHECKPOINTS, $DSE_RUNS, $DSE_ALLOWED_DIRS);
 `..`, absolute paths and links cannot lead out. Paths typed on the command line are the user's own."""
 import os
 
 import pytest
 
 from dse.core.errors import DSEError
-from dse.core.paths import check_inside, checkpoint_roots, data_roots
+from dse.core.io.paths import check_inside, checkpoint_roots, data_roots
 from dse.results.store import Store
 from tests.hardening.common import one_line_error, run_cli
 from tests.test_app import app

@@ -47,8 +47,8 @@ def design_table(state: PageState) -> pd.DataFrame:
 @st.cache_data(ttl=600, show_spinner=False)
 def _design_table(_store: Store, version: str, results: ResultsSpec, cost: CostSpec) -> pd.DataFrame:
     r = results
-    return explore.design_table(_store, r.fault_rate, cost.model, r.bn, r.calib_images, cost.knobs, r.fault_model,
-                                cost.processor)
+    return explore.design_table(_store, r.fault_rate, cost.model, bn=r.bn, calib_images=r.calib_images,
+                                hardware=cost.knobs, fault_model=r.fault_model, processor=cost.processor)
 
 
 def point_status(state: PageState) -> explore.PointStatus:
@@ -69,16 +69,18 @@ def _point_cost(_store: Store, point: DesignPoint, cost: CostSpec) -> dict:
 # Building plotly figures is most of a page's server time, and they are only read afterwards: each is built
 # once per store version and selection and shared by every session (cache_resource: no copy per session).
 def pareto_figure(state: PageState, objective: str, recommended: str | None):
-    return _pareto_figure(store(), version(), state.results, state.cost, objective, state.point.point_id,
-                          recommended)
+    return _pareto_figure(store(), version(), state.results, state.cost, objective,
+                          marked=(state.point.point_id, recommended))
 
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def _pareto_figure(_store: Store, version: str, results: ResultsSpec, cost: CostSpec, objective: str,
-                   selected: str, recommended: str | None):
+def _pareto_figure(_store: Store, version: str, results: ResultsSpec, cost: CostSpec, objective: str, *,
+                   marked: tuple[str, str | None]):
+    """marked: (the selected point's id, the recommended one's or None)."""
     table = _design_table(_store, version, results, cost)
-    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected, recommended,
-                        results.fault_rate, cost.model, results.fault_model)
+    fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected=marked[0],
+                        recommended=marked[1], fault_rate=results.fault_rate, cost_model=cost.model,
+                        fault_model=results.fault_model)
     return charts.subtitle(fig, f"BN: {results.bn_label} · {explore.sample_label(table)} per point")
 
 
@@ -151,8 +153,8 @@ def yield_table(state: PageState, target: float) -> pd.DataFrame:
 @st.cache_data(ttl=600, show_spinner=False)
 def _yield_table(_store: Store, version: str, results: ResultsSpec, cost: CostSpec, target: float) -> pd.DataFrame:
     table = _design_table(_store, version, results, cost)
-    return yields.with_yields(table, _store.evaluations(), results.fault_rate, target, results.bn,
-                              results.calib_images, fault_model=results.fault_model)
+    return yields.with_yields(table, _store.evaluations(), results.fault_rate, target, bn=results.bn,
+                              calib_images=results.calib_images, fault_model=results.fault_model)
 
 
 def yield_figure(state: PageState, target: float, title: str) -> tuple:
@@ -163,8 +165,8 @@ def yield_figure(state: PageState, target: float, title: str) -> tuple:
 def _yield_figure(_store: Store, version: str, point: DesignPoint, results: ResultsSpec, target: float,
                   title: str) -> tuple:
     r = results
-    curve = yields.yield_curve(_store.evaluations(), point.point_id, r.fault_rate, r.bn, r.calib_images,
-                               fault_model=r.fault_model)
+    curve = yields.yield_curve(_store.evaluations(), point.point_id, r.fault_rate, bn=r.bn,
+                               calib_images=r.calib_images, fault_model=r.fault_model)
     fig = charts.yield_curve(curve, title, target)
     row = yields.evaluation(_store.evaluations(), point.point_id, r.fault_rate, r.bn, r.calib_images, r.fault_model)
     sample = f" · {int(row['n'])} chips × {int(row['test_images']):,} images" if row else ""
@@ -205,5 +207,5 @@ def fault_map_figure(arch: DesignPoint, layer: str, fault_model: str, rate: floa
 @st.cache_data(show_spinner=False)
 def tile_maps(arch: DesignPoint, layer: str, fault_model: str, rate: float, instance: int) -> dict:
     """One tile of one chip under `fault_model` (imports torch)."""
-    return spatial.tile_maps(arch.network, arch.width, arch.shortcut_kernel, arch.mapping, layer, fault_model, rate,
-                             instance)
+    return spatial.tile_maps(arch.network, arch.width, arch.shortcut_kernel, arch.mapping, layer,
+                             fault_model=fault_model, rate=rate, instance=instance)

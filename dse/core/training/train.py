@@ -30,17 +30,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dse.core.calibrate import DEFAULT_RATES, calibrate_bn
-from dse.core.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
-from dse.core.data import Cifar10, cutout, head, normalize, random_crop_flip
-from dse.core.precision import autocast, default_precision, resolve
-from dse.core.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
+from dse.core.crossbar.mapping import MappingPolicy, crossbar_layers
+from dse.core.crossbar.quantize import quantize
 from dse.core.errors import DSEError
-from dse.core.faults import quantize
-from dse.core.mapping import MappingPolicy, crossbar_layers
+from dse.core.evaluation.calibrate import DEFAULT_RATES, calibrate_bn
+from dse.core.faults.dropconnect import add_dropconnect, check_rate, plain_state_dict, remove_dropconnect
+from dse.core.io.checkpoint import bn_buffers, library_versions, load_bn_buffers, load_checkpoint, save_checkpoint
+from dse.core.io.data import Cifar10, cutout, head, normalize, random_crop_flip
 from dse.core.models import build_model
 from dse.core.recipes import Recipe
-from dse.core.widen import widened_state
+from dse.core.runtime.precision import autocast, default_precision, resolve
+from dse.core.training.widen import widened_state
 
 
 @dataclass
@@ -99,7 +99,7 @@ def accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device, b
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, x_uint8: Tensor,
-               y: Tensor, generator: torch.Generator, recipe: Recipe, device: torch.device,
+               y: Tensor, *, generator: torch.Generator, recipe: Recipe, device: torch.device,
                precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """One step of the recipe on a uint8 batch (crop+flip, normalise, forward, backward, update); returns
     (loss, logits). The trainer's loop body, shared with the benchmark so that it times this very code."""
@@ -216,7 +216,7 @@ def _init_checkpoint(cfg: TrainConfig):
     if not path.is_file():
         raise DSEError(f"init checkpoint {str(path)!r} does not exist; train it first")
     base = load_checkpoint(path)
-    m = base.meta  # the width and the shortcut kernel may grow: see dse.core.widen and grown_state
+    m = base.meta  # the width and the shortcut kernel may grow: see dse.core.training.widen and grown_state
     if (m["network"] != cfg.network or float(m["width"]) > cfg.width or m["shortcut_kernel"] > cfg.shortcut_kernel
             or not m.get("complete", True)):
         raise DSEError(f"init checkpoint {path.name} is {m['network']} width {float(m['width']):g} kernel "
@@ -289,15 +289,200 @@ def _metadata(cfg: TrainConfig, data: Cifar10, policy: MappingPolicy, init, n_tr
     return meta
 
 
-def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.device, policy: MappingPolicy,
-            meta: dict, history: list, elapsed: float, out: Path, progress: bool, log: Callable[[str], None]) -> dict:
-    """After the last epoch: drop-connect off, weights as stored (fp16 if asked), BN calibrated per fault
-    rate, fault-free accuracy with the p' = 0 statistics; the checkpoint written and the partial removed."""
-    r, part = cfg.recipe, partial_path(out)
+@dataclass
+class _Run:
+    """What one training run's steps, partial saves and resume share (set up by `_prepare`)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    policy: MappingPolicy
+    part: Path  # the partial checkpoint
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    ema: Ema | None
+    scaler: torch.amp.GradScaler
+    precision: str  # the training steps', resolved
+    train_x: Tensor
+    train_y: Tensor
+    steps_per_epoch: int
+    total: int  # steps in the whole run
+    warmup: int  # steps
+    meta: dict
+    history: list = field(default_factory=list)
+    elapsed: float = 0.0  # training seconds so far, resumed runs' included
+    start_epoch: int = 0
+    start_step: int = 0  # within start_epoch: a partial saved mid-epoch
+
+
+def _build(cfg: TrainConfig, ck, init, device: torch.device, policy: MappingPolicy) -> nn.Module:
+    """The model training starts from: the partial's, the init checkpoint's grown to this network, or fresh;
+    on the device, channels_last, drop-connect on its crossbar layers."""
+    if ck is not None:
+        model = ck.build_model()
+    elif init is not None:
+        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
+        model.load_state_dict(init_state(init, cfg, model))  # checks every key and shape itself
+    else:
+        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
+    model = model.to(device, memory_format=torch.channels_last)
+    add_dropconnect(model, cfg.dropconnect, policy)
+    return model
+
+
+def _prepare(cfg: TrainConfig, data: Cifar10, ck, *, device: torch.device, policy: MappingPolicy, part: Path,
+             precision: str | None, log: Callable[[str], None]) -> _Run:
+    """The model, optimizer, EMA, precision and training images of a run, seeded as a fresh run is."""
+    r = cfg.recipe
+    torch.manual_seed(cfg.seed)
+    init = _init_checkpoint(cfg) if cfg.init else None
+    model = _build(cfg, ck, init, device, policy)
+    opt = torch.optim.SGD(param_groups(model, r), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
+    ema = Ema(model, r.ema) if r.ema else None
+    scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16 needs no loss scaling; fp16 is not used
+    choice = resolve(precision or default_precision(), cfg.network, "train", device, log)
+    log(f"training precision: {choice}")
+
+    train_x, train_y = head(data.train_x, data.train_y, cfg.max_train_images)
+    train_x, train_y = train_x.to(device), train_y.to(device)
+    steps_per_epoch = len(train_x) // r.batch_size
+    if steps_per_epoch < 1:
+        raise DSEError(f"batch size {r.batch_size} exceeds the {len(train_x)} training images")
+    return _Run(cfg=cfg, device=device, policy=policy, part=part, model=model, opt=opt, ema=ema, scaler=scaler,
+                precision=choice.precision, train_x=train_x, train_y=train_y, steps_per_epoch=steps_per_epoch,
+                total=steps_per_epoch * r.epochs, warmup=max(1, int(r.warmup_epochs * steps_per_epoch)),
+                meta=_metadata(cfg, data, policy, init, len(train_x), device))
+
+
+def _restore(run: _Run, ck, resume: bool, log: Callable[[str], None]) -> None:
+    """The optimizer, EMA, clocks and history of the partial checkpoint `ck`, when resuming one."""
+    if ck is not None:
+        _load_optimizer_state(run.opt, ck.extra, ck.meta["optimizer_groups"])
+        if run.ema is not None:
+            run.ema.load(ck.extra)
+        run.start_epoch, run.elapsed, run.history = ck.meta["epochs_done"], ck.meta["train_time_s"], ck.meta["history"]
+        run.start_step = ck.meta.get("epoch_steps_done", 0)  # older partials hold whole epochs only
+        if ck.meta.get("grad_scaler"):
+            run.scaler.load_state_dict(ck.meta["grad_scaler"])
+        log(f"resuming {run.part} at epoch {run.start_epoch}/{run.cfg.recipe.epochs}"
+            + (f", step {run.start_step}/{run.steps_per_epoch}" if run.start_step else ""))
+    elif resume:
+        log(f"no {run.part} to resume; starting from scratch")
+
+
+def _save_partial(run: _Run, epochs_done: int, steps_done: int, loss_sum: Tensor, correct: Tensor,
+                  g: torch.Generator) -> None:
+    """Everything a resumed run needs to continue exactly here (steps_done > 0: mid-epoch)."""
+    tensors, groups = _optimizer_state(run.opt)
+    if run.ema is not None:
+        tensors.update(run.ema.state())
+    progress_meta = {}
+    if steps_done:
+        tensors["rng.data"], tensors["rng.cpu"] = g.get_state(), torch.get_rng_state()
+        if run.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+        progress_meta = {"epoch_steps_done": steps_done, "epoch_loss_sum": loss_sum.item(),
+                         "epoch_correct": int(correct.item())}
+    save_checkpoint(run.part, plain_state_dict(run.model),
+                    {**run.meta, "epochs_done": epochs_done, "train_time_s": run.elapsed, "history": run.history,
+                     "optimizer_groups": groups, "complete": False, **progress_meta,
+                     **({"grad_scaler": run.scaler.state_dict()} if run.scaler.is_enabled() else {})},
+                    extra=tensors)
+
+
+def _epoch_start(run: _Run, epoch: int, ck) -> tuple[torch.Generator, Tensor, Tensor, Tensor, int]:
+    """The epoch's data order and running sums, seeded per epoch; on a mid-epoch resume, the generators and
+    sums as they were at the saved step. Returns (generator, order, loss sum, correct, first step)."""
+    device = run.device
+    g = torch.Generator(device=device).manual_seed(_seed_for(run.cfg.seed, "data", epoch))
+    torch.manual_seed(_seed_for(run.cfg.seed, "dropconnect", epoch))
+    order = torch.randperm(len(run.train_x), generator=g, device=device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    first = 0
+    if epoch == run.start_epoch and run.start_step:
+        first = run.start_step
+        g.set_state(ck.extra["rng.data"])
+        torch.set_rng_state(ck.extra["rng.cpu"])
+        if device.type == "cuda" and "rng.cuda" in ck.extra:
+            torch.cuda.set_rng_state(ck.extra["rng.cuda"], device)
+        loss_sum += ck.meta["epoch_loss_sum"]
+        correct += ck.meta["epoch_correct"]
+    return g, order, loss_sum, correct, first
+
+
+def _run_epoch(run: _Run, epoch: int, ck, *, save_every_s: float | None, progress: bool,
+               on_step: Callable[[int, int], None] | None) -> tuple[Tensor, Tensor, torch.Generator, float]:
+    """The steps of one epoch (from a mid-epoch resume's step on), with partial saves every `save_every_s`.
+    Returns (loss sum, correct, data generator, the clock the epoch's unsaved time counts from)."""
+    r = run.cfg.recipe
+    t0 = last_save = time.perf_counter()
+    g, order, loss_sum, correct, first = _epoch_start(run, epoch, ck)
+    bar = tqdm(range(first, run.steps_per_epoch), desc=f"epoch {epoch + 1}/{r.epochs}", unit="step",
+               disable=not progress, leave=False, initial=first, total=run.steps_per_epoch)
+    for i in bar:
+        step = epoch * run.steps_per_epoch + i
+        lr = lr_at(step, run.total, run.warmup, r.lr, r.schedule)
+        for group in run.opt.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        idx = order[i * r.batch_size : (i + 1) * r.batch_size]
+        y = run.train_y[idx]
+        loss, logits = train_step(run.model, run.opt, run.scaler, run.train_x[idx], y, generator=g, recipe=r,
+                                  device=run.device, precision=run.precision)
+        if run.ema is not None:
+            run.ema.update(run.model, step)
+        loss_sum += loss.detach().float()
+        correct += (logits.argmax(1) == y).sum()
+        now = time.perf_counter()
+        if save_every_s is not None and now - last_save >= save_every_s and i + 1 < run.steps_per_epoch:
+            run.elapsed += now - t0
+            t0 = last_save = now
+            if finite_state(run.model):  # a diverged state is never saved over the last good one
+                _save_partial(run, epoch, i + 1, loss_sum, correct, g)
+        if on_step:
+            on_step(step + 1, run.total)
+    return loss_sum, correct, g, t0
+
+
+def _check_finite(run: _Run, epoch: int, train_loss: float) -> None:
+    """Stop a diverged run, keeping the last good partial checkpoint."""
+    bad = None
+    if not math.isfinite(train_loss):
+        bad = f"loss is {train_loss}"
+    elif not finite_state(run.model):  # the epoch's last step can leave inf/NaN weights behind a finite loss
+        bad = "the weights are no longer finite (inf/NaN)"
+    if bad:
+        kept = f"last good state kept in {run.part}" if run.part.exists() else "no earlier epoch to keep"
+        raise DSEError(f"training diverged at epoch {epoch + 1}: {bad}; {kept}")
+
+
+def _end_epoch(run: _Run, epoch: int, sums: tuple[Tensor, Tensor, torch.Generator, float], data: Cifar10, *,
+               track_test: bool, log: Callable[[str], None]) -> dict:
+    """After an epoch's last step: checked finite, timed, recorded in the history and saved as the partial."""
+    loss_sum, correct, g, t0 = sums
+    r = run.cfg.recipe
+    train_loss = loss_sum.item() / run.steps_per_epoch
+    _check_finite(run, epoch, train_loss)
+    run.elapsed += time.perf_counter() - t0
+    record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
+              "train_accuracy": round(100.0 * correct.item() / (run.steps_per_epoch * r.batch_size), 3),
+              "time_s": round(run.elapsed, 2), "precision": run.precision}
+    if track_test:  # the weights that would be saved now (the EMA's with its own BN), in fp32
+        acc = snapshot_accuracy(run.model, run.ema, run.cfg, data, run.train_x, run.device)
+        record["test_accuracy"] = round(acc, 3)
+    run.history.append(record)
+    _save_partial(run, epoch + 1, 0, loss_sum, correct, g)
+    log(f"epoch {epoch + 1}/{r.epochs}  loss {record['train_loss']:.4f}  "
+        f"train acc {record['train_accuracy']:.2f}%  {run.elapsed:.0f}s")
+    return record
+
+
+def _stored_weights(run: _Run) -> tuple[str, ...]:
+    """Drop-connect off and the weights rounded as they will be stored (fp16 if asked, the crossbar layers to
+    their 8-bit levels if asked); returns the names stored as 8-bit levels."""
+    model, cfg = run.model, run.cfg
     remove_dropconnect(model)
     model.eval()
-    stored_int8 = crossbar_layers(model, policy) if cfg.int8 else {}
-    int8 = tuple(f"{name}.weight" for name in stored_int8)
+    stored_int8 = crossbar_layers(model, run.policy) if cfg.int8 else {}
     with torch.no_grad():  # every figure below is then of the weights as stored
         if cfg.half:
             for p in model.parameters():
@@ -305,11 +490,19 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
         for m in stored_int8.values():
             levels, scale = quantize(m.weight)
             m.weight.copy_(levels * scale)
+    return tuple(f"{name}.weight" for name in stored_int8)
+
+
+def _finish(run: _Run, data: Cifar10, out: Path, progress: bool, log: Callable[[str], None]) -> dict:
+    """After the last epoch: drop-connect off, weights as stored (fp16 if asked), BN calibrated per fault
+    rate, fault-free accuracy with the p' = 0 statistics; the checkpoint written and the partial removed."""
+    model, cfg, device, r = run.model, run.cfg, run.device, run.cfg.recipe
+    int8 = _stored_weights(run)
     if r.ema:  # the saved weights are the EMA's: their own BN statistics, not the live weights'
         recompute_bn(model, cfg, data.train_x, device, max_images=cfg.calib_images)
     trained_bn_acc = accuracy(model, data.test_x, data.test_y, device)
     t0 = time.perf_counter()
-    bn_stats = calibrate_bn(model, data.train_x, cfg.calib_rates, policy, max_images=cfg.calib_images,
+    bn_stats = calibrate_bn(model, data.train_x, cfg.calib_rates, run.policy, max_images=cfg.calib_images,
                             seed=cfg.seed, device=device, progress=progress, crop_pad=r.crop_pad) if cfg.calib_rates else {}
     calib_time = time.perf_counter() - t0
     test_acc = trained_bn_acc
@@ -318,16 +511,16 @@ def _finish(model: nn.Module, cfg: TrainConfig, data: Cifar10, device: torch.dev
         load_bn_buffers(model, bn_stats[0.0])
         test_acc = accuracy(model, data.test_x, data.test_y, device)
         load_bn_buffers(model, saved)
-    used = sorted({h["precision"] for h in history if "precision" in h})  # several if resumed elsewhere
-    final = {**meta, "epochs_done": r.epochs, "complete": True, "train_time_s": round(elapsed, 2),
+    used = sorted({h["precision"] for h in run.history if "precision" in h})  # several if resumed elsewhere
+    final = {**run.meta, "epochs_done": r.epochs, "complete": True, "train_time_s": round(run.elapsed, 2),
              **({"precision": "+".join(used)} if used else {}),
-             "history": history, "test_accuracy": round(test_acc, 3),
+             "history": run.history, "test_accuracy": round(test_acc, 3),
              "test_accuracy_trained_bn": round(trained_bn_acc, 3),
              "calibration": {"rates": sorted(bn_stats), "images": cfg.calib_images or len(data.train_x),
                              "seed": cfg.seed, "time_s": round(calib_time, 2)}}
     save_checkpoint(out, plain_state_dict(model), final, bn_stats, half=cfg.half, int8=int8)
-    part.unlink(missing_ok=True)
-    log(f"wrote {out}: fault-free test accuracy {test_acc:.2f}% after {r.epochs} epochs ({elapsed:.0f}s)")
+    run.part.unlink(missing_ok=True)
+    log(f"wrote {out}: fault-free test accuracy {test_acc:.2f}% after {r.epochs} epochs ({run.elapsed:.0f}s)")
     return final
 
 
@@ -348,9 +541,7 @@ def train(
     precision: str | None = None,
     track_test: bool = False,
 ) -> dict:
-    """Train, calibrate BN, and write the checkpoint `out`; returns its metadata. Long because the epoch loop,
-    its mid-epoch resume and its partial saves share the optimizer, generators and clocks; split, they would
-    pass a dozen variables back and forth.
+    """Train, calibrate BN, and write the checkpoint `out`; returns its metadata.
     on_epoch(record) and on_step(done, total) report progress (the app's jobs use them).
     save_every_s: also write `<out>.partial` within an epoch once this many seconds have passed since the
     last write (None: at epoch ends only). precision: of the training steps, auto | fp32 | bf16 (None:
@@ -363,132 +554,20 @@ def train(
     r = cfg.recipe
     if r.epochs < 1:
         raise DSEError(f"epochs must be a positive integer, got {r.epochs!r}")
-    part = partial_path(out)
     done, ck = _start(cfg, out, resume, overwrite, log)
     if done is not None:
         return done
-    torch.manual_seed(cfg.seed)
-    init = _init_checkpoint(cfg) if cfg.init else None
-    if ck is not None:
-        model = ck.build_model()
-    elif init is not None:
-        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
-        model.load_state_dict(init_state(init, cfg, model))  # checks every key and shape itself
-    else:
-        model = build_model(cfg.network, cfg.width, cfg.shortcut_kernel)
-    model = model.to(device, memory_format=torch.channels_last)
-    add_dropconnect(model, cfg.dropconnect, policy)
-    opt = torch.optim.SGD(param_groups(model, r), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
-    ema = Ema(model, r.ema) if r.ema else None
-    scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16 needs no loss scaling; fp16 is not used
-    choice = resolve(precision or default_precision(), cfg.network, "train", device, log)
-    log(f"training precision: {choice}")
-
-    train_x, train_y = head(data.train_x, data.train_y, cfg.max_train_images)
-    train_x, train_y = train_x.to(device), train_y.to(device)
-    steps_per_epoch = len(train_x) // r.batch_size
-    if steps_per_epoch < 1:
-        raise DSEError(f"batch size {r.batch_size} exceeds the {len(train_x)} training images")
-    total = steps_per_epoch * r.epochs
-    warmup = max(1, int(r.warmup_epochs * steps_per_epoch))
-
-    start_epoch, start_step, elapsed, history = 0, 0, 0.0, []
-    if ck is not None:
-        _load_optimizer_state(opt, ck.extra, ck.meta["optimizer_groups"])
-        if ema is not None:
-            ema.load(ck.extra)
-        start_epoch, elapsed, history = ck.meta["epochs_done"], ck.meta["train_time_s"], ck.meta["history"]
-        start_step = ck.meta.get("epoch_steps_done", 0)  # older partials hold whole epochs only
-        if ck.meta.get("grad_scaler"):
-            scaler.load_state_dict(ck.meta["grad_scaler"])
-        log(f"resuming {part} at epoch {start_epoch}/{r.epochs}"
-            + (f", step {start_step}/{steps_per_epoch}" if start_step else ""))
-    elif resume:
-        log(f"no {part} to resume; starting from scratch")
-
-    meta = _metadata(cfg, data, policy, init, len(train_x), device)
-
-    def save_partial(epochs_done: int, steps_done: int, loss_sum: Tensor, correct: Tensor, g: torch.Generator):
-        """Everything a resumed run needs to continue exactly here (steps_done > 0: mid-epoch)."""
-        tensors, groups = _optimizer_state(opt)
-        if ema is not None:
-            tensors.update(ema.state())
-        progress_meta = {}
-        if steps_done:
-            tensors["rng.data"], tensors["rng.cpu"] = g.get_state(), torch.get_rng_state()
-            if device.type == "cuda":
-                tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-            progress_meta = {"epoch_steps_done": steps_done, "epoch_loss_sum": loss_sum.item(),
-                             "epoch_correct": int(correct.item())}
-        save_checkpoint(part, plain_state_dict(model),
-                        {**meta, "epochs_done": epochs_done, "train_time_s": elapsed, "history": history,
-                         "optimizer_groups": groups, "complete": False, **progress_meta,
-                         **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})},
-                        extra=tensors)
-
-    model.train()
-    for epoch in range(start_epoch, r.epochs):
-        t0 = last_save = time.perf_counter()
-        g = torch.Generator(device=device).manual_seed(_seed_for(cfg.seed, "data", epoch))
-        torch.manual_seed(_seed_for(cfg.seed, "dropconnect", epoch))
-        order = torch.randperm(len(train_x), generator=g, device=device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        first = 0
-        if epoch == start_epoch and start_step:  # mid-epoch resume: the generators as they were at that step
-            first = start_step
-            g.set_state(ck.extra["rng.data"])
-            torch.set_rng_state(ck.extra["rng.cpu"])
-            if device.type == "cuda" and "rng.cuda" in ck.extra:
-                torch.cuda.set_rng_state(ck.extra["rng.cuda"], device)
-            loss_sum += ck.meta["epoch_loss_sum"]
-            correct += ck.meta["epoch_correct"]
-        bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{r.epochs}", unit="step",
-                   disable=not progress, leave=False, initial=first, total=steps_per_epoch)
-        for i in bar:
-            step = epoch * steps_per_epoch + i
-            lr = lr_at(step, total, warmup, r.lr, r.schedule)
-            for group in opt.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            idx = order[i * r.batch_size : (i + 1) * r.batch_size]
-            y = train_y[idx]
-            loss, logits = train_step(model, opt, scaler, train_x[idx], y, g, r, device, choice.precision)
-            if ema is not None:
-                ema.update(model, step)
-            loss_sum += loss.detach().float()
-            correct += (logits.argmax(1) == y).sum()
-            now = time.perf_counter()
-            if save_every_s is not None and now - last_save >= save_every_s and i + 1 < steps_per_epoch:
-                elapsed += now - t0
-                t0 = last_save = now
-                if finite_state(model):  # a diverged state is never saved over the last good one
-                    save_partial(epoch, i + 1, loss_sum, correct, g)
-            if on_step:
-                on_step(step + 1, total)
-        train_loss = loss_sum.item() / steps_per_epoch
-        bad = None
-        if not math.isfinite(train_loss):
-            bad = f"loss is {train_loss}"
-        elif not finite_state(model):  # the epoch's last step can leave inf/NaN weights behind a finite loss
-            bad = "the weights are no longer finite (inf/NaN)"
-        if bad:
-            kept = f"last good state kept in {part}" if part.exists() else "no earlier epoch to keep"
-            raise DSEError(f"training diverged at epoch {epoch + 1}: {bad}; {kept}")
-        elapsed += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
-                  "train_accuracy": round(100.0 * correct.item() / (steps_per_epoch * r.batch_size), 3),
-                  "time_s": round(elapsed, 2), "precision": choice.precision}
-        if track_test:  # the weights that would be saved now (the EMA's with its own BN), in fp32
-            record["test_accuracy"] = round(snapshot_accuracy(model, ema, cfg, data, train_x, device), 3)
-        history.append(record)
-        save_partial(epoch + 1, 0, loss_sum, correct, g)
-        log(f"epoch {epoch + 1}/{r.epochs}  loss {record['train_loss']:.4f}  "
-            f"train acc {record['train_accuracy']:.2f}%  {elapsed:.0f}s")
+    run = _prepare(cfg, data, ck, device=device, policy=policy, part=partial_path(out), precision=precision, log=log)
+    _restore(run, ck, resume, log)
+    run.model.train()
+    for epoch in range(run.start_epoch, r.epochs):
+        sums = _run_epoch(run, epoch, ck, save_every_s=save_every_s, progress=progress, on_step=on_step)
+        record = _end_epoch(run, epoch, sums, data, track_test=track_test, log=log)
         if on_epoch:
             on_epoch({**record, "epochs": r.epochs})
         if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < r.epochs:
-            return {**meta, "epochs_done": epoch + 1, "complete": False}
+            return {**run.meta, "epochs_done": epoch + 1, "complete": False}
 
-    if ema is not None:  # the EMA is what is saved, with BN statistics recomputed for it
-        ema.copy_to(model)
-    return _finish(model, cfg, data, device, policy, meta, history, elapsed, out, progress, log)
+    if run.ema is not None:  # the EMA is what is saved, with BN statistics recomputed for it
+        run.ema.copy_to(run.model)
+    return _finish(run, data, out, progress, log)

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from dse.core.crossbar.mapping import MappingPolicy, crossbar_layers
 from dse.core.errors import DSEError
-from dse.core.mapping import MappingPolicy, crossbar_layers
 
 
 def check_rate(rate, what: str = "drop-connect rate") -> float:

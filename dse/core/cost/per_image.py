@@ -21,9 +21,9 @@ peak rate; isaac mode gives each layer only the crossbars its weights need, so a
 output positions one after another, 8 cycles each. Like with like: paper's figure is a time per image
 at full throughput, so compare it with isaac's interval_ns, not its latency_ns.
 
-Both models also give area_mm2, power_w and tops_per_w (dse/core/isaac.py: ISAAC's Table 6 figures; a MAC
+Both models also give area_mm2, power_w and tops_per_w (dse/core/cost/isaac.py: ISAAC's Table 6 figures; a MAC
 counts 2 ops). The hardware figures and knobs (crossbar size, bits per cell, ADC resolution, chips) are in
-dse/core/isaac.py.
+dse/core/cost/isaac.py.
 """
 from __future__ import annotations
 
@@ -37,8 +37,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from dse.core.errors import DSEError
-from dse.core.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_POWER_MW
+from dse.core.cost.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_POWER_MW
     COST_VERSION,
     ISAAC_AREA_MM2,  # noqa: F401
     ISAAC_CHIP,
@@ -51,10 +50,13 @@ from dse.core.isaac import (  # ISAAC_AREA_MM2: re-exported beside ISAAC_POWER_M
     event_energy_pj,
     occupied,
     tops_per_w,
+    unit_area_mm2,
 )
-from dse.core.mapping import MappingPolicy
+from dse.core.crossbar.mapping import MappingPolicy
+from dse.core.errors import DSEError
 from dse.core.models import build_model, check_network, check_width
 from dse.core.paper import WIDTHS as TABLE_WIDTHS
+from dse.core.protocol import MAX_SPARES
 
 INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image
 REGISTERS = ("input_register", "output_register")  # the IMA parts charged per crossbar busy, not per conversion
@@ -371,7 +373,7 @@ def isaac_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
 
     Assumptions (ours, where ISAAC or the paper is silent):
     - each layer has its own IMAs (ceil(crossbars x replicas / 8)); layers share tiles (tiles = ceil(IMAs/12));
-    - energy is counted per event (dse.core.isaac.event_energy_pj): ADC and shift-and-add per conversion of a
+    - energy is counted per event (dse.core.cost.isaac.event_energy_pj): ADC and shift-and-add per conversion of a
       used column, DACs per row driven, sample-and-holds per column, the array per cell read, the IMA's
       registers and the tile's share per crossbar busy a cycle; idle units are power-gated. HyperTransport
       links draw their power over the interval when the design spans chips;
@@ -607,13 +609,10 @@ def compare(networks=TABLE_NETWORKS, widths=TABLE_WIDTHS,
 
 def spare_columns_cost(network: str, width: float = 1.0, shortcut_kernel: int = 1,
                        policy: MappingPolicy | str = "default", spares: int = 0, **knobs) -> dict:
-    """What `spares` extra columns on every crossbar (a remapping's spare bit lines, dse/core/remap.py) add to
+    """What `spares` extra columns on every crossbar (a remapping's spare bit lines, dse/core/faults/remap.py) add to
     the isaac cost: the memristor array and the per-column sample-and-holds grow by spares/xbar_size; DACs
     (per row), the ADC (it converts the xbar_size columns in use, spares replacing stuck ones) and the timing
     are unchanged. Energy grows with the same share of the array's and sample-and-holds' energy."""
-    from dse.core.isaac import unit_area_mm2
-    from dse.core.protocol import MAX_SPARES
-
     if isinstance(spares, bool) or not isinstance(spares, int) or not 0 <= spares <= MAX_SPARES:
         raise DSEError(f"spare columns per crossbar must be an integer from 0 to {MAX_SPARES}, got {spares!r}")
     report = isaac_cost(network, width, shortcut_kernel, policy, **knobs)

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.core.io import atomic_write
+from dse.core.io.atomic import atomic_write
 from dse.core.protocol import LEGACY_BN
 
 

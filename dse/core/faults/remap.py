@@ -1,7 +1,7 @@
 """Remapping a known fault map: permute each tile's rows and columns so its stuck cells hit the least
 important weights, optionally onto S spare columns per tile.
 
-A tile stores a logical matrix (rows = inputs, columns = outputs; dse/core/placement.py); which physical word
+A tile stores a logical matrix (rows = inputs, columns = outputs; dse/core/crossbar/placement.py); which physical word
 line carries which input, and which bit line which output, is free at programming time (input and output
 routing), so any row permutation and any injective map of the columns onto the size + S physical columns is a
 valid layout. Choosing both to minimise the weight lost on stuck cells is a quadratic assignment problem; we
@@ -14,7 +14,6 @@ al., "Computation-oriented fault-tolerance schemes for RRAM computing systems", 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 ROUNDS = 4  # alternations; the loss usually stops falling after two or three
 
@@ -28,6 +27,8 @@ def remap_tile(fault: np.ndarray, cost: np.ndarray, rounds: int = ROUNDS) -> tup
     """Row and column permutations of one tile: fault (size, size + spares) bool, cost (size, size) >= 0, what
     each logical weight would lose on a stuck cell. Returns rows (size,) and cols (size,), the physical row and
     column of each logical one; the identity (spares unused) when nothing better is found."""
+    from scipy.optimize import linear_sum_assignment  # lazy: half a second to import, and only +remap needs it
+
     n = cost.shape[0]
     rows, cols = np.arange(n), np.arange(n)
     best = lost(fault, cost, rows, cols)

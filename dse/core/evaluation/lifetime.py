@@ -7,8 +7,8 @@ wear-out f(t) = f0 + (fmax - f0)(1 - exp(-(t/eta)^beta)) (eta, the scale, in mon
 Why Weibull: RRAM cell failures under cycling and retention stress are commonly fitted with Weibull
 statistics (e.g. B. Chen et al., "Physical mechanisms of endurance degradation in TMO-RRAM", IEDM 2011); the
 parameters here are placeholders to be fitted to a device's data, not measured ones.
-Because fault maps are nested across rates (dse/core/spatial.py, dse/core/faults.py), crossbar instance i is
-one chip whose defects only accumulate as f(t) grows. Each month is an ordinary evaluation at f(t) under the
+Because fault maps are nested across rates (dse/core/faults/draws.py, dse/core/faults/spatial.py), crossbar
+instance i is one chip whose defects only accumulate as f(t) grows. Each month is an ordinary evaluation at f(t) under the
 chosen BN protocol (`chip`: statistics re-estimated through each faulty chip, as a deployed chip would).
 Torch-free but for `evaluate_lifetime`.
 """
@@ -149,19 +149,20 @@ def lifetime_table(months, rates, results: dict[float, dict], target: float, min
     return out
 
 
-def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, months, protocol, target: float,
+def evaluate_lifetime(ckpt, test_x, test_y, trajectory: Trajectory, *, months, protocol, target: float,
                       min_yield: float | None = None, device="cpu", progress: bool = True, batch_size: int = 500,
                       calib_x=None, precision: str | None = None) -> dict:
-    """Accuracy against time: one evaluation (dse/core/evaluate.py) at each distinct f(month), then
+    """Accuracy against time: one evaluation (dse/core/evaluation/evaluate.py) at each distinct f(month), then
     lifetime_table. A month whose rate repeats another's reuses its result (the same chips)."""
-    from dse.core.evaluate import evaluate
+    from dse.core.evaluation.evaluate import evaluate  # lazy: the page draws lifetime curves from here, torch-free
 
     months = [float(m) for m in months]
     if not months or any(m < 0 for m in months) or any(b <= a for a, b in pairwise(months)):
         raise DSEError(f"months must be increasing and >= 0, got {', '.join(f'{m:g}' for m in months) or 'none'}")
     rates = [round(trajectory.rate(m), 12) for m in months]
     distinct = sorted(set(rates))
-    ev = evaluate(ckpt, test_x, test_y, distinct, protocol, device, progress, batch_size, calib_x=calib_x,
+    ev = evaluate(ckpt, test_x, test_y, distinct, protocol=protocol, device=device, progress=progress,
+                  batch_size=batch_size, calib_x=calib_x,
                   precision=precision)
     by_rate = dict(zip(distinct, ev["results"]))
     table = lifetime_table(months, rates, by_rate, target, min_yield)

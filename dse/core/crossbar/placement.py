@@ -1,5 +1,5 @@
 """Physical placement: where each crossbar weight sits on the 128x128 tiles, exactly as the isaac cost model
-counts them (dse/core/cost.py `crossbars_for`), so a cell at tile (t, r, c) holds at most one weight.
+counts them (dse/core/cost/per_image.py `crossbars_for`), so a cell at tile (t, r, c) holds at most one weight.
 
 One weight per cell, as the fault model has it (the paper's 8-bit cells: IsaacConfig's default
 bits_per_cell=8, so cells_per_weight=1); with fewer bits per cell a weight spans several cells and the
@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from dse.core.crossbar.mapping import crossbar_layers
 
 TILE = 128  # ISAAC's crossbar: IsaacConfig.xbar_size
 
@@ -79,8 +81,6 @@ def place(shapes: dict[str, tuple[int, ...]], groups: dict[str, int] | None = No
 
 def model_placement(model, policy="default", size: int = TILE) -> Placement:
     """The placement of a model's crossbar layers under a mapping policy (a meta-device model will do)."""
-    from dse.core.mapping import crossbar_layers
-
     layers = crossbar_layers(model, policy)
     return place({n: tuple(m.weight.shape) for n, m in layers.items()},
                  {n: getattr(m, "groups", 1) for n, m in layers.items()}, size)

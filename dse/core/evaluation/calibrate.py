@@ -12,13 +12,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dse.core.checkpoint import bn_buffers, load_bn_buffers
-from dse.core.data import normalize, random_crop_flip
-from dse.core.precision import autocast
-from dse.core.dropconnect import add_dropconnect, remove_dropconnect
-from dse.core.mapping import MappingPolicy
+from dse.core.crossbar.mapping import MappingPolicy
+from dse.core.faults.dropconnect import add_dropconnect, remove_dropconnect
+from dse.core.io.checkpoint import bn_buffers, load_bn_buffers
+from dse.core.io.data import normalize, random_crop_flip
 from dse.core.paper import FAULT_RATES as DEFAULT_RATES
 from dse.core.protocol import BN_PROTOCOLS, DEFAULT_CALIB_IMAGES, bn_label, check_bn_protocol  # noqa: F401
+from dse.core.runtime.precision import autocast
 
 
 

@@ -3,7 +3,7 @@ quantized kernels (oneDNN / fbgemm, VNNI or AMX-INT8).
 
 What it computes, per crossbar instance:
 - each crossbar conv's weights are the chip's faulty 8-bit levels exactly as the fault model produced them
-  (dse/core/faults.py; stuck cells included: an SA1 cell is a 0 level), never re-quantised; the per-column
+  (dse/core/faults/; stuck cells included: an SA1 cell is a 0 level), never re-quantised; the per-column
   (output-channel) scale of the quantisation, the 1/(1-f) rescale and the BN that follows are folded into one
   per-channel weight scale (a negative BN scale flips the channel's levels, which is exact for -127..127) and a
   float bias;
@@ -12,7 +12,7 @@ What it computes, per crossbar instance:
   float on the dequantised features (it is ~0.1% of the MACs);
 - activations are 8-bit per tensor (uint8 with a zero point; 0 after a ReLU), each tensor's range the min-max
   seen on calibration images run through the BN-folded float forward (`observe`): the caller picks the images
-  and the weights (dse/core/evaluate.py: the chip's own N images under `chip`, a fixed set under `paper`);
+  and the weights (dse/core/evaluation/evaluate.py: the chip's own N images under `chip`, a fixed set under `paper`);
 - accumulation is exact in int32, and each conv's output is requantised to the next tensor's 8-bit scale.
 Not modelled: the ADC's resolution of partial sums (a 128-row column's sum is exact here), DAC bit-slicing.
 
@@ -22,18 +22,17 @@ one `conv2d_prepack` per conv) and `observe(params, batches)` (activation ranges
 """
 from __future__ import annotations
 
-import contextlib
 import operator
-import platform
 import time
 
 import torch
 from torch import Tensor
 
-from dse.core.faults import LEVELS_ATTR, WEIGHT_BITS, quantize
-from dse.core.folded import FoldedForward, _conv_block
+from dse.core.crossbar.quantize import LEVELS_ATTR, WEIGHT_BITS, quantize
+from dse.core.evaluation.folded import FoldedForward, _conv_block
+from dse.core.runtime.int8_kernels import default_engine, quantized_engine
+from dse.core.runtime.precision import autocast
 
-ENGINES = ("x86", "onednn", "fbgemm")  # in order of preference where supported; measured in dse bench
 INPUT_BITS = 8  # the DAC's resolution this engine models, whatever the cost model's knob says
 # stateless ops that accept quantized tensors as they are (pooling keeps its input's scale)
 _QUANT_SAFE_MODULES = (torch.nn.MaxPool2d, torch.nn.AdaptiveAvgPool2d, torch.nn.AvgPool2d, torch.nn.Flatten,
@@ -45,38 +44,6 @@ _QUANT_SAFE_METHODS = {"flatten", "view", "reshape", "contiguous", "size"}
 
 class Int8Unsupported(Exception):
     """This machine or model cannot run the int8 engine (the caller says why and keeps float)."""
-
-
-def int8_capability() -> tuple[bool, str]:
-    """(native int8 kernels?, in words): an x86 CPU with VNNI (AVX512-VNNI / AVX-VNNI) or AMX, and a torch
-    with an x86 quantized engine. Without VNNI, u8 x s8 products saturate in 16-bit pairs (fbgemm's
-    reduce_range workaround would make the inputs 7-bit), so such CPUs keep fp32 / bf16."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return False, f"{platform.machine()}: not x86, no int8 kernels used"
-    engines = [e for e in ENGINES if e in torch.backends.quantized.supported_engines]
-    if not engines:
-        return False, "this torch has no x86 quantized engine"
-    amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-    vnni = bool(getattr(torch.cpu, "_is_vnni_supported", lambda: False)())
-    if not (amx or vnni):
-        return False, f"{torch.backends.cpu.get_cpu_capability()}: no VNNI or AMX-INT8"
-    return True, "AMX-INT8" if amx else "VNNI"
-
-
-def default_engine() -> str:
-    return next(e for e in ENGINES if e in torch.backends.quantized.supported_engines)
-
-
-@contextlib.contextmanager
-def quantized_engine(name: str):
-    """torch.backends.quantized.engine set to `name` for the block (it is process-wide; packed weights are
-    the engine's own, so packing and running share one)."""
-    saved = torch.backends.quantized.engine
-    torch.backends.quantized.engine = name
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = saved
 
 
 def qparams(lo: float, hi: float, cap: float | None = None) -> tuple[float, int]:
@@ -185,7 +152,7 @@ class Int8Forward:
         b = p.get(f"{conv}.bias")
         bias = shift if b is None else (b if s is None else shift + b * s)
         qw = packed_conv_weight(*levels_of(p[f"{conv}.weight"]), s)
-        stride, padding, dilation, groups = node.args[3:7]
+        stride, padding, dilation, groups = (node.kwargs[k] for k in ("stride", "padding", "dilation", "groups"))
         return torch.ops.quantized.conv2d_prepack(qw, None if bias is None else bias.float().contiguous(), stride,
                                                   padding, dilation, groups)
 
@@ -209,9 +176,10 @@ class Int8Forward:
                     if n.name == self.input_name:
                         seen(n.name, x)
                 elif n in self.convs:
-                    xin, w, b, stride, padding, dilation, groups, other, unary, scalars, _ = (
-                        _arg(env, a) for a in n.args)
-                    y = torch.nn.functional.conv2d(xin, w, b, stride, padding, dilation, groups)
+                    xin, w, b = (_arg(env, a) for a in n.args)
+                    k = {name: _arg(env, v) for name, v in n.kwargs.items()}
+                    other, unary, scalars = k["other"], k["unary"], k["scalars"]
+                    y = torch.nn.functional.conv2d(xin, w, b, k["stride"], k["padding"], k["dilation"], k["groups"])
                     if other is not None:
                         seen(n.name + ":conv", y)
                         y = y + other
@@ -243,7 +211,7 @@ class Int8Forward:
 
     def _qconv(self, n, env, packed, ranges):
         """One conv block in int8: conv (+ReLU, ReLU6 as a ReLU whose range stops at 6) or conv + add (+ReLU)."""
-        xin, other, unary = env[n.args[0]], n.args[7], n.args[8]
+        xin, other, unary = env[n.args[0]], n.kwargs["other"], n.kwargs["unary"]
         xin = _quant(xin, ranges, n.args[0].name)
         w = packed[n.name]
         cap = 6.0 if unary == "hardtanh" else None
@@ -327,8 +295,6 @@ class Int8State:
         return self._ranges[key]
 
     def _observe(self, p: dict, ranges: dict | None = None) -> dict:
-        from dse.core.precision import autocast
-
         batches = [x.contiguous(memory_format=torch.channels_last) for x in self.ev.calib]
         with autocast(self.ev.device, self.ev.float_precision):
             return self.engine.observe(p, batches, ranges)

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from dse.core.errors import DSEError
-from dse.core.io import atomic_write
-from dse.core.paths import default_data_path  # noqa: F401  (re-exported: the CLI asks data for its default)
+from dse.core.io.atomic import atomic_write
+from dse.core.io.paths import default_data_path  # noqa: F401  (re-exported: the CLI asks data for its default)
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # per-channel statistics of the CIFAR-10 training set, for normalisation

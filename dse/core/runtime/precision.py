@@ -8,7 +8,7 @@ has native bf16 units and bf16 is measurably faster there.
 - Answers: an evaluation or calibration runs in bf16 only once this machine has shown, for that network,
   the same mean accuracy as fp32 on the same fault maps (`python -m dse bench` runs that check and records
   it here); training has no such gate, since fp32 and bf16 runs are different runs anyway.
-- int8 (evaluation only; dse/core/int8.py): where the CPU has int8 kernels (x86 with VNNI or AMX-INT8), `auto`
+- int8 (evaluation only; dse/core/evaluation/int8.py): where the CPU has int8 kernels (x86 with VNNI or AMX-INT8), `auto`
   evaluates in int8 only once `python -m dse bench` has shown on this machine, for that network, the same mean
   accuracy as fp32 on the same maps (within 0.2 points under both BN protocols, `paper` and `chip`, at 10% and
   30%) and a faster campaign than the float precision auto would otherwise use. Its float parts (a chip's BN
@@ -28,8 +28,11 @@ from pathlib import Path
 import torch
 
 from dse.core.errors import DSEError
-from dse.core.io import atomic_write
+from dse.core.io.atomic import atomic_write
+from dse.core.io.data import cache_dir
+from dse.core.models import build_model
 from dse.core.protocol import PRECISIONS, check_precision  # noqa: F401  (the names live torch-free)
+from dse.core.runtime.int8_kernels import int8_capability
 
 PHASES = ("train", "evaluate", "calibrate")
 MIN_SPEEDUP = 1.05  # below this, bf16's rounding is not worth the time it saves
@@ -55,8 +58,6 @@ class Capability:
 
 
 def capability(device: torch.device | str = "cpu") -> Capability:
-    from dse.core.int8 import int8_capability
-
     device = torch.device(device)
     if device.type == "cuda":
         return Capability("cuda", torch.cuda.is_bf16_supported(), f"cuda: {torch.cuda.get_device_name(device)}",
@@ -162,8 +163,6 @@ def _float_choice(requested: str, phase: str, cap: Capability, speedup: float | 
 # ----------------------------------------------------------------------------------- the per-machine cache
 
 def cache_path() -> Path:
-    from dse.core.data import cache_dir
-
     return cache_dir() / "precision.json"
 
 
@@ -220,8 +219,6 @@ def _sync(device: torch.device) -> None:
 def measure_speed(network: str, phase: str, device: torch.device | str = "cpu", reps: int = 2) -> dict:
     """Seconds per batch of the width-1 model in fp32 and in bf16, interleaved (warm-up first, best of
     `reps`): a forward in eval mode (evaluate), in train mode (calibrate), or a full SGD step (train)."""
-    from dse.core.models import build_model
-
     device = torch.device(device)
     torch.manual_seed(0)
     model = build_model(network, 1.0, 1).to(device, memory_format=torch.channels_last)

@@ -51,3 +51,8 @@ def crossbar_layers(model: nn.Module, policy: MappingPolicy | str = "default") -
     """The model's crossbar layers by qualified name, in module order."""
     policy = MappingPolicy.parse(policy)
     return {name: m for name, m in model.named_modules() if policy.on_crossbar(m)}
+
+
+def crossbar_shapes(model: nn.Module, policy: MappingPolicy | str = "default") -> dict[str, tuple[int, ...]]:
+    """Weight shapes of the crossbar layers (works on a model built on the meta device)."""
+    return {name: tuple(m.weight.shape) for name, m in crossbar_layers(model, policy).items()}

@@ -1,4 +1,4 @@
-"""Device choice: CUDA when present (`auto`), else the CPU. Precision is dse/core/precision.py's."""
+"""Device choice: CUDA when present (`auto`), else the CPU. Precision is dse/core/runtime/precision.py's."""
 from __future__ import annotations
 
 import re

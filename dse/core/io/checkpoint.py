@@ -24,8 +24,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from dse import __version__
+from dse.core.crossbar.mapping import MappingPolicy
+from dse.core.crossbar.quantize import quantize
 from dse.core.errors import DSEError
-from dse.core.io import atomic_write
+from dse.core.faults.dropconnect import check_rate
+from dse.core.io.atomic import atomic_write
+from dse.core.models import build_model, check_network, check_width, shortcut_kernels
 
 FORMAT = "rram-dse-checkpoint"
 FORMAT_VERSION = 1
@@ -43,8 +48,6 @@ class Checkpoint:
 
     def build_model(self) -> nn.Module:
         """The network of this checkpoint with its weights loaded (strict: every key and shape must match)."""
-        from dse.core.models import build_model
-
         m = self.meta
         model = build_model(m["network"], m["width"], m["shortcut_kernel"])
         expected = model.state_dict()
@@ -70,8 +73,6 @@ def check_weights(state: dict[str, Tensor], expected: dict[str, Tensor], meta: d
 def library_versions() -> dict[str, str]:
     import torchvision
 
-    from dse import __version__
-
     return {"dse": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
 
@@ -94,6 +95,7 @@ def save_checkpoint(
     state: dict[str, Tensor],
     meta: dict,
     bn_stats: dict[float, dict[str, Tensor]] | None = None,
+    *,
     extra: dict[str, Tensor] | None = None,
     half: bool = False,
     int8: tuple[str, ...] = (),
@@ -101,8 +103,6 @@ def save_checkpoint(
     """Write atomically. half=True stores weights and biases as fp16 (half the size; BN stays fp32); the
     weights named in `int8` (the crossbar layers') as their 8-bit levels and per-channel scales (a quarter)."""
     from safetensors.torch import save
-
-    from dse.core.faults import quantize
 
     def cpu(k: str, t: Tensor) -> Tensor:
         t = t.detach().cpu().contiguous()
@@ -151,10 +151,6 @@ def _read_metadata(data: bytes, path: str) -> dict:
 
 def check_meta(meta: dict, path: str) -> dict:
     """Each field a checkpoint must have, with a value the project can build."""
-    from dse.core.dropconnect import check_rate
-    from dse.core.mapping import MappingPolicy
-    from dse.core.models import check_network, check_width, shortcut_kernels
-
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DSEError(f"{path}: unsupported checkpoint format {meta.get('format')!r} v{meta.get('format_version')!r}")
     missing = [k for k in REQUIRED if k not in meta]
@@ -208,8 +204,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if k not in ckpt.state or ckpt.state[k].dtype != torch.int8 or scale.dim() != ckpt.state[k].dim():
             raise DSEError(f"{path}: the scale of {k!r} has no 8-bit weight of matching rank")
         ckpt.state[k] = ckpt.state[k].float() * scale
-    from dse.core.models import build_model
-
     with torch.device("meta"):  # shapes only: nothing is allocated
         expected = build_model(meta["network"], meta["width"], meta["shortcut_kernel"]).state_dict()
     check_weights(ckpt.state, expected, meta, str(path))

@@ -4,7 +4,7 @@ Per-component power and area from Shafiee et al., "ISAAC: A Convolutional Neural
 In-Situ Analog Arithmetic in Crossbars", ISCA 2016, Table 6 (32 nm); `IsaacConfig`, the knobs (validated,
 one line naming a bad value and what is allowed); and what the crossbars, IMAs, tiles and chips a design
 occupies draw and take up. Torch-free, so the page validates knobs and the store checks COST_VERSION
-without importing torch; dse/core/cost.py does the mapping and the timing.
+without importing torch; dse/core/cost/per_image.py does the mapping and the timing.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class IsaacConfig:
     driven v bits a cycle sums to at most rows*(2^b-1)*(2^v-1), one bit fewer with ISAAC's flip encoding.
     ADC cost: energy per conversion and area scale as 2^bits from Table 6's 8-bit ADC (`adc_scale`).
     Budget: `chips` chips of this organisation (tiles_per_chip tiles each), or, when budget_mm2 > 0, that much
-    silicon instead; layers are replicated onto what the design leaves free (dse/core/cost.py). A design whose
+    silicon instead; layers are replicated onto what the design leaves free (dse/core/cost/per_image.py). A design whose
     single copy does not fit is reported as not fitting (`fits` False), never time-multiplexed: rewriting RRAM
     weights between layers would cost far more than it saves.
     """

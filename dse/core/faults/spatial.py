@@ -1,4 +1,4 @@
-"""Spatial fault models: a chip's stuck cells drawn on the physical tiles (dse/core/placement.py), not per weight.
+"""Spatial fault models: a chip's stuck cells drawn on the physical tiles (dse/core/crossbar/placement.py), not per weight.
 
 Each returns, for one crossbar instance, a (tiles, rows, columns + spares) map of stuck cells. Every model is
   - seeded: the map depends only on (base seed, instance, crossbar layer shapes, model), as SA1's does;
@@ -6,7 +6,7 @@ Each returns, for one crossbar instance, a (tiles, rows, columns + spares) map o
     stuck at 10% is stuck at 20% (a chip's defects only accumulate, which is what lifetime curves rely on);
   - at the requested cell rate f on average, exactly (tests/test_spatial.py checks it empirically).
 Stuck cells read as SA1 (the weight reads 0), the paper's dominant fault; `sa1`/`sa0` themselves stay per
-weight (dse/core/faults.py) and are only put on cells here when a remapping needs the whole map.
+weight (dse/core/faults/stuck_at.py) and are only put on cells here when a remapping needs the whole map.
 
 - rows / cols: whole word lines / bit lines stuck, a share f of the lines of every tile. Why realistic: a
   broken or shorted line, or a faulty row decoder or column driver, takes out every cell on it; address
@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from dse.core.placement import Placement
+from dse.core.crossbar.placement import Placement
+from dse.core.faults.draws import instance_seed
 from dse.core.protocol import FaultSpec
 
 CLUSTER_CHUNK = 256  # Poisson arrivals drawn per tile at a time: a fixed size keeps maps nested across rates
@@ -39,8 +40,6 @@ SPATIAL_MODELS = ("rows", "cols", "clustered", "mixed")
 
 
 def _rng(seed: int, instance: int, shapes: list, tag: str) -> np.random.Generator:
-    from dse.core.faults import instance_seed
-
     return np.random.default_rng(instance_seed(seed, instance, [*shapes, tag]))
 
 
@@ -90,7 +89,7 @@ def _paint(out: np.ndarray, t, x, y, lh, lw) -> None:
         out[tt[m], rr[m], cols[sel][m]] = True
 
 
-def cell_maps(spec: FaultSpec, rate: float, placement: Placement, shapes: list, instance: int, seed: int = 0,
+def cell_maps(spec: FaultSpec, rate: float, placement: Placement, shapes: list, instance: int, *, seed: int = 0,
               spares: int = 0, weight_uniforms: dict | None = None) -> np.ndarray:
     """(tiles, size, size + spares) bool: the stuck cells of one instance. For sa1/sa0 the cells holding weights
     take the weights' own uniforms (`weight_uniforms`, numpy, by layer), so the map is SA1's per-weight map."""

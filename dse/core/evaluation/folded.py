@@ -58,7 +58,7 @@ def _mkldnn_conv_ok() -> bool:
         return False
 
 
-def _conv_block(x, w, b, stride, padding, dilation, groups, other, unary, scalars, mkldnn):
+def _conv_block(x, w, b, *, stride, padding, dilation, groups, other, unary, scalars, mkldnn):
     """conv(x) [+ other] [-> ReLU/ReLU6]; inside oneDNN's conv when `mkldnn`, else as separate ops."""
     if mkldnn and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
         if other is None:
@@ -76,6 +76,81 @@ def _conv_block(x, w, b, stride, padding, dilation, groups, other, unary, scalar
     return y
 
 
+def _fused_after(end, modules: dict, claimed: set) -> tuple:
+    """What fuses into a conv (or conv+BN) ending at `end`: (residual add node or None, unary or None, the
+    chain's last node). An add is claimed by the first conv that reaches it."""
+    user = next(iter(end.users)) if len(end.users) == 1 else None
+    if user is not None and _unary_of(user, modules):
+        return None, _unary_of(user, modules), user
+    if (user is not None and user not in claimed and user.op == "call_function"
+            and user.target in (operator.add, torch.add) and len(user.args) == 2 and not user.kwargs
+            and all(isinstance(a, torch.fx.Node) for a in user.args) and user.args[0] is not user.args[1]):
+        claimed.add(user)
+        after = next(iter(user.users)) if len(user.users) == 1 else None
+        if after is not None and _unary_of(after, modules):
+            return user, _unary_of(after, modules), after
+        return user, None, user
+    return None, None, end
+
+
+def _emit(gm: torch.fx.GraphModule, modules: dict, skip: set, emit_at: dict, mkldnn: bool) -> torch.fx.Graph:
+    """The second walk: the rewritten graph, `forward(x, params)`, each chain one `_conv_block` at its last node."""
+    graph = torch.fx.Graph()
+    env: dict = {}
+    params = None
+
+    def param(key: str):
+        return graph.call_function(operator.getitem, (params, key))
+
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            env[node] = graph.node_copy(node, lambda n: env[n])
+            continue
+        if params is None:
+            params = graph.placeholder("params")
+        if node in emit_at:
+            env[node] = _emit_block(graph, modules, env, param, emit_at[node], mkldnn)
+        elif node in skip:
+            continue
+        elif node.op == "call_module":
+            env[node] = _emit_module(graph, node, modules[node.target], env, param)
+        elif node.op == "get_attr":
+            env[node] = param(node.target)
+        else:
+            env[node] = graph.node_copy(node, lambda n: env[n])
+    return graph
+
+
+def _emit_block(graph: torch.fx.Graph, modules: dict, env: dict, param, chain: tuple, mkldnn: bool):
+    """One conv chain as a `_conv_block` call on its folded weight and bias."""
+    conv_node, bn_name, add, end, unary = chain
+    conv = modules[conv_node.target]
+    other = None
+    if add is not None:
+        other = env[add.args[1] if add.args[0] is end else add.args[0]]
+    name = conv_node.target
+    return graph.call_function(
+        _conv_block, (env[conv_node.args[0]], param(f"{name}.weight#folded"), param(f"{name}.bias#folded")),
+        dict(stride=list(conv.stride), padding=list(conv.padding), dilation=list(conv.dilation),
+             groups=conv.groups, other=other, unary=unary[0] if unary else None,
+             scalars=unary[1] if unary else [], mkldnn=mkldnn))
+
+
+def _emit_module(graph: torch.fx.Graph, node, m: nn.Module, env: dict, param):
+    """A layer outside the chains: a linear or a lone BN on `params`, a stateless one copied as it is."""
+    if isinstance(m, nn.Linear):
+        b = param(f"{node.target}.bias") if m.bias is not None else None
+        return graph.call_function(F.linear, (env[node.args[0]], param(f"{node.target}.weight"), b))
+    if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:  # BN not after a conv
+        t = node.target
+        w, b = (param(f"{t}.weight"), param(f"{t}.bias")) if m.affine else (None, None)
+        return graph.call_function(F.batch_norm, (
+            env[node.args[0]], param(f"{t}.running_mean"), param(f"{t}.running_var"), w, b, False, 0.0, m.eps))
+    if next(m.parameters(), None) is None and next(m.buffers(), None) is None:
+        return graph.node_copy(node, lambda n: env[n])  # stateless: pooling, ReLU, ...
+    raise _Unsupported(f"layer {node.target} ({type(m).__name__}) holds weights")
+
+
 class FoldedForward:
     """A model's eval-mode forward rewritten (torch.fx) as `forward(x, params)`: every conv+BN becomes one
     conv with folded weight and bias, and a ReLU/ReLU6 or residual add(+ReLU) right after it is fused into
@@ -84,8 +159,6 @@ class FoldedForward:
     Raises _Unsupported for a model with a layer it does not know (the caller keeps the plain forward)."""
 
     def __init__(self, model: nn.Module, mkldnn: bool):
-        """Long because one walk over the graph finds each conv's chain (BN, ReLU, residual add) and the
-        next emits the rewritten graph from those chains; apart, they would hand over five lookup tables."""
         try:
             gm = torch.fx.symbolic_trace(model)
         except Exception as e:  # data-dependent control flow and the like
@@ -95,9 +168,16 @@ class FoldedForward:
         self.convs: list[tuple[str, str | None]] = []  # (conv name, BN name or None), in graph order
         self.eps: dict[str, float] = {}
         self.affine: dict[str, bool] = {}
+        skip, emit_at = self._chains(gm, modules)
+        self.module = torch.fx.GraphModule(gm, _emit(gm, modules, skip, emit_at, mkldnn))
+
+    def _chains(self, gm: torch.fx.GraphModule, modules: dict) -> tuple[set, dict]:
+        """The first walk: each conv's chain (its BN, then a ReLU/ReLU6 or a residual add(+ReLU)), recorded in
+        convs, eps and affine. Returns (the nodes the chains fold away, the last node of each chain -> (conv
+        node, BN name, add node, the conv or its BN, unary))."""
         skip: set = set()
         claimed: set = set()  # residual adds already fused into a conv (add(conv_a, conv_b) takes one)
-        emit_at: dict = {}  # last node of a fused chain -> (conv node, BN name, add node, unary)
+        emit_at: dict = {}
         for node in gm.graph.nodes:
             if node.op != "call_module" or not isinstance(modules[node.target], nn.Conv2d):
                 continue
@@ -112,73 +192,14 @@ class FoldedForward:
                     end, bn_name = user, user.target
                     self.eps[bn_name], self.affine[bn_name] = bn.eps, bn.affine
                     skip.add(user)
-            add, unary = None, None
-            user = next(iter(end.users)) if len(end.users) == 1 else None
-            if user is not None and _unary_of(user, modules):
-                unary, last = _unary_of(user, modules), user
-            elif (user is not None and user not in claimed and user.op == "call_function"
-                  and user.target in (operator.add, torch.add) and len(user.args) == 2 and not user.kwargs
-                  and all(isinstance(a, torch.fx.Node) for a in user.args) and user.args[0] is not user.args[1]):
-                add, last = user, user
-                claimed.add(add)
-                after = next(iter(user.users)) if len(user.users) == 1 else None
-                if after is not None and _unary_of(after, modules):
-                    unary, last = _unary_of(after, modules), after
-            else:
-                last = end
+            add, unary, last = _fused_after(end, modules, claimed)
             for n in (node, end, add, last):
                 if n is not None:
                     skip.add(n)
             skip.discard(last)
             emit_at[last] = (node, bn_name, add, end, unary)
             self.convs.append((node.target, bn_name))
-
-        graph = torch.fx.Graph()
-        env: dict = {}
-        params = None
-
-        def param(key: str):
-            return graph.call_function(operator.getitem, (params, key))
-
-        for node in gm.graph.nodes:
-            if node.op == "placeholder":
-                env[node] = graph.node_copy(node, lambda n: env[n])
-                continue
-            if params is None:
-                params = graph.placeholder("params")
-            if node in emit_at:
-                conv_node, bn_name, add, end, unary = emit_at[node]
-                conv = modules[conv_node.target]
-                other = None
-                if add is not None:
-                    other = env[add.args[1] if add.args[0] is end else add.args[0]]
-                name = conv_node.target
-                env[node] = graph.call_function(_conv_block, (
-                    env[conv_node.args[0]], param(f"{name}.weight#folded"), param(f"{name}.bias#folded"),
-                    list(conv.stride), list(conv.padding), list(conv.dilation), conv.groups, other,
-                    unary[0] if unary else None, unary[1] if unary else [], mkldnn))
-            elif node in skip:
-                continue
-            elif node.op == "call_module":
-                m = modules[node.target]
-                if isinstance(m, nn.Linear):
-                    b = param(f"{node.target}.bias") if m.bias is not None else None
-                    env[node] = graph.call_function(F.linear, (env[node.args[0]], param(f"{node.target}.weight"), b))
-                elif isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:  # BN not after a conv
-                    t = node.target
-                    w, b = (param(f"{t}.weight"), param(f"{t}.bias")) if m.affine else (None, None)
-                    env[node] = graph.call_function(F.batch_norm, (
-                        env[node.args[0]], param(f"{t}.running_mean"), param(f"{t}.running_var"), w, b,
-                        False, 0.0, m.eps))
-                elif next(m.parameters(), None) is None and next(m.buffers(), None) is None:
-                    env[node] = graph.node_copy(node, lambda n: env[n])  # stateless: pooling, ReLU, ...
-                else:
-                    raise _Unsupported(f"layer {node.target} ({type(m).__name__}) holds weights")
-            elif node.op == "get_attr":
-                env[node] = param(node.target)
-            else:
-                env[node] = graph.node_copy(node, lambda n: env[n])
-        self.module = torch.fx.GraphModule(gm, graph)
+        return skip, emit_at
 
     def bn_affine(self, p: dict[str, Tensor], bn: str | None) -> tuple[Tensor | None, Tensor | None]:
         """Eval-mode BN `bn` as y = x * scale + shift, per channel, from the statistics in `p` (None: no BN)."""

@@ -1,14 +1,15 @@
 """Monte-Carlo fault evaluation: accuracy of one trained model over many simulated crossbars.
 
 For fault rate f each crossbar instance is one SA1 (or SA0) map over the crossbar weights, or a spatial
-one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults.py); the model runs with those faulty 8-bit weights through torch.func.functional_call,
-so nothing is copied per instance. BN statistics by one of three protocols (dse/core/calibrate.py):
+one (lines, clusters) on the physical tiles, optionally remapped to the chip's known map (dse/core/faults/);
+the model runs with those faulty 8-bit weights through torch.func.functional_call, so nothing is copied per
+instance. BN statistics by one of three protocols (dse/core/evaluation/calibrate.py):
 `paper`, those calibrated for p' = f (nearest calibrated rate otherwise, with a warning) with the 1/(1-f)
 scale on (both can be switched off for ablations); `chip`, re-estimated through each faulty chip from N
 unlabeled training images; `batch`, each test batch's own (transductive, an ablation).
 Protocols: a fixed number of instances (the paper: 100 on the full test set), or adaptive: stop once
 the 95% CI half-width is below a target, after a minimum number of instances.
-The fast path (dse/core/folded.py) folds BN, whichever protocol gave it, into the faulty convs.
+The fast path (dse/core/evaluation/folded.py) folds BN, whichever protocol gave it, into the faulty convs.
 """
 from __future__ import annotations
 
@@ -25,16 +26,18 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from dse.core.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibrate_bn, calibration_batches,
-                           check_bn_protocol, chips_bn_stats, nearest_rate)
-from dse.core.checkpoint import Checkpoint, load_bn_buffers
-from dse.core.data import head, normalize
-from dse.core.dropconnect import check_rate
 from dse.core.errors import DSEError
-from dse.core.faults import FaultInjector, check_fault_model
-from dse.core.folded import FoldedForward, _mkldnn_conv_ok, _Unsupported
-from dse.core.int8 import Int8State
-from dse.core.precision import Choice, autocast, default_precision, resolve
+from dse.core.evaluation.calibrate import (DEFAULT_CALIB_IMAGES, batch_statistics, bn_label, calibrate_bn, calibration_batches,
+                           check_bn_protocol, chips_bn_stats, nearest_rate)
+from dse.core.evaluation.folded import FoldedForward, _Unsupported, _mkldnn_conv_ok
+from dse.core.evaluation.int8 import Int8State
+from dse.core.faults.dropconnect import check_rate
+from dse.core.faults.injector import FaultInjector
+from dse.core.io.checkpoint import Checkpoint, load_bn_buffers
+from dse.core.io.data import head, normalize
+from dse.core.protocol import check_fault_model
+from dse.core.runtime import precision as P
+from dse.core.runtime.precision import Choice, autocast, default_precision, resolve
 from dse.core.stats import at_chance, summarize  # noqa: F401  summarize: part of this module's API
 
 
@@ -84,8 +87,8 @@ class Protocol:
 class Evaluator:
     """One checkpoint's model on a device, with its test set normalised once and its weights quantised once."""
 
-    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", batch_size: int = 500,
-                 precision: str | None = None, instances_per_pass: int | None = None, *,
+    def __init__(self, ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, device="cpu", *, batch_size: int = 500,
+                 precision: str | None = None, instances_per_pass: int | None = None,
                  calib_x: Tensor | None = None):
         """calib_x: training images (uint8); the int8 engine calibrates its activation scales on a fixed set
         of them (set_calibration's; without any, int8 is not used)."""
@@ -164,7 +167,7 @@ class Evaluator:
         return self.chips_weights([weights])[0]
 
     def chips_weights(self, weight_sets: list[dict[str, Tensor] | None]) -> list[dict[str, Tensor]]:
-        """chip_weights for several chips, sharing each calibration forward (dse/core/calibrate.py)."""
+        """chip_weights for several chips, sharing each calibration forward (dse/core/evaluation/calibrate.py)."""
         if self.calib is None:
             raise DSEError("the chip BN protocol needs calibration images: call set_calibration first")
         sets = [w or {} for w in weight_sets]
@@ -244,8 +247,6 @@ class Evaluator:
         """K, the crossbar instances one forward evaluates: as given, else measured once per machine, network
         and precision (cached with the precision measurements)."""
         if self.per_pass is None:
-            from dse.core import precision as P
-
             key = f"{self.ckpt.meta['network']}/{self.precision}/{self.device.type}"
             rec = P.machine_record(self.device).get("instances_per_pass", {}).get(key)
             if rec is None:
@@ -327,7 +328,7 @@ class Evaluator:
                 "time_s": round(time.perf_counter() - t0, 3)}
 
 
-def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, protocol: Protocol | None = None,
+def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, *, protocol: Protocol | None = None,
              device="cpu", progress: bool = True, batch_size: int = 500,
              on_result: Callable[[dict], None] | None = None,
              on_instance: Callable[[float, int, float], None] | None = None,
@@ -342,7 +343,8 @@ def evaluate(ckpt: Checkpoint, test_x: Tensor, test_y: Tensor, fault_rates, prot
     protocol = (protocol or Protocol()).check()
     if protocol.test_images:
         test_x, test_y = head(test_x, test_y, protocol.test_images)
-    ev = Evaluator(ckpt, test_x, test_y, device, batch_size, precision, instances_per_pass, calib_x=calib_x)
+    ev = Evaluator(ckpt, test_x, test_y, device, batch_size=batch_size, precision=precision,
+                   instances_per_pass=instances_per_pass, calib_x=calib_x)
     if protocol.bn == "chip" and calib_x is None:
         raise DSEError("the chip BN protocol needs training images to calibrate on (calib_x)")
     if protocol.bn == "chip" or ev.int8 is not None:  # int8: its activation scales' images under `paper` too
