@@ -35,8 +35,8 @@ def test_inf_weights_stop_training_and_keep_the_last_good_epoch(tmp_path, tiny_d
     weights show it, and epoch 2 must not be saved as the resume point."""
     real, calls = dse.core.training.train.train_step, [0]
 
-    def overflowing_step(model, *args):
-        out = real(model, *args)
+    def overflowing_step(model, *args, **kwargs):
+        out = real(model, *args, **kwargs)
         calls[0] += 1
         if calls[0] == poisoned_step:
             with torch.no_grad():
