@@ -246,24 +246,28 @@ def test_spare_columns_cost_grows_with_the_spares_and_stays_in_the_array():
 # ---- the findings command ----
 
 
-def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsys):
+def test_spatial_report_writes_json_and_doc_tables(cli_setup, tmp_path, capsys):
     from dse.cli import main
     from dse.view import spatial
 
     ckpt, data = cli_setup
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- dse:spatial -->\nold\n<!-- /dse:spatial -->\n"
+    doc = tmp_path / "spatial.md"
+    doc.write_text("# x\n<!-- dse:spatial -->\nold\n<!-- /dse:spatial -->\n"
                       "<!-- dse:spatial-gain -->\n<!-- /dse:spatial-gain -->\ntail\n")
     out = tmp_path / "spatial.json"
     assert main(["spatial-report", ckpt, "--data", data, "--fault-models", "sa1,rows", "--fault-rates", "0.2",
                  "--spares", "2", "--instances", "2", "--test-images", "20", "--calib-images", "10",
-                 "--device", "cpu", "--out", str(out), "--readme", str(readme)]) == 0
+                 "--device", "cpu", "--out", str(out), "--doc", str(doc)]) == 0
     report = spatial.load_report(out)
     assert [(r["fault_model"], r["spec"]) for r in report["rows"]] == [
         ("sa1", "sa1"), ("sa1", "sa1+remap"), ("sa1", "sa1+remap:2"),
         ("rows", "rows"), ("rows", "rows+remap"), ("rows", "rows+remap:2")]
-    text = readme.read_text()
+    text = doc.read_text()
     assert "old" not in text and "| rows | remapped + 2 spare columns |" in text and text.endswith("tail\n")
+    assert main(["spatial-report", "--out", str(out), "--report-only", "--doc", str(doc), "--check"]) == 0
+    doc.write_text(text.replace("| rows | remapped + 2 spare columns |", "| rows | remapped |", 1))
+    assert main(["spatial-report", "--out", str(out), "--report-only", "--doc", str(doc), "--check"]) == 2
+    assert "in its tables spatial" in capsys.readouterr().err
     assert len(spatial.gain_table(report)) == 4  # two remapped layouts per fault model
     fig = spatial.accuracy_figure(report, report["rows"][0]["point"])
     assert len(fig.data) == 6
@@ -273,6 +277,19 @@ def test_spatial_report_writes_json_and_readme_tables(cli_setup, tmp_path, capsy
                                    parse_trajectory("0:0,12:0.2,24:0.4"), [0, 12, 24])
     assert curve["mean"].iloc[1] == pytest.approx(report["rows"][3]["mean"])
     assert list(curve.extrapolated) == [False, False, True]
+
+
+def test_the_spatial_page_is_the_shipped_report():
+    """docs/spatial.md's tables are what `python -m dse spatial-report --report-only --doc docs/spatial.md` writes
+    from docs/spatial.json, the report the app's tab reads."""
+    from dse.view import spatial
+    from dse.view.reproduce import _md_table
+
+    report = spatial.load_report()
+    assert report is not None and report["rows"], "docs/spatial.json is missing or empty"
+    page = (spatial.REPORT.parent / "spatial.md").read_text()
+    for name, table in (("spatial", spatial.doc_table(report)), ("spatial-gain", spatial.gain_table(report))):
+        assert f"<!-- dse:{name} -->\n\n{_md_table(table)}\n<!-- /dse:{name} -->" in page, name
 
 
 def test_teaching_tile_maps_show_the_remapped_layout():

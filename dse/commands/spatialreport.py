@@ -1,7 +1,7 @@
-"""`python -m dse spatial-report CKPT ... --data PATH`: the #28 findings. Each checkpoint is evaluated under each
+"""`python -m dse spatial-report CKPT ... --data PATH`: the spatial-defect findings (docs/spatial.md). Each checkpoint is evaluated under each
 fault model at each cell fault rate, blind and remapped (with and without spare columns), on the same chips and
 images (common random numbers: the layouts' differences are paired), under one BN protocol; writes the results
-as JSON (read by the app's fault-model tab) and, with --readme, the tables marked <!-- dse:spatial --> and
+as JSON (read by the app's fault-model tab) and, with --doc, the tables marked <!-- dse:spatial --> and
 <!-- dse:spatial-gain --> in that Markdown file. The JSON is rewritten after every cell, so an interrupted run
 keeps what it finished."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ def model_list(text: str) -> list[str]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("spatial-report", help="accuracy under spatial defects, blind and remapped (issue #28 findings)")
+    p = sub.add_parser("spatial-report", help="accuracy under spatial defects, blind and remapped (docs/spatial.md)")
     p.add_argument("checkpoints", nargs="*", default=DEFAULT_CHECKPOINTS,
                    help="checkpoints (default: the shipped ResNet20 1.0x p=0 and p=0.3)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
@@ -41,12 +41,14 @@ def add_parser(sub) -> None:
     _args.add_bn(p, "every cell's evaluation")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
     p.add_argument("--out", default="docs/spatial.json", help="results JSON (default docs/spatial.json)")
-    p.add_argument("--readme", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "
-                                                                  "and <!-- dse:spatial-gain --> in FILE")
+    p.add_argument("--doc", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "
+                                                               "and <!-- dse:spatial-gain --> in FILE (docs/spatial.md)")
+    p.add_argument("--check", action="store_true",
+                   help="with --doc: write nothing into it, and fail (exit 2) naming the tables that differ")
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="also write the figures (PNG, or HTML where PNG export is unavailable) into DIR")
     p.add_argument("--report-only", action="store_true",
-                   help="evaluate nothing: print (and with --readme paste) the tables of the JSON at --out")
+                   help="evaluate nothing: print (and with --doc paste) the tables of the JSON at --out")
     _args.add_device(p)
     _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_json(p)
@@ -67,6 +69,8 @@ def run(args) -> dict:
     from dse.view import spatial
 
     out = Path(args.out)
+    if args.check and not args.doc:
+        raise DSEError("--check needs --doc FILE: the document to compare with the report")
     if args.report_only:
         report = spatial.load_report(out)
         if report is None:
@@ -112,15 +116,18 @@ def _tables(report: dict, args, out) -> dict:
     from dse.view import spatial
     from dse.view.reproduce import _md_table, paste_tables
 
-    table, gain = spatial.readme_table(report), spatial.gain_table(report)
-    if args.readme:
-        paste_tables(args.readme, {"spatial": table, "spatial-gain": gain})
+    table, gain = spatial.doc_table(report), spatial.gain_table(report)
+    stale = paste_tables(args.doc, {"spatial": table, "spatial-gain": gain}, check=args.check) if args.doc else []
+    if stale and args.check:
+        raise DSEError(f"{args.doc} differs from {out} in its tables {', '.join(stale)}: "
+                       f"rerun without --check to rewrite them")
     if args.figures:
         _figures(report, args.figures)
     if not args.json:
         print(_md_table(table))
         print(_md_table(gain))
-        print(f"results in {out}" + (f"; tables written to {args.readme}" if args.readme else ""))
+        print(f"results in {out}" + (f"; {args.doc}: " + ("its tables are the report's" if args.check else
+                                                          "tables written") if args.doc else ""))
     return report
 
 

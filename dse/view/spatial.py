@@ -1,4 +1,4 @@
-"""What the spatial-defects report and the app's fault-model tab show: the README table from a report's JSON
+"""What the spatial-defects report and the app's fault-model tab show: docs/spatial.md's tables from a report's JSON
 (`python -m dse spatial-report`), accuracy against fault rate per fault model and layout, one tile's stuck
 cells under each fault model (blind and remapped), and an interpolated lifetime curve. Backend only: pandas and
 plotly (torch is imported only when a tile map is drawn)."""
@@ -34,7 +34,7 @@ def report_rows(report: dict) -> pd.DataFrame:
     return pd.DataFrame(report["rows"]) if report and report.get("rows") else pd.DataFrame()
 
 
-def readme_table(report: dict) -> pd.DataFrame:
+def doc_table(report: dict) -> pd.DataFrame:
     """Accuracy (mean ± 95% CI half-width, %) with one row per checkpoint, fault model and layout and one column
     per fault rate; the fault-free 8-bit accuracy on the same images beside it."""
     rows = report_rows(report)
