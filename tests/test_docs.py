@@ -36,7 +36,7 @@ def test_every_relative_link_reaches_a_file(doc):
 
 
 def _resolves(dotted: str) -> bool:
-    """A module (dse.core.widen) or an attribute of one (dse.core.train.grown_state)."""
+    """A module (dse.core.training.widen) or an attribute of one (dse.core.training.train.grown_state)."""
     parts = dotted.split(".")
     for i in range(len(parts), 0, -1):
         try:
