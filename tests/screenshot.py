@@ -13,9 +13,9 @@ REFRESH = "python -m pytest tests/test_browser.py -k readme_screenshot --update-
 
 
 def page_digest() -> str:
-    """sha256 (16 hex) of what draws the page: app.py and dse/view/."""
+    """sha256 (16 hex) of what draws the page: app.py and dse/view/ (its pages/ included)."""
     h = hashlib.sha256()
-    for path in [ROOT / "app.py", *sorted((ROOT / "dse" / "view").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "dse" / "view").rglob("*.py"))]:
         h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 

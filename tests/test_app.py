@@ -7,8 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from dse.domain.point import DesignPoint
 from dse.results.store import Store
-from tests.fixtures import POINTS, accuracy_model, add_result, build_store
 from dse.run.tasks import train_task
+from tests.fixtures import POINTS, accuracy_model, add_result, build_store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -26,6 +26,12 @@ def app(tmp_path, monkeypatch, data: str = "") -> AppTest:
 
 def metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
+
+
+def open_section(at, section: str) -> AppTest:
+    """Click a tab of the section bar: only the open section is drawn."""
+    at.session_state["section"] = section
+    return at.run()
 
 
 @pytest.fixture()
@@ -105,6 +111,7 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
                          spawn=False)
     at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
     at.sidebar.select_slider(key="width").set_value(1.4).run()
+    open_section(at, "Jobs")
     # the header's status line and the Jobs tab's row are one line, from one function (dse.view.joblist)
     texts = [e.proto.text for e in at.get("progress")]
     assert len(texts) == 2 and all("training (queued, 0%)" in t for t in texts), texts
@@ -119,7 +126,7 @@ def test_a_running_job_is_the_points_status_and_a_cancelled_one_can_be_retried(t
 
 
 def test_the_results_table_leads_with_the_point_its_accuracy_and_cost(tmp_path, monkeypatch, store):
-    at = app(tmp_path, monkeypatch)
+    at = open_section(app(tmp_path, monkeypatch), "Results table")
     df = next(d for d in at.dataframe if "design point" in d.value.columns).value
     cols = list(df.columns)
     assert cols[:4] == ["design point", "1x1 convs", "accuracy %", "± CI95"]
@@ -172,9 +179,13 @@ def test_the_accuracy_target_starts_over_when_the_fault_rate_changes(tmp_path, m
     want = explore.default_target(explore.design_table(store, 0.3, "paper", bn="chip"))
     assert at.number_input(key="target").value == want != 89.0
     assert not any("reaches 89.0%" in w.value for w in at.warning)
+    open_section(at, "Yield")
+    assert at.number_input(key="yield_target").value == want  # the yield's target starts from the same median
+    open_section(at, "Pareto & recommendation")
     at.sidebar.number_input(key="fault_rate").set_value(15.0).run()  # nothing evaluated at 15%
     assert at.number_input(key="target").value == want  # kept: no jump to an arbitrary 85
-    assert at.number_input(key="yield_target").value != 85.0 or want == 85.0
+    open_section(at, "Yield")
+    assert at.number_input(key="yield_target").value == want
 
 
 def test_trained_but_unevaluated_point_offers_evaluation(tmp_path, monkeypatch, store):
@@ -227,13 +238,13 @@ def test_first_render_from_a_filled_store_needs_no_torch(tmp_path, store):
 def test_the_calibration_tab_draws_the_images_sweep_when_there_is_one(tmp_path, monkeypatch, store):
     from tests.fixtures import fake_result
 
-    at = app(tmp_path, monkeypatch)
+    at = open_section(app(tmp_path, monkeypatch), "Calibration images")
     at.sidebar.radio(key="mapping").set_value("1x1-on-crossbar").run()  # a point not evaluated at all
     assert any("No per-chip calibration sweep" in i.value for i in at.info)
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
     sha = store.points().set_index("point_id").checkpoint_sha[p.point_id]
     add_result(store, p, sha, fake_result(0.1, 80.0, bn="chip", calib_images=32))
-    at = app(tmp_path, monkeypatch)
+    at = open_section(app(tmp_path, monkeypatch), "Calibration images")
     assert not at.exception and not any("No per-chip calibration sweep" in i.value for i in at.info)
     curve = next(d for d in at.dataframe if "images per chip (0: paper)" in d.value.columns).value
     assert list(curve["images per chip (0: paper)"]) == [0, 32, 500]
@@ -287,7 +298,7 @@ def test_spatial_defects_tab_switches_fault_models_and_shows_map_accuracy_and_li
     at = app(tmp_path, monkeypatch)
     assert not at.exception
     at.sidebar.radio(key="fault_model").set_value("clustered").run()  # the tab follows the sidebar
-    at.toggle(key="sp_show").set_value(True).run()
+    open_section(at, "Spatial defects")  # drawn on opening: no toggle first
     assert not [r for r in at.radio if r.key == "sp_model"]  # no fault model of its own
     assert any("Fault model, rate and BN protocol come from the sidebar: clustered at 10%" in c.value
                for c in at.caption)
@@ -312,7 +323,7 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
     add_result(store, p, sha, {**fake_result(0.1, 70.0, bn="chip"), "fault_model": "rows+remap"})
     at = app(tmp_path, monkeypatch)
     at.sidebar.radio(key="fault_model").set_value("rows").run()
-    at.toggle(key="sp_show").set_value(True).run()
+    open_section(at, "Spatial defects")
     assert not any(c.key == "sp_stored" for c in at.get("plotly_chart"))  # none under rows, as placed
     at.toggle(key="sp_remap").set_value(True).run()
     assert not at.exception
@@ -320,7 +331,7 @@ def test_spatial_defects_tab_shows_the_stores_evaluations_of_the_chosen_fault_mo
 
 
 def test_the_page_and_the_command_line_answer_a_yield_query_alike_by_default(tmp_path, monkeypatch, store, capsys):
-    """One BN default (dse/domain/bn.py): the page opens on it, and `dse yield` without --bn reads the same
+    """One BN default (dse/domain/faultspec.py): the page opens on it, and `dse yield` without --bn reads the same
     evaluation, so both give the same yield and interval; `--bn paper` and the page's "paper" agree too."""
     import json
 
@@ -329,7 +340,7 @@ def test_the_page_and_the_command_line_answer_a_yield_query_alike_by_default(tmp
 
     ckpt = str(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors")  # the page's default point
     target = 89.5  # the made-up chips at 10% straddle it under the chip protocol, and all miss it under the paper's
-    at = app(tmp_path, monkeypatch)
+    at = open_section(app(tmp_path, monkeypatch), "Yield")
     assert at.sidebar.radio(key="bn").value == DEFAULT_BN
     assert at.sidebar.number_input(key="calib_images").value == DEFAULT_CALIB_IMAGES
     for bn in (DEFAULT_BN, "paper"):
@@ -361,7 +372,7 @@ def test_best_p_is_marked_only_where_two_or_more_rates_were_evaluated(tmp_path, 
     p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)
     sha = load_checkpoint(tmp_path / "checkpoints" / "resnet20-w1-k1-default-p0.3.safetensors").sha256
     add_result(store, p, sha, fake_result(0.15, 80.0, bn="chip"))  # one p only
-    at = app(tmp_path, monkeypatch)
+    at = open_section(app(tmp_path, monkeypatch), "Fault tolerance")
     assert not at.exception
     fig = chart(at, "heatmap")
     assert "15%" in fig["data"][0]["x"]  # drawn ...
@@ -375,8 +386,8 @@ def test_teaching_follows_the_sidebars_fault_model_and_shows_the_layer_at_its_si
     at = app(tmp_path, monkeypatch)
     at.sidebar.radio(key="fault_model").set_value("sa0").run()
     assert not at.exception  # nothing evaluated under SA0: every figure says so
-    at.toggle(key="teach").set_value(True).run()
-    assert not at.exception
+    open_section(at, "Teaching")  # drawn on opening: no toggle first
+    assert not at.exception and not at.toggle
     text = " ".join(m.value for m in at.markdown)
     assert "SA0" in text and "largest level of its sign" in text and "reads its weight as 0" not in text
     title = chart(at, "faultmap")["layout"]["title"]["text"]
@@ -423,3 +434,111 @@ def test_lesson_mode_walks_four_steps_from_the_shipped_results_without_data(tmp_
     assert f"{accuracy_model(p3, 0.3, 'paper'):.1f}%" in sentences[2]
     assert f"{accuracy_model(p3, 0.3, 'chip'):.1f}%" in sentences[3]  # per-chip calibration last
     assert not at.sidebar.radio and not at.toggle  # nothing to find or flip
+
+
+def test_the_app_file_is_only_the_pages_frame():
+    """Sections live in dse/view/pages/, one module each (#36): app.py sets the page up and routes."""
+    assert len(Path(APP).read_text().splitlines()) < 150
+
+
+SECTIONS = ["Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Calibration images", "Teaching",
+            "Jobs", "Results table", "Yield", "Spatial defects"]
+
+
+def test_every_section_opens_and_only_the_open_one_is_drawn(tmp_path, monkeypatch, store):
+    at = app(tmp_path, monkeypatch)
+    assert [t.label for t in at.tabs] == SECTIONS
+    drawn = {}
+    for section in SECTIONS:
+        open_section(at, section)
+        assert not at.exception, (section, at.exception)
+        assert metric(at, "Accuracy under faults")  # the header stands over every section
+        drawn[section] = {c.key for c in at.get("plotly_chart")}
+    assert {"pareto-latency_ns", "breakdown-energy"} <= drawn["Pareto & recommendation"]
+    assert drawn["Fault tolerance"] >= {"curves", "heatmap"} and "pareto-latency_ns" not in drawn["Fault tolerance"]
+    assert drawn["Teaching"] == {"faultmap"} and "sp_map" in drawn["Spatial defects"]
+    assert not drawn["Jobs"] and "yield-curve" in drawn["Yield"]
+
+
+def test_a_link_opens_a_section_and_section_settings_survive_a_switch(tmp_path, monkeypatch, store):
+    monkeypatch.setenv("DSE_STORE", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("DSE_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("DSE_RUNS", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["section"] = "Teaching"
+    at.run()
+    assert not at.exception and any(c.key == "faultmap" for c in at.get("plotly_chart"))
+    del at.query_params["section"]  # from here the browser's address follows the tab bar, as AppTest's does not
+    open_section(at, "Pareto & recommendation")
+    at.number_input(key="target").set_value(80.0).run()
+    at.radio(key="objective").set_value("energy_uj").run()
+    open_section(at, "Yield")
+    open_section(at, "Pareto & recommendation")
+    assert at.number_input(key="target").value == 80.0 and at.radio(key="objective").value == "energy_uj"
+
+
+def test_first_render_imports_no_torch_and_teaching_renders_without_a_toggle(tmp_path, store):
+    """#38: the first render reads the store alone; opening Teaching draws its map at once (and only then
+    imports torch, for the layer shapes)."""
+    import subprocess
+    import sys
+
+    from dse.results.catalog import sync
+
+    sync(store, [tmp_path / "checkpoints"])  # what the first start does
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({APP!r}, default_timeout=120).run(); "
+            "assert not at.exception, at.exception; print('torch' in sys.modules); "
+            "at.session_state['section'] = 'Teaching'; at.run(); assert not at.exception, at.exception; "
+            "print('torch' in sys.modules, [c.key for c in at.get('plotly_chart')])")
+    env = {**__import__("os").environ, "DSE_STORE": str(tmp_path / "results.sqlite"),
+           "DSE_CHECKPOINTS": str(tmp_path / "checkpoints"), "DSE_RUNS": str(tmp_path / "runs")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-2:] == ["False", "True ['faultmap']"]
+
+
+def test_processor_knobs_feed_both_cost_models_and_are_checked_like_the_cli(tmp_path, monkeypatch, store):
+    from dse.core.cost.per_image import Processor, estimate
+
+    at = app(tmp_path, monkeypatch)
+    p = DesignPoint("resnet20", 1.0, 1, "default", 0.3)  # its 1x1 shortcuts and fc run on the processor
+    before = metric(at, "Energy (paper)")
+    at.sidebar.number_input(key="hw_cpu_pj_per_mac").set_value(200.0).run()
+    assert not at.exception and not at.sidebar.error
+    want = estimate(p.network, p.width, p.shortcut_kernel, p.mapping, "paper", processor=Processor(100e9, 200.0))
+    from dse.view import units
+
+    assert metric(at, "Energy (paper)") == units.fmt(want["totals"]["energy_uj"], "uJ") != before
+    at.sidebar.radio(key="cost_model").set_value("isaac").run()
+    want = estimate(p.network, p.width, p.shortcut_kernel, p.mapping, "isaac", processor=Processor(100e9, 200.0))
+    assert metric(at, "Energy (isaac)") == units.fmt(want["totals"]["energy_uj"], "uJ")
+    at.sidebar.number_input(key="hw_cpu_gmacs").set_value(0.0).run()  # as `dse cost --cpu-gmacs 0`: refused
+    error = at.sidebar.error[0].value
+    assert "cpu_gmacs" in error and "from 0.001 to" in error and "got 0.0" in error and "\n" not in error
+
+
+def test_bits_per_cell_feed_the_fault_model_and_the_isaac_cost_as_the_cli_does(tmp_path, monkeypatch, store):
+    import json
+
+    from dse.domain.faultspec import CELL_BITS
+    from dse.run import jobs
+
+    monkeypatch.setattr(jobs, "start_worker", lambda st_, jid: None)  # the job is recorded, no process started
+    at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
+    assert list(at.sidebar.select_slider(key="hw_bits_per_cell").options) == [str(b) for b in CELL_BITS]
+    at.sidebar.radio(key="cost_model").set_value("isaac").run()
+    adc = metric(at, "ADC resolution (isaac)")
+    at.sidebar.select_slider(key="hw_bits_per_cell").set_value(2).run()
+    assert not at.exception and metric(at, "ADC resolution (isaac)") == "8 bits" != adc  # ISAAC's 2-bit cells
+    assert "on a chip with 10% SA1+bpc:2 faults" in at.subheader[0].value
+    assert metric(at, "Accuracy under faults") == "—"  # the SA1 results are one cell per weight: not these
+    at.button(key="evaluate").click().run()
+    cfg = json.loads(Store(tmp_path / "results.sqlite").jobs().config.iloc[0])
+    assert cfg["fault_model"] == "sa1+bpc:2"  # as `dse evaluate --fault-model sa1 --bits-per-cell 2` names it
+    at.sidebar.radio(key="fault_model").set_value("rows").run()  # lines on tiles take no bits per cell
+    error = at.sidebar.error[0].value
+    assert "bits per cell 2" in error and "sa1 and sa0" in error and "\n" not in error
+    assert "on a chip with 10% stuck-row faults" in at.subheader[0].value

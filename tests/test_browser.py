@@ -8,30 +8,21 @@ the test's temporary folder. `pytest tests/test_browser.py --update-screenshot` 
 README's picture; tests/test_readme_screenshot.py fails when the page's code has changed since it was made."""
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, ROOT, WAIT, chromium_page, serve, settle
 from tests.fixtures import build_store
 from tests.screenshot import SCREENSHOT, save_screenshot
 from tests.test_data import make_tree
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = os.environ.get("CI_ARTIFACTS_DIR")  # read at import: the session fixture clears only DSE_* variables
-NO_EXCEPTION = "() => document.querySelectorAll('[data-testid=\"stException\"]').length === 0"
 # every metric's label and value shown whole: nothing wider than its box (CSS would cut it with an ellipsis)
 CUT_SHORT = """() => Array.from(document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]'))
     .flatMap(e => [e, ...e.querySelectorAll('*')]).filter(e => e.scrollWidth > e.clientWidth + 1)
     .map(e => e.textContent)"""
-
 
 
 def browser_test(fn):
@@ -41,66 +32,10 @@ def browser_test(fn):
     return fn
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(cwd: Path, **env):
-    """`streamlit run app.py` in `cwd` with the DSE_* settings `env`; yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
-                             f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-                            cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.time()
-        while time.time() - t0 < 60:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            proc.kill()
-            pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)  # a loaded machine can take its time to shut the server down
-        except subprocess.TimeoutExpired:
-            proc.kill()  # the test's outcome does not depend on how the server ends
-            proc.wait()
-
-
-@contextmanager
-def chromium_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            yield browser.new_page(viewport={"width": 1500, "height": 1100})
-        finally:
-            browser.close()
-
-
 def shots_dir(tmp_path: Path) -> Path:
     folder = Path(ARTIFACTS) / "browser" if ARTIFACTS else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def settle(page) -> None:
-    """Wait for the rerun a click started to finish, and check it raised nothing."""
-    page.wait_for_timeout(300)  # the click's rerun starts
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
-    assert page.evaluate(NO_EXCEPTION), page.locator('[data-testid="stException"]').first.inner_text()
 
 
 @pytest.fixture()
@@ -130,9 +65,9 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
 
     shots = shots_dir(tmp_path)
     with chromium_page() as page:
-        page.goto(first_run, timeout=60_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.goto(first_run, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT)
         assert page.locator(".js-plotly-plot .scatterlayer .point").count() > 0  # the Pareto charts, with data
         assert page.evaluate(CUT_SHORT) == []
         page.screenshot(path=str(shots / "01-first-page.png"), full_page=True)
@@ -155,20 +90,22 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
             "Fault tolerance": (radio("paper"), "BN: paper (Algorithm 1) · "),
             "1x1 mapping (Fig. 7)": (radio("per chip"), "processor vs on the crossbar"),
             "Calibration images": (rate("30"), "at 30%"),
-            "Teaching": (lambda: page.get_by_text("Show one chip's fault map").click(), "Crossbar layer"),
+            "Teaching": (None, "SA1 fault map of conv1"),  # drawn on opening, no toggle first
             "Results table": (rate("10"), "Download design points (CSV)"),
             "Yield": (lambda: page.get_by_label("Minimum yield (%)", exact=True).fill("50") or page.keyboard.press("Enter"),
                       "Chip yield"),
+            "Spatial defects": (None, "one tile of conv1"),
         }
         for i, (tab, (act, shows)) in enumerate(steps.items(), start=2):
             # while a rerun replaces the page, its old tabs can linger beside the new ones for a moment
-            expect(page.get_by_role("tab", name=tab)).to_have_count(1, timeout=60_000)
+            expect(page.get_by_role("tab", name=tab)).to_have_count(1, timeout=WAIT)
             page.get_by_role("tab", name=tab).click()
+            settle(page)  # only the open tab is drawn: its rerun
             if act:
                 act()
                 settle(page)
             if shows:
-                page.get_by_text(shows).first.wait_for(state="attached", timeout=30_000)  # chart titles are SVG
+                page.get_by_text(shows).first.wait_for(state="attached", timeout=WAIT)  # chart titles are SVG
             page.screenshot(path=str(shots / f"{i:02d}-{tab.split()[0].lower()}.png"), full_page=True)
 
         if not page.get_by_label("Training epochs", exact=True).is_visible():  # the sidebar changed: reopen
@@ -181,24 +118,25 @@ def test_first_run_every_tab_and_a_job_started_cancelled_and_retried(first_run, 
         page.keyboard.type("VGG13")
         page.keyboard.press("Enter")
         settle(page)
-        expect(page.locator("h3").first).to_contain_text("vgg13", timeout=60_000)
+        expect(page.locator("h3").first).to_contain_text("vgg13", timeout=WAIT)
         page.get_by_role("button", name="Train this design point (500 epochs)").click()
         settle(page)
-        expect(page.get_by_text(re.compile(r"training \((queued|running)")).first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(re.compile(r"training \((queued|running)")).first).to_be_visible(timeout=WAIT)
         store = Store(tmp_path / "results.sqlite")
         (jid,) = store.jobs().job_id
 
         page.get_by_role("tab", name="Jobs").click()
+        settle(page)
         page.get_by_role("button", name="Cancel").first.click()
-        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=WAIT)
         assert store.job(jid)["state"] == "cancelled"
         page.screenshot(path=str(shots / "10-job-cancelled.png"), full_page=True)
         page.get_by_role("button", name="Retry").first.click()
-        expect(page.get_by_role("button", name="Cancel").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Cancel").first).to_be_visible(timeout=WAIT)
         assert store.job(jid)["state"] in ("queued", "running")
         page.screenshot(path=str(shots / "11-job-retried.png"), full_page=True)
         page.get_by_role("button", name="Cancel").first.click()  # leave no worker behind
-        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Retry").first).to_be_visible(timeout=WAIT)
     t0 = time.time()
     while store.job(jid)["pid"] and _alive(int(store.job(jid)["pid"])) and time.time() - t0 < 30:
         time.sleep(0.2)
@@ -213,8 +151,8 @@ def test_a_new_design_point_trained_and_evaluated_from_the_page(first_run, tmp_p
 
     shots = shots_dir(tmp_path)
     with chromium_page() as page:
-        page.goto(first_run, timeout=60_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
+        page.goto(first_run, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
         page.get_by_text("Training and data").click()
         page.get_by_label("Training epochs", exact=True).fill("1")
         page.keyboard.press("Enter")
@@ -226,7 +164,7 @@ def test_a_new_design_point_trained_and_evaluated_from_the_page(first_run, tmp_p
         page.get_by_role("slider", name="Width multiplier").focus()  # 1.0x -> 1.2x: not trained yet
         page.keyboard.press("ArrowRight")
         settle(page)
-        expect(page.locator("h3").first).to_contain_text("resnet20 1.2x", timeout=60_000)
+        expect(page.locator("h3").first).to_contain_text("resnet20 1.2x", timeout=WAIT)
         page.get_by_role("button", name="Train this design point (1 epochs)").click()
         evaluate = page.get_by_role("button", name=re.compile(r"Evaluate at 10% SA1 faults \(2 crossbars"))
         expect(evaluate).to_be_visible(timeout=300_000)  # trained: the page offers the next step by itself
@@ -263,27 +201,26 @@ def test_lesson_mode_teaching_in_sa0_and_nothing_clipped_at_1600_px(server, tmp_
     shots = shots_dir(tmp_path)
     with chromium_page() as page:
         page.set_viewport_size({"width": 1600, "height": 1000})
-        page.goto(server, timeout=60_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=60_000)
+        page.goto(server, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
         settle(page)
         for tab in ("Pareto & recommendation", "Fault tolerance", "1x1 mapping (Fig. 7)", "Results table", "Yield"):
             page.get_by_role("tab", name=tab).click()
-            page.wait_for_timeout(500)
+            settle(page)
             assert page.evaluate(CLIPPED) == [], tab
         page.locator('[data-testid="stSidebar"]').get_by_text("SA0", exact=True).click()
         settle(page)
         page.get_by_role("tab", name="Teaching").click()
-        page.get_by_text("Show one chip's fault map").click()
         settle(page)
-        page.locator(".st-key-faultmap .js-plotly-plot").wait_for(timeout=120_000)
-        page.get_by_text("SA0 fault map of conv1").first.wait_for(state="attached", timeout=30_000)
-        page.get_by_text("the largest level of its sign (SA0)").first.wait_for(timeout=30_000)
+        page.locator(".st-key-faultmap .js-plotly-plot").wait_for(timeout=WAIT)
+        page.get_by_text("SA0 fault map of conv1").first.wait_for(state="attached", timeout=WAIT)
+        page.get_by_text("the largest level of its sign (SA0)").first.wait_for(timeout=WAIT)
         page.screenshot(path=str(shots / "teaching-sa0.png"))
-        page.goto(f"{server}/?lesson=1", timeout=60_000)
-        page.get_by_text("4. With per-chip calibration").wait_for(timeout=120_000)
+        page.goto(f"{server}/?lesson=1", timeout=WAIT)
+        page.get_by_text("4. With per-chip calibration").wait_for(timeout=WAIT)
         settle(page)
         for i in (1, 2, 3, 4):
-            page.locator(f".st-key-lesson-{i} .js-plotly-plot").wait_for(timeout=60_000)
+            page.locator(f".st-key-lesson-{i} .js-plotly-plot").wait_for(timeout=WAIT)
         assert page.evaluate(CLIPPED) == []
         page.screenshot(path=str(shots / "lesson.png"), full_page=True)
 
@@ -304,12 +241,28 @@ def test_readme_screenshot_from_the_shipped_checkpoints(tmp_path, request):
     with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(ROOT / "checkpoints"),
                DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="") as url, chromium_page() as page:
         page.set_viewport_size({"width": 1500, "height": 1750})  # the cards in their groups and the default front
-        page.goto(url, timeout=120_000)
-        page.get_by_text("Accuracy under faults").wait_for(timeout=120_000)
-        page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=60_000)
+        page.goto(url, timeout=WAIT)
+        page.get_by_text("Accuracy under faults").wait_for(timeout=WAIT)
+        page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=WAIT)
         settle(page)
         assert page.evaluate(CUT_SHORT) == []
         page.screenshot(path=str(shots / "app.png"))
     if request.config.getoption("--update-screenshot"):
         save_screenshot(shots / "app.png", SCREENSHOT)
         print(f"wrote {SCREENSHOT}")
+
+
+@browser_test
+def test_the_page_speed_script_runs_on_a_tiny_case(tmp_path):
+    """tests/pagespeed.py end to end, once each on the test store's checkpoints (its timings are not checked)."""
+    from tests import pagespeed
+
+    build_store(tmp_path)
+    samples = pagespeed.measure(tmp_path / "checkpoints", runs=1, reloads=1, rounds=2,
+                                sections=["Pareto & recommendation", "Teaching", "Jobs"])
+    assert {k: len(v) for k, v in samples.items()} == {"first start": 1, "first load": 1, "warm reload": 1,
+                                                       "tab switch (first open)": 2, "tab switch (warm)": 4}
+    rows = pagespeed.summary(samples)
+    assert all(r["median_s"] > 0 for r in rows)
+    assert {r["what"]: r["met"] is not None for r in rows} == {k: k in pagespeed.TARGETS for k in samples}
+    assert "| first load | 1 |" in pagespeed.markdown(rows)

@@ -124,4 +124,4 @@ def test_every_bn_option_and_every_spec_job_and_page_default_is_the_one_default(
     assert (PROTOCOL_DEFAULTS["bn"], PROTOCOL_DEFAULTS["calib_images"]) == (DEFAULT_BN, DEFAULT_CALIB_IMAGES)
     assert load_spec(GRIDS_DIR / "paper.toml").protocol["bn"] == "paper"  # the paper's grid says so itself
     assert BN_CHOICES[0] == DEFAULT_BN and sorted(BN_CHOICES) == sorted(BN_PROTOCOLS)
-    assert DEFAULT_BN == "chip" and DEFAULT_CALIB_IMAGES == 500  # per-chip calibration on 500 images (README)
+    assert DEFAULT_BN == "chip" and DEFAULT_CALIB_IMAGES == 500  # per-chip calibration on 500 images (docs/cli.md)

@@ -14,6 +14,38 @@ def test_explorer_space_is_what_the_backend_implements():
     assert set(FAULT_MODEL_NAMES) == set(FAULT_MODELS)
 
 
+def test_the_pages_processor_knobs_are_dse_costs():
+    """The page checks --cpu-gmacs and --cpu-pj-per-mac torch-free: the same defaults and ranges as Processor."""
+    from dse.core.cost.per_image import PROCESSOR, Processor
+    from dse.domain.errors import DSEError
+
+    assert explore.DEFAULT_PROCESSOR == (PROCESSOR.macs_per_s / 1e9, PROCESSOR.pj_per_mac)
+    (_, glo, ghi), (_, plo, phi) = explore.PROCESSOR_LIMITS.values()
+    for gmacs, pj in ((glo, plo), (ghi, phi)):
+        assert explore.check_processor(gmacs, pj) == (gmacs, pj)
+        Processor(gmacs * 1e9, pj).check()
+    for gmacs, pj in ((glo / 2, plo), (ghi * 2, phi), (glo, plo / 2), (glo, phi * 2), (float("nan"), plo)):
+        with pytest.raises(DSEError):
+            explore.check_processor(gmacs, pj)
+        with pytest.raises(DSEError):
+            Processor(gmacs * 1e9, pj).check()
+
+
+def test_another_processor_recomputes_both_cost_models(tmp_path):
+    from dse.core.cost.per_image import Processor, estimate
+
+    store, _ = build_store(tmp_path)
+    slow = (10.0, 20.0)  # a tenth of the default rate
+    for model in ("paper", "isaac"):
+        table = explore.design_table(store, 0.1, model, bn="paper", processor=slow).set_index("point_id")
+        default = explore.design_table(store, 0.1, model, bn="paper").set_index("point_id")
+        r = table.loc[POINTS[1].point_id]  # the paper's mapping: 1x1 shortcuts and fc on the processor
+        want = estimate(r.network, r.width, int(r.shortcut_kernel), r.mapping, model, processor=Processor(10e9, 20.0))
+        assert r.latency_ns == pytest.approx(want["totals"]["latency_ns"])
+        assert r.latency_ns > default.latency_ns[POINTS[1].point_id]
+    assert explore.cost_options("paper", {"xbar_size": 256}, explore.DEFAULT_PROCESSOR) == {}  # the store's
+
+
 @pytest.mark.parametrize("bn, name", [("paper", "paper (Algorithm 1)"), ("chip", "chip (N=500)")])
 def test_design_table_at_a_fault_rate(tmp_path, bn, name):
     store, _ = build_store(tmp_path)

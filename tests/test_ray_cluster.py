@@ -1,6 +1,6 @@
 """A real Ray cluster on this machine: a head node and a second node started with `ray start`, a sweep
 driven with `--backend ray --address`, one task's worker killed mid-task (Ray retries it), and the store
-it fills equal to the local backend's. Ray 2.60 enables token authentication on `ray start`; as the README's
+it fills equal to the local backend's. Ray 2.60 enables token authentication on `ray start`; as docs/cli.md's
 recipe ("A sweep on a Ray cluster") has a user do, the head makes the cluster's token (`ray get-auth-token
 --generate`, in a home folder of the test's own) and every node and the driver run with RAY_AUTH_MODE=token and
 that token in RAY_AUTH_TOKEN: nothing is read from, or written to, the user's ~/.ray.
@@ -56,7 +56,7 @@ def task_workers() -> list[int]:
 
 
 def head_token(home: Path, env: dict) -> str:
-    """The cluster's token as the README makes it on the head: `ray get-auth-token --generate` (it saves the
+    """The cluster's token as docs/cli.md makes it on the head: `ray get-auth-token --generate` (it saves the
     token in the head's ~/.ray/auth_token, here `home`, and prints it for the other nodes and the driver)."""
     home.mkdir(parents=True, exist_ok=True)
     made = subprocess.run([RAY, "get-auth-token", "--generate"], env={**env, "HOME": str(home)},

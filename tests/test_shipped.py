@@ -19,14 +19,14 @@ from dse.run.spec import load_spec
 pytestmark = pytest.mark.slow  # the shipped checkpoints and real CIFAR-10
 
 FOLDER = Path(__file__).parents[1] / "checkpoints"
-# the shipped grid, and the training question's point (README "The training question"), each with its manifest
+# the shipped grid, and its ResNet20 p=0.3 point trained from scratch (docs/results.md), each with its manifest
 FOLDERS = [FOLDER, FOLDER / "from-scratch"]
 META_KEYS = ("network", "width", "shortcut_kernel", "mapping", "dropconnect", "epochs", "test_accuracy", "init")
 
 
 @pytest.fixture(scope="module", params=FOLDERS, ids=lambda f: f.name)
 def folder(request) -> Path:
-    if not any(request.param.glob("*.safetensors")):  # checkpoints land over several sessions (README)
+    if not any(request.param.glob("*.safetensors")):  # a folder whose grid is not trained yet has nothing to check
         pytest.skip(f"no checkpoints in {request.param.name}/ yet")
     return request.param
 
@@ -134,35 +134,51 @@ def test_one_crossbar_on_a_slice_matches_the_manifest(manifest, folder, shared_c
         assert again["accuracy"] == pytest.approx(recorded["accuracy"], abs=one_image + 1e-9), e["file"]
 
 
-def test_the_readme_tables_are_the_shipped_results(manifest, tmp_path):
-    """The README's tables of shipped results are what `python -m dse reproduce --grid checkpoints/grid.toml
-    --report-only` computes from this folder: rerun it and paste its tables after a checkpoint lands."""
+RESULTS = FOLDER.parent / "docs" / "results.md"
+COMPARE = FOLDERS[1] / "grid.toml"  # the same point trained from scratch, set beside the shipped one
+
+
+def test_the_results_page_is_the_shipped_results(manifest, tmp_path, monkeypatch):
+    """docs/results.md's tables are what `python -m dse reproduce --grid checkpoints/grid.toml --report-only
+    --compare checkpoints/from-scratch/grid.toml --doc docs/results.md` writes from these folders: rerun it
+    after a checkpoint lands."""
     from dse.results.catalog import sync
     from dse.results.store import Store
-    from dse.view.reproduce import _md_table, calibration_table, protocol_results, readme_tables
+    from dse.view.reproduce import _md_table, calibration_table, compare_table, doc_tables, protocol_results
 
+    monkeypatch.chdir(FOLDER.parent)  # the grids name their folders from the project's root, as the command runs
     store = Store(tmp_path / "results.sqlite")
     assert not sync(store, [FOLDER])["problems"]
     spec = load_spec(FOLDER / "grid.toml")
-    tables = readme_tables(protocol_results(store, spec), calibration_table(store, spec))
-    readme = (FOLDER.parent / "README.md").read_text()
+    tables = doc_tables(protocol_results(store, spec), calibration_table(store, spec),
+                        compare_table(spec, load_spec(COMPARE)))
+    doc = RESULTS.read_text()
     for name, table in tables.items():
-        if name in ("points", "best-p") or f"<!-- dse:{name} -->" in readme:
-            assert _md_table(table) in readme, (name, _md_table(table))
+        assert f"<!-- dse:{name} -->\n\n{_md_table(table)}\n<!-- /dse:{name} -->" in doc, (name, _md_table(table))
 
 
-def test_the_readme_quotes_no_figure_the_tables_lack():
-    """Every two-decimal figure in the README's comparison with the paper is one of its tables' (results,
-    best p, cost): a checkpoint re-evaluated with more crossbars changes the tables, and this catches the
-    prose that still quotes the old figures. Derived figures (differences, ratios) are given to one decimal."""
-    readme = (FOLDER.parent / "README.md").read_text()
-    start = readme.index("**Against the paper**")
-    prose = readme[start:readme.index("\n## ", start)]  # to the next section
-    tables = "\n".join(line for line in readme.splitlines() if line.startswith("|"))
-    figure = r"(?<![\d.]){}(?!\d)"
-    stale = sorted({n for n in re.findall(figure.format(r"\d+\.\d\d"), prose)
-                    if not re.search(figure.format(re.escape(n)), tables)})
-    assert not stale, f"the README quotes {stale}, which no table of it holds"
+def _tables(*docs: Path) -> str:
+    return "\n".join(line for d in docs for line in d.read_text().splitlines() if line.startswith("|"))
+
+
+def _prose(doc: Path) -> str:
+    return "\n".join(line for line in doc.read_text().splitlines() if not line.startswith("|"))
+
+
+FIGURE = r"(?<![\d.]){}(?!\d)"
+
+
+@pytest.mark.parametrize("doc", [RESULTS, FOLDER.parent / "README.md"], ids=lambda p: p.name)
+def test_the_text_quotes_no_figure_the_tables_lack(doc):
+    """Every two-decimal figure in the text of docs/results.md and the README is one of the results tables'
+    (docs/results.md, docs/spatial.md): a checkpoint re-evaluated with more crossbars changes the tables, and
+    this catches the prose that still quotes the old figures. Derived figures (differences, ratios) are given
+    to one decimal."""
+    tables = _tables(RESULTS, FOLDER.parent / "docs" / "spatial.md")
+    figures = set(re.findall(FIGURE.format(r"\d+\.\d\d"), _prose(doc)))
+    assert figures, f"{doc.name} quotes no figure: the check would see nothing"
+    stale = sorted(n for n in figures if not re.search(FIGURE.format(re.escape(n)), tables))
+    assert not stale, f"{doc.name} quotes {stale}, which no table holds"
 
 
 def _first_20(folder: Path, file: str) -> tuple[dict, dict]:
@@ -181,20 +197,20 @@ def _first_20(folder: Path, file: str) -> tuple[dict, dict]:
     return entry, {k: summarize(ev["accuracies"][:20]) for k, ev in best.items() if ev["n"] >= 20}
 
 
-def test_the_training_question_table_is_what_the_manifests_hold():
-    """README "The training question": the shipped fine-tuned ResNet20 p=0.3 against the same point trained
-    from scratch for as many epochs (checkpoints/from-scratch/), on the same 20 crossbars."""
+def test_the_compare_table_is_what_the_manifests_hold():
+    """docs/results.md's compare table: the shipped fine-tuned ResNet20 p=0.3 against the same point trained
+    from scratch for as many epochs (checkpoints/from-scratch/), on the same 20 crossbars, computed here from
+    the manifests independently of dse.view.reproduce.compare_table."""
     name = "resnet20-w1-k1-default-p0.3-s0.safetensors"
     if not (FOLDERS[1] / name).exists():
         pytest.skip("the from-scratch point is not shipped yet")
-    rows = ["| ResNet20 1.0x p=0.3 | training | fault-free (%) | BN | f=0.1 | f=0.2 | f=0.3 |",
-            "|---|---|---|---|---|---|---|"]
-    for folder, how, epochs in ((FOLDER, "fine-tuned (shipped)", "15 epochs at p=0, then 4 at p=0.3"),
-                                (FOLDERS[1], "from scratch", "19 epochs at p=0.3")):
+    rows = []
+    for folder, grid, epochs in ((FOLDER, "shipped", "15 epochs at p=0, then 4 at p=0.3"),
+                                 (FOLDERS[1], "from-scratch", "19 epochs at p=0.3")):
         entry, first = _first_20(folder, name)
         for bn in ("paper", "chip"):
             cells = " | ".join(f"{first[(bn, f)]['mean']:.2f} ± {first[(bn, f)]['ci95']:.2f}" for f in (0.1, 0.2, 0.3))
-            rows.append(f"| {how} | {epochs} | {entry['test_accuracy']:.2f} | {bn} | {cells} |")
-    readme = (FOLDER.parent / "README.md").read_text()
-    block = readme[readme.index("<!-- dse:training-question -->"):readme.index("<!-- /dse:training-question -->")]
+            rows.append(f"| resnet20 1x k1 p=0.3 | {grid} | {epochs} | {entry['test_accuracy']:.2f} | {bn} | 20 | {cells} |")
+    doc = RESULTS.read_text()
+    block = doc[doc.index("<!-- dse:compare -->"):doc.index("<!-- /dse:compare -->")]
     assert "\n".join(rows) in block, "\n".join(rows)

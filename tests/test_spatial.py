@@ -1,5 +1,6 @@
 """Spatial fault models on the placement, their names, and remapping a known map."""
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -244,20 +245,20 @@ def test_spare_columns_cost_grows_with_the_spares_and_stays_in_the_array():
 # ---- the findings command ----
 
 
-def test_spatial_report_records_its_cells_in_the_store_and_writes_readme_tables(cli_setup, tmp_path, capsys):
+def test_spatial_report_records_its_cells_in_the_store_and_writes_doc_tables(cli_setup, tmp_path, capsys):
     from dse.cli import main
     from dse.core.evaluation.lifetime import parse_trajectory
     from dse.results.store import Store
     from dse.view import spatial
 
     ckpt, data = cli_setup
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- dse:spatial -->\nold\n<!-- /dse:spatial -->\n"
-                      "<!-- dse:spatial-gain -->\n<!-- /dse:spatial-gain -->\ntail\n")
+    doc = tmp_path / "spatial.md"
+    doc.write_text("# x\n<!-- dse:spatial -->\nold\n<!-- /dse:spatial -->\n"
+                   "<!-- dse:spatial-gain -->\n<!-- /dse:spatial-gain -->\ntail\n")
     store = tmp_path / "s.sqlite"
     argv = ["spatial-report", ckpt, "--fault-models", "sa1,rows", "--fault-rates", "0.2", "--spares", "2",
             "--instances", "2", "--test-images", "20", "--calib-images", "10", "--store", str(store), "--json"]
-    assert main([*argv, "--data", data, "--device", "cpu", "--readme", str(readme)]) == 0
+    assert main([*argv, "--data", data, "--device", "cpu", "--doc", str(doc)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [(r["fault_model"], r["spec"]) for r in report["rows"]] == [
         ("sa1", "sa1"), ("sa1", "sa1+remap"), ("sa1", "sa1+remap:2"),
@@ -265,8 +266,13 @@ def test_spatial_report_records_its_cells_in_the_store_and_writes_readme_tables(
     rows = Store(store).evaluations()  # every cell is a store row, and so is its f = 0 start
     assert len(rows) == 7 and (rows.n[rows.fault_rate > 0] == 2).all() and (rows.test_images == 20).all()
     assert report["rows"][0]["fault_free"] == rows[rows.fault_rate == 0]["mean"].iloc[0]
-    text = readme.read_text()
+    text = doc.read_text()
     assert "old" not in text and "| rows | remapped + 2 spare columns |" in text and text.endswith("tail\n")
+    assert main([*argv, "--report-only", "--doc", str(doc), "--check"]) == 0  # from the store alone
+    capsys.readouterr()
+    doc.write_text(text.replace("| rows | remapped + 2 spare columns |", "| rows | remapped |", 1))
+    assert main([*argv, "--report-only", "--doc", str(doc), "--check"]) == 2
+    assert "in its tables spatial" in capsys.readouterr().err
     assert len(spatial.gain_table(report)) == 4  # two remapped layouts per fault model
     fig = spatial.accuracy_figure(report, report["rows"][0]["point"])
     assert len(fig.data) == 6
@@ -276,6 +282,28 @@ def test_spatial_report_records_its_cells_in_the_store_and_writes_readme_tables(
     assert list(curve.extrapolated) == [False, False, True]
     assert main([*argv, "--report-only"]) == 0  # the tables again, from the store alone
     assert json.loads(capsys.readouterr().out) == report
+
+
+def test_the_spatial_page_is_the_shipped_report():
+    """docs/spatial.md's tables are what `python -m dse spatial-report --report-only --doc docs/spatial.md` writes
+    from the shipped store (checkpoints/manifest.json), which the app's tab reads."""
+    import tempfile
+
+    from dse.results.catalog import sync
+    from dse.results.store import Store
+    from dse.view import spatial
+    from dse.view.reproduce import _md_table
+
+    root = Path(__file__).resolve().parents[1]
+    store = Store(Path(tempfile.mkdtemp()) / "s.sqlite")
+    sync(store, [root / "checkpoints"])
+    report = spatial.report(store.evaluations(), fault_models=["sa1", "rows", "cols", "clustered", "mixed"],
+                            fault_rates=[0.1, 0.2, 0.3],
+                            sample={"bn": "chip", "calib_images": 500, "seed": 0, "protocol": "fixed(5)"})
+    assert report["rows"], "the shipped manifest holds no spatial-defects results"
+    page = (root / "docs" / "spatial.md").read_text()
+    for name, table in (("spatial", spatial.doc_table(report)), ("spatial-gain", spatial.gain_table(report))):
+        assert f"<!-- dse:{name} -->\n\n{_md_table(table)}\n<!-- /dse:{name} -->" in page, name
 
 
 def test_teaching_tile_maps_show_the_remapped_layout():

@@ -459,18 +459,45 @@ def test_paste_tables_rewrites_only_between_its_markers(tmp_path):
 
     from dse.view.reproduce import paste_tables
 
-    doc = tmp_path / "README.md"
+    doc = tmp_path / "results.md"
     doc.write_text("intro\n<!-- dse:points -->\nold table\n<!-- /dse:points -->\nrest\n")
     table = pd.DataFrame({"point": ["a", "b"], "mean": [1.5, 2.25]})
-    paste_tables(doc, {"points": table})
+    assert paste_tables(doc, {"points": table}, check=True) == ["points"]
+    assert "old table" in doc.read_text()  # a check writes nothing
+    assert paste_tables(doc, {"points": table}) == ["points"]
     once = doc.read_text()
     assert once == ("intro\n<!-- dse:points -->\n\n| point | mean |\n|---|---|\n| a | 1.50 |\n| b | 2.25 |\n\n"
                     "<!-- /dse:points -->\nrest\n")
-    paste_tables(doc, {"points": table})
+    assert paste_tables(doc, {"points": table}) == [] and paste_tables(doc, {"points": table}, check=True) == []
     assert doc.read_text() == once  # idempotent
     with pytest.raises(DSEError, match=r"needs one <!-- dse:best-p --> \.\.\. <!-- /dse:best-p --> pair"):
         paste_tables(doc, {"best-p": table})
     assert doc.read_text() == once  # nothing half-written
+    with pytest.raises(DSEError, match="missing.md does not exist"):
+        paste_tables(tmp_path / "missing.md", {"points": table})
+
+
+def test_reproduce_rewrites_a_doc_and_checks_it(local_run, tmp_path, capsys):
+    """`reproduce --doc` writes the grid's tables into a page's markers; `--check` then passes, and after a hand
+    edit fails in one line naming the table, writing nothing (no report folder either)."""
+    spec, store, _ = local_run
+    doc = tmp_path / "results.md"
+    doc.write_text("# r\n<!-- dse:points -->\n<!-- /dse:points -->\n<!-- dse:best-p -->\n<!-- /dse:best-p -->\nend\n")
+    args = ["reproduce", "--grid", spec.source, "--store", str(store.path), "--report-only", "--doc", str(doc)]
+    assert main(args + ["--out", str(tmp_path / "report")]) == 0
+    written = doc.read_text()
+    assert "| resnet20 0.5x k1 p=0.3 |" in written[written.index("dse:points"):written.index("/dse:points")]
+    capsys.readouterr()
+    assert main(args + ["--check", "--out", str(tmp_path / "checked")]) == 0
+    assert "its tables are the results" in capsys.readouterr().out and not (tmp_path / "checked").exists()
+    doc.write_text(written.replace("| resnet20 0.5x k1 p=0.3 |", "| resnet20 0.5x k1 p=0.31 |", 1))
+    edited = doc.read_text()
+    assert main(args + ["--check", "--out", str(tmp_path / "checked")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differs from the results in its tables points:" in err
+    assert doc.read_text() == edited and not (tmp_path / "checked").exists()
+    assert main(["reproduce", "--grid", spec.source, "--report-only", "--check"]) == 2
+    assert "--check needs --doc FILE" in capsys.readouterr().err
 
 
 def test_widths_are_compared_at_the_drop_connect_rates_both_have():

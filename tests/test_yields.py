@@ -228,10 +228,10 @@ def test_a_missing_checkpoint_gives_one_line(capsys, tmp_path):
 
 # ------------------------------------------------------------------ the app
 def test_the_yield_tab_shows_the_selected_points_yield(tmp_path, monkeypatch):
-    from tests.test_app import app, metric
+    from tests.test_app import app, metric, open_section
 
     build_store(tmp_path)
-    at = app(tmp_path, monkeypatch)
+    at = open_section(app(tmp_path, monkeypatch), "Yield")
     assert not at.exception
     assert metric(at, "Chip yield") not in ("—", None)  # the default target gives a number at once
     target = accuracy_model(POINT, 0.1, "chip")
@@ -290,12 +290,12 @@ def test_the_yield_tab_says_how_many_chips_and_evaluates_them_in_one_click(tmp_p
     36 chips are needed and one click queues an evaluation of the selected point on 36 chips."""
     from dse.results.store import Store
     from dse.run import jobs
-    from tests.test_app import app
+    from tests.test_app import app, open_section
 
     started = []
     monkeypatch.setattr(jobs, "start_worker", lambda st_, jid: started.append(jid))
     build_store(tmp_path)
-    at = app(tmp_path, monkeypatch, data=str(tmp_path / "d"))
+    at = open_section(app(tmp_path, monkeypatch, data=str(tmp_path / "d")), "Yield")
     assert not at.exception
     assert at.number_input(key="yield_min").value == 50.0  # 10 chips prove at most 69.2%: not 90%
     assert any("needs 6 chips" in i.value for i in at.info)

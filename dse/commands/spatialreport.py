@@ -1,15 +1,19 @@
-"""`python -m dse spatial-report CKPT ... --data PATH`: the #28 findings. Each checkpoint is evaluated under each
+"""`python -m dse spatial-report CKPT ... --data PATH`: the spatial-defect findings (docs/spatial.md). Each checkpoint is evaluated under each
 fault model at each cell fault rate, blind and remapped (with and without spare columns), on the same chips and
 images (common random numbers: the layouts' differences are paired), under one BN protocol; every cell is one
 EvalSpec run as a job (dse/run/jobs.py), so its result lands in the results store (which the app's fault-model
-tab and the manifest read) and an interrupted run goes on from what it finished. With --readme, the tables
-marked <!-- dse:spatial --> and <!-- dse:spatial-gain --> in that Markdown file are rewritten from the store."""
+tab and the manifest read) and an interrupted run goes on from what it finished. With --doc, the tables marked
+<!-- dse:spatial --> and <!-- dse:spatial-gain --> in that Markdown file are rewritten from the store."""
 from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, replace
 
 from dse.commands import _args
+from dse.domain.errors import DSEError
+from dse.domain.evalspec import Budget
+from dse.domain.faultspec import check_fault_model, fault_model_name, parse_fault_model
+from dse.domain.point import DesignPoint, label
 
 DEFAULT_CHECKPOINTS = ["checkpoints/resnet20-w1-k1-default-p0-s0.safetensors",
                        "checkpoints/resnet20-w1-k1-default-p0.3-s0.safetensors"]
@@ -17,8 +21,6 @@ DEFAULT_MODELS = "sa1,rows,cols,clustered,mixed"
 
 
 def model_list(text: str) -> list[str]:
-    from dse.domain.faultspec import check_fault_model
-
     names = [p.strip() for p in text.split(",") if p.strip()]
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated fault models, got {text!r}")
@@ -26,7 +28,7 @@ def model_list(text: str) -> list[str]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("spatial-report", help="accuracy under spatial defects, blind and remapped (issue #28 findings)")
+    p = sub.add_parser("spatial-report", help="accuracy under spatial defects, blind and remapped (docs/spatial.md)")
     p.add_argument("checkpoints", nargs="*", default=DEFAULT_CHECKPOINTS,
                    help="checkpoints (default: the shipped ResNet20 1.0x p=0 and p=0.3)")
     p.add_argument("--data", default=None, help="CIFAR-10 source (or $DSE_DATA)")
@@ -40,13 +42,15 @@ def add_parser(sub) -> None:
                    help="the first N test images, class by class (default 1000)")
     _args.add_bn(p, "every cell's evaluation")
     p.add_argument("--seed", type=_args.nonneg_int, default=0, help="base seed of the fault maps")
-    p.add_argument("--readme", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "
-                                                                  "and <!-- dse:spatial-gain --> in FILE")
+    p.add_argument("--doc", default=None, metavar="FILE", help="rewrite the tables marked <!-- dse:spatial --> "
+                                                               "and <!-- dse:spatial-gain --> in FILE (docs/spatial.md)")
+    p.add_argument("--check", action="store_true",
+                   help="with --doc: write nothing into it, and fail (exit 2) naming the tables that differ")
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="also write the figures (PNG, or HTML where PNG export is unavailable) into DIR")
     p.add_argument("--report-only", action="store_true",
-                   help="evaluate nothing: print (and with --readme paste) the tables of the results in the store "
-                        "(the checkpoints' folders' manifests imported first)")
+                   help="evaluate nothing: print (and with --doc paste or --check) the tables of the results in the "
+                        "store (the checkpoints' folders' manifests imported first)")
     _args.add_device(p)
     _args.add_precision(p, "the evaluations", evaluation=True)
     _args.add_store(p)
@@ -59,16 +63,14 @@ def run(args) -> dict:
     from pathlib import Path
 
     from dse.core.io.checkpoint import read_meta
-    from dse.domain.errors import DSEError
-    from dse.domain.evalspec import Budget
-    from dse.domain.faultspec import fault_model_name, parse_fault_model
-    from dse.domain.point import DesignPoint, label
     from dse.results.catalog import sync
     from dse.results.store import open_store
     from dse.run import jobs
     from dse.run.tasks import EvaluateTask
     from dse.view import spatial
 
+    if args.check and not args.doc:
+        raise DSEError("--check needs --doc FILE: the document to compare with the report")
     layouts = [(False, 0), (True, 0)] + [(True, s) for s in args.spares if s > 0]
     for s in args.spares:
         fault_model_name("sa1", remap=True, spares=s)  # validates the count before hours of work
@@ -104,15 +106,18 @@ def _tables(report: dict, args, out) -> dict:
     from dse.view import spatial
     from dse.view.reproduce import _md_table, paste_tables
 
-    table, gain = spatial.readme_table(report), spatial.gain_table(report)
-    if args.readme:
-        paste_tables(args.readme, {"spatial": table, "spatial-gain": gain})
+    table, gain = spatial.doc_table(report), spatial.gain_table(report)
+    stale = paste_tables(args.doc, {"spatial": table, "spatial-gain": gain}, check=args.check) if args.doc else []
+    if stale and args.check:
+        raise DSEError(f"{args.doc} differs from the results in {out} in its tables {', '.join(stale)}: "
+                       f"rerun without --check to rewrite them")
     if args.figures:
         _figures(report, args.figures)
     if not args.json:
         print(_md_table(table))
         print(_md_table(gain))
-        print(f"results in {out}" + (f"; tables written to {args.readme}" if args.readme else ""))
+        print(f"results in {out}" + (f"; {args.doc}: " + ("its tables are the report's" if args.check else
+                                                          "tables written") if args.doc else ""))
     return report
 
 

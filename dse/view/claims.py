@@ -83,7 +83,7 @@ def _fmt(d: dict[float, float]) -> str:
 
 def best_p_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per network (at its base width) and fault rate: the drop-connect rate with the best mean accuracy, and
-    whether it is above the fault rate, as the paper found. The README's second table of shipped results.
+    whether it is above the fault rate, as the paper found. docs/results.md's table of the best rates.
     A fault rate with one drop-connect rate evaluated so far has no row: a best of one is not a finding; nor
     is "not above f" where no rate above f was evaluated (VGG13 at f=0.3 with p in {0, 0.3})."""
     rows = []
@@ -131,7 +131,7 @@ def mobilenet_30(df: pd.DataFrame) -> tuple[str, str]:
 
 
 def best_p_above_f(df: pd.DataFrame) -> tuple[str, str]:
-    best = [r for r in best_p_table(df).to_dict("records") if r["fault rate"] != "0"]  # the README's table
+    best = [r for r in best_p_table(df).to_dict("records") if r["fault rate"] != "0"]  # docs/results.md's best-p table
     found = [f"{r['network'].split()[0]} f={r['fault rate']}: p={r['best p']}" for r in best]
     above = [r["best p above f"] == "yes" for r in best if r["best p above f"] in ("yes", "no")]
     return ("; ".join(found) or "needs two or more drop-connect rates",

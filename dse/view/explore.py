@@ -12,6 +12,7 @@ import pandas as pd
 from dse.core.cost.deployment import calibration_cost  # noqa: F401  the per-chip calibration price the page shows
 from dse.core.cost.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
 from dse.core.cost.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
+from dse.domain.errors import DSEError
 from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
 from dse.domain.paper import WIDTHS
 from dse.domain.point import DesignPoint, label
@@ -58,12 +59,13 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
 
 def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, bn: str = DEFAULT_BN,
                  calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
-                 fault_model: str = "sa1") -> pd.DataFrame:
+                 fault_model: str = "sa1", processor: tuple[float, float] | None = None) -> pd.DataFrame:
     """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
     evaluated), its fault-free accuracy, its loss both ways (against its own fault-free accuracy, `loss_own`,
     the paper's "degradation"; against its architecture's p=0 model, `loss_p0`, NaN where there is none),
     and cost. `bn_protocol` names the protocol of every number. `hardware`: isaac knobs other than ISAAC's
-    defaults (check_knobs); their costs are computed here, the defaults' come from the store."""
+    defaults (check_knobs); `processor`: (GMAC/s, pJ per MAC) of the off-crossbar processor (check_processor).
+    Costs under either are computed here; the defaults' come from the store."""
     points = store.points()
     if points.empty:
         return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj", "bn_protocol"])
@@ -80,22 +82,58 @@ def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, 
     df["loss_p0"] = df["baseline"].astype(float) - df["accuracy"]
     df["bn_protocol"] = bn_label(bn, calib_images)
     df["label"] = [label(r) for _, r in df.iterrows()]
-    if hardware and cost_model == "isaac":
-        return with_costs(df, hardware_costs(points, hardware), cost_model)
+    options = cost_options(cost_model, hardware, processor)
+    if options:
+        return with_costs(df, computed_costs(points, cost_model, options), cost_model)
     return with_costs(df, store.costs(), cost_model)
 
 
-def hardware_costs(points: pd.DataFrame, hardware: dict) -> pd.DataFrame:
-    """isaac costs of every architecture in `points` under non-default knobs, in store.costs()'s shape
+def computed_costs(points: pd.DataFrame, cost_model: str, options: dict) -> pd.DataFrame:
+    """Costs of every architecture in `points` under `options` (cost_options), in store.costs()'s shape
     (torch: the counts are cached per architecture in dse.core.cost.per_image)."""
-    from dse.core.cost.per_image import estimate
-
     rows = []
     for arch in points[ARCH].drop_duplicates().itertuples(index=False):
-        t = estimate(arch.network, float(arch.width), int(arch.shortcut_kernel), arch.mapping, "isaac",
-                     **hardware)["totals"]
-        rows.append({**arch._asdict(), "cost_model": "isaac", **{k: t[k] for k in COST_COLUMNS}})
+        t = estimate_totals(DesignPoint(arch.network, float(arch.width), int(arch.shortcut_kernel), arch.mapping),
+                            cost_model, options)
+        rows.append({**arch._asdict(), "cost_model": cost_model, **{k: t.get(k) for k in COST_COLUMNS}})
     return pd.DataFrame(rows, columns=ARCH + ["cost_model"] + list(COST_COLUMNS))
+
+
+# the off-crossbar processor as `dse cost` takes it (--cpu-gmacs, --cpu-pj-per-mac): defaults and allowed ranges,
+# torch-free for the page (tests/test_explore.py checks them against dse.core.cost.per_image.Processor)
+DEFAULT_PROCESSOR = (100.0, 20.0)
+PROCESSOR_LIMITS = {"cpu_gmacs": ("the processor's sustained GMAC/s", 1e-3, 1e7),
+                    "cpu_pj_per_mac": ("the processor's energy per MAC in pJ", 1e-3, 1e6)}
+
+
+def check_processor(cpu_gmacs, cpu_pj_per_mac) -> tuple[float, float]:
+    """(GMAC/s, pJ per MAC) as `dse cost` allows them; a bad one raises one line naming it and what is allowed."""
+    for name, v in (("cpu_gmacs", cpu_gmacs), ("cpu_pj_per_mac", cpu_pj_per_mac)):
+        what, lo, hi = PROCESSOR_LIMITS[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and lo <= v <= hi):
+            raise DSEError(f"{name} ({what}) must be a number from {lo:g} to {hi:g}, got {v!r}")
+    return float(cpu_gmacs), float(cpu_pj_per_mac)
+
+
+def cost_options(cost_model: str, hardware: dict | None = None,
+                 processor: tuple[float, float] | None = None) -> dict:
+    """The cost knobs that make a cost differ from the store's: isaac's (isaac model only) and the processor's
+    (both models; GMAC/s, pJ per MAC). Empty: the store's costs serve."""
+    options = dict(hardware or {}) if cost_model == "isaac" else {}
+    if processor is not None and tuple(processor) != DEFAULT_PROCESSOR:
+        options["processor"] = tuple(processor)
+    return options
+
+
+def estimate_totals(point: DesignPoint, cost_model: str, options: dict) -> dict:
+    """A point's cost totals computed under `options` (cost_options), as `dse cost` computes them."""
+    from dse.core.cost.per_image import Processor, estimate  # torch: only when costs are computed
+
+    knobs = dict(options)
+    if "processor" in knobs:
+        gmacs, pj = knobs.pop("processor")
+        knobs["processor"] = Processor(gmacs * 1e9, pj).check()
+    return estimate(point.network, point.width, point.shortcut_kernel, point.mapping, cost_model, **knobs)["totals"]
 
 
 # the results table as a reader scans it: what the point is, how it holds up, what it costs; then the files
@@ -265,13 +303,13 @@ def open_results(path=None) -> tuple[Store, dict]:
     return store, sync(store)
 
 
-def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict | None = None) -> dict:
+def point_cost(store: Store, point: DesignPoint, cost_model: str, hardware: dict | None = None,
+               processor: tuple[float, float] | None = None) -> dict:
     """A point's cost totals: from the store when known (no torch import), else computed once and stored.
-    With isaac knobs other than the defaults (`hardware`), computed (the caller caches them)."""
-    if hardware and cost_model == "isaac":
-        from dse.core.cost.per_image import estimate
-
-        return estimate(point.network, point.width, point.shortcut_kernel, point.mapping, "isaac", **hardware)["totals"]
+    With isaac knobs other than the defaults (`hardware`) or another processor, computed (the caller caches them)."""
+    options = cost_options(cost_model, hardware, processor)
+    if options:
+        return estimate_totals(point, cost_model, options)
     totals = stored_cost(store, point, cost_model)
     if totals is None:
         from dse.results.catalog import ensure_costs

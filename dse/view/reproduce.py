@@ -10,6 +10,7 @@ them, and accuracy against the images each chip calibrates BN on.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 from dataclasses import asdict
@@ -24,7 +25,8 @@ from dse.domain.errors import DSEError
 from dse.core.io.atomic import atomic_write
 from dse.domain.bn import BN_PROTOCOLS, DEFAULT_BN
 from dse.domain.recipes import recipe
-from dse.results.catalog import sync
+from dse.domain.stats import summarize
+from dse.results.catalog import MANIFEST, sync
 from dse.results.store import Store
 from dse.run.spec import SweepSpec
 from dse.view import charts
@@ -32,7 +34,7 @@ from dse.view.claims import (PAPER_CLAIMS, TOLERANCE, _arch, base_width, best_ov
                              check_claims, fault_free, same_rates)
 from dse.view.explore import best_evaluations, calibration_curve
 
-# Table II cells the paper gives (ns and uJ per image; its header's "s" and "kW" are mislabelled, see dse/cost.py)
+# Table II cells the paper gives (ns and uJ per image; its header's "s" and "kW" are mislabelled, see dse/core/cost/per_image.py)
 PAPER_TABLE_II = {
     ("resnet20", 1.0): (15.74, 113.32), ("resnet20", 1.2): (22.13, 159.28), ("resnet20", 1.4): (29.80, 214.53),
     ("resnet20", 1.6): (39.11, 281.56), ("vgg13", 1.0): (87.83, 632.16),
@@ -74,7 +76,7 @@ def points_table(store: Store, spec: SweepSpec, df: pd.DataFrame) -> pd.DataFram
     """One row per trained design point of the grid: fault-free accuracy, mean accuracy with its 95% CI and
     crossbar count at each fault rate, the loss both ways (against the point's own fault-free accuracy, and
     against its architecture's p=0 model with the default mapping), how it was trained, and the compute it
-    took; a last row totals the compute (the budget spent). The README's table of shipped results."""
+    took; a last row totals the compute. docs/results.md's table of shipped results."""
     pts = store.points()
     rows, train_s, eval_s = [], [], []
     for point, rates, grid in spec.blocks():
@@ -292,7 +294,7 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
               "the best design point against its own fault-free accuracy.", ""]
     lines += [_md_table(claims), ""]
     lines += ["## Table II: latency and energy on ISAAC (paper mode)", "",
-              "ns and µJ per image (the paper's header says s and kW; see the README). Ours by dse.core.cost.per_image.paper_cost.", ""]
+              "ns and µJ per image (the paper's header says s and kW; see docs/cost-model.md). Ours by dse.core.cost.per_image.paper_cost.", ""]
     t = table.assign(width=table.width.map(lambda w: f"{w:g}x"), macs=table.macs.map(lambda m: f"{m:,}"))
     lines += [_md_table(t, ".2f"), ""]
     lines += ["## Figures", ""]
@@ -306,7 +308,7 @@ def summary_markdown(spec: SweepSpec, per: dict[str, dict], claims: pd.DataFrame
 def calibration_table(store: Store, spec: SweepSpec, fault_rate: float = 0.3) -> pd.DataFrame:
     """For each grid point with a calibration-image sweep at `fault_rate` (dse calib-curve: two or more chip
     image counts): accuracy, chip
-    spread and worst chip against N, N = 0 being the paper's protocol. The README's calibration table."""
+    spread and worst chip against N, N = 0 being the paper's protocol. docs/results.md's calibration table."""
     parts = []
     for point, _ in spec.points():
         c = calibration_curve(store, point, fault_rate)
@@ -347,9 +349,11 @@ def protocol_results(store: Store, spec: SweepSpec) -> dict[str, dict]:
     return per
 
 
-def readme_tables(per: dict[str, dict], calib: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The tables the README's markers hold: points and best p per protocol (`points`, `points-chip`, ...),
-    the claims under every protocol, and the calibration-image sweep."""
+def doc_tables(per: dict[str, dict], calib: pd.DataFrame, compare: pd.DataFrame | None = None
+               ) -> dict[str, pd.DataFrame]:
+    """The tables a results document's markers hold (docs/results.md): points and best p per protocol
+    (`points`, `points-chip`, ...), the claims under every protocol, the calibration-image sweep, and the
+    same points trained another way (`compare`, see compare_table)."""
     tables = {}
     for bn, d in per.items():
         suffix = "" if bn == "paper" else f"-{bn}"
@@ -358,52 +362,113 @@ def readme_tables(per: dict[str, dict], calib: pd.DataFrame) -> dict[str, pd.Dat
         tables["claims"] = claims_table({bn: d["claims"] for bn, d in per.items()})
     if not calib.empty:
         tables["calibration"] = calib
+    if compare is not None and not compare.empty:
+        tables["compare"] = compare
     return tables
 
 
+def _trained(entry: dict) -> str:
+    """How a manifest entry's weights were trained: its epochs, after its base's when fine-tuned."""
+    p = f"p={entry['dropconnect']:g}"
+    init = entry.get("init")
+    if not init:
+        return f"{entry['epochs']} epochs at {p}"
+    return f"{init['epochs']} epochs at p={init['dropconnect']:g}, then {entry['epochs']} at {p}"
+
+
+def _first_crossbars(entry: dict, bn: str, fault_rate: float, calib_images: int, n: int) -> dict | None:
+    """Mean and CI of the first n crossbars (the same fault maps in every run with the same seed) of the
+    entry's largest SA1 evaluation at that rate on the whole test set, or None when it has fewer."""
+    evs = [ev for ev in entry["evaluations"]
+           if ev["bn"] == bn and math.isclose(ev["fault_rate"], fault_rate) and ev["fault_model"] == "sa1"
+           and ev["test_images"] == 10000 and (bn != "chip" or ev["calib_images"] == calib_images)]
+    best = max(evs, key=lambda ev: ev["n"], default=None)
+    return summarize(best["accuracies"][:n]) if best is not None and best["n"] >= n else None
+
+
+def compare_table(spec: SweepSpec, other: SweepSpec) -> pd.DataFrame:
+    """The design points `other`'s checkpoint folder shares with `spec`'s, trained both ways, side by side on
+    the same first crossbars (`other`'s instance count, seed and BN protocols), from the two manifests: one row
+    per checkpoint and protocol, mean ± 95% CI half-width at each fault rate."""
+    def entries(s: SweepSpec) -> dict[str, dict]:
+        path = Path(s.checkpoint_dir).expanduser() / MANIFEST
+        if not path.is_file():
+            raise DSEError(f"{path} is missing: the grid {s.name!r} has no manifest to compare")
+        return {e["file"]: e for e in json.loads(path.read_text())["checkpoints"]}
+
+    ours, theirs = entries(spec), entries(other)
+    n, calib = other.protocol["instances"], other.protocol["calib_images"]
+    rates = sorted({f for _, fs in other.points() for f in fs if f > 0})
+    rows = []
+    for file in sorted(set(ours) & set(theirs)):
+        for grid, entry in ((spec.name, ours[file]), (other.name, theirs[file])):
+            for bn in spec_protocols(other):
+                row = {"design point": label(entry), "grid": grid, "training": _trained(entry),
+                       "fault-free (%)": f"{entry['test_accuracy']:.2f}", "BN": bn,
+                       "crossbars": n}
+                for f in rates:
+                    s = _first_crossbars(entry, bn, f, calib, n)
+                    row[f"f={f:g}"] = "-" if s is None else f"{s['mean']:.2f} ± {s['ci95']:.2f}"
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def report(store: Store, spec: SweepSpec, out: str | os.PathLike, sweep: dict | None = None,
-           readme: str | os.PathLike | None = None) -> dict:
-    """Figures, results.csv and summary.md for the grid under each of its BN protocols, from whatever the
-    store holds now (and the grid's checkpoint folder); with `readme`, its marked tables are rewritten too
-    (see paste_tables), and the calibration figure is written to docs/ beside it where PNG export works."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+           doc: str | os.PathLike | None = None, *, compare: SweepSpec | None = None, check: bool = False) -> dict:
+    """Figures, results.csv and summary.md in `out` for the grid under each of its BN protocols, from whatever
+    the store holds now (and the grid's checkpoint folder). With `doc`, its marked tables are rewritten (see
+    paste_tables; `compare`: another grid of some of the same points, trained another way, see compare_table)
+    and the calibration figure is written beside it where PNG export works. With `check`, nothing is written
+    anywhere: `stale` names the doc's tables that differ from the results."""
     ckdir = Path(spec.checkpoint_dir).expanduser()
     if ckdir.is_dir():  # checkpoints there (a clone's shipped ones) and their manifest's evaluations
         sync(store, [ckdir])
-    per, figs = protocol_results(store, spec), {}
+    per, calib = protocol_results(store, spec), calibration_table(store, spec)
+    files, png_problem = ([], None) if check else _write_report(Path(out), spec, per, calib, sweep)
+    stale = []
+    if doc is not None:
+        tables = doc_tables(per, calib, compare_table(spec, compare) if compare is not None else None)
+        stale = paste_tables(doc, tables, optional=set(tables) - {"points", "best-p"}, check=check)
+        if "calibration-images.png" in files:
+            (Path(doc).parent / "calibration-images.png").write_bytes(
+                (Path(out) / "figures" / "calibration-images.png").read_bytes())
+    first = next(iter(per.values()))
+    return {"out": str(out), "summary": str(Path(out) / "summary.md"),
+            "figures": [str(Path(out) / "figures" / f) for f in files],
+            "png": png_problem is None, "png_problem": png_problem, "evaluations": len(first["df"]),
+            "claims": {c["claim"]: c["verdict"] for c in first["claims"]},
+            "claims_by_protocol": {bn: {c["claim"]: c["verdict"] for c in d["claims"]} for bn, d in per.items()},
+            "sweep": sweep, "spec": asdict(spec)["name"], "doc": None if doc is None else str(doc), "stale": stale}
+
+
+def _write_report(out: Path, spec: SweepSpec, per: dict[str, dict], calib: pd.DataFrame,
+                  sweep: dict | None) -> tuple[list[str], str | None]:
+    """The report folder: every protocol's results as CSV, the figures, and summary.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    figs = {}
     for bn, d in per.items():
         figs.update({name + ("" if bn == "paper" else f"-{bn}-bn"): fig for name, fig in figures(d["df"]).items()})
     pd.concat([d["df"].assign(bn=bn) for bn, d in per.items()]).to_csv(out / "results.csv", index=False)
-    calib = calibration_table(store, spec)
     if not calib.empty:
         figs["calibration-images"] = calibration_figure(calib)
     files, png_problem = write_figures(figs, out / "figures")
     claims = claims_table({bn: d["claims"] for bn, d in per.items()})
-    table = table_ii(spec)
-    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table, files=files, png_problem=png_problem,
-                                                     sweep=sweep))
-    if readme is not None:
-        tables = readme_tables(per, calib)
-        paste_tables(readme, tables, optional=set(tables) - {"points", "best-p"})
-        if "calibration-images.png" in files:
-            docs = Path(readme).parent / "docs"
-            docs.mkdir(exist_ok=True)
-            (docs / "calibration-images.png").write_bytes((out / "figures" / "calibration-images.png").read_bytes())
-    first = next(iter(per.values()))
-    return {"out": str(out), "summary": str(out / "summary.md"), "figures": [str(out / "figures" / f) for f in files],
-            "png": png_problem is None, "png_problem": png_problem, "evaluations": len(first["df"]),
-            "claims": {c["claim"]: c["verdict"] for c in first["claims"]},
-            "claims_by_protocol": {bn: {c["claim"]: c["verdict"] for c in d["claims"]} for bn, d in per.items()},
-            "sweep": sweep, "spec": asdict(spec)["name"]}
+    (out / "summary.md").write_text(summary_markdown(spec, per, claims, table_ii(spec), files=files,
+                                                     png_problem=png_problem, sweep=sweep))
+    return files, png_problem
 
 
-def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optional: set = frozenset()) -> None:
+def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optional: set = frozenset(),
+                 check: bool = False) -> list[str]:
     """Replace what lies between `<!-- dse:NAME -->` and `<!-- /dse:NAME -->` in a Markdown file by the
-    table NAME (written atomically): how the README's shipped results follow the checkpoints. A table in
-    `optional` is skipped where the file has no markers for it."""
+    table NAME (written atomically, and only when something changed): how docs/results.md and docs/spatial.md
+    follow the results. A table in `optional` is skipped where the file has no markers for it. Returns the
+    names of the tables that differed; with `check`, the file is left as it is."""
     path = Path(path)
-    text = path.read_text()
+    if not path.is_file():
+        raise DSEError(f"{path} does not exist: give a Markdown file with <!-- dse:NAME --> markers")
+    text = original = path.read_text()
+    stale = []
     for name, table in tables.items():
         start, end = f"<!-- dse:{name} -->", f"<!-- /dse:{name} -->"
         if name in optional and start not in text and end not in text:
@@ -411,5 +476,10 @@ def paste_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], optio
         if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
             raise DSEError(f"{path} needs one {start} ... {end} pair to paste the {name} table into")
         head, rest = text.split(start)
-        text = head + start + "\n\n" + _md_table(table) + "\n" + end + rest.split(end, 1)[1]
-    atomic_write(path, text.encode())
+        new = head + start + "\n\n" + _md_table(table) + "\n" + end + rest.split(end, 1)[1]
+        if new != text:
+            stale.append(name)
+        text = new
+    if text != original and not check:
+        atomic_write(path, text.encode())
+    return stale

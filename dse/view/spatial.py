@@ -1,8 +1,8 @@
 """What the spatial-defects report and the app's fault-model tab show, read from the results store (the
-evaluations `python -m dse spatial-report` records; the shipped ones come with checkpoints/manifest.json): the
-README table, accuracy against fault rate per fault model and layout, one tile's stuck cells under each fault
-model (blind and remapped), and an interpolated lifetime curve. Backend only: pandas and plotly (torch is
-imported only when a tile map is drawn)."""
+evaluations `python -m dse spatial-report` records; the shipped ones come with checkpoints/manifest.json):
+docs/spatial.md's tables, accuracy against fault rate per fault model and layout, one tile's stuck cells under
+each fault model (blind and remapped), and an interpolated lifetime curve. Backend only: pandas and plotly
+(torch is imported only when a tile map is drawn)."""
 from __future__ import annotations
 
 import json
@@ -97,7 +97,7 @@ def report_rows(report: dict) -> pd.DataFrame:
     return pd.DataFrame(report["rows"]) if report and report.get("rows") else pd.DataFrame()
 
 
-def readme_table(report: dict) -> pd.DataFrame:
+def doc_table(report: dict) -> pd.DataFrame:
     """Accuracy (mean ± 95% CI half-width, %) with one row per checkpoint, fault model and layout and one column
     per fault rate; the fault-free 8-bit accuracy on the same images beside it."""
     rows = report_rows(report)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.domain.faultspec import fault_model_label
+from dse.domain.faultspec import WEIGHT_BITS, fault_model_label, parse_fault_model
 
 TILE = 128  # ISAAC's crossbar: 128 rows x 128 columns
 READS = {"sa1": "Each stuck cell reads its weight as 0 (SA1, the paper's fault).",
@@ -21,8 +21,15 @@ def base_model(fault_model: str) -> str:
 
 
 def stuck_reads(fault_model: str) -> str:
-    """One sentence: what a stuck cell reads under `fault_model`, named as the sidebar names it."""
-    return READS.get(base_model(fault_model), f"Stuck cells under {fault_model_label(fault_model)}.")
+    """What a stuck cell reads under `fault_model`, named as the sidebar names it (and with fewer bits per cell,
+    what it does to its share of a weight)."""
+    base = base_model(fault_model)
+    text = READS.get(base, f"Stuck cells under {fault_model_label(fault_model)}.")
+    bits = parse_fault_model(fault_model).bits_per_cell
+    if bits != WEIGHT_BITS:
+        text += (f" With {bits} bits per cell a weight spans {WEIGHT_BITS // bits} cells, each stuck on its own: a "
+                 f"stuck cell's {bits}-bit slice of the magnitude reads {'0' if base == 'sa1' else 'all ones'}.")
+    return text
 
 
 def layer_shapes(network: str, width: float, shortcut_kernel: int, mapping: str) -> dict:

@@ -149,9 +149,11 @@ def sample_note(table: pd.DataFrame, min_yield: float, level: float = LEVEL) -> 
             f"{best:.1%}, so no design can qualify until {need} chips are evaluated.")
 
 
-def more_chips_command(checkpoint: str, ui: dict, chips: int) -> str:
-    """The command line that evaluates a point on `chips` chips under the page's fault model, rate and protocol."""
-    bn = f" --bn {ui['bn']}" + (f" --calib-images {ui['calib_images']}" if ui["bn"] == "chip" else "")
-    model = "" if ui["fault_model"] == "sa1" else f" --fault-model {ui['fault_model']}"
-    return (f"python -m dse evaluate {checkpoint} --fault-rate {ui['fault_rate']:g} --instances {chips}{bn}{model} "
+def more_chips_command(checkpoint: str, results, chips: int) -> str:
+    """The command line that evaluates a point on `chips` chips under the page's fault model, rate and protocol
+    (`results`: a dse.view.state.ResultsSpec)."""
+    r = results
+    bn = f" --bn {r.bn}" + (f" --calib-images {r.calib_images}" if r.bn == "chip" else "")
+    model = "" if r.fault_model == "sa1" else f" --fault-model {r.fault_model}"
+    return (f"python -m dse evaluate {checkpoint} --fault-rate {r.fault_rate:g} --instances {chips}{bn}{model} "
             "--data PATH")

@@ -90,7 +90,8 @@ def test_the_app_refuses_a_data_path_outside_and_starts_no_job(tmp_path, monkeyp
 
 
 def test_the_app_finds_data_in_the_working_folder_without_configuration(project, tmp_path, monkeypatch):
-    """The README's data location (./data) works with the README's app command: no variable, no restart."""
+    """The documented data location (./data: the README's first run, docs/explorer.md) works with the README's app
+    command: no variable, no restart."""
     from tests.fixtures import build_store
 
     build_store(tmp_path)
