@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import operator
 import time
+import warnings
 
 import torch
 from torch import Tensor
@@ -35,6 +36,9 @@ from dse.core.runtime.precision import autocast
 from dse.domain.bn import Chip
 from dse.domain.faultspec import FaultSpec
 
+# PyTorch's notice that its quantized tensor types are deprecated: docs/int8.md states it once, a run need not
+warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized",
+                        category=UserWarning)
 INPUT_BITS = 8  # the DAC's resolution this engine models, whatever the cost model's knob says
 # stateless ops that accept quantized tensors as they are (pooling keeps its input's scale)
 _QUANT_SAFE_MODULES = (torch.nn.MaxPool2d, torch.nn.AdaptiveAvgPool2d, torch.nn.AvgPool2d, torch.nn.Flatten,
