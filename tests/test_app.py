@@ -176,7 +176,8 @@ def test_the_accuracy_target_starts_over_when_the_fault_rate_changes(tmp_path, m
     at = app(tmp_path, monkeypatch)
     at.number_input(key="target").set_value(89.0).run()
     at.sidebar.number_input(key="fault_rate").set_value(30.0).run()
-    want = explore.default_target(explore.design_table(store, 0.3, "paper", bn="chip"))
+    table = explore.design_table(store, explore.SA1.at(0.3), "paper", bn=explore.DEFAULT_PROTOCOL)
+    want = explore.default_target(table)
     assert at.number_input(key="target").value == want != 89.0
     assert not any("reaches 89.0%" in w.value for w in at.warning)
     open_section(at, "Yield")

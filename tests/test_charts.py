@@ -19,7 +19,7 @@ def test_curves_and_heatmap_mark_the_best_rate(tmp_path):
 
 def test_pareto_chart_marks_front_selection_and_recommendation(tmp_path):
     store, _ = build_store(tmp_path)
-    table = explore.design_table(store, 0.1)
+    table = explore.design_table(store, explore.SA1.at(0.1))
     fronts = explore.fronts(table)
     rec = explore.recommend(table, 89.0)
     fig = charts.pareto(table, fronts["latency_ns"], "latency_ns", selected=POINTS[0].point_id,
@@ -49,7 +49,7 @@ def test_fault_rates_read_as_percentages_and_networks_differ_in_colour_and_marke
     heat = charts.dropconnect_heatmap(cv, "t")
     assert list(heat.data[0].x) == [charts.pct(f) for f in sorted(cv.fault_rate.unique())]
     assert charts.pct(0.1) == "10%" and charts.pct(0.015) == "1.5%" and charts.pct(0.3) == "30%"
-    table = explore.design_table(store, 0.1)
+    table = explore.design_table(store, explore.SA1.at(0.1))
     other = table.assign(network="mobilenetv2", point_id=table.point_id + "-m")  # a second network on the chart
     table = pd.concat([table, other], ignore_index=True)
     fig = charts.pareto(table, explore.fronts(table)["latency_ns"], "latency_ns", selected=None, recommended=None,
@@ -62,7 +62,7 @@ def test_fault_rates_read_as_percentages_and_networks_differ_in_colour_and_marke
 
 def test_trained_points_not_evaluated_at_the_rate_show_at_their_cost(tmp_path):
     store, _ = build_store(tmp_path, evaluate_missing=(POINTS[2],))
-    table = explore.design_table(store, 0.1)
+    table = explore.design_table(store, explore.SA1.at(0.1))
     fig = charts.pareto(table, explore.fronts(table)["energy_uj"], "energy_uj", selected=None, recommended=None,
                         fault_rate=0.1, cost_model="paper", fault_model="sa0")
     assert "at 10% SA0 faults" in fig.layout.title.text

@@ -334,3 +334,19 @@ def test_a_sweep_spec_evaluates_each_fault_model_and_keeps_sa1_job_ids():
     assert evals[0].job_id == plain[0].job_id and "fault_model" not in evals[0].config  # SA1 ids stand
     with pytest.raises(DSEError, match="sweep spec protocol.fault_model: unknown fault model 'blobs'"):
         parse_spec(tomllib.loads(base.replace("instances = 5", 'instances = 5\nfault_model = "blobs"')))
+
+
+def test_the_spatial_reports_protocol_note_compares_typed_protocols():
+    from dse.domain.bn import Batch, Chip, Paper
+    from dse.view import spatial
+
+    report = {"rows": [{}], "bn": "chip", "calib_images": 500, "instances": 5, "test_images": 1000}
+    same = spatial.protocol_note(report, bn=Chip(500))
+    assert same.startswith("The spatial-defects results shown use 5 chips × 1,000 test images")
+    assert "not the" not in same
+    assert "under BN: chip (N=500), not the sidebar's chip (N=32)" in spatial.protocol_note(report, bn=Chip(32))
+    assert "not the sidebar's paper (Algorithm 1)" in spatial.protocol_note(report, bn=Paper())
+    paper = {**report, "bn": "paper", "calib_images": 0}
+    assert "not the" not in spatial.protocol_note(paper, bn=Paper())
+    assert "not the sidebar's batch (transductive)" in spatial.protocol_note(paper, bn=Batch())
+    assert spatial.protocol_note({"rows": []}, bn=Paper()) is None

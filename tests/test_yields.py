@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from dse.cli import main
+from dse.domain.bn import Chip, Paper
 from dse.domain.errors import DSEError
 from dse.domain.stats import chip_yield, clopper_pearson
 from dse.domain.point import DesignPoint
 from dse.view import charts, yields
+from dse.view.explore import SA1
 from tests.fixtures import accuracy_model, build_store, fake_result
 from tests.test_cli import run_json
 
@@ -101,19 +103,19 @@ def evals_frame(chips: dict[str, list[float]], fault_rate: float = 0.1, bn: str 
 
 def test_point_yield_reads_the_points_chips_under_the_protocol():
     ev = evals_frame({"a": [88.0, 90.0, 92.0, 94.0]})
-    y = yields.point_yield(ev, "a", 0.1, 91.0, bn="chip", calib_images=500)
+    y = yields.point_yield(ev, "a", SA1.at(0.1), 91.0, bn=Chip(500))
     assert (y["k"], y["n"], y["bn_protocol"]) == (2, 4, "chip (N=500)")
-    assert yields.point_yield(ev, "a", 0.1, 91.0, bn="paper") is None  # no paper-protocol evaluation
-    assert yields.point_yield(ev, "a", 0.2, 91.0, bn="chip") is None  # nor at another fault rate
+    assert yields.point_yield(ev, "a", SA1.at(0.1), 91.0, bn=Paper()) is None  # no paper-protocol evaluation
+    assert yields.point_yield(ev, "a", SA1.at(0.2), 91.0, bn=Chip()) is None  # nor at another fault rate
 
 
 def test_yield_curve_falls_with_the_target_inside_its_band():
     ev = evals_frame({"a": list(np.linspace(85, 95, 30))})
-    c = yields.yield_curve(ev, "a", 0.1, bn="chip", calib_images=500)
+    c = yields.yield_curve(ev, "a", SA1.at(0.1), bn=Chip(500))
     assert len(c) == 201 and (np.diff(c["yield"]) <= 0).all()
     assert c["yield"].iloc[0] == 1.0 and c["yield"].iloc[-1] == 0.0  # the targets span every chip
     assert ((c.low <= c["yield"]) & (c["yield"] <= c.high)).all() and set(c.bn_protocol) == {"chip (N=500)"}
-    assert yields.yield_curve(ev, "b", 0.1, bn="chip").empty
+    assert yields.yield_curve(ev, "b", SA1.at(0.1), bn=Chip()).empty
 
 
 def test_recommendation_uses_the_lower_bound_not_the_estimate():
@@ -122,7 +124,7 @@ def test_recommendation_uses_the_lower_bound_not_the_estimate():
     ev = evals_frame({"cheap": [95.0] * 5, "dear": [95.0] * 58 + [80.0] * 2})
     table = pd.DataFrame({"point_id": ["cheap", "dear"], "label": ["cheap", "dear"],
                           "latency_ns": [1.0, 2.0], "energy_uj": [5.0, 1.0]})
-    t = yields.with_yields(table, ev, 0.1, 90.0, bn="chip", calib_images=500)
+    t = yields.with_yields(table, ev, SA1.at(0.1), 90.0, bn=Chip(500))
     assert list(t.chips) == [5, 60] and list(t.chips_meeting) == [5, 58]
     assert yields.recommend(t, 0.85)["label"] == "dear"
     assert yields.recommend(t, 0.85, bound="estimate")["label"] == "cheap"
@@ -133,7 +135,7 @@ def test_recommendation_uses_the_lower_bound_not_the_estimate():
 
 
 def test_yield_chart_draws_the_band_and_the_target():
-    c = yields.yield_curve(evals_frame({"a": [88.0, 90.0, 92.0]}), "a", 0.1, bn="chip", calib_images=500)
+    c = yields.yield_curve(evals_frame({"a": [88.0, 90.0, 92.0]}), "a", SA1.at(0.1), bn=Chip(500))
     fig = charts.yield_curve(c, "t", target=90.0)
     assert [tr.name for tr in fig.data][1:] == ["95% Clopper-Pearson interval", "yield"]
     assert fig.data[1].fill == "tonexty" and max(fig.data[2].y) == 100.0  # percent on the chart
@@ -309,3 +311,14 @@ def test_the_yield_tab_says_how_many_chips_and_evaluates_them_in_one_click(tmp_p
     cfg = json.loads(job["config"])
     assert job["kind"] == "evaluate" and cfg["instances"] == 36 and cfg["fault_rates"] == [0.1]
     assert cfg["bn"] == "chip" and cfg["calib_images"] == 500
+
+
+def test_more_chips_command_names_the_pages_faults_and_protocol():
+    from dse.domain.faultspec import parse_fault_model
+    from dse.view.state import ResultsSpec
+
+    chip = yields.more_chips_command("m.safetensors", ResultsSpec(parse_fault_model("sa0", 0.2), Chip(32)), 36)
+    assert chip == ("python -m dse evaluate m.safetensors --fault-rate 0.2 --instances 36 --bn chip "
+                    "--calib-images 32 --fault-model sa0 --data PATH")
+    paper = yields.more_chips_command("m.safetensors", ResultsSpec(SA1.at(0.1), Paper()), 36)
+    assert paper == "python -m dse evaluate m.safetensors --fault-rate 0.1 --instances 36 --bn paper --data PATH"

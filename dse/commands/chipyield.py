@@ -18,11 +18,14 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def how_to_record(args, store_path) -> str:
-    """The command that records the missing evaluation in the store (`evaluate` runs as a job, into the store)."""
+def how_to_record(args, bn) -> str:
+    """The command that records the missing evaluation under BN protocol `bn` in the store (`evaluate` runs as a
+    job, into the store)."""
+    from dse.domain.bn import Chip
+
     store = f" --store {args.store}" if args.store else ""
-    bn = f" --bn {args.bn}" + (f" --calib-images {args.calib_images}" if args.bn == "chip" else "")
-    return f"run `python -m dse evaluate {args.checkpoint} --data PATH --fault-rate {args.fault_rate:g}{bn}{store}`"
+    how = f" --bn {bn.name}" + (f" --calib-images {bn.images}" if isinstance(bn, Chip) else "")
+    return f"run `python -m dse evaluate {args.checkpoint} --data PATH --fault-rate {args.fault_rate:g}{how}{store}`"
 
 
 def run(args) -> dict:
@@ -30,7 +33,8 @@ def run(args) -> dict:
 
     from dse.core.io.checkpoint import load_checkpoint
     from dse.domain.errors import DSEError
-    from dse.domain.bn import bn_label
+    from dse.domain.bn import parse_bn
+    from dse.domain.faultspec import parse_fault_model
     from dse.results.catalog import sync
     from dse.domain.point import DesignPoint, label
     from dse.results.store import Store, default_store_path
@@ -39,22 +43,22 @@ def run(args) -> dict:
     ckpt = load_checkpoint(args.checkpoint)
     m = ckpt.meta
     point = DesignPoint.of(m)
-    how = bn_label(args.bn, args.calib_images)
+    bn = parse_bn(args.bn, args.calib_images)  # the arguments, parsed once
+    how = bn.label
     path = args.store or default_store_path()
     missing = (f"no evaluation of {args.checkpoint} at fault rate {args.fault_rate:g} under BN {how} in "
-               f"{path}; {how_to_record(args, path)}")
+               f"{path}; {how_to_record(args, bn)}")
     store = Store(path)
     sync(store, [Path(args.checkpoint).parent])  # the folder's manifest: shipped evaluations count
     rows = store.evaluation_rows()
     rows = rows[(rows.point_id == point.point_id) & (rows.checkpoint_sha == ckpt.sha256)]
     rows = rows.assign(network=point.network, width=point.width, shortcut_kernel=point.shortcut_kernel,
                        mapping=point.mapping, dropconnect=point.dropconnect)
-    y = yields.point_yield(rows, point.point_id, args.fault_rate, args.target, bn=args.bn,
-                           calib_images=args.calib_images)
+    y = yields.point_yield(rows, point.point_id, parse_fault_model("sa1", args.fault_rate), args.target, bn=bn)
     if y is None:
         raise DSEError(missing)
-    out = {"checkpoint": args.checkpoint, "design_point": label(m), "store": str(path), "bn": args.bn,
-           "calib_images": args.calib_images if args.bn == "chip" else 0, **y}
+    out = {"checkpoint": args.checkpoint, "design_point": label(m), "store": str(path), "bn": bn.name,
+           "calib_images": bn.images, **y}
     if not args.json:
         print(f"{args.checkpoint}: {label(m)} at fault rate {args.fault_rate:g}; BN: {how}")
         print(f"  yield at accuracy >= {args.target:g}%: {y['yield']:.1%} ({y['k']} of {y['n']} chips); "

@@ -13,7 +13,8 @@ from dse.core.cost.deployment import calibration_cost  # noqa: F401  the per-chi
 from dse.core.cost.isaac import DEFAULT as DEFAULT_HARDWARE  # noqa: F401  the hardware knobs the page offers
 from dse.core.cost.isaac import COST_VERSION, KNOBS, LIMITS, check_knobs  # noqa: F401
 from dse.domain.errors import DSEError
-from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+from dse.domain.bn import BN, DEFAULT_BN, Chip, Paper, bn_label, parse_bn
+from dse.domain.faultspec import FaultSpec
 from dse.domain.paper import WIDTHS
 from dse.domain.point import DesignPoint, label
 from dse.results.store import Store
@@ -25,23 +26,25 @@ POINT = ARCH + ["dropconnect"]
 COST_COLUMNS = ("latency_ns", "energy_uj", "crossbars", "chips", "interval_ns", "images_per_s", "area_mm2",
                 "min_area_mm2", "peak_power_w", "average_power_w", "tops_per_w", "tops_per_mm2", "fits")
 OBJECTIVES = PARETO_OBJECTIVES  # the fronts the page offers: latency, interval, energy, area
+SA1 = FaultSpec("sa1")  # the paper's fault model, what a query reads unless given another (a curve reads every rate)
+DEFAULT_PROTOCOL = parse_bn(DEFAULT_BN)  # the one BN default, typed: Chip(images=DEFAULT_CALIB_IMAGES)
 
 
-def best_evaluations(evals: pd.DataFrame, bn: str = DEFAULT_BN, calib_images: int = DEFAULT_CALIB_IMAGES,
-                     fault_model: str = "sa1") -> pd.DataFrame:
-    """One row per (design point, fault rate) under one BN protocol (paper: Algorithm 1's statistics for
-    p' = f; chip: re-estimated through each chip from `calib_images` training images; batch) and fault model
-    (sa1: a stuck cell reads its weight as 0; sa0: as the largest level of its sign), rescaled, the one with most instances
-    on most test images. Its `bn_protocol` column names the protocol."""
+def best_evaluations(evals: pd.DataFrame, *, fault: FaultSpec = SA1, bn: BN = DEFAULT_PROTOCOL) -> pd.DataFrame:
+    """One row per (design point, fault rate) under one fault model (`fault`'s name: sa1, a stuck cell reads its
+    weight as 0; sa0, as the largest level of its sign; ...; its rate is not read) and BN protocol (Paper():
+    Algorithm 1's statistics for p' = f; Chip(images=N): re-estimated through each chip from N training images;
+    Batch()), rescaled, the one with most instances on most test images. Its `bn_protocol` column names the
+    protocol."""
     if evals.empty:
         return evals.assign(bn_protocol=pd.Series(dtype=str))
-    e = evals[(evals.fault_model == fault_model) & (evals.recalibrate == 1) & (evals.rescale == 1)]
-    e = e[e.bn == bn] if "bn" in e else e
-    if bn == "chip":
-        e = e[e.calib_images == int(calib_images)]
+    e = evals[(evals.fault_model == fault.name) & (evals.recalibrate == 1) & (evals.rescale == 1)]
+    e = e[e.bn == bn.name] if "bn" in e else e
+    if isinstance(bn, Chip):
+        e = e[e.calib_images == bn.images]
     e = e.sort_values(["test_images", "n", "updated"], ascending=False)
     e = e.drop_duplicates(["point_id", "fault_rate"]).sort_values(POINT + ["fault_rate"])
-    return e.assign(bn_protocol=bn_label(bn, calib_images))
+    return e.assign(bn_protocol=bn.label)
 
 
 def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.DataFrame:
@@ -57,20 +60,19 @@ def with_costs(df: pd.DataFrame, costs: pd.DataFrame, cost_model: str) -> pd.Dat
     return df.merge(c, on=ARCH, how="left")
 
 
-def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, bn: str = DEFAULT_BN,
-                 calib_images: int = DEFAULT_CALIB_IMAGES, hardware: dict | None = None,
-                 fault_model: str = "sa1", processor: tuple[float, float] | None = None) -> pd.DataFrame:
-    """Every trained design point with its accuracy at `fault_rate` under BN protocol `bn` (NaN where not
-    evaluated), its fault-free accuracy, its loss both ways (against its own fault-free accuracy, `loss_own`,
-    the paper's "degradation"; against its architecture's p=0 model, `loss_p0`, NaN where there is none),
-    and cost. `bn_protocol` names the protocol of every number. `hardware`: isaac knobs other than ISAAC's
+def design_table(store: Store, fault: FaultSpec, cost_model: str = "paper", *, bn: BN = DEFAULT_PROTOCOL,
+                 hardware: dict | None = None, processor: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Every trained design point with its accuracy under `fault` (its model at its rate) and BN protocol `bn`
+    (NaN where not evaluated), its fault-free accuracy, its loss both ways (against its own fault-free accuracy,
+    `loss_own`, the paper's "degradation"; against its architecture's p=0 model, `loss_p0`, NaN where there is
+    none), and cost. `bn_protocol` names the protocol of every number. `hardware`: isaac knobs other than ISAAC's
     defaults (check_knobs); `processor`: (GMAC/s, pJ per MAC) of the off-crossbar processor (check_processor).
     Costs under either are computed here; the defaults' come from the store."""
     points = store.points()
     if points.empty:
         return pd.DataFrame(columns=POINT + ["accuracy", "latency_ns", "energy_uj", "bn_protocol"])
-    ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
-    at = ev[np.isclose(ev.fault_rate, fault_rate)] if not ev.empty else ev
+    ev = best_evaluations(store.evaluations(), fault=fault, bn=bn)
+    at = ev[np.isclose(ev.fault_rate, fault.rate)] if not ev.empty else ev
     cols = ["point_id", "mean", "ci95", "worst", "p5", "n", "test_images", "protocol", "precision"]
     at = at.reindex(columns=list(at.columns) + [c for c in cols if c not in at])  # a store older than a column
     df = points.merge(at[cols] if not at.empty else pd.DataFrame(columns=cols), on="point_id", how="left")
@@ -80,7 +82,7 @@ def design_table(store: Store, fault_rate: float, cost_model: str = "paper", *, 
     df["baseline"] = [base.get(tuple(r[c] for c in ARCH), np.nan) for _, r in df.iterrows()]
     df["loss_own"] = df["fault_free_accuracy"].astype(float) - df["accuracy"]
     df["loss_p0"] = df["baseline"].astype(float) - df["accuracy"]
-    df["bn_protocol"] = bn_label(bn, calib_images)
+    df["bn_protocol"] = bn.label
     df["label"] = [label(r) for _, r in df.iterrows()]
     options = cost_options(cost_model, hardware, processor)
     if options:
@@ -154,10 +156,10 @@ def baseline_accuracy(points: pd.DataFrame) -> dict:
     return {tuple(r[c] for c in ARCH): r["fault_free_accuracy"] for _, r in plain.iterrows()}
 
 
-def curves(store: Store, point: DesignPoint, bn: str = DEFAULT_BN, calib_images: int = DEFAULT_CALIB_IMAGES,
-           fault_model: str = "sa1") -> pd.DataFrame:
-    """Accuracy against fault rate for every drop-connect rate of the point's architecture (Figs. 3-5)."""
-    ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
+def curves(store: Store, point: DesignPoint, *, fault: FaultSpec = SA1, bn: BN = DEFAULT_PROTOCOL) -> pd.DataFrame:
+    """Accuracy against fault rate (every rate of `fault`'s model) for every drop-connect rate of the point's
+    architecture (Figs. 3-5)."""
+    ev = best_evaluations(store.evaluations(), fault=fault, bn=bn)
     if ev.empty:
         return ev
     arch = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
@@ -165,10 +167,10 @@ def curves(store: Store, point: DesignPoint, bn: str = DEFAULT_BN, calib_images:
     return ev[arch].sort_values(["dropconnect", "fault_rate"])
 
 
-def mapping_comparison(store: Store, point: DesignPoint, bn: str = DEFAULT_BN,
-                       calib_images: int = DEFAULT_CALIB_IMAGES, fault_model: str = "sa1") -> pd.DataFrame:
+def mapping_comparison(store: Store, point: DesignPoint, *, fault: FaultSpec = SA1,
+                       bn: BN = DEFAULT_PROTOCOL) -> pd.DataFrame:
     """The point's curves under each mapping policy where more than one exists (Fig. 7)."""
-    ev = best_evaluations(store.evaluations(), bn, calib_images, fault_model)
+    ev = best_evaluations(store.evaluations(), fault=fault, bn=bn)
     if ev.empty:
         return ev
     same = (ev.network == point.network) & np.isclose(ev.width, point.width) & \
@@ -223,12 +225,12 @@ def calibration_curve(store: Store, point: DesignPoint, fault_rate: float) -> pd
     ev = store.evaluations()
     if ev.empty:
         return ev
-    e = ev[(ev.point_id == point.point_id) & np.isclose(ev.fault_rate, fault_rate) & (ev.fault_model == "sa1")
-           & (ev.recalibrate == 1) & (ev.rescale == 1) & ev.bn.isin(["paper", "chip"])]
+    e = ev[(ev.point_id == point.point_id) & np.isclose(ev.fault_rate, fault_rate) & (ev.fault_model == SA1.name)
+           & (ev.recalibrate == 1) & (ev.rescale == 1) & ev.bn.isin([Paper.name, Chip.name])]
     e = e.sort_values(["test_images", "n", "updated"], ascending=False).drop_duplicates(["bn", "calib_images"])
     if e.empty:
         return e
-    e = e.assign(calib_images=np.where(e.bn == "paper", 0, e.calib_images))
+    e = e.assign(calib_images=np.where(e.bn == Paper.name, 0, e.calib_images))
     accs = [json.loads(a) for a in e.accuracies]
     k = min(len(a) for a in accs)
     rows = []
@@ -335,7 +337,7 @@ def sample_label(ev: pd.DataFrame) -> str:
     return (chips if hi > 1 else "1 chip") + images
 
 
-def fault_free_note(ev: pd.DataFrame, point: DesignPoint, header: float | None, bn: str) -> str | None:
+def fault_free_note(ev: pd.DataFrame, point: DesignPoint, header: float | None, *, bn: BN) -> str | None:
     """Why the curve's f = 0 point of the selected design may differ from the header's fault-free accuracy:
     None when they agree to 0.01 points (or either is missing), else one sentence naming both."""
     if ev is None or ev.empty or header is None or pd.isna(header):
@@ -344,5 +346,6 @@ def fault_free_note(ev: pd.DataFrame, point: DesignPoint, header: float | None, 
     if at0.empty or abs(float(at0["mean"].iloc[0]) - float(header)) < 0.005:
         return None
     return (f"At f = 0 the curve shows {float(at0['mean'].iloc[0]):.2f}% for p = {point.dropconnect:g} where the header "
-            f"says {float(header):.2f}%: the curve is the 8-bit network on the crossbars with the {bn} protocol's BN "
-            "statistics, the header the float network with its trained ones (the checkpoint's test accuracy).")
+            f"says {float(header):.2f}%: the curve is the 8-bit network on the crossbars with the {bn.name} "
+            "protocol's BN statistics, the header the float network with its trained ones (the checkpoint's test "
+            "accuracy).")

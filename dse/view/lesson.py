@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dse.domain.bn import DEFAULT_CALIB_IMAGES
+from dse.domain.bn import BN, DEFAULT_CALIB_IMAGES, Chip, Paper
 from dse.domain.faultspec import fault_model_label
 from dse.domain.point import DesignPoint
 from dse.results.store import Store
@@ -75,8 +75,8 @@ def tile_step(shapes: dict, fault_model: str, rate: float) -> Step:
     return Step("1. A chip's stuck cells", big(fig, 620), sentence)
 
 
-def _curve(store: Store, point: DesignPoint, bn: str) -> pd.DataFrame:
-    cv = explore.curves(store, point, bn, DEFAULT_CALIB_IMAGES, "sa1")
+def _curve(store: Store, point: DesignPoint, bn: BN) -> pd.DataFrame:
+    cv = explore.curves(store, point, fault=explore.SA1, bn=bn)
     return cv[np.isclose(cv.dropconnect, point.dropconnect)] if not cv.empty else cv
 
 
@@ -111,8 +111,9 @@ def worst_rate(*curves: pd.DataFrame) -> float | None:
 
 def curve_steps(store: Store) -> list[Step]:
     """Steps 2 to 4: accuracy against fault rate without drop-connect, with it, and with per-chip calibration."""
-    plain, trained = _curve(store, PLAIN, "paper"), _curve(store, TRAINED, "paper")
-    plain_chip, trained_chip = _curve(store, PLAIN, "chip"), _curve(store, TRAINED, "chip")
+    plain, trained = _curve(store, PLAIN, Paper()), _curve(store, TRAINED, Paper())
+    chip = Chip(DEFAULT_CALIB_IMAGES)
+    plain_chip, trained_chip = _curve(store, PLAIN, chip), _curve(store, TRAINED, chip)
     f = worst_rate(plain, trained, plain_chip, trained_chip) or worst_rate(plain, trained)
     if f is None:
         return [Step(t, big(go.Figure()), "The shipped results have no evaluations of ResNet20 1x to show here.")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dse.domain.bn import bn_label
+from dse.domain.bn import bn_label, parse_bn
 from dse.domain.point import label
 from dse.domain.errors import DSEError
 from dse.core.io.atomic import atomic_write
@@ -63,7 +63,7 @@ def grid_results(store: Store, spec: SweepSpec, bn: str = DEFAULT_BN) -> pd.Data
     wanted = {(p.point_id, f) for p, rates in spec.points() for f in rates}
     ev = store.evaluations()
     ev = ev[ev.seed == spec.protocol["seed"]] if not ev.empty else ev
-    ev = best_evaluations(ev, bn, spec.protocol["calib_images"])
+    ev = best_evaluations(ev, bn=parse_bn(bn, spec.protocol["calib_images"]))
     cols = ARCH + ["dropconnect", "fault_rate", "mean", "ci95", "n", "worst", "test_images", "fault_free_accuracy",
                    "point_id", "time_s"]
     if ev.empty:

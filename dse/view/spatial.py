@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dse.core.evaluation.lifetime import months_until, parse_trajectory  # noqa: F401  the tab's lifetime curve (torch-free)
-from dse.domain.bn import BN_PROTOCOLS, bn_label
+from dse.domain.bn import BN, BN_PROTOCOLS, Chip, bn_label
 from dse.domain.faultspec import FAULT_MODEL_NAMES, WEIGHT_BITS, parse_fault_model
 from dse.domain.point import label as point_label
 
@@ -157,12 +157,13 @@ def sample_label(report: dict) -> str:
             "per point; f = 0: the 8-bit network on the same images")
 
 
-def protocol_note(report: dict, bn: str, calib_images: int) -> str | None:
-    """Why the report's curve may not match the rest of the page: its own protocol and smaller sample."""
+def protocol_note(report: dict, *, bn: BN) -> str | None:
+    """Why the report's curve may not match the rest of the page (under BN protocol `bn`): its own protocol and
+    smaller sample."""
     if not report.get("rows"):
         return None
-    theirs = (report.get("bn"), int(report.get("calib_images") or 0) if report.get("bn") == "chip" else 0)
-    ours = (bn, int(calib_images) if bn == "chip" else 0)
+    theirs = (report.get("bn"), int(report.get("calib_images") or 0) if report.get("bn") == Chip.name else 0)
+    ours = (bn.name, bn.images)  # images: 0 but under Chip, as the report's
     sample = (f"The spatial-defects results shown use {report.get('instances', '?')} chips × "
               f"{int(report.get('test_images') or 10000):,} test images, so its f = 0 point (the 8-bit network on "
               "those images) differs from the header's fault-free accuracy (the float network on 10,000).")
@@ -171,7 +172,7 @@ def protocol_note(report: dict, bn: str, calib_images: int) -> str | None:
     if theirs[0] not in BN_PROTOCOLS:
         return f"{sample} Its BN protocol is not recorded in the report."
     return (f"{sample} It was made under BN: {bn_label(theirs[0], theirs[1])}, not the sidebar's "
-            f"{bn_label(bn, calib_images)}: the Evaluate button above evaluates the point under the sidebar's protocol.")
+            f"{bn.label}: the Evaluate button above evaluates the point under the sidebar's protocol.")
 
 
 def lifetime_curve(report: dict, point: str, fault_model: str, layout: str, trajectory, months) -> pd.DataFrame:

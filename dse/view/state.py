@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label, parse_bn
+from dse.domain.bn import BN
 from dse.domain.evalspec import Budget, EvalSpec
-from dse.domain.faultspec import fault_model_label, parse_fault_model
+from dse.domain.faultspec import FaultSpec, fault_model_label
 from dse.domain.point import DesignPoint, label
 from dse.domain.recipes import DEFAULT_RECIPE
 from dse.run.tasks import EvaluateTask, SensitivityTask, TrainTask, train_task
@@ -18,20 +18,23 @@ NETWORK_NAMES = {"resnet20": "ResNet20", "vgg13": "VGG13 (BN)", "mobilenetv2": "
 
 @dataclass(frozen=True)
 class ResultsSpec:
-    """Which evaluations a number on the page comes from: fault rate and model, and the BN protocol."""
+    """Which evaluations a number on the page comes from: the faults (model, parameters and rate) and the BN
+    protocol, both typed and frozen (they key the page's caches)."""
 
-    fault_rate: float = 0.1
-    fault_model: str = "sa1"  # the canonical name ("sa1+bpc:2" with 2 bits per cell)
-    bn: str = DEFAULT_BN
-    calib_images: int = DEFAULT_CALIB_IMAGES  # per chip under "chip"; ignored otherwise
+    fault: FaultSpec = explore.SA1.at(0.1)
+    bn: BN = explore.DEFAULT_PROTOCOL
+
+    @property
+    def fault_rate(self) -> float:
+        return self.fault.rate
 
     @property
     def bn_label(self) -> str:
-        return bn_label(self.bn, self.calib_images)
+        return self.bn.label
 
     @property
     def fault_label(self) -> str:
-        return fault_model_label(self.fault_model)
+        return fault_model_label(self.fault.name)
 
 
 @dataclass(frozen=True)
@@ -84,20 +87,16 @@ class PageState:
     device: str = "auto"
 
     @property
+    def fault(self) -> FaultSpec:
+        return self.results.fault
+
+    @property
     def fault_rate(self) -> float:
-        return self.results.fault_rate
+        return self.results.fault.rate
 
     @property
-    def fault_model(self) -> str:
-        return self.results.fault_model
-
-    @property
-    def bn(self) -> str:
+    def bn(self) -> BN:
         return self.results.bn
-
-    @property
-    def calib_images(self) -> int:
-        return self.results.calib_images
 
     @property
     def label(self) -> str:
@@ -121,9 +120,8 @@ class PageState:
         """The evaluation the sidebar describes (the selected point at its fault model and rate, BN protocol,
         crossbars and precision): built only here, and run by the Evaluate buttons whole or with a section's
         own faults or chip count (dataclasses.replace)."""
-        return EvalSpec(self.point, parse_fault_model(self.fault_model, self.fault_rate),
-                        parse_bn(self.bn, self.calib_images), budget=Budget(self.instances, self.adaptive),
-                        precision=self.precision)
+        return EvalSpec(self.point, self.results.fault, self.results.bn,
+                        budget=Budget(self.instances, self.adaptive), precision=self.precision)
 
     def evaluate_task(self, checkpoint: str, spec: EvalSpec | None = None) -> EvaluateTask:
         """The job that evaluates `spec` (default: the sidebar's) on `checkpoint` with the page's data and device."""

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from dse.domain.errors import DSEError
-from dse.domain.bn import DEFAULT_BN, DEFAULT_CALIB_IMAGES, bn_label
+from dse.domain.bn import BN, Chip
+from dse.domain.faultspec import FaultSpec
 from dse.domain.stats import chip_yield, chips_needed, number_in, provable_yield
-from dse.view.explore import best_evaluations
+from dse.view.explore import DEFAULT_PROTOCOL, SA1, best_evaluations
 from dse.view.pareto import cheapest_meeting
 
 LEVEL = 0.95  # the confidence level of every yield interval the page and the command show
@@ -30,26 +31,25 @@ def _chips(row) -> list[float]:
     return json.loads(a) if isinstance(a, str) else list(a)
 
 
-def evaluation(evals: pd.DataFrame, point_id: str, fault_rate: float, bn: str = DEFAULT_BN,
-               calib_images: int = DEFAULT_CALIB_IMAGES, fault_model: str = "sa1") -> dict | None:
-    """The evaluation a design point's yield is read from at `fault_rate` under BN protocol `bn` (the one the
-    design table shows: explore.best_evaluations), or None when there is none."""
-    ev = best_evaluations(evals, bn, calib_images, fault_model)
+def evaluation(evals: pd.DataFrame, point_id: str, fault: FaultSpec, *, bn: BN = DEFAULT_PROTOCOL) -> dict | None:
+    """The evaluation a design point's yield is read from under `fault` (its model at its rate) and BN protocol
+    `bn` (the one the design table shows: explore.best_evaluations), or None when there is none."""
+    ev = best_evaluations(evals, fault=fault, bn=bn)
     if ev.empty:
         return None
-    hit = ev[(ev.point_id == point_id) & np.isclose(ev.fault_rate, float(fault_rate))]
+    hit = ev[(ev.point_id == point_id) & np.isclose(ev.fault_rate, fault.rate)]
     return None if hit.empty else hit.iloc[0].to_dict()
 
 
-def point_yield(evals: pd.DataFrame, point_id: str, fault_rate: float, target: float, *, bn: str = DEFAULT_BN,
-                calib_images: int = DEFAULT_CALIB_IMAGES, level: float = LEVEL, fault_model: str = "sa1") -> dict | None:
-    """chip_yield of one design point's chips at `fault_rate` and accuracy `target` (percent), with the
+def point_yield(evals: pd.DataFrame, point_id: str, fault: FaultSpec, target: float, *, bn: BN = DEFAULT_PROTOCOL,
+                level: float = LEVEL) -> dict | None:
+    """chip_yield of one design point's chips under `fault` and accuracy `target` (percent), with the
     protocol that produced them (`bn_protocol`) and the evaluation's test images; None when not evaluated."""
-    row = evaluation(evals, point_id, fault_rate, bn, calib_images, fault_model)
+    row = evaluation(evals, point_id, fault, bn=bn)
     if row is None:
         return None
     y = chip_yield(_chips(row), target, level)
-    return {**y, "fault_rate": float(row["fault_rate"]), "bn_protocol": bn_label(bn, calib_images),
+    return {**y, "fault_rate": float(row["fault_rate"]), "bn_protocol": bn.label,
             "test_images": int(row["test_images"]), "mean": row["mean"], "worst": row["worst"]}
 
 
@@ -60,27 +60,26 @@ def default_targets(accuracies, points: int = 201) -> np.ndarray:
     return np.round(np.linspace(lo, hi, points), 4)
 
 
-def yield_curve(evals: pd.DataFrame, point_id: str, fault_rate: float, *, bn: str = DEFAULT_BN,
-                calib_images: int = DEFAULT_CALIB_IMAGES, targets=None, level: float = LEVEL,
-                fault_model: str = "sa1") -> pd.DataFrame:
+def yield_curve(evals: pd.DataFrame, point_id: str, fault: FaultSpec, *, bn: BN = DEFAULT_PROTOCOL, targets=None,
+                level: float = LEVEL) -> pd.DataFrame:
     """Yield against accuracy target for one design point: columns target, yield, low, high, k, n,
-    bn_protocol (empty when the point has no evaluation at `fault_rate` under `bn`)."""
-    row = evaluation(evals, point_id, fault_rate, bn, calib_images, fault_model)
+    bn_protocol (empty when the point has no evaluation under `fault` and `bn`)."""
+    row = evaluation(evals, point_id, fault, bn=bn)
     cols = ["target", "yield", "low", "high", "k", "n", "bn_protocol"]
     if row is None:
         return pd.DataFrame(columns=cols)
     chips = _chips(row)
     ts = default_targets(chips) if targets is None else targets
     rows = [chip_yield(chips, t, level) for t in ts]
-    return pd.DataFrame(rows).assign(bn_protocol=bn_label(bn, calib_images))[cols]
+    return pd.DataFrame(rows).assign(bn_protocol=bn.label)[cols]
 
 
-def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault_rate: float, target: float, *, bn: str = DEFAULT_BN,
-                calib_images: int = DEFAULT_CALIB_IMAGES, level: float = LEVEL, fault_model: str = "sa1") -> pd.DataFrame:
-    """The design table (explore.design_table at the same fault rate and protocol) with each point's yield at
+def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault: FaultSpec, target: float, *,
+                bn: BN = DEFAULT_PROTOCOL, level: float = LEVEL) -> pd.DataFrame:
+    """The design table (explore.design_table under the same faults and protocol) with each point's yield at
     `target`: yield, yield_low, yield_high (fractions), chips_meeting, chips (NaN where not evaluated)."""
-    ev = best_evaluations(evals, bn, calib_images, fault_model)
-    at = ev[np.isclose(ev.fault_rate, float(fault_rate))] if not ev.empty else ev
+    ev = best_evaluations(evals, fault=fault, bn=bn)
+    at = ev[np.isclose(ev.fault_rate, fault.rate)] if not ev.empty else ev
     found = {}
     for _, r in at.iterrows():
         chips = _chips(r)
@@ -93,7 +92,7 @@ def with_yields(table: pd.DataFrame, evals: pd.DataFrame, fault_rate: float, tar
     out = table.copy()
     for i, c in enumerate(cols):
         out[c] = pd.Series([v[i] for v in vals], index=out.index, dtype=float)
-    return out.assign(bn_protocol=bn_label(bn, calib_images), yield_target=float(target))
+    return out.assign(bn_protocol=bn.label, yield_target=float(target))
 
 
 def check_min_yield(min_yield) -> float:
@@ -152,8 +151,8 @@ def sample_note(table: pd.DataFrame, min_yield: float, level: float = LEVEL) -> 
 def more_chips_command(checkpoint: str, results, chips: int) -> str:
     """The command line that evaluates a point on `chips` chips under the page's fault model, rate and protocol
     (`results`: a dse.view.state.ResultsSpec)."""
-    r = results
-    bn = f" --bn {r.bn}" + (f" --calib-images {r.calib_images}" if r.bn == "chip" else "")
-    model = "" if r.fault_model == "sa1" else f" --fault-model {r.fault_model}"
-    return (f"python -m dse evaluate {checkpoint} --fault-rate {r.fault_rate:g} --instances {chips}{bn}{model} "
+    fault, bn = results.fault, results.bn
+    how = f" --bn {bn.name}" + (f" --calib-images {bn.images}" if isinstance(bn, Chip) else "")
+    model = "" if fault.name == SA1.name else f" --fault-model {fault.name}"
+    return (f"python -m dse evaluate {checkpoint} --fault-rate {fault.rate:g} --instances {chips}{how}{model} "
             "--data PATH")

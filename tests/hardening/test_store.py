@@ -56,7 +56,7 @@ def _page(path: str, stop, report) -> None:
     try:
         store, reads = Store(path), 0
         while not stop.is_set() or reads < 5:
-            explore.design_table(store, 0.1)
+            explore.design_table(store, explore.SA1.at(0.1))
             store.jobs()
             reads += 1
         report.put(("page", None))

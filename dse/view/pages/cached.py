@@ -47,9 +47,8 @@ def design_table(state: PageState) -> pd.DataFrame:
 
 @st.cache_data(ttl=600, show_spinner=False)
 def _design_table(_store: Store, version: str, results: ResultsSpec, cost: CostSpec) -> pd.DataFrame:
-    r = results
-    return explore.design_table(_store, r.fault_rate, cost.model, bn=r.bn, calib_images=r.calib_images,
-                                hardware=cost.knobs, fault_model=r.fault_model, processor=cost.processor)
+    return explore.design_table(_store, results.fault, cost.model, bn=results.bn, hardware=cost.knobs,
+                                processor=cost.processor)
 
 
 def point_status(state: PageState) -> explore.PointStatus:
@@ -81,7 +80,7 @@ def _pareto_figure(_store: Store, version: str, results: ResultsSpec, cost: Cost
     table = _design_table(_store, version, results, cost)
     fig = charts.pareto(table, explore.fronts(table)[objective], objective, selected=marked[0],
                         recommended=marked[1], fault_rate=results.fault_rate, cost_model=cost.model,
-                        fault_model=results.fault_model)
+                        fault_model=results.fault.name)
     return charts.subtitle(fig, f"BN: {results.bn_label} · {explore.sample_label(table)} per point")
 
 
@@ -112,7 +111,7 @@ def curve_figures(state: PageState) -> tuple:
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def _curve_figures(_store: Store, version: str, point: DesignPoint, results: ResultsSpec, arch: str) -> tuple:
-    cv = explore.curves(_store, point, results.bn, results.calib_images, results.fault_model)
+    cv = explore.curves(_store, point, fault=results.fault, bn=results.bn)
     how = f"BN: {results.bn_label} · {explore.sample_label(cv)} per point"
     model = results.fault_label
     return (charts.subtitle(charts.accuracy_vs_fault_rate(cv, f"{arch}: accuracy vs {model} fault rate"), how),
@@ -127,7 +126,7 @@ def mapping_figure(state: PageState):
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
 def _mapping_figure(_store: Store, version: str, point: DesignPoint, results: ResultsSpec, title: str):
-    ev = explore.mapping_comparison(_store, point, results.bn, results.calib_images, results.fault_model)
+    ev = explore.mapping_comparison(_store, point, fault=results.fault, bn=results.bn)
     return charts.subtitle(charts.mapping_comparison(ev, title),
                            f"BN: {results.bn_label} · {explore.sample_label(ev)} per point")
 
@@ -154,8 +153,7 @@ def yield_table(state: PageState, target: float) -> pd.DataFrame:
 @st.cache_data(ttl=600, show_spinner=False)
 def _yield_table(_store: Store, version: str, results: ResultsSpec, cost: CostSpec, target: float) -> pd.DataFrame:
     table = _design_table(_store, version, results, cost)
-    return yields.with_yields(table, _store.evaluations(), results.fault_rate, target, bn=results.bn,
-                              calib_images=results.calib_images, fault_model=results.fault_model)
+    return yields.with_yields(table, _store.evaluations(), results.fault, target, bn=results.bn)
 
 
 def yield_figure(state: PageState, target: float, title: str) -> tuple:
@@ -166,10 +164,9 @@ def yield_figure(state: PageState, target: float, title: str) -> tuple:
 def _yield_figure(_store: Store, version: str, point: DesignPoint, results: ResultsSpec, target: float,
                   title: str) -> tuple:
     r = results
-    curve = yields.yield_curve(_store.evaluations(), point.point_id, r.fault_rate, bn=r.bn,
-                               calib_images=r.calib_images, fault_model=r.fault_model)
+    curve = yields.yield_curve(_store.evaluations(), point.point_id, r.fault, bn=r.bn)
     fig = charts.yield_curve(curve, title, target)
-    row = yields.evaluation(_store.evaluations(), point.point_id, r.fault_rate, r.bn, r.calib_images, r.fault_model)
+    row = yields.evaluation(_store.evaluations(), point.point_id, r.fault, bn=r.bn)
     sample = f" · {int(row['n'])} chips × {int(row['test_images']):,} images" if row else ""
     return curve, charts.subtitle(fig, f"BN: {r.bn_label}{sample}")
 

@@ -15,6 +15,6 @@ def render(state: PageState) -> None:
     c1.plotly_chart(accuracy, key="curves")
     c2.plotly_chart(heatmap, key="heatmap")
     row = cached.point_status(state).row or {}
-    note = explore.fault_free_note(cv, state.point, row.get("fault_free_accuracy"), state.bn)
+    note = explore.fault_free_note(cv, state.point, row.get("fault_free_accuracy"), bn=state.bn)
     if note:
         st.caption(note)

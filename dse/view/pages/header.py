@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dse.domain.bn import Chip
 from dse.domain.stats import CHANCE_ACCURACY, at_chance
 from dse.run import jobs
 from dse.view import cards, charts, explore, joblist, units
@@ -25,9 +26,9 @@ def render(state: PageState) -> None:
     x = state.cost.of("isaac").xbar_size
     st.caption(f"Status: **{what}** · {isaac['crossbars_one_copy']} crossbars of {x}x{x} hold its weights once "
                f"(on {isaac['chips']} chip(s)) · costs per 32x32 image")
-    if state.bn == "chip":
-        cal = explore.calibration_cost(cached.point_cost(state.point, state.cost), state.calib_images)
-        st.caption(f"Per-chip BN calibration ({state.cost.model} cost model): {state.calib_images} forward passes "
+    if isinstance(state.bn, Chip):
+        cal = explore.calibration_cost(cached.point_cost(state.point, state.cost), state.bn.images)
+        st.caption(f"Per-chip BN calibration ({state.cost.model} cost model): {state.bn.images} forward passes "
                    f"once per chip at deployment, {units.fmt(cal['calib_latency_ns'], 'ns')} and "
                    f"{units.fmt(cal['calib_energy_uj'], 'uJ')}")
     actions(state, s, busy)
@@ -96,7 +97,7 @@ def actions(state: PageState, s: explore.PointStatus, busy: pd.DataFrame) -> Non
             st.toast("Training started" if new else "Already training: showing the running job")
             st.rerun()  # the point's status and progress from now on
     elif st.button(f"Evaluate at {charts.pct(state.fault_rate)} {state.results.fault_label} faults "
-                   f"({state.instances} crossbars, BN {state.bn})", type="primary", key="evaluate"):
+                   f"({state.instances} crossbars, BN {state.bn.name})", type="primary", key="evaluate"):
         _, new = jobs.submit(cached.store(), state.evaluate_task(s.checkpoint))
         st.toast("Evaluation started" if new else "Already evaluating: showing the running job")
         st.rerun()

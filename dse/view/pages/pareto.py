@@ -17,7 +17,7 @@ def render(state: PageState) -> None:
 def fronts(state: PageState) -> None:
     f, table = state.fault_rate, cached.design_table(state)
     c1, c2 = st.columns([1, 3])
-    context = (f, state.bn, state.calib_images)  # a target set for other numbers starts over from their median
+    context = (f, state.bn)  # a target set for other numbers starts over from their median
     if st.session_state.get("target_context") != context:
         st.session_state.target_context = context
         st.session_state.target = explore.default_target(table, st.session_state.get("target", 85.0))

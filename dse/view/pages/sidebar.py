@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dse.domain.bn import BN_CHOICES, DEFAULT_CALIB_IMAGES
+from dse.domain.bn import BN, BN_CHOICES, DEFAULT_CALIB_IMAGES, Chip, parse_bn
 from dse.domain.errors import DSEError
 from dse.domain.faultspec import FAULT_MODEL_NAMES, fault_model_label
 from dse.domain.networks import NETWORKS, SHORTCUT_KERNELS
 from dse.domain.paper import DROPCONNECT_RATES, WIDTHS
 from dse.domain.point import DesignPoint
-from dse.domain.faultspec import CELL_BITS, WEIGHT_BITS, fault_model_name
+from dse.domain.faultspec import CELL_BITS, WEIGHT_BITS, FaultSpec, fault_model_name, parse_fault_model
 from dse.domain.evalspec import PRECISIONS
 from dse.run import jobs
 from dse.view import explore
@@ -50,14 +50,19 @@ def render() -> PageState:
                           help="paper: the paper's Table II method; isaac: our crossbar-mapping model")
     sb.caption(WHY_THEY_DIFFER)
     bits, cost = hardware(sb, cost_model)
-    bn = sb.radio("BatchNorm statistics", BN_CHOICES, key="bn", horizontal=True, format_func=BN_NAMES.get,
-                  help=BN_HELP)
-    calib_images = DEFAULT_CALIB_IMAGES
-    if bn == "chip":
-        calib_images = int(sb.number_input("Calibration images per chip", 1, 50000, DEFAULT_CALIB_IMAGES,
-                                           key="calib_images"))
-    results = ResultsSpec(round(pct / 100, 6), fault_model_with_bits(sb, model, bits), bn, calib_images)  # 10.0 -> 0.1
+    bn = bn_protocol(sb)
+    results = ResultsSpec(fault_with_bits(sb, model, bits, round(pct / 100, 6)), bn)  # 10.0 -> 0.1
     return PageState(point, results, cost, **evaluation_and_training(sb))
+
+
+def bn_protocol(sb) -> BN:
+    """The BN protocol the sidebar chose, parsed once: Chip(images=N) with its own count, else Paper() or Batch()."""
+    bn = parse_bn(sb.radio("BatchNorm statistics", BN_CHOICES, key="bn", horizontal=True, format_func=BN_NAMES.get,
+                           help=BN_HELP))
+    if isinstance(bn, Chip):  # only the chip protocol asks how many images each chip calibrates on
+        bn = Chip(int(sb.number_input("Calibration images per chip", 1, 50000, DEFAULT_CALIB_IMAGES,
+                                      key="calib_images")))
+    return bn
 
 
 def design_point(sb) -> DesignPoint:
@@ -103,14 +108,15 @@ def hardware(sb, cost_model: str) -> tuple[int, CostSpec]:
     return bits, CostSpec(cost_model, tuple(sorted(knobs.items())), processor)
 
 
-def fault_model_with_bits(sb, model: str, bits: int) -> str:
-    """The fault model's canonical name with the bits per cell, as `--fault-model M --bits-per-cell B` names it;
-    a model that cannot take them keeps one weight per cell, and the sidebar says so."""
+def fault_with_bits(sb, model: str, bits: int, rate: float) -> FaultSpec:
+    """The fault model with the bits per cell at `rate`, as `--fault-model M --bits-per-cell B` names it; a model
+    that cannot take them keeps one weight per cell, and the sidebar says so."""
     try:
-        return fault_model_name(model, bits_per_cell=bits if bits != WEIGHT_BITS else None)
+        name = fault_model_name(model, bits_per_cell=bits if bits != WEIGHT_BITS else None)
     except DSEError as e:
         sb.error(f"{e}; {fault_model_label(model)} keeps one 8-bit weight per cell")
-        return model
+        name = model
+    return parse_fault_model(name, rate)
 
 
 def evaluation_and_training(sb) -> dict:

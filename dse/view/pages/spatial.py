@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dse.domain.faultspec import (FAULT_PARAMS, MAX_SPARES, WEIGHT_BITS, fault_model_label, fault_model_name,
-                                  parse_fault_model)
+from dse.domain.faultspec import (FAULT_PARAMS, MAX_SPARES, WEIGHT_BITS, FaultSpec, fault_model_label,
+                                  fault_model_name, parse_fault_model)
 from dse.run import jobs
 from dse.view import charts, explore, spatial, teaching
 from dse.view.pages import cached
@@ -19,27 +19,26 @@ def render(state: PageState) -> None:
     rate = state.fault_rate
     st.caption(f"Fault model, rate and BN protocol come from the sidebar: {state.results.fault_label} at "
                f"{charts.pct(rate)}, BN: {state.results.bn_label}.")
-    name = tile(state)
+    fault = tile(state)  # this section's faults
     s = cached.point_status(state)
     if s.trained and state.can_run and st.button(
-            f"Evaluate this design point under {name} at {charts.pct(rate)} ({state.instances} chips, BN {state.bn}; "
-            "background job)", key="sp_eval"):
-        spec = replace(state.spec, fault=parse_fault_model(name, rate))  # this section's faults
-        started = jobs.submit(cached.store(), state.evaluate_task(s.checkpoint, spec))[1]
+            f"Evaluate this design point under {fault.name} at {charts.pct(rate)} ({state.instances} chips, "
+            f"BN {state.bn.name}; background job)", key="sp_eval"):
+        started = jobs.submit(cached.store(), state.evaluate_task(s.checkpoint, replace(state.spec, fault=fault)))[1]
         st.toast("Evaluation started; see Jobs" if started else "Already evaluated")
-    stored = explore.curves(cached.store(), state.point, state.bn, state.calib_images, name)
+    stored = explore.curves(cached.store(), state.point, fault=fault, bn=state.bn)
     if not stored.empty:
         st.plotly_chart(charts.subtitle(charts.accuracy_vs_fault_rate(stored, f"Evaluated in the store: accuracy "
-                                                                              f"under {name}"),
+                                                                              f"under {fault.name}"),
                                         f"BN: {state.results.bn_label} · {explore.sample_label(stored)} per point"),
                         key="sp_stored")
-    results(state, teaching.base_model(state.fault_model))
+    results(state, teaching.base_model(state.fault.name))
 
 
-def tile(state: PageState) -> str:
+def tile(state: PageState) -> FaultSpec:
     """One tile of one chip under the sidebar's fault model with this section's parameter and remapping, drawn;
-    returns that fault model's name."""
-    spec, rate = parse_fault_model(state.fault_model), state.fault_rate
+    returns those faults at the sidebar's rate."""
+    spec, rate = state.fault, state.fault_rate
     arch = cached.architecture(state.point)
     shapes = cached.layer_shapes(arch)
     c1, c2, c3 = st.columns([1, 1, 1])
@@ -64,13 +63,13 @@ def tile(state: PageState) -> str:
     st.caption(f"Cells holding a weight: {occ.sum():,} of {occ.size:,}; stuck among them as placed: "
                f"{(maps['stuck'][:, :occ.shape[1]] & occ).sum():,}. {teaching.stuck_reads(name)} The remapping "
                "moves the least important weights (of a freshly initialised model here) onto stuck cells.")
-    return name
+    return parse_fault_model(name, rate)
 
 
 def results(state: PageState, model: str) -> None:
     """The spatial-defects results' accuracy for the point under `model` (from the store), and its lifetime
     curve."""
-    report = spatial.report(cached.store().evaluations(), point_ids=[state.point.point_id], bn=state.bn)
+    report = spatial.report(cached.store().evaluations(), point_ids=[state.point.point_id], bn=state.bn.name)
     point = state.label
     rows = spatial.report_rows(report)
     if rows.empty or point not in set(rows.point) or model not in set(rows[rows.point == point].fault_model):
@@ -79,7 +78,7 @@ def results(state: PageState, model: str) -> None:
         return
     st.plotly_chart(charts.subtitle(spatial.accuracy_figure(report, point, [model]), spatial.sample_label(report)),
                     key="sp_accuracy")
-    note = spatial.protocol_note(report, state.bn, state.calib_images)
+    note = spatial.protocol_note(report, bn=state.bn)
     if note:
         st.caption(note)
     st.markdown("**Lifetime** (accuracy interpolated between the evaluated rates; `python -m dse lifetime` "

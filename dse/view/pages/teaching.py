@@ -16,7 +16,7 @@ from dse.view.state import PageState
 
 
 def render(state: PageState) -> None:
-    f, model = state.fault_rate, state.fault_model
+    f, model = state.fault_rate, state.fault.name
     st.caption(f"Fault model and rate from the sidebar: {state.results.fault_label} at {charts.pct(f)}. "
                "For a class, `?lesson=1` walks through four pictures without any controls.")
     arch = cached.architecture(state.point)

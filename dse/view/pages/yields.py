@@ -17,8 +17,8 @@ from dse.view.state import PageState
 
 def render(state: PageState) -> None:
     f, how, p = state.fault_rate, state.results.bn_label, state.point
-    if st.session_state.get("yield_context") != (f, state.bn, state.calib_images):  # new numbers: their median
-        st.session_state.yield_context = (f, state.bn, state.calib_images)
+    if st.session_state.get("yield_context") != (f, state.bn):  # new numbers: their median
+        st.session_state.yield_context = (f, state.bn)
         st.session_state.yield_target = explore.default_target(cached.design_table(state),
                                                                st.session_state.get("yield_target", 85.0))
     c1, c2 = st.columns([1, 3])
