@@ -72,8 +72,8 @@ def test_the_manifest_carries_the_spatial_defects_report():
     assert len(spatial.gain_table(report)) == 2 * 5 * 2
 
 
-def test_the_readmes_lifetime_table_is_the_shipped_evaluations():
-    """The README's lifetime illustration (ResNet20 1x p=0.3, clustered defects, blind and remapped) is what
+def test_the_docs_lifetime_table_is_the_shipped_evaluations():
+    """docs/spatial.md's lifetime illustration (ResNet20 1x p=0.3, clustered defects, blind and remapped) is what
     `lifetime_table` computes from the shipped evaluations at each month's f(t)."""
     from dse.core.evaluation.lifetime import lifetime_table, parse_trajectory
     from dse.results.catalog import sync
@@ -84,8 +84,8 @@ def test_the_readmes_lifetime_table_is_the_shipped_evaluations():
     ev = store.evaluations()
     ev = ev[(ev.dropconnect == 0.3) & (ev.mapping == "default") & (ev.width == 1.0) & (ev.shortcut_kernel == 1)
             & (ev.test_images == 1000) & (ev.protocol == "fixed(5)") & (ev.bn == "chip")]
-    text = (Path(__file__).parents[1] / "README.md").read_text()
-    block = text[text.index("**A lifetime, for illustration.**"):]
+    text = (Path(__file__).parents[1] / "docs" / "spatial.md").read_text()
+    block = text[text.index("## A lifetime, for illustration"):]
     readme = [line.split(" | ") for line in block.splitlines() if re.match(r"\| \d+ \| 0\.\d{4} \|", line)]
     months = [float(r[0].strip("| ")) for r in readme]
     trajectory = parse_trajectory("weibull:fmax=0.3,eta=60,beta=2")
