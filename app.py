@@ -11,7 +11,6 @@ import time
 
 import streamlit as st
 
-
 from dse.domain.errors import DSEError
 from dse.view.pages import (cached, calibration, faults, header, jobs, lesson, mapping, pareto, results, sidebar,
                             spatial, teaching, yields)

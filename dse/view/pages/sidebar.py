@@ -6,15 +6,14 @@ import streamlit as st
 
 from dse.domain.bn import BN, BN_CHOICES, DEFAULT_CALIB_IMAGES, Chip, parse_bn
 from dse.domain.errors import DSEError
-from dse.domain.faultspec import FAULT_MODEL_NAMES, fault_model_label
+from dse.domain.evalspec import PRECISIONS
+from dse.domain.faultspec import (CELL_BITS, FAULT_MODEL_NAMES, WEIGHT_BITS, FaultSpec, fault_model_label,
+                                  fault_model_name, parse_fault_model)
 from dse.domain.networks import NETWORKS, SHORTCUT_KERNELS
 from dse.domain.paper import DROPCONNECT_RATES, WIDTHS
 from dse.domain.point import DesignPoint
-from dse.domain.faultspec import CELL_BITS, WEIGHT_BITS, FaultSpec, fault_model_name, parse_fault_model
-from dse.domain.evalspec import PRECISIONS
 from dse.run import jobs
 from dse.view import explore
-
 from dse.view.state import NETWORK_NAMES, CostSpec, PageState, ResultsSpec
 
 MAPPING_NAMES = {"default": "1x1 convs on the processor (paper)", "1x1-on-crossbar": "1x1 convs on the crossbar"}
