@@ -36,6 +36,10 @@ def serve(cwd: Path, **env):
 def server(cwd: Path, **env):
     """As `serve`, yielding (URL, the server's process)."""
     port = free_port()
+    config = Path(cwd) / ".streamlit" / "config.toml"
+    if not config.exists():  # the checkout's settings, as `streamlit run app.py` from the checkout reads them
+        config.parent.mkdir(exist_ok=True)
+        shutil.copyfile(ROOT / ".streamlit" / "config.toml", config)
     log = tempfile.TemporaryFile()  # not a pipe: a server that logs much would block on a full one
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
                              f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
