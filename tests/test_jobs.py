@@ -83,6 +83,36 @@ def test_cancel_stops_the_worker(tmp_path, tree, monkeypatch):
     assert not process_alive(int(job["pid"])), "worker still alive after cancel"
 
 
+def test_a_cancel_stays_a_cancel_whatever_the_worker_raises_after_it(tmp_path, monkeypatch):
+    """A SIGTERM landing inside code that turns any Exception into an error of its own (a data reader's) is not
+    swallowed (Cancelled is a BaseException), and an error the worker records after the cancel leaves the job
+    cancelled, as the app's Cancel said."""
+    from dse.domain.errors import DSEError
+
+    def reader():
+        try:
+            jobs._cancel(None, None)  # the signal handler, as if SIGTERM arrived here
+        except Exception as e:  # a reader's catch-all
+            raise DSEError(f"unreadable data ({e})") from None
+
+    with pytest.raises(jobs.Cancelled):
+        reader()
+    store = Store(tmp_path / "s.sqlite")
+    jid, _ = jobs.submit(store, train_task(DesignPoint("resnet20", 0.5), epochs=1, data=str(tmp_path / "d"),
+                                           out_dir=str(tmp_path / "ck")), spawn=False)
+
+    def cancelled_then_failing(kind, config, progress):
+        store.update_job(jid, state="cancelled", message="cancelled")  # the app's Cancel, before its SIGTERM lands
+        raise ValueError("the worker's own failure, after the cancel")
+
+    monkeypatch.setattr(jobs, "execute", cancelled_then_failing)
+    jobs.run_job(store, jid)
+    job = store.job(jid)
+    assert job["state"] == "cancelled" and job["error"] is None
+    store.update_job(jid, state="failed", unless=("queued",))  # the guard names states; others are written
+    assert store.job(jid)["state"] == "failed"
+
+
 def test_failed_job_records_its_error(tmp_path):
     store = Store(tmp_path / "s.sqlite")
     point = DesignPoint("resnet20", 0.5)

@@ -312,11 +312,13 @@ class Store:
                                                    owner, source, now, now))
         return jid, True
 
-    def update_job(self, jid: str, **fields) -> None:
+    def update_job(self, jid: str, *, unless: tuple[str, ...] = (), **fields) -> None:
+        """Set a job's fields, unless its state is one of `unless` (checked in the same statement)."""
         fields["updated"] = time.time()
         sets = ", ".join(f"{k} = ?" for k in fields)
+        guard = f" AND state NOT IN ({', '.join('?' * len(unless))})" if unless else ""
         with self.connect() as db:
-            db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", (*fields.values(), jid))
+            db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?{guard}", (*fields.values(), jid, *unless))
 
     def claim_job(self, jid: str, pid: int) -> dict | None:
         """Atomically move a queued job to running for worker `pid`; None if someone else has it."""

@@ -23,8 +23,9 @@ from dse.results.store import Store
 from dse.run.tasks import CalibrateTask, EvaluateTask, SensitivityTask, Task, TrainTask, from_json, task_id, to_json
 
 
-class Cancelled(Exception):
-    """Raised inside a worker when its job is cancelled (SIGTERM)."""
+class Cancelled(BaseException):
+    """Raised inside a worker when its job is cancelled (SIGTERM). A BaseException, as KeyboardInterrupt is: code
+    that turns any Exception into an error of its own (a data reader's) must not turn a cancel into a failure."""
 
 
 def default_data() -> str:
@@ -120,7 +121,8 @@ def run_job(store: Store, jid: str) -> None:
         pass  # recorded in the job's row
     except Exception as e:  # a worker must record any failure, not die silently
         traceback.print_exc()
-        store.update_job(jid, state="failed", error=f"{type(e).__name__}: {e}", message="failed")
+        store.update_job(jid, state="failed", error=f"{type(e).__name__}: {e}", message="failed",
+                         unless=("cancelled",))  # a cancel that landed first stays a cancel
 
 
 def _run_claimed(store: Store, jid: str, kind: str, config: dict, progress) -> dict:
@@ -133,8 +135,8 @@ def _run_claimed(store: Store, jid: str, kind: str, config: dict, progress) -> d
     except Cancelled:
         store.update_job(jid, state="cancelled", message="cancelled")
         raise
-    except DSEError as e:
-        store.update_job(jid, state="failed", error=str(e), message="failed")
+    except DSEError as e:  # a cancel that landed first stays a cancel
+        store.update_job(jid, state="failed", error=str(e), message="failed", unless=("cancelled",))
         raise
     store.update_job(jid, state="done", progress=1.0, message="done", eta_s=0)
     return result
