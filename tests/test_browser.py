@@ -52,9 +52,28 @@ def first_run(tmp_path):
     """A working folder as a new user has it: results in the store, CIFAR-10 (a tiny tree) in ./data, nothing set."""
     build_store(tmp_path)
     make_tree(tmp_path / "data" / "cifar", per_class=26)  # 260 training images: one batch of the recipe's 256
-    with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(tmp_path / "checkpoints"),
-               DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="", DSE_ALLOWED_DIRS="") as url:
-        yield url
+    try:
+        with serve(tmp_path, DSE_STORE=str(tmp_path / "results.sqlite"), DSE_CHECKPOINTS=str(tmp_path / "checkpoints"),
+                   DSE_RUNS=str(tmp_path / "runs"), DSE_DATA="", DSE_ALLOWED_DIRS="") as url:
+            yield url
+    finally:  # a test that failed mid-job leaves no worker behind (a 500-epoch training would slow every later test)
+        stop_workers(tmp_path / "results.sqlite")
+
+
+def stop_workers(path: Path) -> None:
+    """Cancel every job of the store at `path` still queued or running, and wait (10 s at most) for its worker."""
+    from dse.results.store import Store
+    from dse.run import jobs
+
+    if not path.exists():
+        return
+    store = Store(path)
+    pids = [int(r.pid) for r in store.jobs().itertuples() if r.state in ("queued", "running") and r.pid]
+    for r in store.jobs().itertuples():
+        jobs.cancel(store, r.job_id)
+    t0 = time.time()
+    while any(_alive(p) for p in pids) and time.time() - t0 < 10:
+        time.sleep(0.2)
 
 
 @browser_test

@@ -350,3 +350,20 @@ def test_the_spatial_reports_protocol_note_compares_typed_protocols():
     assert "not the" not in spatial.protocol_note(paper, bn=Paper())
     assert "not the sidebar's batch (transductive)" in spatial.protocol_note(paper, bn=Batch())
     assert spatial.protocol_note({"rows": []}, bn=Paper()) is None
+
+
+def test_a_point_with_no_evaluations_has_an_empty_report():
+    """A design point the store holds no evaluation of (a new one, selected on the page) reports no rows, not an
+    error: the filters keep the evaluations' columns even when no row is left."""
+    import tempfile
+
+    from dse.results.catalog import sync
+    from dse.results.store import Store
+    from dse.view import spatial
+
+    store = Store(Path(tempfile.mkdtemp()) / "s.sqlite")
+    sync(store, [Path(__file__).parents[1] / "checkpoints"])
+    evals = store.evaluations()
+    assert not evals.empty
+    assert spatial.report(evals, point_ids=["no-such-point"]) == {"instances": None, "rows": []}
+    assert spatial.report(evals.iloc[:0]) == {"rows": []}

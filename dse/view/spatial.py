@@ -39,7 +39,7 @@ def report(evals: pd.DataFrame, *, point_ids=None, fault_models=None, fault_rate
     if point_ids is not None:
         e = e[e.point_id.isin(list(point_ids))]
     specs = {name: parse_fault_model(name) for name in set(e.fault_model)}
-    e = e[[specs[m].bits_per_cell == WEIGHT_BITS for m in e.fault_model]]
+    e = e[e.fault_model.map(lambda m: specs[m].bits_per_cell == WEIGHT_BITS).astype(bool)]  # a mask even when empty
     out, used = [], None
     for pid, g in e.groupby("point_id", sort=False):
         if sample:  # the sample asked, its fields not given the largest one recorded
@@ -70,7 +70,7 @@ def report(evals: pd.DataFrame, *, point_ids=None, fault_models=None, fault_rate
 
 def _best_sample(g: pd.DataFrame, specs: dict, bn: str | None) -> dict | None:
     """The sample with the most remapped or spatial rows (ties: the larger), under `bn` when it has any."""
-    spatial = g[[specs[m].remap or specs[m].model not in ("sa1", "sa0") for m in g.fault_model]]
+    spatial = g[g.fault_model.map(lambda m: specs[m].remap or specs[m].model not in ("sa1", "sa0")).astype(bool)]
     if spatial.empty:
         return None
     if bn is not None and (spatial.bn == bn).any():
