@@ -68,9 +68,10 @@ def stop_workers(path: Path) -> None:
     if not path.exists():
         return
     store = Store(path)
-    pids = [int(r.pid) for r in store.jobs().itertuples() if r.state in ("queued", "running") and r.pid]
-    for r in store.jobs().itertuples():
+    active = [r for r in store.jobs().itertuples() if r.state in ("queued", "running")]
+    for r in active:
         jobs.cancel(store, r.job_id)
+    pids = [int(r.pid) for r in active if r.pid]
     t0 = time.time()
     while any(_alive(p) for p in pids) and time.time() - t0 < 10:
         time.sleep(0.2)
